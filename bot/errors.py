@@ -8,6 +8,7 @@
     ├── ProviderError          the provider answered with an error, or did not answer
     │   ├── RateLimited        429 rate_limit_exceeded; carries the server's retry hint
     │   ├── QuotaExhausted     429 insufficient_quota and the spend/credit codes that mean the same
+    │   ├── RequestTooLarge    429 "Request too large": bigger than the TPM limit itself, never fits
     │   ├── AuthenticationFailed  401/403
     │   ├── BadRequest         400 (and 413/422)
     │   ├── ModelNotFound      404
@@ -92,6 +93,10 @@ class RateLimited(ProviderError):
 
 
 class QuotaExhausted(ProviderError):
+    pass
+
+
+class RequestTooLarge(ProviderError):
     pass
 
 
