@@ -9,7 +9,7 @@ can be overridden, and models added, in the ``[models."name"]`` tables of the co
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
@@ -59,9 +59,15 @@ def _d(value: str) -> Decimal:
 # name: (endpoint, encoding, context window, input, output, {tier: (rpm, tpm, rpd)})
 # The gpt-3.5-turbo and gpt-4 figures are the ones this project was specified with; the others
 # are OpenAI's published list prices and usage-tier-1 limits.
-_BUILTIN: dict[str, tuple[Endpoint, str, int, str, str, dict[Tier, tuple[int, int, int | None]]]] = {
+_BUILTIN: dict[
+    str, tuple[Endpoint, str, int, str, str, dict[Tier, tuple[int, int, int | None]]]
+] = {
     "gpt-3.5-turbo": (
-        "chat", "cl100k_base", 16_385, "0.0015", "0.002",
+        "chat",
+        "cl100k_base",
+        16_385,
+        "0.0015",
+        "0.002",
         {"free": (3, 40_000, 200), "paid": (60, 150_000, 6_000)},
     ),
     "gpt-4": ("chat", "cl100k_base", 8_192, "0.03", "0.06", {"paid": (20, 40_000, 1_000)}),
@@ -69,24 +75,53 @@ _BUILTIN: dict[str, tuple[Endpoint, str, int, str, str, dict[Tier, tuple[int, in
     "gpt-4-turbo": ("chat", "cl100k_base", 128_000, "0.01", "0.03", {"paid": (500, 30_000, None)}),
     "gpt-4o": ("chat", "o200k_base", 128_000, "0.0025", "0.01", {"paid": (500, 30_000, None)}),
     "gpt-4o-mini": (
-        "chat", "o200k_base", 128_000, "0.00015", "0.0006",
+        "chat",
+        "o200k_base",
+        128_000,
+        "0.00015",
+        "0.0006",
         {"free": (3, 40_000, 200), "paid": (500, 200_000, 10_000)},
     ),
     "gpt-4.1": ("chat", "o200k_base", 1_047_576, "0.002", "0.008", {"paid": (500, 30_000, None)}),
     "gpt-4.1-mini": (
-        "chat", "o200k_base", 1_047_576, "0.0004", "0.0016", {"paid": (500, 200_000, None)},
+        "chat",
+        "o200k_base",
+        1_047_576,
+        "0.0004",
+        "0.0016",
+        {"paid": (500, 200_000, None)},
     ),
     "gpt-4.1-nano": (
-        "chat", "o200k_base", 1_047_576, "0.0001", "0.0004", {"paid": (500, 200_000, None)},
+        "chat",
+        "o200k_base",
+        1_047_576,
+        "0.0001",
+        "0.0004",
+        {"paid": (500, 200_000, None)},
     ),
     "gpt-3.5-turbo-instruct": (
-        "completions", "cl100k_base", 4_096, "0.0015", "0.002", {"paid": (3_500, 90_000, None)},
+        "completions",
+        "cl100k_base",
+        4_096,
+        "0.0015",
+        "0.002",
+        {"paid": (3_500, 90_000, None)},
     ),
     "davinci-002": (
-        "completions", "cl100k_base", 16_384, "0.002", "0.002", {"paid": (3_000, 250_000, None)},
+        "completions",
+        "cl100k_base",
+        16_384,
+        "0.002",
+        "0.002",
+        {"paid": (3_000, 250_000, None)},
     ),
     "babbage-002": (
-        "completions", "cl100k_base", 16_384, "0.0004", "0.0004", {"paid": (3_000, 250_000, None)},
+        "completions",
+        "cl100k_base",
+        16_384,
+        "0.0004",
+        "0.0004",
+        {"paid": (3_000, 250_000, None)},
     ),
 }
 
@@ -156,7 +191,7 @@ class Catalog:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._find(name) is not None
 
-    def __iter__(self) -> Iterable[ModelInfo]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[ModelInfo]:
         return iter(self._models.values())
 
     def names(self) -> list[str]:

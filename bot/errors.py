@@ -23,6 +23,11 @@ Provider errors are raised from the httpx error or the HTTP answer that caused t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.provider.results import RateLimitInfo
+
 
 class QuotabotError(Exception):
     """Base class: catch this to catch everything quotabot raises on purpose."""
@@ -60,6 +65,8 @@ class ProviderError(QuotabotError):
     """The provider failed the call. ``status`` is None when no HTTP answer arrived."""
 
     retryable = False
+    rate_limits: RateLimitInfo | None = None
+    """What the answer's x-ratelimit-* headers said, when there was an answer."""
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""Platform-neutral values that flow through the core: what was asked, what was answered, what it cost.
+"""Platform-neutral values that flow through the core: what was asked, answered and spent.
 
 Adapters build a :class:`ChatRequest` from a platform event and render a :class:`Reply` back;
 nothing here knows about Slack or Discord.

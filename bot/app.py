@@ -1,0 +1,86 @@
+"""Lifecycle in one place: open everything a quotabot process needs, in order, and close it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from bot.catalog import Catalog
+from bot.config import Settings
+from bot.models import ChannelSettings
+from bot.provider import OpenAIClient
+from bot.sandbox import SandboxConfig, SandboxServer
+from bot.service import Service
+from bot.store import ChannelStore, Database, UsageStore, migrate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class App:
+    settings: Settings
+    catalog: Catalog
+    db: Database
+    usage: UsageStore
+    channels: ChannelStore
+    provider: OpenAIClient
+    service: Service
+    sandbox: SandboxServer | None
+    """The built-in sandbox, when no provider is configured; None otherwise."""
+
+    @property
+    def provider_url(self) -> str:
+        return self.sandbox.base_url if self.sandbox else self.settings.provider_base_url
+
+
+def channel_defaults(settings: Settings) -> ChannelSettings:
+    return ChannelSettings(
+        model=settings.default_model,
+        system_prompt=settings.system_prompt,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+        enabled=True,
+    )
+
+
+@asynccontextmanager
+async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> AsyncIterator[App]:
+    """Open the store (migrating it; by default only SQLite is migrated automatically), the
+    provider client, or the built-in sandbox when no provider is configured."""
+    catalog = settings.catalog()
+    async with AsyncExitStack() as stack:
+        db = Database(settings.sqlalchemy_url)
+        stack.push_async_callback(db.aclose)
+        await migrate.ensure_schema(db, migrate=auto_migrate)
+
+        sandbox = None
+        if settings.provider_configured:
+            base_url = settings.provider_base_url
+            key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        else:
+            sandbox = await stack.enter_async_context(SandboxServer(SandboxConfig(catalog=catalog)))
+            base_url, key = sandbox.base_url, "sandbox"
+        provider = OpenAIClient(base_url=base_url, api_key=key, timeout=settings.request_timeout)
+        stack.push_async_callback(provider.aclose)
+
+        usage = UsageStore(db)
+        channels = ChannelStore(db, channel_defaults(settings))
+        service = Service(
+            provider=provider,
+            catalog=catalog,
+            usage=usage,
+            channels=channels,
+            store_message_text=settings.store_message_text,
+        )
+        yield App(
+            settings=settings,
+            catalog=catalog,
+            db=db,
+            usage=usage,
+            channels=channels,
+            provider=provider,
+            service=service,
+            sandbox=sandbox,
+        )

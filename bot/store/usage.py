@@ -1,0 +1,137 @@
+"""Usage rows: written once per provider call, read back as reports."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from sqlalchemy import ColumnElement, func, select, type_coerce
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.errors import StoreError
+from bot.store.db import Database
+from bot.store.schema import Money, UsageRecord
+
+GroupBy = Literal["channel", "model", "user", "day", "workspace", "platform"]
+GROUPS: tuple[GroupBy, ...] = ("channel", "model", "user", "day", "workspace", "platform")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageRow:
+    """What is recorded for one provider call. ``call_id`` makes the write idempotent."""
+
+    call_id: str
+    request_id: str
+    created_at: datetime
+    platform: str
+    workspace: str
+    channel: str
+    user: str
+    model: str
+    endpoint: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: Decimal | None
+    outcome: str
+    thread: str | None = None
+    usage_estimated: bool = False
+    latency_ms: int = 0
+    retries: int = 0
+    provider_request_id: str | None = None
+    prompt_text: str | None = None
+    reply_text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportLine:
+    key: str
+    calls: int
+    failed: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: Decimal
+    unpriced_calls: int
+    """Calls whose model has no price: their cost is not in ``cost``."""
+
+
+class UsageStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    async def record(self, row: UsageRow) -> bool:
+        """Store ``row``; False if a row with its ``call_id`` is already there (a replay)."""
+        dialect = sqlite if self.db.dialect == "sqlite" else postgresql
+        stmt = (
+            dialect.insert(UsageRecord)
+            .values(**asdict(row))
+            .on_conflict_do_nothing(index_elements=["call_id"])
+        )
+        try:
+            async with self.db.session() as s, s.begin():
+                result = await s.execute(stmt)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"Could not record usage for call {row.call_id}: {exc}") from exc
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def rows(self, *, request_id: str | None = None) -> list[UsageRecord]:
+        stmt = select(UsageRecord).order_by(UsageRecord.id)
+        if request_id is not None:
+            stmt = stmt.where(UsageRecord.request_id == request_id)
+        async with self.db.session() as s:
+            return list((await s.scalars(stmt)).all())
+
+    async def report(
+        self,
+        *,
+        by: GroupBy = "channel",
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[ReportLine]:
+        """Totals per group, most expensive first; sums are done in SQL, exactly."""
+        key = self._key(by)
+        ok = UsageRecord.outcome == "ok"
+        stmt = select(
+            key.label("key"),
+            func.count(),
+            func.count().filter(~ok),
+            func.coalesce(func.sum(UsageRecord.prompt_tokens), 0),
+            func.coalesce(func.sum(UsageRecord.completion_tokens), 0),
+            type_coerce(func.sum(UsageRecord.cost), Money()),
+            func.count().filter(UsageRecord.cost.is_(None) & ok),
+        ).group_by(key)
+        if since is not None:
+            stmt = stmt.where(UsageRecord.created_at >= since)
+        if until is not None:
+            stmt = stmt.where(UsageRecord.created_at < until)
+        try:
+            async with self.db.session() as s:
+                result = (await s.execute(stmt)).all()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"Could not read usage: {exc}") from exc
+        lines = [
+            ReportLine(
+                key=str(k),
+                calls=calls,
+                failed=failed,
+                prompt_tokens=int(pt),
+                completion_tokens=int(ct),
+                cost=cost if cost is not None else Decimal(0),
+                unpriced_calls=unpriced,
+            )
+            for k, calls, failed, pt, ct, cost, unpriced in result
+        ]
+        if by == "day":
+            return sorted(lines, key=lambda line: line.key)
+        return sorted(lines, key=lambda line: (-line.cost, -line.calls, line.key))
+
+    def _key(self, by: GroupBy) -> ColumnElement[str]:
+        if by == "day":
+            if self.db.dialect == "sqlite":
+                return func.strftime("%Y-%m-%d", UsageRecord.created_at)
+            return func.to_char(func.timezone("UTC", UsageRecord.created_at), "YYYY-MM-DD")
+        if by not in GROUPS:
+            raise ValueError(f"cannot group usage by {by!r}; choose one of {', '.join(GROUPS)}")
+        return getattr(UsageRecord, by)  # type: ignore[no-any-return]

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from bot.models import ChannelSettings
+from bot.store import ChannelStore, Database
+
+DEFAULTS = ChannelSettings(
+    model="gpt-3.5-turbo", system_prompt="Be brief.", max_tokens=256, temperature=None, enabled=True
+)
+
+
+async def test_channels_start_from_the_defaults_and_keep_their_own(db: Database) -> None:
+    store = ChannelStore(db, DEFAULTS)
+    assert await store.get("slack", "T1", "C1") == DEFAULTS
+
+    changed = await store.set("slack", "T1", "C1", model="gpt-4o", system_prompt="Pirate voice.")
+    assert changed.model == "gpt-4o"
+    assert changed.system_prompt == "Pirate voice."
+    assert changed.max_tokens == 256  # untouched fields keep the default
+
+    # Other channels, workspaces and platforms are unaffected.
+    assert await store.get("slack", "T1", "C2") == DEFAULTS
+    assert await store.get("discord", "T1", "C1") == DEFAULTS
+
+    await store.set("slack", "T1", "C1", enabled=False, temperature=0.2)
+    got = await store.get("slack", "T1", "C1")
+    assert (got.enabled, got.temperature, got.model) == (False, 0.2, "gpt-4o")
+
+    reset = await store.set("slack", "T1", "C1", model=None)
+    assert reset.model == "gpt-3.5-turbo"
+    assert reset.enabled is False

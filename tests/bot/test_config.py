@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_settings
+from bot.errors import ConfigError
+
+
+def test_defaults_need_nothing_configured(tmp_path: Path) -> None:
+    s = load_settings()
+    assert not s.provider_configured  # so the sandbox answers
+    assert (
+        s.sqlalchemy_url == f"sqlite+aiosqlite:///{tmp_path / 'data' / 'quotabot' / 'quotabot.db'}"
+    )
+    assert s.default_model == "gpt-3.5-turbo"
+
+
+def test_environment_beats_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "quotabot.toml"
+    cfg.write_text(
+        'default_model = "gpt-4o"\nmax_tokens = 100\nopenai_base_url = "http://llm:8000/v1"\n'
+        '[models."llama3"]\ncontext_window = 8192\n'
+        'input_price = "0.0001"\noutput_price = "0.0002"\n'
+    )
+    monkeypatch.setenv("QUOTABOT_CONFIG", str(cfg))
+    monkeypatch.setenv("QUOTABOT_MAX_TOKENS", "200")
+    s = load_settings()
+    assert (s.default_model, s.max_tokens, s.provider_base_url) == (
+        "gpt-4o",
+        200,
+        "http://llm:8000/v1",
+    )
+    assert s.catalog().get("llama3").input_price == Decimal("0.0001")
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://other/v1/")
+    assert load_settings().provider_base_url == "http://other/v1"
+
+
+def test_secrets_come_from_the_environment_and_never_print(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-very-secret")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "shh")
+    s = load_settings()
+    assert s.openai_api_key is not None
+    assert s.openai_api_key.get_secret_value() == "sk-very-secret"
+    assert "sk-very-secret" not in repr(s)
+    assert "shh" not in repr(s) and "shh" not in str(s.model_dump())
+
+
+def test_a_secret_in_the_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "quotabot.toml"
+    cfg.write_text('openai_api_key = "sk-oops"\n')
+    monkeypatch.setenv("QUOTABOT_CONFIG", str(cfg))
+    with pytest.raises(ConfigError, match="environment only"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("max_tokens = 'many'", "max_tokens"),
+        ("colour = 'blue'", "unknown settings: colour"),
+        ("[models.x]\nprice = 1", "models.x.price"),
+        ("not toml at all [", "not valid TOML"),
+    ],
+)
+def test_bad_files_say_what_is_wrong(
+    content: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "quotabot.toml"
+    cfg.write_text(content)
+    monkeypatch.setenv("QUOTABOT_CONFIG", str(cfg))
+    with pytest.raises(ConfigError, match=message):
+        load_settings()
+
+
+def test_plain_database_urls_get_an_async_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUOTABOT_DATABASE_URL", "postgresql://u@db:5432/quotabot")
+    assert load_settings().sqlalchemy_url == "postgresql+asyncpg://u@db:5432/quotabot"
+    assert "OPENAI_API_KEY" not in os.environ  # the clean_environ fixture is in force

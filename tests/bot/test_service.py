@@ -1,0 +1,225 @@
+"""The core against a real sandbox server (and, for server quirks, a fake at the HTTP boundary)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from bot.app import channel_defaults
+from bot.catalog import Catalog, ModelOverride
+from bot.config import load_settings
+from bot.errors import ChannelDisabled, PromptTooLong, RateLimited
+from bot.models import ChatRequest, Message
+from bot.provider import OpenAIClient
+from bot.sandbox import SandboxConfig, SandboxServer
+from bot.service import Service
+from bot.store import ChannelStore, Database, UsageStore
+
+
+def ask(text: str, **kw: object) -> ChatRequest:
+    fields: dict[str, object] = {
+        "platform": "slack",
+        "workspace": "T1",
+        "channel": "C1",
+        "user": "U1",
+        "messages": (Message("user", text),),
+    }
+    fields.update(kw)
+    return ChatRequest(**fields)  # type: ignore[arg-type]
+
+
+def make_service(db: Database, provider: OpenAIClient, catalog: Catalog | None = None) -> Service:
+    settings = load_settings()
+    return Service(
+        provider=provider,
+        catalog=catalog or settings.catalog(),
+        usage=UsageStore(db),
+        channels=ChannelStore(db, channel_defaults(settings)),
+    )
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[SandboxServer]:
+    async with SandboxServer(SandboxConfig(rpm=None, tpm=None, rpd=None)) as server:
+        yield server
+
+
+@pytest.fixture
+async def provider(sandbox: SandboxServer) -> AsyncIterator[OpenAIClient]:
+    async with OpenAIClient(base_url=sandbox.base_url, api_key="sk-test") as client:
+        yield client
+
+
+async def test_an_answer_is_recorded_with_the_providers_figures(
+    db: Database, sandbox: SandboxServer, provider: OpenAIClient
+) -> None:
+    service = make_service(db, provider)
+    reply = await service.handle(ask("What is a token bucket?"))
+
+    served = sandbox.stats.total
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (
+        served.prompt_tokens,
+        served.completion_tokens,
+    )
+    assert (
+        reply.cost
+        == (
+            Decimal("0.0015") * reply.usage.prompt_tokens
+            + Decimal("0.002") * reply.usage.completion_tokens
+        )
+        / 1000
+    )
+    (row,) = await service.usage.rows()
+    assert (row.outcome, row.model, row.channel, row.user) == ("ok", "gpt-3.5-turbo", "C1", "U1")
+    assert (row.prompt_tokens, row.completion_tokens, row.cost) == (
+        reply.usage.prompt_tokens,
+        reply.usage.completion_tokens,
+        reply.cost,
+    )
+    assert row.request_id == reply.request_id
+    assert row.prompt_text is None and row.reply_text is None  # text is not stored by default
+
+
+async def test_streamed_answers_still_record_the_providers_usage(
+    db: Database, sandbox: SandboxServer, provider: OpenAIClient
+) -> None:
+    service = make_service(db, provider)
+    deltas: list[str] = []
+
+    async def collect(delta: str) -> None:
+        deltas.append(delta)
+
+    reply = await service.handle(ask("Stream this, please"), on_delta=collect)
+    assert len(deltas) > 1
+    assert "".join(deltas) == reply.text
+    assert not reply.usage_estimated
+    assert reply.usage.completion_tokens == sandbox.stats.total.completion_tokens
+    (row,) = await service.usage.rows()
+    assert row.completion_tokens == reply.usage.completion_tokens
+
+
+async def test_completion_models_go_to_the_legacy_endpoint(
+    db: Database, sandbox: SandboxServer, provider: OpenAIClient
+) -> None:
+    service = make_service(db, provider)
+    reply = await service.handle(ask("Say something", model="gpt-3.5-turbo-instruct", max_tokens=5))
+    assert reply.usage.completion_tokens <= 5
+    assert sandbox.stats.models["gpt-3.5-turbo-instruct"].requests == 1
+    (row,) = await service.usage.rows()
+    assert row.endpoint == "completions"
+
+
+async def test_channel_settings_choose_model_and_system_prompt(
+    db: Database, sandbox: SandboxServer, provider: OpenAIClient
+) -> None:
+    service = make_service(db, provider)
+    await service.channels.set("slack", "T1", "C1", model="gpt-4o", max_tokens=7)
+    reply = await service.handle(ask("hi"))
+    assert reply.model == "gpt-4o" and reply.usage.completion_tokens <= 7
+    assert sandbox.stats.models["gpt-4o"].requests == 1
+
+    await service.channels.set("slack", "T1", "C1", enabled=False)
+    with pytest.raises(ChannelDisabled):
+        await service.handle(ask("hi again"))
+    assert sandbox.stats.total.requests == 1  # nothing was sent
+
+
+async def test_an_over_long_prompt_is_refused_before_sending(
+    db: Database, sandbox: SandboxServer, provider: OpenAIClient
+) -> None:
+    service = make_service(db, provider)
+    with pytest.raises(PromptTooLong) as info:
+        await service.handle(ask("word " * 9_000, model="gpt-4"))
+    assert info.value.excess > 0
+    assert f"at least {info.value.excess:,} tokens" in str(info.value)
+    assert sandbox.stats.total.requests == 0
+    assert await service.usage.rows() == []
+
+
+async def test_long_conversations_are_trimmed_to_fit(
+    db: Database, sandbox: SandboxServer, provider: OpenAIClient
+) -> None:
+    service = make_service(db, provider)
+    history = []
+    for i in range(60):
+        history += [Message("user", f"old question {i} " * 30), Message("assistant", "ok " * 30)]
+    reply = await service.handle(
+        ask("x", model="gpt-4", messages=(*history, Message("user", "now?")))
+    )
+    assert reply.usage.prompt_tokens + 512 <= 8_192
+
+
+async def test_a_failed_call_is_recorded_and_raised(db: Database) -> None:
+    async with (
+        SandboxServer(SandboxConfig(rpm=1)) as server,
+        OpenAIClient(base_url=server.base_url, api_key="k") as client,
+    ):
+        service = make_service(db, client)
+        await service.handle(ask("one"))
+        with pytest.raises(RateLimited) as info:
+            await service.handle(ask("two"))
+        assert info.value.retry_after is not None and info.value.retry_after > 0
+        ok, failed = await service.usage.rows()
+        assert (ok.outcome, failed.outcome) == ("ok", "RateLimited")
+        assert (failed.prompt_tokens, failed.completion_tokens, failed.cost) == (0, 0, None)
+
+
+async def test_self_hosted_quirks_never_break_a_reply(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A llama.cpp-style server: unknown model, no usage, no rate-limit headers, extra fields."""
+    seen: list[dict[str, object]] = []
+
+    def llama(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(
+            200,
+            json={
+                "choices": [{"message": {"content": "Hello from llama"}, "finish_reason": None}],
+                "timings": {"predicted_ms": 12.5},
+            },
+        )
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(llama))
+    async with OpenAIClient(base_url="http://llama:8080/v1", http=http) as client:
+        service = make_service(db, client)
+        with caplog.at_level(logging.WARNING):
+            first = await service.handle(ask("hi", model="llama3"))
+            await service.handle(ask("again", model="llama3"))
+    await http.aclose()
+
+    assert first.text == "Hello from llama"
+    assert first.usage_estimated and first.cost is None
+    assert first.usage.completion_tokens == 3  # counted by quotabot: "Hello| from| llama"
+    assert seen[0]["model"] == "llama3"
+    assert seen[0]["messages"][0]["role"] == "system"  # type: ignore[index]
+    warnings = [r for r in caplog.records if "no price" in r.getMessage()]
+    assert len(warnings) == 1  # once, not once per message
+    rows = await service.usage.rows()
+    assert [(r.cost, r.usage_estimated) for r in rows] == [(None, True), (None, True)]
+
+
+async def test_a_configured_price_makes_a_self_hosted_model_priced(db: Database) -> None:
+    def llama(request: httpx.Request) -> httpx.Response:
+        body = {
+            "choices": [{"message": {"content": "ok"}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
+        }
+        return httpx.Response(200, json=body)
+
+    catalog = Catalog.build(
+        overrides={
+            "llama3": ModelOverride(input_price=Decimal("0.001"), output_price=Decimal("0.002"))
+        }
+    )
+    http = httpx.AsyncClient(transport=httpx.MockTransport(llama))
+    async with OpenAIClient(base_url="http://llama:8080/v1", http=http) as client:
+        reply = await make_service(db, client, catalog).handle(ask("hi", model="llama3"))
+    await http.aclose()
+    assert reply.cost == Decimal("0.000014")
+    assert not reply.usage_estimated

@@ -1,0 +1,98 @@
+"""`quotabot chat` with piped stdin, run as a user would: a real process, a real sandbox, a real
+SQLite file; then `quotabot usage` reads back what was recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox import SandboxConfig, SandboxServer
+
+USAGE_LINE = re.compile(r"^\[(\d+) in / (\d+) out · \$(\d+\.\d+) · gpt-3\.5-turbo\]$")
+
+
+def quotabot(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_piped_chat_against_the_builtin_sandbox(tmp_path: Path) -> None:
+    prompts = ["What is a token bucket?", "", "Explain exponential backoff", "Why jitter?"]
+    result = quotabot(
+        "chat", "--channel", "general", "--user", "ada", stdin="\n".join(prompts) + "\n"
+    )
+    assert result.returncode == 0, result.stderr
+
+    replies = result.stdout.splitlines()
+    assert len(replies) == 3  # one per non-empty prompt, nothing else on stdout
+    assert all(r.startswith("Sandbox answer:") for r in replies)
+
+    status = result.stderr.splitlines()
+    assert "built-in sandbox" in status[0] and "OPENAI_API_KEY" in status[0]
+    usage_lines = [USAGE_LINE.match(line) for line in status if line.startswith("[")]
+    assert len(usage_lines) == 3 and all(usage_lines)
+
+    report = quotabot("usage", "--by", "user", "--json")
+    assert report.returncode == 0, report.stderr
+    (ada,) = json.loads(report.stdout)
+    assert ada["key"] == "ada" and ada["calls"] == 3 and ada["failed"] == 0
+    shown_in = sum(int(m.group(1)) for m in usage_lines if m)
+    shown_out = sum(int(m.group(2)) for m in usage_lines if m)
+    assert (ada["prompt_tokens"], ada["completion_tokens"]) == (shown_in, shown_out)
+    assert (tmp_path / "data" / "quotabot" / "quotabot.db").is_file()
+
+
+async def test_piped_chat_against_a_configured_provider() -> None:
+    """OPENAI_BASE_URL points at another server: the usage in the rows is what it served."""
+    async with SandboxServer(SandboxConfig(api_key="sk-test")) as sandbox:
+        env = {"OPENAI_BASE_URL": sandbox.base_url, "OPENAI_API_KEY": "sk-test"}
+        result = await _in_thread(quotabot, "chat", stdin="hello\nworld\n", env=env)
+        assert result.returncode == 0, result.stderr
+        assert sandbox.base_url in result.stderr.splitlines()[0]
+        assert len(result.stdout.splitlines()) == 2
+
+        report = json.loads((await _in_thread(quotabot, "usage", "--by", "model", "--json")).stdout)
+        served = sandbox.stats.total
+        assert report[0]["prompt_tokens"] == served.prompt_tokens
+        assert report[0]["completion_tokens"] == served.completion_tokens
+
+
+def test_refusals_are_explained_and_the_exit_status_says_so() -> None:
+    long_prompt = "word " * 20_000  # beyond gpt-3.5-turbo's 16,385-token window
+    result = quotabot("chat", stdin=f"hi\n{long_prompt}\n")
+    assert result.returncode == 1
+    assert len(result.stdout.splitlines()) == 1  # the first prompt was still answered
+    assert "shorten the prompt by at least" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_configuration_is_one_clear_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("max_tokens = -5\n")
+    result = quotabot("chat", stdin="hi\n", env={"QUOTABOT_CONFIG": str(cfg)})
+    assert result.returncode == 2
+    assert result.stderr.startswith("quotabot: Invalid settings: max_tokens")
+    assert "Traceback" not in result.stderr
+
+
+async def _in_thread(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+pytestmark = pytest.mark.timeout(120)
