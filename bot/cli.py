@@ -225,7 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl SQLiteImpl." is noise
+    # One line per HTTP request or migration step drowns the conversation: keep those quiet.
+    if not args.verbose:
+        for noisy in ("alembic", "httpx", "httpcore", "aiohttp.access"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return asyncio.run(_COMMANDS[args.command](settings, args))
     except KeyboardInterrupt:
