@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any
 
 import httpx
 
 from bot.errors import ConfigError
+from bot.lifecycle import AsyncResource
 from bot.models import Message
 from bot.provider.failures import ErrorMapper, describe_body, status_cause
 from bot.provider.results import BadBody, Completion, Kind, parse_completion
@@ -28,7 +28,7 @@ def _body(
     return body
 
 
-class OpenAIClient:
+class OpenAIClient(AsyncResource):
     """Calls one OpenAI-compatible server, one attempt per call; an async context manager."""
 
     def __init__(
@@ -64,17 +64,6 @@ class OpenAIClient:
         shown = self._base_url.copy_with(username=None, password=None)
         key = "None" if self._api_key is None else "'***'"
         return f"OpenAIClient(base_url={str(shown)!r}, api_key={key})"
-
-    async def __aenter__(self) -> OpenAIClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the HTTP client if this object created it; an injected one is its owner's."""

@@ -4,10 +4,10 @@ demos and benchmarks in other processes (:func:`run_sandbox`)."""
 from __future__ import annotations
 
 import asyncio
-from types import TracebackType
 
 from aiohttp import web
 
+from bot.lifecycle import AsyncResource
 from bot.sandbox.app import SANDBOX, create_app
 from bot.sandbox.config import SandboxConfig
 from bot.sandbox.stats import SandboxStats
@@ -16,7 +16,7 @@ from bot.sandbox.stats import SandboxStats
 _SHUTDOWN_TIMEOUT = 2.0
 
 
-class SandboxServer:
+class SandboxServer(AsyncResource):
     """A sandbox listening on a real TCP port; port 0 picks a free one."""
 
     def __init__(
@@ -67,18 +67,6 @@ class SandboxServer:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
-
-    async def __aenter__(self) -> SandboxServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def _limit(value: int | None) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from sqlalchemy import event
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from bot.config import async_database_url
+from bot.lifecycle import AsyncResource
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -30,7 +30,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class Database:
+class Database(AsyncResource):
     """Owns the engine and the session factory. ``async with Database(url) as db: ...``"""
 
     def __init__(self, url: str, *, echo: bool = False):
@@ -54,14 +54,3 @@ class Database:
 
     async def aclose(self) -> None:
         await self.engine.dispose()
-
-    async def __aenter__(self) -> Database:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
