@@ -13,6 +13,7 @@ import logging
 from typing import TextIO
 
 from bot import messages
+from bot.budget.manager import QueueInfo
 from bot.errors import ProviderError, QuotabotError
 from bot.models import ChatRequest, Message, Reply
 from bot.service import Service
@@ -81,10 +82,12 @@ class TerminalChat:
         try:
             if self.interactive:
                 self.stdout.write("bot> ")
-                reply = await self.service.handle(request, on_delta=self._write_delta)
+                reply = await self.service.handle(
+                    request, on_delta=self._write_delta, on_queued=self._queued
+                )
                 self.stdout.write("\n")
             else:
-                reply = await self.service.handle(request)
+                reply = await self.service.handle(request, on_queued=self._queued)
                 self.stdout.write(reply.text.rstrip("\n") + "\n")
             self.stdout.flush()
         except QuotabotError as exc:
@@ -98,6 +101,9 @@ class TerminalChat:
             self.history += [question, Message("assistant", reply.text)]
         self._report(reply)
         return True
+
+    async def _queued(self, info: QueueInfo) -> None:
+        self._status(messages.queued(info))
 
     async def _write_delta(self, delta: str) -> None:
         self.stdout.write(delta)

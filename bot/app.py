@@ -7,10 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+from bot.budget.backend import BudgetBackend
+from bot.budget.manager import Budget
+from bot.budget.memory import MemoryBackend
+from bot.budget.policy import Policy
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.models import ChannelSettings
 from bot.provider import OpenAIClient
+from bot.retry import RetryPolicy
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.service import Service
 from bot.store import ChannelStore, Database, UsageStore, migrate
@@ -27,12 +32,22 @@ class App:
     channels: ChannelStore
     provider: OpenAIClient
     service: Service
+    budget: Budget
     sandbox: SandboxServer | None
     """The built-in sandbox, when no provider is configured; None otherwise."""
 
     @property
     def provider_url(self) -> str:
         return self.sandbox.base_url if self.sandbox else self.settings.provider_base_url
+
+
+def budget_backend(settings: Settings) -> BudgetBackend:
+    """Redis when configured, so that every quotabot process shares one budget."""
+    if settings.redis_url:
+        from bot.budget.redis import RedisBackend
+
+        return RedisBackend(settings.redis_url)
+    return MemoryBackend()
 
 
 def channel_defaults(settings: Settings) -> ChannelSettings:
@@ -65,6 +80,16 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         provider = OpenAIClient(base_url=base_url, api_key=key, timeout=settings.request_timeout)
         stack.push_async_callback(provider.aclose)
 
+        backend = budget_backend(settings)
+        stack.push_async_callback(backend.aclose)
+        budget = Budget(
+            backend,
+            Policy(settings.budget_limits()),
+            queue_size=settings.queue_size,
+            batch_max=settings.batch_max,
+        )
+        stack.push_async_callback(budget.aclose)
+
         usage = UsageStore(db)
         channels = ChannelStore(db, channel_defaults(settings))
         service = Service(
@@ -72,6 +97,12 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             catalog=catalog,
             usage=usage,
             channels=channels,
+            budget=budget,
+            retry=RetryPolicy(
+                max_attempts=settings.max_attempts, base=settings.retry_base, cap=settings.retry_max
+            ),
+            deadline=settings.request_deadline,
+            batching=settings.batching,
             store_message_text=settings.store_message_text,
         )
         yield App(
@@ -82,5 +113,6 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             channels=channels,
             provider=provider,
             service=service,
+            budget=budget,
             sandbox=sandbox,
         )

@@ -13,7 +13,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -58,6 +66,23 @@ class ModelConfig(BaseModel):
     rpm: int | None = Field(None, gt=0)
     tpm: int | None = Field(None, gt=0)
     rpd: int | None = Field(None, gt=0)
+
+
+class LimitsConfig(BaseModel):
+    """A ``[budgets."SCOPE"]`` table. SCOPE is ``model``, ``workspace``, ``channel`` or
+    ``user`` (the default for each one of them), or one of them by ID: ``channel:C0123``,
+    ``model:gpt-4``. Every limit is optional."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rpm: int | None = Field(None, gt=0, description="requests per minute")
+    tpm: int | None = Field(None, gt=0, description="tokens per minute")
+    rpd: int | None = Field(None, gt=0, description="requests per day")
+    tokens_day: int | None = Field(None, gt=0)
+    tokens_month: int | None = Field(None, gt=0)
+    spend_day: Decimal | None = Field(None, ge=0, description="USD")
+    spend_month: Decimal | None = Field(None, ge=0, description="USD")
+    weight: float | None = Field(None, gt=0, description="share of the queue (channels)")
 
 
 def _default_data_dir() -> Path:
@@ -121,6 +146,16 @@ class Settings(BaseSettings):
     request_timeout: float = Field(60.0, gt=0)
     store_message_text: bool = False
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    budgets: dict[str, LimitsConfig] = Field(default_factory=dict)
+
+    request_deadline: float = Field(120.0, gt=0)
+    """Seconds a request may spend queued and retried before the user is told to try later."""
+    max_attempts: int = Field(5, ge=1)
+    retry_base: float = Field(1.0, gt=0)
+    retry_max: float = Field(60.0, gt=0)
+    queue_size: int = Field(1000, ge=1)
+    batching: bool = True
+    batch_max: int = Field(20, ge=2)
 
     openai_api_key: SecretStr | None = Field(
         None, validation_alias=_alias("OPENAI_API_KEY", "openai_api_key")
@@ -163,6 +198,21 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @field_validator("budgets")
+    @classmethod
+    def _scopes(cls, budgets: dict[str, LimitsConfig]) -> dict[str, LimitsConfig]:
+        for name in budgets:
+            scope, _, instance = name.partition(":")
+            if scope not in ("model", "workspace", "channel", "user") or (_ and not instance):
+                raise ValueError(
+                    f"[budgets.{name!r}]: name a scope (model, workspace, channel, user), "
+                    "optionally with an ID, e.g. channel:C0123"
+                )
+        return budgets
+
+    def budget_limits(self) -> dict[str, dict[str, Decimal | int | float | None]]:
+        return {name: limits.model_dump() for name, limits in self.budgets.items()}
 
     @property
     def provider_configured(self) -> bool:

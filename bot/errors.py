@@ -4,7 +4,11 @@
     ├── ConfigError            settings that cannot work (bad TOML, a secret in a file, ...)
     ├── RequestRejected        refused before any provider call; the message is for the user
     │   ├── PromptTooLong      does not fit the model's context window
-    │   └── ChannelDisabled    the bot is switched off in this channel
+    │   ├── ChannelDisabled    the bot is switched off in this channel
+    │   ├── BudgetExceeded     a daily or monthly cap has no room; says when it resets
+    │   ├── TooLargeForLimit   needs more than a per-minute limit holds: can never be sent
+    │   ├── QueueFull          too many requests already wait for this model
+    │   └── WaitTooLong        the queue would outlast the request's deadline
     ├── ProviderError          the provider answered with an error, or did not answer
     │   ├── RateLimited        429 rate_limit_exceeded; carries the server's retry hint
     │   ├── QuotaExhausted     429 insufficient_quota and the spend/credit codes that mean the same
@@ -23,6 +27,7 @@ Provider errors are raised from the httpx error or the HTTP answer that caused t
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -59,6 +64,53 @@ class ChannelDisabled(RequestRejected):
     def __init__(self, channel: str):
         self.channel = channel
         super().__init__(f"quotabot is switched off in channel {channel}.")
+
+
+class BudgetExceeded(RequestRejected):
+    def __init__(self, *, label: str, used: str, limit: str, resets_at: datetime, now: datetime):
+        self.label, self.used, self.limit, self.resets_at = label, used, limit, resets_at
+        left = max(0, int((resets_at - now).total_seconds()))
+        super().__init__(
+            f"This request would go over {label}: {used} of {limit} used. "
+            f"It resets at {resets_at:%H:%M} UTC on {resets_at:%b %d} "
+            f"(in {_duration(left)})."
+        )
+
+
+class TooLargeForLimit(RequestRejected):
+    def __init__(self, *, label: str, needed: int, limit: int):
+        self.label, self.needed, self.limit = label, needed, limit
+        super().__init__(
+            f"This request needs {needed:,} but {label} is {limit:,}, so it can never be sent: "
+            "shorten the prompt or ask for a shorter answer."
+        )
+
+
+class QueueFull(RequestRejected):
+    def __init__(self, *, model: str, waiting: int):
+        self.model, self.waiting = model, waiting
+        super().__init__(
+            f"{waiting:,} requests are already waiting for {model}. "
+            "Please try again in a few minutes."
+        )
+
+
+class WaitTooLong(RequestRejected):
+    def __init__(self, *, model: str, wait: float, deadline: float):
+        self.model, self.wait, self.deadline = model, wait, deadline
+        super().__init__(
+            f"{model} is busy: the wait would be about {_duration(round(wait))}, longer than "
+            f"quotabot waits ({_duration(round(deadline))}). Please try again later."
+        )
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min"
 
 
 class ProviderError(QuotabotError):

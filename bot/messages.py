@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from bot import errors
+from bot.budget.manager import QueueInfo
 from bot.models import Reply
 
 PROVIDER_BUSY = "The model is busy right now (rate limited). Please try again in a minute."
@@ -46,6 +47,12 @@ def explain(exc: BaseException, *, model: str | None = None) -> str:
             return PROVIDER_DOWN
         case _:
             return INTERNAL
+
+
+def queued(info: QueueInfo) -> str:
+    """Said at once when a request has to wait for budget."""
+    wait = "a moment" if info.wait < 2 else f"about {round(info.wait)} s"
+    return f"(queued for {info.model}: position {info.position}, {wait})"
 
 
 def format_cost(cost: Decimal | None) -> str:

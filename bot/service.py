@@ -1,30 +1,51 @@
 """The core: one chat request in, one reply out, with its usage recorded.
 
-    adapter -> Service.handle(request) -> [budget] -> provider -> usage store -> Reply
+    adapter -> Service.handle(request) -> budget -> provider -> usage store -> Reply
 
 Adapters call :meth:`Service.handle`; they never talk to the provider or the store directly.
+quotabot owns every retry: the provider client sends each call exactly once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from bot import tokens
+from bot.alerts import Alerts
+from bot.batching import BatchUnsupported, split
+from bot.budget.manager import Budget, OnQueued, Ticket
+from bot.budget.policy import Who
 from bot.catalog import Catalog, ModelInfo
-from bot.errors import ChannelDisabled, PromptTooLong, ProviderError, StoreError
+from bot.errors import (
+    AuthenticationFailed,
+    BadRequest,
+    ChannelDisabled,
+    PromptTooLong,
+    ProviderError,
+    QuotaExhausted,
+    RateLimited,
+    ServerError,
+    StoreError,
+)
 from bot.models import ChatRequest, Message, Reply, Usage
 from bot.provider import Completion, OpenAIClient
+from bot.retry import RetryPolicy
 from bot.store.channels import ChannelStore
 from bot.store.usage import UsageRow, UsageStore
 
 log = logging.getLogger(__name__)
 
 OnDelta = Callable[[str], Awaitable[None]]
+
+# A 429 without any hint still makes the model pause this long.
+_DEFAULT_BACKOFF = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +56,22 @@ class _Prepared:
     max_tokens: int
     temperature: float | None
 
+    @property
+    def prompt(self) -> str:
+        """The legacy-completions prompt."""
+        return tokens.render_prompt(self.messages)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    text: str
+    finish_reason: str
+    usage: Usage
+    estimated: bool
+    latency: float
+    provider_request_id: str | None
+    call_id: str
+
 
 class Service:
     def __init__(
@@ -44,30 +81,88 @@ class Service:
         catalog: Catalog,
         usage: UsageStore,
         channels: ChannelStore,
+        budget: Budget,
+        retry: RetryPolicy | None = None,
+        alerts: Alerts | None = None,
+        deadline: float = 120.0,
+        batching: bool = True,
         store_message_text: bool = False,
     ):
         self.provider = provider
         self.catalog = catalog
         self.usage = usage
         self.channels = channels
+        self.budget = budget
+        self.retry = retry or RetryPolicy()
+        self.alerts = alerts or Alerts()
+        self.deadline = deadline
+        self.batching = batching
         self.store_message_text = store_message_text
         self._warned_unpriced: set[str] = set()
 
-    async def handle(self, request: ChatRequest, *, on_delta: OnDelta | None = None) -> Reply:
-        """Answer ``request``. With ``on_delta`` the answer is streamed to it as it arrives.
+    async def handle(
+        self,
+        request: ChatRequest,
+        *,
+        on_delta: OnDelta | None = None,
+        on_queued: OnQueued | None = None,
+    ) -> Reply:
+        """Answer ``request``: wait for budget, call the provider, retry what is worth it.
 
-        Raises RequestRejected (nothing was sent) or ProviderError (the call failed and was
-        recorded as such); both carry a message fit for the user (see bot.messages).
+        With ``on_delta`` the answer is streamed to it as it arrives; ``on_queued`` hears the
+        queue position and expected wait when the request has to wait for budget.
+        Raises RequestRejected (refused; nothing more was sent) or ProviderError (the last
+        failure); both carry a message fit for the user (see bot.messages).
         """
         prep = await self._prepare(request)
-        started = time.monotonic()
-        call_id = uuid.uuid4().hex
-        try:
-            completion = await self._call(prep, on_delta)
-        except ProviderError as exc:
-            await self._record_failure(request, prep, call_id, exc, time.monotonic() - started)
-            raise
-        return await self._finish(request, prep, call_id, completion)
+        who = Who(request.platform, request.workspace, request.channel, request.user)
+        deadline = time.monotonic() + self.deadline
+        worst_cost = prep.info.cost(Usage(prep.prompt_tokens, prep.max_tokens))
+        batchable = self.batching and prep.info.endpoint == "completions" and on_delta is None
+        attempt = 0
+        while True:
+            ticket = await self.budget.acquire(
+                who,
+                prep.info,
+                tokens=prep.prompt_tokens + prep.max_tokens,
+                cost=worst_cost,
+                deadline=deadline,
+                on_queued=on_queued,
+                batch_key=(prep.max_tokens, prep.temperature) if batchable else None,
+                prompt=prep.prompt if batchable else None,
+            )
+            started = time.monotonic()
+            streamed = False
+
+            async def relay(delta: str) -> None:
+                nonlocal streamed
+                streamed = True
+                assert on_delta is not None
+                await on_delta(delta)
+
+            try:
+                answer = await self._attempt(prep, ticket, relay if on_delta else None)
+            except BatchUnsupported:
+                await self.budget.release(ticket)
+                continue  # the model is now sent one prompt per call: not a failed attempt
+            except ProviderError as exc:
+                await self.budget.release(ticket)
+                await self._record_failure(request, prep, exc, time.monotonic() - started, attempt)
+                delay = None if streamed else self.retry.delay(exc, attempt)
+                await self._after_failure(prep.info, exc, retrying=delay is not None)
+                if delay is None or time.monotonic() + delay > deadline:
+                    raise
+                log.info("retrying %s after %s in %.2f s", request.request_id, exc, delay)
+                if not isinstance(exc, RateLimited):
+                    await asyncio.sleep(delay)  # a 429 blocks the whole model instead
+                attempt += 1
+                continue
+            except BaseException:
+                await self.budget.release(ticket)
+                raise
+            cost = prep.info.cost(answer.usage)
+            await self.budget.settle(ticket, tokens=answer.usage.total_tokens, cost=cost)
+            return await self._finish(request, prep, answer, cost, attempt)
 
     async def _prepare(self, request: ChatRequest) -> _Prepared:
         ch = await self.channels.get(request.platform, request.workspace, request.channel)
@@ -98,12 +193,31 @@ class Service:
             return tokens.count_text(tokens.render_prompt(messages), info.encoding)
         return tokens.count_messages(messages, info.encoding)
 
+    async def _attempt(self, prep: _Prepared, ticket: Ticket, on_delta: OnDelta | None) -> _Answer:
+        if ticket.batch is not None:
+            return await self._batched(prep, ticket)
+        completion = await self._call(prep, on_delta)
+        await self.budget.observe(prep.info, completion.rate_limits)
+        usage, estimated = completion.usage, completion.usage is None
+        if usage is None:
+            # Some self-hosted servers send no usage (notably in streams): count it ourselves.
+            answer_tokens = tokens.count_text(completion.text, prep.info.encoding)
+            usage = Usage(prep.prompt_tokens, answer_tokens)
+        return _Answer(
+            completion.text,
+            completion.finish_reason,
+            usage,
+            estimated,
+            completion.latency,
+            completion.request_id,
+            uuid.uuid4().hex,
+        )
+
     async def _call(self, prep: _Prepared, on_delta: OnDelta | None) -> Completion:
         model, max_tokens, temperature = prep.info.name, prep.max_tokens, prep.temperature
         if prep.info.endpoint == "completions":
-            prompts = [tokens.render_prompt(prep.messages)]
             return await self.provider.complete(
-                model=model, prompts=prompts, max_tokens=max_tokens, temperature=temperature
+                model=model, prompts=[prep.prompt], max_tokens=max_tokens, temperature=temperature
             )
         if on_delta is None:
             return await self.provider.chat(
@@ -118,17 +232,76 @@ class Service:
         assert stream.completion is not None  # set once the stream has ended
         return stream.completion
 
-    async def _finish(
-        self, request: ChatRequest, prep: _Prepared, call_id: str, completion: Completion
-    ) -> Reply:
-        usage = completion.usage
-        estimated = usage is None
-        if usage is None:
-            # Some self-hosted servers send no usage (notably in streams): count it ourselves.
-            usage = Usage(
-                prep.prompt_tokens, tokens.count_text(completion.text, prep.info.encoding)
+    async def _batched(self, prep: _Prepared, ticket: Ticket) -> _Answer:
+        """One call for the whole batch, made by its first member; the others wait for it."""
+        batch = ticket.batch
+        assert batch is not None
+        if ticket.index == 0:
+            try:
+                completion = await self.provider.complete(
+                    model=prep.info.name,
+                    prompts=batch.prompts,
+                    max_tokens=prep.max_tokens,
+                    temperature=prep.temperature,
+                )
+            except (BadRequest, ServerError) as exc:
+                # Single prompts may well work where the array failed: try them before
+                # failing anyone.
+                self._stop_batching(
+                    prep.info, f"the call with {len(batch.prompts)} prompts failed: {exc}"
+                )
+                batch.result.set_exception(BatchUnsupported(str(exc)))
+            except BaseException as exc:
+                batch.result.set_exception(exc)
+            else:
+                batch.result.set_result(completion)
+        completion = await asyncio.shield(batch.result)
+        if ticket.index == 0:
+            await self.budget.observe(prep.info, completion.rate_limits)
+        try:
+            parts, problem = split(completion, batch.prompts, prep.info.encoding)
+        except BatchUnsupported as exc:
+            self._stop_batching(prep.info, str(exc))
+            raise
+        if problem is not None:
+            self._stop_batching(prep.info, problem)
+        choice, usage = parts[ticket.index]
+        return _Answer(
+            choice.text,
+            choice.finish_reason,
+            usage,
+            problem is not None,
+            completion.latency,
+            completion.request_id,
+            f"{completion.request_id or id(batch)}-{ticket.index}",
+        )
+
+    def _stop_batching(self, model: ModelInfo, why: str) -> None:
+        if model.name not in self.budget.no_batch:
+            self.budget.no_batch.add(model.name)
+            log.warning(
+                "prompt arrays do not work with %s (%s): sending one prompt per call from now on",
+                model.name,
+                why,
             )
-        cost = prep.info.cost(usage)
+
+    async def _after_failure(self, model: ModelInfo, exc: ProviderError, *, retrying: bool) -> None:
+        await self.budget.observe(model, exc.rate_limits)
+        if isinstance(exc, RateLimited):
+            await self.budget.backoff(model, exc.retry_after or _DEFAULT_BACKOFF)
+        elif isinstance(exc, QuotaExhausted):
+            await self.alerts.send("quota", f"The provider says the account is out of quota: {exc}")
+        elif isinstance(exc, AuthenticationFailed):
+            await self.alerts.send("auth", f"The provider refused quotabot's API key: {exc}")
+
+    async def _finish(
+        self,
+        request: ChatRequest,
+        prep: _Prepared,
+        answer: _Answer,
+        cost: Decimal | None,
+        retries: int,
+    ) -> Reply:
         if cost is None and prep.info.name not in self._warned_unpriced:
             self._warned_unpriced.add(prep.info.name)
             log.warning(
@@ -137,41 +310,46 @@ class Service:
                 prep.info.name,
                 prep.info.name,
             )
-        reply = Reply(
-            text=completion.text,
-            model=prep.info.name,
-            usage=usage,
-            cost=cost,
-            finish_reason=completion.finish_reason,
-            latency=completion.latency,
-            request_id=request.request_id,
-            usage_estimated=estimated,
-        )
         await self._record(
             replace(
-                self._row(request, prep, call_id, outcome="ok"),
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
+                self._row(request, prep, answer.call_id, outcome="ok"),
+                prompt_tokens=answer.usage.prompt_tokens,
+                completion_tokens=answer.usage.completion_tokens,
                 cost=cost,
-                usage_estimated=estimated,
-                latency_ms=round(completion.latency * 1000),
-                provider_request_id=completion.request_id,
-                reply_text=completion.text if self.store_message_text else None,
+                usage_estimated=answer.estimated,
+                latency_ms=round(answer.latency * 1000),
+                retries=retries,
+                provider_request_id=answer.provider_request_id,
+                reply_text=answer.text if self.store_message_text else None,
             )
         )
-        return reply
+        return Reply(
+            text=answer.text,
+            model=prep.info.name,
+            usage=answer.usage,
+            cost=cost,
+            finish_reason=answer.finish_reason,
+            latency=answer.latency,
+            request_id=request.request_id,
+            usage_estimated=answer.estimated,
+        )
 
     async def _record_failure(
         self,
         request: ChatRequest,
         prep: _Prepared,
-        call_id: str,
         exc: ProviderError,
         elapsed: float,
+        retries: int,
     ) -> None:
-        row = self._row(request, prep, call_id, outcome=type(exc).__name__)
+        row = self._row(request, prep, uuid.uuid4().hex, outcome=type(exc).__name__)
         await self._record(
-            replace(row, latency_ms=round(elapsed * 1000), provider_request_id=exc.request_id)
+            replace(
+                row,
+                latency_ms=round(elapsed * 1000),
+                retries=retries,
+                provider_request_id=exc.request_id,
+            )
         )
 
     def _row(
@@ -202,6 +380,5 @@ class Service:
         except StoreError:
             # The answer was paid for: deliver it, and leave every figure in the log so the row
             # can be restored. (A durable spool for this case is planned.)
-            log.exception(
-                "usage row NOT stored: %s", replace(row, prompt_text=None, reply_text=None)
-            )
+            safe = replace(row, prompt_text=None, reply_text=None)
+            log.exception("usage row NOT stored: %s", safe)

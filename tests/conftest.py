@@ -97,6 +97,32 @@ async def fresh_postgres() -> AsyncIterator[str]:
         await conn.close()
 
 
+_redis_checked: dict[str, str | None] = {}
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis to test against; skips (or fails, when configured) if it does not answer."""
+    import redis
+    from redis.exceptions import RedisError
+
+    url = REDIS_URL or DEFAULT_REDIS_URL
+    if url not in _redis_checked:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        try:
+            client.ping()
+            _redis_checked[url] = None
+        except (RedisError, OSError) as exc:
+            _redis_checked[url] = f"{type(exc).__name__}: {exc}"
+        finally:
+            client.close()
+    if problem := _redis_checked[url]:
+        if REDIS_URL:
+            pytest.fail(f"QUOTABOT_TEST_REDIS_URL={REDIS_URL} is unreachable: {problem}")
+        pytest.skip(f"Redis not reachable at {url} ({problem}); set QUOTABOT_TEST_REDIS_URL")
+    return url
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database of each kind: the same tests run on both."""

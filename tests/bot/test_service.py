@@ -11,11 +11,15 @@ import httpx
 import pytest
 
 from bot.app import channel_defaults
+from bot.budget.manager import Budget
+from bot.budget.memory import MemoryBackend
+from bot.budget.policy import Policy
 from bot.catalog import Catalog, ModelOverride
 from bot.config import load_settings
-from bot.errors import ChannelDisabled, PromptTooLong, RateLimited
+from bot.errors import ChannelDisabled, PromptTooLong, WaitTooLong
 from bot.models import ChatRequest, Message
 from bot.provider import OpenAIClient
+from bot.retry import RetryPolicy
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.service import Service
 from bot.store import ChannelStore, Database, UsageStore
@@ -33,13 +37,22 @@ def ask(text: str, **kw: object) -> ChatRequest:
     return ChatRequest(**fields)  # type: ignore[arg-type]
 
 
-def make_service(db: Database, provider: OpenAIClient, catalog: Catalog | None = None) -> Service:
+def make_service(
+    db: Database,
+    provider: OpenAIClient,
+    catalog: Catalog | None = None,
+    *,
+    retry: RetryPolicy | None = None,
+    limits: dict[str, dict[str, object]] | None = None,
+) -> Service:
     settings = load_settings()
     return Service(
         provider=provider,
         catalog=catalog or settings.catalog(),
         usage=UsageStore(db),
         channels=ChannelStore(db, channel_defaults(settings)),
+        budget=Budget(MemoryBackend(), Policy(limits or {})),  # type: ignore[arg-type]
+        retry=retry,
     )
 
 
@@ -154,19 +167,33 @@ async def test_long_conversations_are_trimmed_to_fit(
     assert reply.usage.prompt_tokens + 512 <= 8_192
 
 
-async def test_a_failed_call_is_recorded_and_raised(db: Database) -> None:
+async def test_header_learning_avoids_429s_when_the_config_is_too_high(db: Database) -> None:
+    """The config claims 600 RPM; the account has 6. After 6 answers the budget knows, and the
+    7th request is refused at once (its wait is past its deadline) instead of drawing a 429."""
     async with (
-        SandboxServer(SandboxConfig(rpm=1)) as server,
+        SandboxServer(SandboxConfig(rpm=6)) as server,
+        OpenAIClient(base_url=server.base_url, api_key="k") as client,
+    ):
+        service = make_service(db, client, limits={"model": {"rpm": 600}})
+        service.deadline = 2.0
+        for i in range(6):
+            await service.handle(ask(f"question {i}"))
+        with pytest.raises(WaitTooLong):
+            await service.handle(ask("one too many"))
+        assert server.stats.total.rate_limited == 0
+
+
+async def test_header_learning_uses_capacity_the_config_did_not_know(db: Database) -> None:
+    """The catalog says 3 RPM (free tier); the account really has 600: no idle waiting."""
+    async with (
+        SandboxServer(SandboxConfig(rpm=600)) as server,
         OpenAIClient(base_url=server.base_url, api_key="k") as client,
     ):
         service = make_service(db, client)
-        await service.handle(ask("one"))
-        with pytest.raises(RateLimited) as info:
-            await service.handle(ask("two"))
-        assert info.value.retry_after is not None and info.value.retry_after > 0
-        ok, failed = await service.usage.rows()
-        assert (ok.outcome, failed.outcome) == ("ok", "RateLimited")
-        assert (failed.prompt_tokens, failed.completion_tokens, failed.cost) == (0, 0, None)
+        service.deadline = 5.0
+        for i in range(10):
+            await service.handle(ask(f"question {i}"))
+        assert server.stats.total.requests == 10
 
 
 async def test_self_hosted_quirks_never_break_a_reply(

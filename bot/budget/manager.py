@@ -1,0 +1,394 @@
+"""The budget in front of the provider: reserve, wait fairly, or refuse; then reconcile.
+
+    ticket = await budget.acquire(who, model, tokens=prompt + max_tokens, cost=worst_case)
+    ... call the provider ...
+    await budget.settle(ticket, tokens=actual, cost=actual_cost)   # or release(ticket)
+
+A request that fits goes at once. One that must wait joins its model's queue, served fairly
+across channels (bot.budget.fairqueue) by one dispatcher task per model; its caller is told
+its position and the expected wait. One that cannot fit a cap, or could not be served before
+its deadline, is refused at once with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from bot.budget.backend import BudgetBackend
+from bot.budget.fairqueue import FairQueue
+from bot.budget.limits import Ask, Cap, Granted, Rate, Refused, units_usd, usd_units
+from bot.budget.policy import Policy, Who
+from bot.catalog import ModelInfo
+from bot.errors import BudgetExceeded, QueueFull, RequestRejected, TooLargeForLimit, WaitTooLong
+from bot.lifecycle import AsyncResource
+from bot.provider import Completion, RateLimitInfo
+
+log = logging.getLogger(__name__)
+
+# Sleep at most this long between looks at a waiting queue: other replicas may give back
+# capacity that this process is not told about.
+_MAX_NAP = 1.0
+STOPPING = "quotabot is restarting: please ask again in a moment."
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    model: str
+    position: int
+    """1 means next in line."""
+    wait: float
+    """Estimated seconds until the request is sent."""
+
+
+OnQueued = Callable[[QueueInfo], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class Batch:
+    """Several legacy-completions requests sent as one call with an array ``prompt``."""
+
+    prompts: list[str]
+    result: asyncio.Future[Completion] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+@dataclass(eq=False)
+class Ticket:
+    """A reservation: what this request took, to be settled or released exactly once."""
+
+    model: ModelInfo
+    ask: Ask
+    windows: dict[str, str]
+    batch: Batch | None = None
+    index: int = 0
+    """This request's prompt and choice index in ``batch``."""
+    done: bool = False
+
+
+@dataclass(eq=False)
+class _Waiter:
+    who: Who
+    ask: Ask
+    deadline: float
+    future: asyncio.Future[Ticket]
+    batch_key: Hashable | None
+    prompt: str | None
+    queued_at: float
+
+
+def _shared_requests(rate: Rate) -> bool:
+    return rate.shared and rate.unit == "requests"
+
+
+class Budget(AsyncResource):
+    def __init__(
+        self,
+        backend: BudgetBackend,
+        policy: Policy,
+        *,
+        queue_size: int = 1000,
+        batch_max: int = 20,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.backend = backend
+        self.policy = policy
+        self.queue_size = queue_size
+        self.batch_max = batch_max
+        self.clock = clock
+        self._lanes: dict[str, _Lane] = {}
+        self.no_batch: set[str] = set()
+        """Models whose server mishandles prompt arrays: sent one prompt per call."""
+
+    def lane(self, model: ModelInfo) -> _Lane:
+        if model.name not in self._lanes:
+            self._lanes[model.name] = _Lane(self, model)
+        return self._lanes[model.name]
+
+    def queued(self, model: str) -> int:
+        lane = self._lanes.get(model)
+        return len(lane.queue) if lane else 0
+
+    async def acquire(
+        self,
+        who: Who,
+        model: ModelInfo,
+        *,
+        tokens: int,
+        cost: Decimal | None,
+        deadline: float,
+        on_queued: OnQueued | None = None,
+        batch_key: Hashable | None = None,
+        prompt: str | None = None,
+    ) -> Ticket:
+        """Reserve ``tokens`` (prompt + max_tokens) and ``cost`` (the most it can cost).
+
+        ``batch_key`` (legacy completions only): requests with equal keys may be combined into
+        one call; then the ticket's ``batch`` says so and ``prompt`` is this request's part.
+        """
+        ask = self.policy.ask(who, model, tokens=tokens, cost=cost)
+        self._check_fits(ask)
+        lane = self.lane(model)
+        if not lane.queue:
+            outcome = await self.backend.acquire(ask)
+            if isinstance(outcome, Granted):
+                return Ticket(model, ask, _windows(ask, outcome))
+            if isinstance(outcome, Refused):
+                raise _refusal(outcome)
+            if math.isinf(outcome.seconds):
+                raise _too_large(outcome.rate, ask)
+        return await lane.wait(who, ask, deadline, on_queued, batch_key, prompt)
+
+    def _check_fits(self, ask: Ask) -> None:
+        for rate, amount in ask.rates:
+            if amount > rate.limit:
+                raise TooLargeForLimit(label=rate.label, needed=amount, limit=rate.limit)
+
+    async def settle(self, ticket: Ticket, *, tokens: int, cost: Decimal | None) -> None:
+        """The call was answered: charge what it really took instead of what was reserved."""
+        if ticket.done:
+            return
+        ticket.done = True
+        rates = [(r, tokens - amount) for r, amount in ticket.ask.rates if r.unit == "tokens"]
+        caps = []
+        for cap, amount in ticket.ask.caps:
+            if cap.unit == "tokens":
+                caps.append((cap, ticket.windows[cap.key], tokens - amount))
+            elif cap.unit == "usd":
+                caps.append((cap, ticket.windows[cap.key], usd_units(cost or Decimal(0)) - amount))
+        await self.backend.adjust(rates, caps)
+        self.lane(ticket.model).wake()
+
+    async def release(self, ticket: Ticket) -> None:
+        """The call failed: give everything back, except the account's request count (the
+        provider counts failed requests against its per-minute and per-day limits too)."""
+        if ticket.done:
+            return
+        ticket.done = True
+        rates = [(r, -amount) for r, amount in ticket.ask.rates if not _shared_requests(r)]
+        caps = [(c, ticket.windows[c.key], -amount) for c, amount in ticket.ask.caps]
+        await self.backend.adjust(rates, caps)
+        self.lane(ticket.model).wake()
+
+    async def observe(self, model: ModelInfo, info: RateLimitInfo | None) -> None:
+        """Learn the account's real limits from the provider's x-ratelimit-* headers."""
+        if info is None:
+            return
+        for rate in self.policy.model_rates(model):
+            kind = rate.key.rsplit(":", 1)[1]
+            if kind == "rpm":
+                limit, remaining = info.limit_requests, info.remaining_requests
+            elif kind == "tpm":
+                limit, remaining = info.limit_tokens, info.remaining_tokens
+            else:
+                continue
+            if limit and remaining is not None:
+                await self.backend.learn(rate, limit, remaining)
+
+    async def backoff(self, model: ModelInfo, seconds: float) -> None:
+        """After a 429 the whole model waits, not only the request that got it."""
+        await self.backend.block(self.policy.model_rates(model), seconds)
+        self.lane(model).wake()
+
+    async def aclose(self) -> None:
+        for lane in self._lanes.values():
+            await lane.aclose()
+
+
+def _windows(ask: Ask, granted: Granted) -> dict[str, str]:
+    return {cap.key: w for (cap, _), w in zip(ask.caps, granted.windows, strict=True)}
+
+
+def _refusal(outcome: Refused) -> BudgetExceeded:
+    cap, now = outcome.cap, datetime.now(UTC)
+    return BudgetExceeded(
+        label=cap.label,
+        used=_amount(cap, outcome.used),
+        limit=_amount(cap, cap.limit),
+        resets_at=outcome.resets_at,
+        now=now,
+    )
+
+
+def _amount(cap: Cap, units: int) -> str:
+    if cap.unit == "usd":
+        usd = units_usd(units)
+        return f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
+    return f"{units:,} {cap.unit}"
+
+
+def _too_large(rate: Rate, ask: Ask) -> TooLargeForLimit:
+    needed = dict(ask.rates).get(rate, 0)
+    return TooLargeForLimit(label=rate.label, needed=needed, limit=rate.limit)
+
+
+class _Lane:
+    """One model's queue and the task that serves it."""
+
+    def __init__(self, budget: Budget, model: ModelInfo):
+        self.budget = budget
+        self.model = model
+        self.queue: FairQueue[_Waiter] = FairQueue()
+        self.blocked: dict[str, float] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Capacity came back: look at every waiter again."""
+        self.blocked.clear()
+        self._wake.set()
+
+    async def wait(
+        self,
+        who: Who,
+        ask: Ask,
+        deadline: float,
+        on_queued: OnQueued | None,
+        batch_key: Hashable | None,
+        prompt: str | None,
+    ) -> Ticket:
+        b = self.budget
+        if len(self.queue) >= b.queue_size:
+            raise QueueFull(model=self.model.name, waiting=len(self.queue))
+        future = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(who, ask, deadline, future, batch_key, prompt, b.clock())
+        self.queue.push(who.flow, waiter, b.policy.weight(who))
+        position = self.queue.position(waiter)
+        eta = await self._estimate(position)
+        now = b.clock()
+        if now + eta > deadline:
+            self.queue.drop(waiter)
+            raise WaitTooLong(model=self.model.name, wait=eta, deadline=deadline - now)
+        self._ensure_running()
+        self._wake.set()  # the newcomer may be eligible while everyone else waits
+        if on_queued is not None:
+            await on_queued(QueueInfo(self.model.name, position, eta))
+        try:
+            return await asyncio.shield(waiter.future)
+        except asyncio.CancelledError:
+            if (
+                waiter.future.done()
+                and not waiter.future.cancelled()
+                and waiter.future.exception() is None
+            ):
+                await b.release(waiter.future.result())  # granted as we gave up: give it back
+            elif not waiter.future.done():
+                waiter.future.cancel()
+                self.queue.drop(waiter)
+            raise
+
+    async def _estimate(self, position: int) -> float:
+        """Seconds until the request at ``position`` is sent, from the account's refill rates."""
+        worst = 0.0
+        for rate in self.budget.policy.model_rates(self.model):
+            state = await self.budget.backend.rate_state(rate)
+            per_second = state.limit / rate.period
+            if rate.unit == "requests":
+                need = position
+            else:
+                need = sum(dict(w.ask.rates).get(rate, 0) for w in self.queue)
+            missing = need - state.level
+            worst = max(worst, state.blocked_for, missing / per_second if missing > 0 else 0.0)
+        return worst
+
+    def _ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"budget-lane-{self.model.name}"
+            )
+
+    async def _run(self) -> None:
+        b = self.budget
+        while len(self.queue):
+            self._wake.clear()  # anything that happens from here on wakes the next nap
+            now = b.clock()
+            self._expire(now)
+            self.blocked = {k: t for k, t in self.blocked.items() if t > now}
+            head = self.queue.peek(self._eligible)
+            if head is None:
+                await self._nap(now)
+                continue
+            group = self._group(head)
+            outcome = await b.backend.acquire(self._combined(group))
+            if not isinstance(outcome, Granted) and len(group) > 1:
+                group = [head]
+                outcome = await b.backend.acquire(head.ask)
+            if isinstance(outcome, Granted):
+                self._grant(group, outcome)
+            elif isinstance(outcome, Refused):
+                self._fail(head, _refusal(outcome))
+            elif math.isinf(outcome.seconds):
+                self._fail(head, _too_large(outcome.rate, head.ask))
+            else:
+                self.blocked[outcome.rate.key] = now + outcome.seconds
+
+    def _eligible(self, waiter: _Waiter) -> bool:
+        return not any(rate.key in self.blocked for rate, _ in waiter.ask.rates)
+
+    async def _nap(self, now: float) -> None:
+        until = min(self.blocked.values(), default=now + _MAX_NAP)
+        until = min(until, min((w.deadline for w in self.queue), default=until))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, min(until - now, _MAX_NAP)))
+
+    def _expire(self, now: float) -> None:
+        for w in [w for w in self.queue if w.deadline <= now]:
+            waited = now - w.queued_at
+            self._fail(w, WaitTooLong(model=self.model.name, wait=waited, deadline=waited))
+
+    def _fail(self, waiter: _Waiter, exc: Exception) -> None:
+        self.queue.drop(waiter)
+        if not waiter.future.done():
+            waiter.future.set_exception(exc)
+
+    def _group(self, head: _Waiter) -> list[_Waiter]:
+        b = self.budget
+        if head.batch_key is None or self.model.name in b.no_batch:
+            return [head]
+        group = [head]
+        for w in self.queue:
+            if len(group) >= b.batch_max:
+                break
+            if w is not head and w.batch_key == head.batch_key and self._eligible(w):
+                group.append(w)
+        return group
+
+    @staticmethod
+    def _combined(group: list[_Waiter]) -> Ask:
+        ask = group[0].ask
+        for w in group[1:]:
+            ask = ask + _without_shared_requests(w.ask)
+        return ask
+
+    def _grant(self, group: list[_Waiter], outcome: Granted) -> None:
+        windows = _windows(self._combined(group), outcome)
+        batch = Batch([w.prompt or "" for w in group]) if len(group) > 1 else None
+        for i, w in enumerate(group):
+            self.queue.take(w)
+            ask = w.ask if i == 0 else _without_shared_requests(w.ask)
+            ticket = Ticket(self.model, ask, windows, batch, i)
+            if w.future.done():  # its caller gave up meanwhile
+                asyncio.get_running_loop().create_task(self.budget.release(ticket))
+            else:
+                w.future.set_result(ticket)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for w in list(self.queue):
+            self._fail(w, RequestRejected(STOPPING))
+
+
+def _without_shared_requests(ask: Ask) -> Ask:
+    """A batch is one provider request: only its first member counts it."""
+    return Ask(tuple((r, a) for r, a in ask.rates if not _shared_requests(r)), ask.caps)

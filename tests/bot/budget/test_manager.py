@@ -1,0 +1,222 @@
+"""The budget as the service sees it: reserve, reconcile, refuse, queue fairly. Runs on every
+backend: the in-process one and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+
+from bot.budget.backend import BudgetBackend
+from bot.budget.limits import Rate
+from bot.budget.manager import Budget, QueueInfo, Ticket
+from bot.budget.memory import MemoryBackend
+from bot.budget.policy import Policy, Who
+from bot.catalog import Catalog, ModelInfo, ModelOverride
+from bot.errors import BudgetExceeded, QueueFull, TooLargeForLimit, WaitTooLong
+from bot.provider import RateLimitInfo
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[BudgetBackend]:
+    if request.param == "memory":
+        yield MemoryBackend()
+        return
+    from bot.budget.redis import RedisBackend
+
+    b = RedisBackend(request.getfixturevalue("redis_url"), prefix=f"qbtest:{uuid.uuid4().hex[:8]}")
+    yield b
+    await b.delete_all()
+    await b.aclose()
+
+
+def model(name: str = "m", rpm: int = 1000, tpm: int = 100_000) -> ModelInfo:
+    # A fresh model name per test keeps Redis keys apart.
+    unique = f"{name}-{uuid.uuid4().hex[:6]}"
+    catalog = Catalog.build(
+        overrides={
+            unique: ModelOverride(
+                rpm=rpm, tpm=tpm, input_price=Decimal("0.001"), output_price=Decimal("0.002")
+            )
+        }
+    )
+    return catalog.get(unique)
+
+
+def who(channel: str = "C1", user: str = "U1") -> Who:
+    return Who("slack", "T1", channel, user)
+
+
+def soon(seconds: float = 30.0) -> float:
+    return time.monotonic() + seconds
+
+
+async def level(budget: Budget, rate: Rate) -> float:
+    return (await budget.backend.rate_state(rate)).level
+
+
+async def test_reserve_then_reconcile_to_what_was_used(backend: BudgetBackend) -> None:
+    m = model(tpm=10_000)
+    budget = Budget(backend, Policy({}))
+    rpm, tpm = budget.policy.model_rates(m)
+    ticket = await budget.acquire(who(), m, tokens=1_500, cost=None, deadline=soon())
+    assert await level(budget, tpm) == pytest.approx(8_500, abs=1)
+    await budget.settle(ticket, tokens=300, cost=Decimal("0.0004"))
+    assert await level(budget, tpm) == pytest.approx(9_700, abs=1)
+    assert await level(budget, rpm) == pytest.approx(999, abs=0.1)
+    await budget.settle(ticket, tokens=300, cost=None)  # settling twice changes nothing
+    assert await level(budget, tpm) == pytest.approx(9_700, abs=1)
+
+
+async def test_a_failed_call_gives_its_reservation_back(backend: BudgetBackend) -> None:
+    m = model(tpm=10_000)
+    budget = Budget(backend, Policy({"channel": {"tokens_day": 5_000}}))
+    ticket = await budget.acquire(who(), m, tokens=4_000, cost=None, deadline=soon())
+    with pytest.raises(BudgetExceeded):
+        await budget.acquire(who(), m, tokens=2_000, cost=None, deadline=soon())
+    await budget.release(ticket)
+    _, tpm = budget.policy.model_rates(m)
+    assert await level(budget, tpm) == pytest.approx(10_000, abs=1)
+    await budget.acquire(who(), m, tokens=2_000, cost=None, deadline=soon())
+
+
+async def test_caps_refuse_at_once_with_what_was_used_and_when_it_resets(
+    backend: BudgetBackend,
+) -> None:
+    m = model()
+    budget = Budget(
+        backend, Policy({"user": {"spend_day": Decimal("0.01")}, "channel:C9": {"rpd": 1}})
+    )
+    t = await budget.acquire(who(), m, tokens=2_000, cost=Decimal("0.008"), deadline=soon())
+    await budget.settle(t, tokens=2_000, cost=Decimal("0.006"))
+    with pytest.raises(BudgetExceeded) as info:
+        await budget.acquire(who(), m, tokens=2_000, cost=Decimal("0.005"), deadline=soon())
+    message = str(info.value)
+    assert "this user's spend per day" in message
+    assert "$0.0060 of $0.0100 used" in message
+    assert "resets at 00:00 UTC" in message
+    # Another user in the same channel is not affected; a capped channel is, for everyone.
+    await budget.acquire(who(user="U2"), m, tokens=10, cost=Decimal("0.001"), deadline=soon())
+    await budget.acquire(who("C9"), m, tokens=10, cost=None, deadline=soon())
+    with pytest.raises(BudgetExceeded, match="this channel's requests per day: 1 requests of 1"):
+        await budget.acquire(who("C9", "U3"), m, tokens=10, cost=None, deadline=soon())
+
+
+async def test_a_request_larger_than_a_per_minute_limit_is_refused_before_sending(
+    backend: BudgetBackend,
+) -> None:
+    m = model(tpm=4_000)
+    budget = Budget(backend, Policy({}))
+    with pytest.raises(TooLargeForLimit, match="tokens per minute is 4,000"):
+        await budget.acquire(who(), m, tokens=4_001, cost=None, deadline=soon())
+
+
+async def test_learning_from_headers_and_backing_off(backend: BudgetBackend) -> None:
+    m = model(rpm=3, tpm=40_000)
+    budget = Budget(backend, Policy({}))
+    await budget.observe(
+        m,
+        RateLimitInfo(
+            limit_requests=500,
+            remaining_requests=499,
+            limit_tokens=30_000,
+            remaining_tokens=29_000,
+        ),
+    )
+    rpm, tpm = budget.policy.model_rates(m)
+    assert (await budget.backend.rate_state(rpm)).limit == 500
+    assert (await budget.backend.rate_state(tpm)).limit == 30_000
+    await budget.backoff(m, 0.3)
+    started = time.monotonic()
+    await budget.acquire(who(), m, tokens=10, cost=None, deadline=soon())
+    assert time.monotonic() - started >= 0.25
+    await budget.aclose()
+
+
+async def test_waiting_requests_are_told_their_place_and_served_fairly(
+    backend: BudgetBackend,
+) -> None:
+    """10 requests per second; channel A floods with 12, B and C ask 3 each: the first nine
+    sent take turns between the three channels."""
+    m = model(rpm=600)
+    budget = Budget(backend, Policy({}))
+    rpm, _ = budget.policy.model_rates(m)
+    await budget.backend.adjust([(rpm, 600)], [])  # empty the bucket: everyone queues
+    infos: list[tuple[str, QueueInfo]] = []
+    order: list[str] = []
+
+    async def one(channel: str) -> None:
+        async def on_queued(info: QueueInfo) -> None:
+            infos.append((channel, info))
+
+        ticket = await budget.acquire(
+            who(channel),
+            m,
+            tokens=1,
+            cost=None,
+            deadline=soon(),
+            on_queued=on_queued,
+        )
+        order.append(channel)
+        await budget.settle(ticket, tokens=1, cost=None)
+
+    tasks = [asyncio.create_task(one("A")) for _ in range(12)]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(one(c)) for c in "BC" for _ in range(3)]
+    await asyncio.gather(*tasks)
+    await budget.aclose()
+    assert len(infos) == 18
+    first = {}
+    for channel, info in infos:
+        first.setdefault(channel, info.position)
+    # B's first request is told it is second, not 13th: it goes right after A's first.
+    assert first == {"A": 1, "B": 2, "C": 3}
+    for _, info in infos:  # 10 requests per second come back into the bucket
+        assert info.wait == pytest.approx(info.position / 10, abs=0.15)
+    assert Counter(order[:9]) == {"A": 3, "B": 3, "C": 3}
+
+
+async def test_the_queue_is_bounded_and_a_hopeless_wait_is_refused_at_once(
+    backend: BudgetBackend,
+) -> None:
+    m = model(rpm=60)
+    budget = Budget(backend, Policy({}), queue_size=2)
+    rpm, _ = budget.policy.model_rates(m)
+    await budget.backend.adjust([(rpm, 60)], [])
+    with pytest.raises(WaitTooLong, match="the wait would be about"):
+        await budget.acquire(who(), m, tokens=1, cost=None, deadline=soon(0.5))
+    waiting = [
+        asyncio.create_task(budget.acquire(who(), m, tokens=1, cost=None, deadline=soon()))
+        for _ in range(2)
+    ]
+    await asyncio.sleep(0.05)
+    with pytest.raises(QueueFull):
+        await budget.acquire(who(), m, tokens=1, cost=None, deadline=soon())
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    assert budget.queued(m.name) == 0
+    await budget.aclose()
+
+
+async def test_a_channel_over_its_own_rate_does_not_hold_up_the_others(
+    backend: BudgetBackend,
+) -> None:
+    m = model(rpm=1000)
+    budget = Budget(backend, Policy({"channel:SLOW": {"rpm": 1}}))
+    await budget.acquire(who("SLOW"), m, tokens=1, cost=None, deadline=soon())
+    slow = asyncio.create_task(budget.acquire(who("SLOW"), m, tokens=1, cost=None, deadline=soon()))
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    ticket: Ticket = await budget.acquire(who("FAST"), m, tokens=1, cost=None, deadline=soon())
+    assert time.monotonic() - started < 0.5
+    assert ticket is not None
+    assert not slow.done()
+    slow.cancel()
+    await asyncio.gather(slow, return_exceptions=True)
+    await budget.aclose()
