@@ -46,7 +46,7 @@ def budget_backend(settings: Settings) -> BudgetBackend:
     if settings.redis_url:
         from bot.budget.redis import RedisBackend
 
-        return RedisBackend(settings.redis_url)
+        return RedisBackend(settings.redis_url, prefix=settings.redis_prefix)
     return MemoryBackend()
 
 
@@ -81,6 +81,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         stack.push_async_callback(provider.aclose)
 
         backend = budget_backend(settings)
+        await backend.start()
         stack.push_async_callback(backend.aclose)
         budget = Budget(
             backend,

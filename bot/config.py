@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = None
     redis_url: str | None = None
+    redis_prefix: str = "quotabot"
+    """Keys of this deployment in Redis; give each deployment sharing one Redis its own."""
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
     log_level: str = "INFO"

@@ -262,7 +262,7 @@ class _Lane:
         waiter = _Waiter(who, ask, deadline, future, batch_key, prompt, b.clock())
         self.queue.push(who.flow, waiter, b.policy.weight(who))
         position = self.queue.position(waiter)
-        eta = await self._estimate(position)
+        eta = await self._estimate(waiter)
         now = b.clock()
         if now + eta > deadline:
             self.queue.drop(waiter)
@@ -285,18 +285,21 @@ class _Lane:
                 self.queue.drop(waiter)
             raise
 
-    async def _estimate(self, position: int) -> float:
-        """Seconds until the request at ``position`` is sent, from the account's refill rates."""
+    async def _estimate(self, waiter: _Waiter) -> float:
+        """Seconds until ``waiter`` is sent: for each of its buckets, what the requests served
+        before it and itself take, less what is there now, at the bucket's refill rate."""
+        need: dict[Rate, int] = {}
+        for w in self.queue:
+            for rate, amount in w.ask.rates:
+                need[rate] = need.get(rate, 0) + amount
+            if w is waiter:
+                break
         worst = 0.0
-        for rate in self.budget.policy.model_rates(self.model):
+        for rate, _ in waiter.ask.rates:
             state = await self.budget.backend.rate_state(rate)
-            per_second = state.limit / rate.period
-            if rate.unit == "requests":
-                need = position
-            else:
-                need = sum(dict(w.ask.rates).get(rate, 0) for w in self.queue)
-            missing = need - state.level
-            worst = max(worst, state.blocked_for, missing / per_second if missing > 0 else 0.0)
+            missing = need[rate] - state.level
+            refill = missing * rate.period / state.limit if missing > 0 else 0.0
+            worst = max(worst, state.blocked_for, refill)
         return worst
 
     def _ensure_running(self) -> None:

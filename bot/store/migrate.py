@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, make_url
 
 from bot.errors import ConfigError
 from bot.store.db import Database
@@ -67,5 +72,26 @@ async def _run(db: Database, action: object) -> None:
         cfg.attributes["connection"] = conn
         action(cfg)  # type: ignore[operator]
 
-    async with db.engine.begin() as conn:
+    # Several quotabot processes may start at once on a new database: one migrates, the
+    # others wait for it and then find the schema at head.
+    async with _sqlite_file_lock(db), db.engine.begin() as conn:
+        if db.dialect == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         await conn.run_sync(run)
+
+
+_LOCK_KEY = 0x71B07  # any constant shared by every quotabot process
+
+
+@asynccontextmanager
+async def _sqlite_file_lock(db: Database) -> AsyncIterator[None]:
+    path = make_url(db.url).database if db.dialect == "sqlite" else None
+    if not path or path == ":memory:":
+        yield
+        return
+    with open(f"{path}.migrate-lock", "a+b") as lock:
+        await asyncio.to_thread(fcntl.flock, lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)

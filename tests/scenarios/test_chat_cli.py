@@ -3,6 +3,7 @@ SQLite file; then `quotabot usage` reads back what was recorded."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -91,9 +92,33 @@ def test_bad_configuration_is_one_clear_line(tmp_path: Path) -> None:
 
 
 async def _in_thread(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-    import asyncio
-
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 pytestmark = pytest.mark.timeout(120)
+
+
+async def test_two_processes_share_one_budget_through_redis(redis_url: str, tmp_path: Path) -> None:
+    """Two `quotabot chat` processes, a workspace limit of 4 requests per minute: 4 answers in
+    all, not 4 each; the others are told the model is busy."""
+    import uuid
+
+    cfg = tmp_path / "quotabot.toml"
+    cfg.write_text("[budgets.workspace]\nrpm = 4\n")
+    async with SandboxServer(SandboxConfig(rpm=1000)) as sandbox:
+        env = {
+            "OPENAI_BASE_URL": sandbox.base_url,
+            "OPENAI_API_KEY": "k",
+            "QUOTABOT_CONFIG": str(cfg),
+            "QUOTABOT_REDIS_URL": redis_url,
+            "QUOTABOT_REDIS_PREFIX": f"qbtest:{uuid.uuid4().hex[:8]}",
+            "QUOTABOT_REQUEST_DEADLINE": "3",
+        }
+        prompts = "".join(f"question {i}\n" for i in range(4))
+        a, b = await asyncio.gather(
+            _in_thread(quotabot, "chat", "--channel", "A", stdin=prompts, env=env),
+            _in_thread(quotabot, "chat", "--channel", "B", stdin=prompts, env=env),
+        )
+    answered = len(a.stdout.splitlines()) + len(b.stdout.splitlines())
+    assert answered == 4 == sandbox.stats.total.requests
+    assert "busy" in a.stderr + b.stderr

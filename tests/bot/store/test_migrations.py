@@ -48,3 +48,16 @@ async def test_outdated_schema_is_refused_with_instructions(db_url: str) -> None
             await migrate.ensure_schema(db, migrate=False)
         await migrate.ensure_schema(db, migrate=True)
         await migrate.ensure_schema(db, migrate=False)  # now current: accepted
+
+
+async def test_processes_starting_together_migrate_once(db_url: str) -> None:
+    """Three replicas start at once on a new database: one migrates, the others wait."""
+    import asyncio
+
+    dbs = [Database(db_url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(migrate.upgrade(d) for d in dbs))
+        assert await migrate.current(dbs[0]) == migrate.head()
+    finally:
+        for d in dbs:
+            await d.aclose()
