@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 
 from bot.budget.backend import BudgetBackend
+from bot.budget.limits import Cap, usd_units
 from bot.budget.manager import Budget
 from bot.budget.memory import MemoryBackend
 from bot.budget.policy import Policy
@@ -19,6 +22,7 @@ from bot.retry import RetryPolicy
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.service import Service
 from bot.store import ChannelStore, Database, UsageStore, migrate
+from bot.store.budgets import BudgetLimitStore
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,7 @@ class App:
     provider: OpenAIClient
     service: Service
     budget: Budget
+    limits: BudgetLimitStore
     sandbox: SandboxServer | None
     """The built-in sandbox, when no provider is configured; None otherwise."""
 
@@ -48,6 +53,14 @@ def budget_backend(settings: Settings) -> BudgetBackend:
 
         return RedisBackend(settings.redis_url, prefix=settings.redis_prefix)
     return MemoryBackend()
+
+
+def cap_seed(usage: UsageStore) -> Callable[[Cap, datetime], Awaitable[int]]:
+    async def seed(cap: Cap, since: datetime) -> int:
+        total = await usage.total(unit=cap.unit, where=cap.where, since=since)
+        return usd_units(Decimal(total)) if cap.unit == "usd" else int(total)
+
+    return seed
 
 
 def channel_defaults(settings: Settings) -> ChannelSettings:
@@ -83,15 +96,20 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         backend = budget_backend(settings)
         await backend.start()
         stack.push_async_callback(backend.aclose)
+        limits = BudgetLimitStore(db)
+        usage = UsageStore(db)
         budget = Budget(
             backend,
             Policy(settings.budget_limits()),
             queue_size=settings.queue_size,
             batch_max=settings.batch_max,
+            overrides=limits.all,
+            # Counters in this process start from zero: daily and monthly caps start from what
+            # the usage store says was already used. (Redis keeps its counters.)
+            seed=cap_seed(usage) if isinstance(backend, MemoryBackend) else None,
         )
         stack.push_async_callback(budget.aclose)
 
-        usage = UsageStore(db)
         channels = ChannelStore(db, channel_defaults(settings))
         service = Service(
             provider=provider,
@@ -115,5 +133,6 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             provider=provider,
             service=service,
             budget=budget,
+            limits=limits,
             sandbox=sandbox,
         )

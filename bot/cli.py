@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import sys
@@ -13,6 +14,7 @@ from decimal import Decimal
 
 from bot import __version__
 from bot.app import open_app
+from bot.budget.policy import Who
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError, QuotabotError
 from bot.messages import format_cost
@@ -65,6 +67,25 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--until", type=_date, help="up to, not including, this day (UTC)")
     usage.add_argument("--by", choices=GROUPS, default="channel")
     usage.add_argument("--json", action="store_true", help="machine-readable output")
+
+    bud = sub.add_parser("budget", help="budget limits: show them, change them at run time")
+    budsub = bud.add_subparsers(dest="budget_command", required=True)
+    show = budsub.add_parser("show", help="the limits a request is under, and their use now")
+    for flag, default in (
+        ("platform", "terminal"),
+        ("workspace", "local"),
+        ("channel", "terminal"),
+        ("user", None),
+        ("model", None),
+    ):
+        show.add_argument(f"--{flag}", default=default)
+    bset = budsub.add_parser("set", help="set a limit for every replica, over the config file's")
+    bset.add_argument("scope", help="model, workspace, channel or user, or one by ID: channel:C1")
+    bset.add_argument("kind", help="rpm, tpm, rpd, tokens_day, tokens_month, spend_day, ...")
+    bset.add_argument("value")
+    unset = budsub.add_parser("unset", help="remove a limit set with `budget set`")
+    unset.add_argument("scope")
+    unset.add_argument("kind")
 
     ch = sub.add_parser("channel", help="per-channel settings")
     ch.add_argument("channel")
@@ -194,6 +215,30 @@ def _usage_table(by: str, lines: list[ReportLine]) -> str:
     return "\n".join(out)
 
 
+async def _budget(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_app(settings) as app:
+        if args.budget_command in ("set", "unset"):
+            value = args.value if args.budget_command == "set" else None
+            try:
+                await app.limits.set(args.scope, args.kind, value, by=getpass.getuser())
+            except ValueError as exc:
+                print(f"quotabot: {exc}", file=sys.stderr)
+                return 2
+            print(f"{args.scope} {args.kind}: {value if value is not None else 'unset'}")
+            return 0
+        await app.budget.reload()
+        who = Who(args.platform, args.workspace, args.channel, args.user or getpass.getuser())
+        model = app.catalog.get(args.model or settings.default_model)
+        for line in await app.budget.status(who, model):
+            resets = f"  (resets {line.resets_at:%Y-%m-%d %H:%M} UTC)" if line.resets_at else ""
+            if line.unit == "usd":
+                amounts = f"${line.used:,.2f} of ${line.limit:,.2f}"
+            else:
+                amounts = f"{line.used:,.0f} of {line.limit:,.0f} {line.unit}"
+            print(f"{line.label}: {amounts} ({line.share:.0%}){resets}")
+    return 0
+
+
 async def _channel(settings: Settings, args: argparse.Namespace) -> int:
     fields = ("model", "system_prompt", "max_tokens", "temperature", "enabled")
     async with open_app(settings) as app:
@@ -210,7 +255,14 @@ async def _channel(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"chat": _chat, "sandbox": _sandbox, "db": _db, "usage": _usage, "channel": _channel}
+_COMMANDS = {
+    "chat": _chat,
+    "sandbox": _sandbox,
+    "db": _db,
+    "usage": _usage,
+    "budget": _budget,
+    "channel": _channel,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

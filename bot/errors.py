@@ -78,11 +78,11 @@ class BudgetExceeded(RequestRejected):
 
 
 class TooLargeForLimit(RequestRejected):
-    def __init__(self, *, label: str, needed: int, limit: int):
+    def __init__(self, *, label: str, needed: int, limit: int, unit: str = "tokens"):
         self.label, self.needed, self.limit = label, needed, limit
         super().__init__(
-            f"This request needs {needed:,} but {label} is {limit:,}, so it can never be sent: "
-            "shorten the prompt or ask for a shorter answer."
+            f"This request may take {needed:,} {unit} but {label} is {limit:,}, so it can never "
+            "be sent: shorten the prompt or ask for a shorter answer."
         )
 
 

@@ -51,6 +51,9 @@ class Cap:
     period: Period
     unit: Unit
     label: str
+    where: tuple[tuple[str, str], ...] = ()
+    """The usage rows it counts (column, value): to rebuild it from the store when the
+    counters themselves were not kept (the in-process backend after a restart)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,11 @@ Outcome = Granted | Wait | Refused
 def window(period: Period, at: datetime) -> str:
     at = at.astimezone(UTC)
     return at.strftime("%Y-%m-%d") if period == "day" else at.strftime("%Y-%m")
+
+
+def window_start(period: Period, at: datetime) -> datetime:
+    at = at.astimezone(UTC)
+    return datetime(at.year, at.month, at.day if period == "day" else 1, tzinfo=UTC)
 
 
 def window_end(period: Period, at: datetime) -> datetime:

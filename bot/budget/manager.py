@@ -24,8 +24,18 @@ from decimal import Decimal
 
 from bot.budget.backend import BudgetBackend
 from bot.budget.fairqueue import FairQueue
-from bot.budget.limits import Ask, Cap, Granted, Rate, Refused, units_usd, usd_units
-from bot.budget.policy import Policy, Who
+from bot.budget.limits import (
+    Ask,
+    Cap,
+    Granted,
+    Rate,
+    Refused,
+    units_usd,
+    usd_units,
+    window,
+    window_start,
+)
+from bot.budget.policy import Limits, Policy, Who
 from bot.catalog import ModelInfo
 from bot.errors import BudgetExceeded, QueueFull, RequestRejected, TooLargeForLimit, WaitTooLong
 from bot.lifecycle import AsyncResource
@@ -49,6 +59,22 @@ class QueueInfo:
 
 
 OnQueued = Callable[[QueueInfo], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """One limit and how much of it is used now."""
+
+    label: str
+    unit: str
+    used: float | int | Decimal
+    limit: float | int | Decimal
+    resets_at: datetime | None
+    """For caps; rates refill continuously."""
+
+    @property
+    def share(self) -> float:
+        return float(self.used) / float(self.limit) if self.limit else 0.0
 
 
 @dataclass(eq=False)
@@ -98,9 +124,17 @@ class Budget(AsyncResource):
         queue_size: int = 1000,
         batch_max: int = 20,
         clock: Callable[[], float] = time.monotonic,
+        overrides: Callable[[], Awaitable[Limits]] | None = None,
+        refresh: float = 10.0,
+        seed: Callable[[Cap, datetime], Awaitable[int]] | None = None,
     ):
         self.backend = backend
         self.policy = policy
+        self._overrides = overrides
+        self._refresh_every = refresh
+        self._next_refresh = 0.0
+        self._seed = seed
+        self._seeded: set[tuple[str, str]] = set()
         self.queue_size = queue_size
         self.batch_max = batch_max
         self.clock = clock
@@ -134,8 +168,10 @@ class Budget(AsyncResource):
         ``batch_key`` (legacy completions only): requests with equal keys may be combined into
         one call; then the ticket's ``batch`` says so and ``prompt`` is this request's part.
         """
+        await self._refresh()
         ask = self.policy.ask(who, model, tokens=tokens, cost=cost)
         self._check_fits(ask)
+        await self._seed_caps(ask)
         lane = self.lane(model)
         if not lane.queue:
             outcome = await self.backend.acquire(ask)
@@ -147,10 +183,62 @@ class Budget(AsyncResource):
                 raise _too_large(outcome.rate, ask)
         return await lane.wait(who, ask, deadline, on_queued, batch_key, prompt)
 
+    async def _refresh(self, *, now: bool = False) -> None:
+        """Pick up limits that admins changed at run time (perhaps on another replica)."""
+        if self._overrides is None or (not now and self.clock() < self._next_refresh):
+            return
+        self._next_refresh = self.clock() + self._refresh_every
+        try:
+            self.policy.overrides = await self._overrides()
+        except Exception:
+            log.exception("could not read the run-time budget limits; keeping the last ones")
+
+    async def _seed_caps(self, ask: Ask) -> None:
+        """A backend that keeps nothing across restarts learns each cap's use so far from the
+        usage store, once per window, before its first charge."""
+        if self._seed is None:
+            return
+        now = datetime.now(UTC)
+        for cap, _ in ask.caps:
+            w = window(cap.period, now)
+            if (cap.key, w) in self._seeded:
+                continue
+            self._seeded.add((cap.key, w))
+            used = await self._seed(cap, window_start(cap.period, now))
+            if used:
+                await self.backend.adjust([], [(cap, w, used)])
+
+    async def reload(self) -> None:
+        await self._refresh(now=True)
+
+    async def status(self, who: Who, model: ModelInfo) -> list[Standing]:
+        """Every limit ``who`` is under for ``model``, with its use now: for /usage."""
+        await self._refresh()
+        ask = self.policy.ask(who, model, tokens=0, cost=None)
+        await self._seed_caps(ask)
+        out = []
+        for rate, _ in ask.rates:
+            r = await self.backend.rate_state(rate)
+            out.append(Standing(rate.label, rate.unit, r.limit - max(0.0, r.level), r.limit, None))
+        for cap, _ in ask.caps:
+            c = await self.backend.cap_state(cap)
+            used, limit = (
+                (units_usd(c.used), units_usd(c.limit)) if cap.unit == "usd" else (c.used, c.limit)
+            )
+            out.append(Standing(cap.label, cap.unit, used, limit, c.resets_at))
+        return out
+
     def _check_fits(self, ask: Ask) -> None:
         for rate, amount in ask.rates:
             if amount > rate.limit:
-                raise TooLargeForLimit(label=rate.label, needed=amount, limit=rate.limit)
+                raise TooLargeForLimit(
+                    label=rate.label, needed=amount, limit=rate.limit, unit=rate.unit
+                )
+        for cap, amount in ask.caps:
+            if amount > cap.limit and cap.unit != "usd":
+                raise TooLargeForLimit(
+                    label=cap.label, needed=amount, limit=cap.limit, unit=cap.unit
+                )
 
     async def settle(self, ticket: Ticket, *, tokens: int, cost: Decimal | None) -> None:
         """The call was answered: charge what it really took instead of what was reserved."""
@@ -211,23 +299,23 @@ def _refusal(outcome: Refused) -> BudgetExceeded:
     cap, now = outcome.cap, datetime.now(UTC)
     return BudgetExceeded(
         label=cap.label,
-        used=_amount(cap, outcome.used),
-        limit=_amount(cap, cap.limit),
+        used=_amount(cap, outcome.used, cap.limit),
+        limit=_amount(cap, cap.limit, cap.limit),
         resets_at=outcome.resets_at,
         now=now,
     )
 
 
-def _amount(cap: Cap, units: int) -> str:
-    if cap.unit == "usd":
-        usd = units_usd(units)
-        return f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
+def _amount(cap: Cap, units: int, scale: int) -> str:
+    if cap.unit == "usd":  # cents, unless the cap itself is under a dollar
+        places = 2 if units_usd(scale) >= 1 else 4
+        return f"${units_usd(units):,.{places}f}"
     return f"{units:,} {cap.unit}"
 
 
 def _too_large(rate: Rate, ask: Ask) -> TooLargeForLimit:
     needed = dict(ask.rates).get(rate, 0)
-    return TooLargeForLimit(label=rate.label, needed=needed, limit=rate.limit)
+    return TooLargeForLimit(label=rate.label, needed=needed, limit=rate.limit, unit=rate.unit)
 
 
 class _Lane:

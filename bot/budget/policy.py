@@ -75,6 +75,15 @@ class Who:
             "user": f"user:{self.platform}:{self.workspace}:{self.user}",
         }[scope]
 
+    def where(self, scope: ScopeKind, model: str) -> tuple[tuple[str, str], ...]:
+        """The usage rows of this scope."""
+        if scope == "model":
+            return (("model", model),)
+        base = (("platform", self.platform), ("workspace", self.workspace))
+        if scope == "workspace":
+            return base
+        return (*base, (scope, self.instance(scope, model)))
+
     @property
     def flow(self) -> str:
         """What the fair queue shares between: channels."""
@@ -162,12 +171,11 @@ class Policy:
                     amount, units = usd_units(cost or Decimal(0)), usd_units(Decimal(limit))
                 else:
                     amount, units = tokens, int(limit)
-                caps.append(
-                    (
-                        Cap(f"{base}:{kind}", units, period, unit, f"{name}'s {_LABELS[kind]}"),
-                        amount,
-                    )
+                label = f"{name}'s {_LABELS[kind]}"
+                cap = Cap(
+                    f"{base}:{kind}", units, period, unit, label, who.where(scope, model.name)
                 )
+                caps.append((cap, amount))
         return Ask(tuple(rates), tuple(caps))
 
     def weight(self, who: Who) -> float:

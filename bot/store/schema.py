@@ -113,6 +113,22 @@ class UsageRecord(Base):
     reply_text: Mapped[str | None] = mapped_column(Text)
 
 
+class BudgetLimit(Base):
+    """A limit set at run time by an admin; it wins over the config file's."""
+
+    __tablename__ = "budget_limits"
+
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)
+    """As in the config file: "channel", "channel:C0123", "model:gpt-4", ..."""
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64))
+    """Exact decimal text: limits are whole numbers, USD amounts and weights."""
+    updated_by: Mapped[str | None] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC)
+    )
+
+
 class ChannelSetting(Base):
     """Per-channel overrides; a NULL column means: use the configured default."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, func, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
@@ -126,6 +126,32 @@ class UsageStore:
         if by == "day":
             return sorted(lines, key=lambda line: line.key)
         return sorted(lines, key=lambda line: (-line.cost, -line.calls, line.key))
+
+    async def total(
+        self, *, unit: str, where: tuple[tuple[str, str], ...], since: datetime
+    ) -> int | Decimal:
+        """What the rows matching ``where`` since ``since`` add up to: answered requests,
+        tokens, or USD. Rebuilds a budget cap's use after a restart."""
+        col: ColumnElement[Any]
+        if unit == "requests":
+            col = func.count()
+        elif unit == "tokens":
+            col = func.coalesce(
+                func.sum(UsageRecord.prompt_tokens + UsageRecord.completion_tokens), 0
+            )
+        else:
+            col = type_coerce(func.sum(UsageRecord.cost), Money())
+        stmt = select(col).where(UsageRecord.created_at >= since, UsageRecord.outcome == "ok")
+        for column, wanted in where:
+            stmt = stmt.where(getattr(UsageRecord, column) == wanted)
+        try:
+            async with self.db.session() as s:
+                found: Any = (await s.execute(stmt)).scalar()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"Could not read usage: {exc}") from exc
+        if unit == "usd":
+            return found if found is not None else Decimal(0)
+        return int(found or 0)
 
     def _key(self, by: GroupBy) -> ColumnElement[str]:
         if by == "day":

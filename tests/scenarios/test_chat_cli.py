@@ -122,3 +122,27 @@ async def test_two_processes_share_one_budget_through_redis(redis_url: str, tmp_
     answered = len(a.stdout.splitlines()) + len(b.stdout.splitlines())
     assert answered == 4 == sandbox.stats.total.requests
     assert "busy" in a.stderr + b.stderr
+
+
+def test_budget_commands_set_show_and_enforce_limits() -> None:
+    # Each question reserves 33 prompt + 512 answer tokens and uses 50 to 115 of them.
+    assert quotabot("budget", "set", "user", "tokens_day", "700").returncode == 0
+    bad = quotabot("budget", "set", "chanel", "rpm", "3")
+    assert bad.returncode == 2
+    assert "unknown scope 'chanel'" in bad.stderr
+
+    first = quotabot("chat", "--user", "ada", stdin="one\ntwo\n")
+    assert first.returncode == 0, first.stderr
+    shown = quotabot("budget", "show", "--user", "ada").stdout
+    line = next(ln for ln in shown.splitlines() if ln.startswith("this user's tokens per day"))
+    used = int(line.split(":")[1].split(" of ")[0].replace(",", ""))
+    assert 100 < used < 240  # what the two answers took, read back after the process ended
+
+    # The next process starts from that use: a third question no longer fits today.
+    later = quotabot("chat", "--user", "ada", stdin="three\nfour\n")
+    assert later.returncode == 1
+    assert "this user's tokens per day" in later.stderr
+    assert "resets at 00:00 UTC" in later.stderr
+
+    assert quotabot("budget", "unset", "user", "tokens_day").returncode == 0
+    assert quotabot("chat", "--user", "ada", stdin="five\n").returncode == 0
