@@ -15,9 +15,17 @@ class Alerts:
     """Sends each kind of alert at most once per ``interval`` seconds, to every sink
     (the adapters add their admins' channels; the log always gets it)."""
 
-    def __init__(self, *, interval: float = 3600.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        *,
+        interval: float = 3600.0,
+        claim: Callable[[str, float], Awaitable[bool]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        """``claim`` (the budget backend's) makes "once" hold across replicas too."""
         self.interval = interval
         self.clock = clock
+        self.claim = claim
         self.sinks: list[Sink] = []
         self._last: dict[str, float] = {}
 
@@ -27,6 +35,8 @@ class Alerts:
         if last is not None and now - last < self.interval:
             return False
         self._last[kind] = now
+        if self.claim is not None and not await self.claim(f"alert:{kind}", self.interval):
+            return False  # another replica has said it
         log.error("admin alert (%s): %s", kind, message)
         for sink in self.sinks:
             try:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from bot.alerts import Alerts
 from bot.budget.backend import BudgetBackend
 from bot.budget.limits import Cap, usd_units
 from bot.budget.manager import Budget
@@ -120,6 +121,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             retry=RetryPolicy(
                 max_attempts=settings.max_attempts, base=settings.retry_base, cap=settings.retry_max
             ),
+            alerts=Alerts(claim=backend.claim),
             deadline=settings.request_deadline,
             batching=settings.batching,
             store_message_text=settings.store_message_text,

@@ -52,6 +52,7 @@ class MemoryBackend(AsyncResource):
         self._wallclock = wallclock
         self._buckets: dict[str, _Bucket] = {}
         self._used: dict[tuple[str, str], int] = {}
+        self._claims: dict[str, float] = {}
 
     def _bucket(self, rate: Rate, now: float) -> _Bucket:
         b = self._buckets.get(rate.key)
@@ -115,6 +116,13 @@ class MemoryBackend(AsyncResource):
         for rate in rates:
             b = self._bucket(rate, now)
             b.blocked_until = max(b.blocked_until, now + seconds)
+
+    async def claim(self, name: str, seconds: float) -> bool:
+        now = self._clock()
+        if self._claims.get(name, -math.inf) > now:
+            return False
+        self._claims[name] = now + seconds
+        return True
 
     async def rate_state(self, rate: Rate) -> RateState:
         now = self._clock()

@@ -200,6 +200,18 @@ class RedisBackend(AsyncResource):
 
         await self._run(remote, local)
 
+    async def claim(self, name: str, seconds: float) -> bool:
+        async def remote() -> bool:
+            key = f"{self._prefix}:claim:{name}"
+            return bool(
+                await self._client.set(key, self._id, nx=True, px=max(1, int(seconds * 1000)))
+            )
+
+        async def local() -> bool:
+            return await self._local.claim(name, seconds)
+
+        return await self._run(remote, local)
+
     async def rate_state(self, rate: Rate) -> RateState:
         async def remote() -> RateState:
             limit, level, blocked_for = await self._rate_state(

@@ -176,3 +176,12 @@ async def test_replicas_never_let_more_than_the_limit_through(replica: Factory) 
     )
     assert sum(isinstance(o, Granted) for o in outcomes) == 50
     assert (await a.cap_state(c)).used == 50 * 7
+
+
+async def test_a_claim_is_won_once_across_replicas_until_it_expires(replica: Factory) -> None:
+    a, b = await replica(), await replica()
+    name = f"alert:{uuid.uuid4().hex[:6]}"
+    results = await asyncio.gather(*[(a if i % 2 else b).claim(name, 0.3) for i in range(10)])
+    assert results.count(True) == 1
+    await asyncio.sleep(0.4)
+    assert await b.claim(name, 0.3) is True
