@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
@@ -15,12 +16,15 @@ from decimal import Decimal
 from bot import __version__
 from bot.app import open_app
 from bot.budget.policy import Who
+from bot.commands import Commands
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError, QuotabotError
 from bot.messages import format_cost
 from bot.sandbox import SandboxConfig, run_sandbox
 from bot.store import Database, migrate
+from bot.store.events import EventLog
 from bot.store.usage import GROUPS, ReportLine
+from bot.web import WebServer
 
 log = logging.getLogger("quotabot")
 
@@ -42,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--channel", default="terminal", help="channel name (default: terminal)")
     chat.add_argument("--user", help="user name (default: your login)")
     chat.add_argument("--model", help="model (default: the channel's, then default_model)")
+
+    serve = sub.add_parser("serve", help="run the chat adapters and the web endpoints")
+    serve.add_argument("--host", help="default: QUOTABOT_HTTP_HOST")
+    serve.add_argument("--port", type=int, help="default: QUOTABOT_HTTP_PORT")
 
     sb = sub.add_parser("sandbox", help="run the local OpenAI-compatible sandbox server")
     sb.add_argument("--host", default="127.0.0.1")
@@ -125,6 +133,47 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
             model=args.model,
         )
         return await chat.run()
+
+
+async def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.slack import SlackAdapter, SlackConfig
+
+    async with open_app(settings) as app:
+        routes = []
+        slack = None
+        if settings.slack_bot_token and settings.slack_signing_secret:
+            slack = SlackAdapter(
+                SlackConfig(
+                    bot_token=settings.slack_bot_token.get_secret_value(),
+                    signing_secret=settings.slack_signing_secret.get_secret_value(),
+                    api_url=settings.slack_api_url,
+                    admins=frozenset(settings.admin_users),
+                ),
+                service=app.service,
+                commands=Commands(usage=app.usage, budget=app.budget, limits=app.limits),
+                events=EventLog(app.db),
+            )
+            routes += slack.routes()
+        else:
+            log.info("Slack is off: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to serve it")
+        server = WebServer(
+            routes, host=args.host or settings.http_host, port=args.port or settings.http_port
+        )
+        await server.start()
+        print(
+            f"quotabot serving on {server.url} (Slack: {'on' if slack else 'off'})", file=sys.stderr
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await server.aclose()  # no new work; then let answers under way finish
+            if slack is not None:
+                await slack.aclose()
+    return 0
 
 
 async def _sandbox(settings: Settings, args: argparse.Namespace) -> int:
@@ -257,6 +306,7 @@ async def _channel(settings: Settings, args: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "chat": _chat,
+    "serve": _serve,
     "sandbox": _sandbox,
     "db": _db,
     "usage": _usage,

@@ -148,6 +148,8 @@ class Settings(BaseSettings):
     request_timeout: float = Field(60.0, gt=0)
     store_message_text: bool = False
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    admin_users: list[str] = Field(default_factory=list)
+    """Platform user IDs that may change budgets, besides the workspace's own admins."""
     budgets: dict[str, LimitsConfig] = Field(default_factory=dict)
 
     request_deadline: float = Field(120.0, gt=0)

@@ -129,6 +129,15 @@ class BudgetLimit(Base):
     )
 
 
+class SeenEvent(Base):
+    """Chat events already taken on: a platform's retry, or a second replica, finds it here."""
+
+    __tablename__ = "seen_events"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class ChannelSetting(Base):
     """Per-channel overrides; a NULL column means: use the configured default."""
 

@@ -89,6 +89,7 @@ class UsageStore:
         by: GroupBy = "channel",
         since: datetime | None = None,
         until: datetime | None = None,
+        where: tuple[tuple[str, str], ...] = (),
     ) -> list[ReportLine]:
         """Totals per group, most expensive first; sums are done in SQL, exactly."""
         key = self._key(by)
@@ -106,6 +107,8 @@ class UsageStore:
             stmt = stmt.where(UsageRecord.created_at >= since)
         if until is not None:
             stmt = stmt.where(UsageRecord.created_at < until)
+        for column, wanted in where:
+            stmt = stmt.where(getattr(UsageRecord, column) == wanted)
         try:
             async with self.db.session() as s:
                 result = (await s.execute(stmt)).all()
