@@ -35,7 +35,7 @@ from bot.errors import (
     StoreError,
 )
 from bot.models import ChatRequest, Message, Reply, Usage
-from bot.provider import Completion, OpenAIClient
+from bot.provider import Completion, OpenAIClient, RateLimitInfo
 from bot.retry import RetryPolicy
 from bot.store.channels import ChannelStore
 from bot.store.usage import UsageRow, UsageStore
@@ -71,6 +71,8 @@ class _Answer:
     latency: float
     provider_request_id: str | None
     call_id: str
+    rate_limits: RateLimitInfo | None
+    """What the answer's headers said of the account's limits (one member of a batch only)."""
 
 
 class Service:
@@ -162,6 +164,9 @@ class Service:
                 raise
             cost = prep.info.cost(answer.usage)
             await self.budget.settle(ticket, tokens=answer.usage.total_tokens, cost=cost)
+            # After settling: the headers' "remaining" already counts the unused tokens given
+            # back, so learning first would give them back twice.
+            await self.budget.observe(prep.info, answer.rate_limits)
             return await self._finish(request, prep, answer, cost, attempt)
 
     async def _prepare(self, request: ChatRequest) -> _Prepared:
@@ -197,7 +202,6 @@ class Service:
         if ticket.batch is not None:
             return await self._batched(prep, ticket)
         completion = await self._call(prep, on_delta)
-        await self.budget.observe(prep.info, completion.rate_limits)
         usage, estimated = completion.usage, completion.usage is None
         if usage is None:
             # Some self-hosted servers send no usage (notably in streams): count it ourselves.
@@ -211,6 +215,7 @@ class Service:
             completion.latency,
             completion.request_id,
             uuid.uuid4().hex,
+            completion.rate_limits,
         )
 
     async def _call(self, prep: _Prepared, on_delta: OnDelta | None) -> Completion:
@@ -256,8 +261,6 @@ class Service:
             else:
                 batch.result.set_result(completion)
         completion = await asyncio.shield(batch.result)
-        if ticket.index == 0:
-            await self.budget.observe(prep.info, completion.rate_limits)
         try:
             parts, problem = split(completion, batch.prompts, prep.info.encoding)
         except BatchUnsupported as exc:
@@ -274,6 +277,7 @@ class Service:
             completion.latency,
             completion.request_id,
             f"{completion.request_id or id(batch)}-{ticket.index}",
+            completion.rate_limits if ticket.index == 0 else None,
         )
 
     def _stop_batching(self, model: ModelInfo, why: str) -> None:

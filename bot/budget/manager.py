@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -325,7 +326,10 @@ class _Lane:
         self.budget = budget
         self.model = model
         self.queue: FairQueue[_Waiter] = FairQueue()
+        self.queued: Counter[Rate] = Counter()
+        """What every waiter together needs of each bucket."""
         self.blocked: dict[str, float] = {}
+        self._next_expiry_check = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -348,12 +352,12 @@ class _Lane:
             raise QueueFull(model=self.model.name, waiting=len(self.queue))
         future = asyncio.get_running_loop().create_future()
         waiter = _Waiter(who, ask, deadline, future, batch_key, prompt, b.clock())
-        self.queue.push(who.flow, waiter, b.policy.weight(who))
+        self._push(waiter, b.policy.weight(who))
         position = self.queue.position(waiter)
         eta = await self._estimate(waiter)
         now = b.clock()
         if now + eta > deadline:
-            self.queue.drop(waiter)
+            self._remove(waiter)
             raise WaitTooLong(model=self.model.name, wait=eta, deadline=deadline - now)
         self._ensure_running()
         self._wake.set()  # the newcomer may be eligible while everyone else waits
@@ -370,25 +374,28 @@ class _Lane:
                 await b.release(waiter.future.result())  # granted as we gave up: give it back
             elif not waiter.future.done():
                 waiter.future.cancel()
-                self.queue.drop(waiter)
+                self._remove(waiter)
             raise
 
     async def _estimate(self, waiter: _Waiter) -> float:
-        """Seconds until ``waiter`` is sent: for each of its buckets, what the requests served
-        before it and itself take, less what is there now, at the bucket's refill rate."""
-        need: dict[Rate, int] = {}
-        for w in self.queue:
-            for rate, amount in w.ask.rates:
-                need[rate] = need.get(rate, 0) + amount
-            if w is waiter:
-                break
+        """Seconds until ``waiter`` is sent: for each of its buckets, what the requests ahead
+        of it take (a share of what the whole queue takes, by its place), less what is there
+        now, at the bucket's refill rate. Batched requests share one request each."""
+        share = self.queue.position(waiter) / len(self.queue)
+        batch = self.budget.batch_max if self._batches(waiter) else 1
         worst = 0.0
-        for rate, _ in waiter.ask.rates:
+        for rate, amount in waiter.ask.rates:
+            need = self.queued[rate] * share
+            if _shared_requests(rate):
+                need /= batch
             state = await self.budget.backend.rate_state(rate)
-            missing = need[rate] - state.level
+            missing = max(need, amount) - state.level
             refill = missing * rate.period / state.limit if missing > 0 else 0.0
             worst = max(worst, state.blocked_for, refill)
         return worst
+
+    def _batches(self, waiter: _Waiter) -> bool:
+        return waiter.batch_key is not None and self.model.name not in self.budget.no_batch
 
     def _ensure_running(self) -> None:
         if self._task is None or self._task.done():
@@ -430,19 +437,33 @@ class _Lane:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, min(until - now, _MAX_NAP)))
 
+    def _push(self, waiter: _Waiter, weight: float) -> None:
+        self.queue.push(waiter.who.flow, waiter, weight)
+        self.queued.update(dict(waiter.ask.rates))
+
+    def _remove(self, waiter: _Waiter, *, served: bool = False) -> None:
+        if served:
+            self.queue.take(waiter)
+        else:
+            self.queue.drop(waiter)
+        self.queued.subtract(dict(waiter.ask.rates))
+
     def _expire(self, now: float) -> None:
+        if now < self._next_expiry_check:
+            return
+        self._next_expiry_check = now + 0.25  # a scan of the whole queue: not every turn
         for w in [w for w in self.queue if w.deadline <= now]:
             waited = now - w.queued_at
             self._fail(w, WaitTooLong(model=self.model.name, wait=waited, deadline=waited))
 
     def _fail(self, waiter: _Waiter, exc: Exception) -> None:
-        self.queue.drop(waiter)
+        self._remove(waiter)
         if not waiter.future.done():
             waiter.future.set_exception(exc)
 
     def _group(self, head: _Waiter) -> list[_Waiter]:
         b = self.budget
-        if head.batch_key is None or self.model.name in b.no_batch:
+        if not self._batches(head):
             return [head]
         group = [head]
         for w in self.queue:
@@ -463,7 +484,7 @@ class _Lane:
         windows = _windows(self._combined(group), outcome)
         batch = Batch([w.prompt or "" for w in group]) if len(group) > 1 else None
         for i, w in enumerate(group):
-            self.queue.take(w)
+            self._remove(w, served=True)
             ask = w.ask if i == 0 else _without_shared_requests(w.ask)
             ticket = Ticket(self.model, ask, windows, batch, i)
             if w.future.done():  # its caller gave up meanwhile

@@ -12,6 +12,7 @@ made meanwhile are added to Redis when it returns, so the day's spend is not for
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -81,8 +82,9 @@ class RedisBackend(AsyncResource):
         client: aioredis.Redis | None = None,
         replicas: int | None = None,
         retry_interval: float = 1.0,
-        timeout: float = 0.5,
+        timeout: float = 2.0,
         heartbeat_interval: float = 5.0,
+        max_connections: int = 50,
     ):
         """``url`` or ``client`` (which stays open: its owner closes it). ``replicas`` fixes the
         number of processes the fallback divides limits by instead of counting them; ``timeout``
@@ -115,6 +117,7 @@ class RedisBackend(AsyncResource):
         self._cap_state = client.register_script(redis_scripts.CAP_STATE)
         self._heartbeat = client.register_script(redis_scripts.HEARTBEAT)
 
+        self._slots = asyncio.Semaphore(max_connections)
         self._replicas_override = replicas
         self._replicas_seen = 1
         self._heartbeat_interval = heartbeat_interval
@@ -292,7 +295,15 @@ class RedisBackend(AsyncResource):
         await self._adjust(keys=keys, args=args)
 
     async def _call_redis(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        """``call``, after a heartbeat when one is due (at most one per interval, not per call)."""
+        """``call``, after a heartbeat when one is due (at most one per interval, not per call).
+
+        A burst of budget calls waits for one of ``max_connections`` slots: past its pool
+        size redis-py fails with "Too many connections", which would look like Redis being
+        down and send every replica to its local share."""
+        async with self._slots:
+            return await self._call_redis_now(call)
+
+    async def _call_redis_now(self, call: Callable[[], Awaitable[_T]]) -> _T:
         now = time.monotonic()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self._heartbeat_interval

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -16,11 +17,27 @@ FIELDS = ("model", "system_prompt", "max_tokens", "temperature", "enabled")
 
 
 class ChannelStore:
-    def __init__(self, db: Database, defaults: ChannelSettings):
+    """Read on every request, changed rarely: reads are cached for ``ttl`` seconds (a change
+    made on another replica shows within that time; one made here, at once)."""
+
+    def __init__(self, db: Database, defaults: ChannelSettings, *, ttl: float = 10.0):
         self.db = db
         self.defaults = defaults
+        self.ttl = ttl
+        self._cache: dict[tuple[str, str, str], tuple[float, ChannelSettings]] = {}
 
     async def get(self, platform: str, workspace: str, channel: str) -> ChannelSettings:
+        key = (platform, workspace, channel)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        settings = await self._read(platform, workspace, channel)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (time.monotonic() + self.ttl, settings)
+        return settings
+
+    async def _read(self, platform: str, workspace: str, channel: str) -> ChannelSettings:
         try:
             async with self.db.session() as s:
                 row = await s.get(ChannelSetting, (platform, workspace, channel))
@@ -45,6 +62,7 @@ class ChannelStore:
                     s.add(row)
                 for name, value in values.items():
                     setattr(row, name, value)
+            self._cache.pop((platform, workspace, channel), None)
         except SQLAlchemyError as exc:
             raise StoreError(f"Could not save settings of channel {channel}: {exc}") from exc
         return await self.get(platform, workspace, channel)

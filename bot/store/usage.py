@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -58,23 +59,56 @@ class ReportLine:
 
 
 class UsageStore:
+    """Writes are group-committed: rows that arrive together share one transaction, so a
+    burst of answers costs a few commits, not one each (and SQLite's single writer is not
+    fought over by every request). Each caller still waits until its own row is committed."""
+
+    MAX_BATCH = 500
+
     def __init__(self, db: Database):
         self.db = db
+        self._pending: list[tuple[UsageRow, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def record(self, row: UsageRow) -> bool:
         """Store ``row``; False if a row with its ``call_id`` is already there (a replay)."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((row, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+        return await asyncio.shield(done)
+
+    async def _write(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH :]
+            try:
+                inserted = await self._insert([row for row, _ in batch])
+            except StoreError as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for (_, done), ok in zip(batch, inserted, strict=True):
+                if not done.done():
+                    done.set_result(ok)
+
+    async def _insert(self, rows: list[UsageRow]) -> list[bool]:
         dialect = sqlite if self.db.dialect == "sqlite" else postgresql
-        stmt = (
-            dialect.insert(UsageRecord)
-            .values(**asdict(row))
-            .on_conflict_do_nothing(index_elements=["call_id"])
-        )
+        out = []
         try:
             async with self.db.session() as s, s.begin():
-                result = await s.execute(stmt)
+                for row in rows:
+                    stmt = (
+                        dialect.insert(UsageRecord)
+                        .values(**asdict(row))
+                        .on_conflict_do_nothing(index_elements=["call_id"])
+                    )
+                    result = await s.execute(stmt)
+                    out.append(bool(result.rowcount))  # type: ignore[attr-defined]
         except SQLAlchemyError as exc:
-            raise StoreError(f"Could not record usage for call {row.call_id}: {exc}") from exc
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+            calls = ", ".join(r.call_id for r in rows[:3])
+            raise StoreError(f"Could not record usage for calls {calls}...: {exc}") from exc
+        return out
 
     async def rows(self, *, request_id: str | None = None) -> list[UsageRecord]:
         stmt = select(UsageRecord).order_by(UsageRecord.id)

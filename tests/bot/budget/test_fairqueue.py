@@ -55,13 +55,29 @@ def test_an_idle_channel_banks_no_credit() -> None:
 
 def test_positions_follow_service_order_and_ineligible_flows_are_skipped() -> None:
     q: FairQueue[str] = FairQueue()
-    for i in range(3):
-        q.push("a", f"a{i}")
-    q.push("b", "b0")
-    assert q.position("b0") == 2
-    assert q.position("a2") == 4
+    items = {name: name for name in ("a0", "a1", "a2", "b0")}  # the queue keys on identity
+    for name in ("a0", "a1", "a2"):
+        q.push("a", items[name])
+    q.push("b", items["b0"])
+    assert q.position(items["b0"]) == 2
+    assert q.position(items["a2"]) == 4
     assert list(q) == ["a0", "b0", "a1", "a2"]
     assert q.peek(lambda item: not item.startswith("a")) == "b0"
-    q.drop("a0")
+    q.drop(items["a0"])
     assert q.peek() == "b0"
     assert len(q) == 3
+
+
+def test_a_burst_of_thousands_is_served_in_turns() -> None:
+    q: FairQueue[tuple[int, int]] = FairQueue()
+    for i in range(20_000):
+        item = (i % 8, i)
+        q.push(f"c{i % 8}", item)
+        assert q.position(item) == i + 1  # arrivals in turn: served in arrival order
+    served = []
+    while len(q):
+        head = q.peek()
+        assert head is not None
+        q.take(head)
+        served.append(head[1])
+    assert served == list(range(20_000))

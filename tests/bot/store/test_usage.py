@@ -86,3 +86,16 @@ async def test_report_groups_and_counts(db: Database) -> None:
 async def test_naive_datetimes_are_refused(db: Database) -> None:
     with pytest.raises(Exception, match="naive"):
         await UsageStore(db).record(row("n", created_at=datetime(2026, 1, 1)))
+
+
+async def test_a_burst_of_writes_is_stored_once_each(db: Database) -> None:
+    """Answers arriving together share commits; each caller still learns whether its own row
+    was new, and a replayed one is not stored twice."""
+    import asyncio
+
+    store = UsageStore(db)
+    ids = [f"b{i}" for i in range(300)] + [f"b{i}" for i in range(0, 300, 30)]
+    results = await asyncio.gather(*(store.record(row(i)) for i in ids))
+    assert results.count(True) == 300
+    assert results.count(False) == 10
+    assert len(await store.rows()) == 300
