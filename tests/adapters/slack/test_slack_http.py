@@ -1,0 +1,218 @@
+"""The Slack adapter end to end: real signed Slack payloads posted to quotabot's HTTP endpoint,
+a fake Slack Web API that records every call, and the sandbox as the model provider.
+What is asserted is what a Slack user would see: the thread, the text, the edits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from adapters.slack import SlackAdapter, SlackConfig
+from bot.app import App, open_app
+from bot.commands import Commands
+from bot.config import load_settings
+from bot.sandbox import SandboxConfig, SandboxServer
+from bot.store.events import EventLog
+from bot.web import WebServer
+from tests.fakes import slack_events as ev
+from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
+from tests.fakes.slack_workspace import DEFAULT_CHANNEL, DEFAULT_DM, DEFAULT_USER, DEFAULT_WORKSPACE
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+BOT = DEFAULT_WORKSPACE.bot_user_id
+
+
+@dataclass
+class Rig:
+    app: App
+    api: FakeSlackAPI
+    sandbox: SandboxServer
+    http: httpx.AsyncClient
+    url: str
+    adapter: SlackAdapter
+
+    async def post(self, payload: dict[str, object], **kw: object) -> httpx.Response:
+        return await ev.post_event(self.http, self.url, payload, SECRET, **kw)  # type: ignore[arg-type]
+
+    async def command(self, form: dict[str, str], **kw: object) -> httpx.Response:
+        return await ev.post_command(self.http, self.url, form, SECRET, **kw)  # type: ignore[arg-type]
+
+    async def settle(self) -> None:
+        """Wait until every answer under way has been posted."""
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            if not any("listener" in repr(t) or "_answer" in repr(t) for t in tasks):
+                break
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
+    async with (
+        SandboxServer(SandboxConfig(rpm=None, tpm=None, rpd=None)) as sandbox,
+        FakeSlackAPI() as api,
+    ):
+        monkeypatch.setenv("OPENAI_BASE_URL", sandbox.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        async with open_app(load_settings()) as app:
+            adapter = SlackAdapter(
+                SlackConfig(
+                    bot_token=DEFAULT_TOKEN,
+                    signing_secret=SECRET,
+                    api_url=api.url,
+                    admins=frozenset({"UADMIN0001"}),
+                    update_interval=0.05,
+                ),
+                service=app.service,
+                commands=Commands(usage=app.usage, budget=app.budget, limits=app.limits),
+                events=EventLog(app.db),
+            )
+            server = WebServer(adapter.routes(), host="127.0.0.1", port=0)
+            await server.start()
+            async with httpx.AsyncClient(timeout=10) as http:
+                yield Rig(app, api, sandbox, http, f"{server.url}/slack/events", adapter)
+            await server.aclose()
+            await adapter.aclose()
+
+
+async def wait_for(predicate, within: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for Slack activity")
+        await asyncio.sleep(0.02)
+
+
+def answered(rig: Rig, channel: str, thread_ts: str) -> list[str]:
+    return [t for t in rig.api.messages(channel, thread_ts) if t.startswith("Sandbox answer")]
+
+
+async def test_a_mention_is_answered_in_its_thread(rig: Rig) -> None:
+    payload = rig.api.seed_event(ev.app_mention("what is a token bucket?"))
+    ts = payload["event"]["ts"]  # type: ignore[index]
+    started = time.monotonic()
+    response = await rig.post(payload)
+    assert response.status_code == 200
+    assert time.monotonic() - started < 1.0  # acked before any model call
+
+    await wait_for(lambda: answered(rig, DEFAULT_CHANNEL, ts))
+    (answer,) = answered(rig, DEFAULT_CHANNEL, ts)
+    assert "what is a token bucket" in answer
+    placeholder = rig.api.calls_to("chat.postMessage")[0]
+    assert placeholder["thread_ts"] == ts
+    assert placeholder["text"] == "_Thinking…_"  # replaced by the answer:
+    assert rig.api.calls_to("chat.update")[-1]["text"] == answer
+    (row,) = await rig.app.usage.rows()
+    assert (row.platform, row.workspace, row.channel, row.user, row.outcome) == (
+        "slack",
+        DEFAULT_WORKSPACE.team_id,
+        DEFAULT_CHANNEL,
+        DEFAULT_USER,
+        "ok",
+    )
+    assert row.thread == ts
+
+
+async def test_bad_or_stale_signatures_cost_nothing(rig: Rig) -> None:
+    bad = await rig.post(ev.app_mention("hi"), bad_signature=True)
+    stale = await rig.post(ev.app_mention("hi"), timestamp=int(time.time()) - 3600)
+    assert (bad.status_code, stale.status_code) == (401, 401)
+    await asyncio.sleep(0.3)
+    assert rig.sandbox.stats.total.requests == 0
+    assert [c for c, _ in rig.api.calls if c != "auth.test"] == []
+    assert await rig.app.usage.rows() == []
+
+
+async def test_retries_and_twin_events_get_one_answer(rig: Rig) -> None:
+    mention = rig.api.seed_event(ev.app_mention("once please"))
+    event = mention["event"]  # type: ignore[index]
+    twin = ev.message(event["text"], ts=event["ts"])  # the message event for the same post
+    await rig.post(mention)
+    await rig.post(twin)
+    await rig.post(mention, retry_num=1)
+    await rig.post(mention, retry_num=2)
+    await wait_for(lambda: answered(rig, DEFAULT_CHANNEL, event["ts"]))
+    await asyncio.sleep(0.5)
+    assert len(answered(rig, DEFAULT_CHANNEL, event["ts"])) == 1
+    assert rig.sandbox.stats.total.requests == 1
+
+
+async def test_direct_messages_and_thread_follow_ups(rig: Rig) -> None:
+    dm = rig.api.seed_event(ev.direct_message("hello there"))
+    await rig.post(dm)
+    await wait_for(lambda: answered(rig, DEFAULT_DM, dm["event"]["ts"]))  # type: ignore[index]
+
+    mention = rig.api.seed_event(ev.app_mention("first question"))
+    root = mention["event"]["ts"]  # type: ignore[index]
+    await rig.post(mention)
+    await wait_for(lambda: answered(rig, DEFAULT_CHANNEL, root))
+    follow = rig.api.seed_event(ev.thread_reply("and a follow-up", thread_ts=root))
+    await rig.post(follow)
+    await wait_for(lambda: len(answered(rig, DEFAULT_CHANNEL, root)) == 2)
+    # The follow-up was asked with the thread as context: bigger prompt than the first.
+    first, second = [r for r in await rig.app.usage.rows() if r.thread == root]
+    assert second.prompt_tokens > first.prompt_tokens + 20
+
+
+async def test_bots_and_threads_without_the_bot_are_ignored(rig: Rig) -> None:
+    await rig.post(rig.api.seed_event(ev.bot_message("I am a bot")))
+    await rig.post(rig.api.seed_event(ev.bot_message("I am quotabot itself", bot_id=None)))
+    other = rig.api.seed_message(DEFAULT_CHANNEL, "people talking", user="U0OTHER001")
+    await rig.post(rig.api.seed_event(ev.thread_reply("just chatting", thread_ts=other.ts)))
+    await asyncio.sleep(0.5)
+    assert rig.sandbox.stats.total.requests == 0
+    assert rig.api.calls_to("chat.postMessage") == []
+
+
+async def test_slack_rate_limits_are_honoured(rig: Rig) -> None:
+    rig.api.rate_limit("chat.postMessage", times=1, retry_after=0)
+    payload = rig.api.seed_event(ev.app_mention("through a 429"))
+    await rig.post(payload)
+    await wait_for(lambda: answered(rig, DEFAULT_CHANNEL, payload["event"]["ts"]))  # type: ignore[index]
+
+
+async def test_ask_usage_and_budget_commands(rig: Rig) -> None:
+    resp = await rig.command(ev.slash_command("/ask", "explain jitter"))
+    assert resp.status_code == 200
+    assert "asked: explain jitter" in resp.text
+    await wait_for(
+        lambda: (
+            any(t.startswith("Sandbox answer") for t in rig.api.messages(DEFAULT_CHANNEL, None))
+            or bool(rig.api.calls_to("chat.update"))
+        )
+    )
+    await rig.settle()
+
+    await rig.command(ev.slash_command("/usage", response_url=rig.api.response_url("u")))
+    (usage,) = await rig.api.wait_for_responses("u")
+    assert usage["response_type"] == "ephemeral"
+    assert "This channel: 1 requests" in usage["text"]
+
+    await rig.command(
+        ev.slash_command("/budget", "set channel rpm 5", response_url=rig.api.response_url("nope"))
+    )
+    (refused,) = await rig.api.wait_for_responses("nope")
+    assert "Only workspace admins" in refused["text"]
+
+    rig.api.add_user("U0BOSS0001", is_admin=True)
+    await rig.command(
+        ev.slash_command(
+            "/budget",
+            "set channel rpm 5",
+            user_id="U0BOSS0001",
+            response_url=rig.api.response_url("ok"),
+        )
+    )
+    (done,) = await rig.api.wait_for_responses("ok")
+    assert f"channel:{DEFAULT_CHANNEL}" in done["text"]
+    assert await rig.app.limits.all() == {f"channel:{DEFAULT_CHANNEL}": {"rpm": 5}}
+
+    await rig.command(ev.slash_command("/budget", response_url=rig.api.response_url("show")))
+    (shown,) = await rig.api.wait_for_responses("show")
+    assert "this channel's requests per minute" in shown["text"]
