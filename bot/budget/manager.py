@@ -136,6 +136,8 @@ class Budget(AsyncResource):
         self._next_refresh = 0.0
         self._seed = seed
         self._seeded: set[tuple[str, str]] = set()
+        self._inflight: Counter[str] = Counter()
+        """What granted, unsettled calls hold of each bucket (by key)."""
         self.queue_size = queue_size
         self.batch_max = batch_max
         self.clock = clock
@@ -177,7 +179,7 @@ class Budget(AsyncResource):
         if not lane.queue:
             outcome = await self.backend.acquire(ask)
             if isinstance(outcome, Granted):
-                return Ticket(model, ask, _windows(ask, outcome))
+                return self.issue(Ticket(model, ask, _windows(ask, outcome)))
             if isinstance(outcome, Refused):
                 raise _refusal(outcome)
             if math.isinf(outcome.seconds):
@@ -241,11 +243,22 @@ class Budget(AsyncResource):
                     label=cap.label, needed=amount, limit=cap.limit, unit=cap.unit
                 )
 
+    def issue(self, ticket: Ticket) -> Ticket:
+        self._inflight.update({rate.key: amount for rate, amount in ticket.ask.rates})
+        return ticket
+
+    def _retire(self, ticket: Ticket) -> bool:
+        """Mark ``ticket`` settled or released; False if it already was."""
+        if ticket.done:
+            return False
+        ticket.done = True
+        self._inflight.subtract({rate.key: amount for rate, amount in ticket.ask.rates})
+        return True
+
     async def settle(self, ticket: Ticket, *, tokens: int, cost: Decimal | None) -> None:
         """The call was answered: charge what it really took instead of what was reserved."""
-        if ticket.done:
+        if not self._retire(ticket):
             return
-        ticket.done = True
         rates = [(r, tokens - amount) for r, amount in ticket.ask.rates if r.unit == "tokens"]
         caps = []
         for cap, amount in ticket.ask.caps:
@@ -259,16 +272,19 @@ class Budget(AsyncResource):
     async def release(self, ticket: Ticket) -> None:
         """The call failed: give everything back, except the account's request count (the
         provider counts failed requests against its per-minute and per-day limits too)."""
-        if ticket.done:
+        if not self._retire(ticket):
             return
-        ticket.done = True
         rates = [(r, -amount) for r, amount in ticket.ask.rates if not _shared_requests(r)]
         caps = [(c, ticket.windows[c.key], -amount) for c, amount in ticket.ask.caps]
         await self.backend.adjust(rates, caps)
         self.lane(ticket.model).wake()
 
     async def observe(self, model: ModelInfo, info: RateLimitInfo | None) -> None:
-        """Learn the account's real limits from the provider's x-ratelimit-* headers."""
+        """Learn the account's real limits from the provider's x-ratelimit-* headers.
+
+        "Remaining" was true when the provider answered; calls granted here since then are
+        not in it yet, so what they hold is taken off it. (Some of it may already be: that
+        errs on the side of waiting a moment, never of a 429.)"""
         if info is None:
             return
         for rate in self.policy.model_rates(model):
@@ -280,7 +296,8 @@ class Budget(AsyncResource):
             else:
                 continue
             if limit and remaining is not None:
-                await self.backend.learn(rate, limit, remaining)
+                unseen = max(0, self._inflight[rate.key])
+                await self.backend.learn(rate, limit, max(0, remaining - unseen))
 
     async def backoff(self, model: ModelInfo, seconds: float) -> None:
         """After a 429 the whole model waits, not only the request that got it."""
@@ -486,7 +503,7 @@ class _Lane:
         for i, w in enumerate(group):
             self._remove(w, served=True)
             ask = w.ask if i == 0 else _without_shared_requests(w.ask)
-            ticket = Ticket(self.model, ask, windows, batch, i)
+            ticket = self.budget.issue(Ticket(self.model, ask, windows, batch, i))
             if w.future.done():  # its caller gave up meanwhile
                 asyncio.get_running_loop().create_task(self.budget.release(ticket))
             else:
