@@ -223,3 +223,16 @@ async def test_a_channel_over_its_own_rate_does_not_hold_up_the_others(
     slow.cancel()
     await asyncio.gather(slow, return_exceptions=True)
     await budget.aclose()
+
+
+async def test_learning_remaining_does_not_forget_calls_in_flight(backend: BudgetBackend) -> None:
+    """A's answer says 7,500 tokens remain (someone else used 1,500); B was granted after the
+    provider counted that, so B's 1,000 are not in it: 6,500 are really left, not 7,500."""
+    m = model(tpm=10_000)
+    budget = Budget(backend, Policy({}))
+    _, tpm = budget.policy.model_rates(m)
+    a = await budget.acquire(who(), m, tokens=1_000, cost=None, deadline=soon())
+    await budget.acquire(who(), m, tokens=1_000, cost=None, deadline=soon())  # B, in flight
+    await budget.settle(a, tokens=1_000, cost=None)
+    await budget.observe(m, RateLimitInfo(limit_tokens=10_000, remaining_tokens=7_500))
+    assert await level(budget, tpm) == pytest.approx(6_500, abs=1)
