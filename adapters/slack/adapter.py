@@ -28,6 +28,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.mrkdwn import split, to_mrkdwn
@@ -83,6 +84,8 @@ class SlackAdapter:
             logger=logging.getLogger("slack_bolt"),
         )
         self.tasks: set[asyncio.Task[None]] = set()
+        self.streams: dict[str, bool] = {}
+        """Per workspace: whether Slack's streaming methods work there (unknown: try them)."""
         self._register()
 
     # -- HTTP --------------------------------------------------------------------------------
@@ -190,7 +193,16 @@ class SlackAdapter:
         placeholder = await client.chat_postMessage(
             channel=channel, thread_ts=thread_ts, text=THINKING
         )
-        reply = _Reply(client, channel, thread_ts, placeholder["ts"], self.config.update_interval)
+        reply = _Reply(
+            client,
+            channel,
+            thread_ts,
+            placeholder["ts"],
+            self.config.update_interval,
+            team=request.workspace,
+            user=request.user,
+            streams=self.streams,
+        )
         try:
             answer = await self.service.handle(
                 request, on_delta=reply.delta, on_queued=reply.queued
@@ -287,14 +299,31 @@ class SlackAdapter:
 
 
 class _Reply:
-    """One answer in a thread: the placeholder, then edits no faster than Slack allows."""
+    """One answer in a thread: the placeholder, then the answer as it is generated.
+
+    Where the workspace has Slack's streaming methods (chat.startStream/appendStream/
+    stopStream), the answer streams into a message of its own and the placeholder goes;
+    elsewhere the placeholder is edited, no faster than Slack allows.
+    """
 
     def __init__(
-        self, client: AsyncWebClient, channel: str, thread_ts: str, ts: str, interval: float
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        thread_ts: str,
+        ts: str,
+        interval: float,
+        *,
+        team: str,
+        user: str,
+        streams: dict[str, bool],
     ):
         self.client, self.channel, self.thread_ts, self.ts = client, channel, thread_ts, ts
         self.interval = interval
+        self.team, self.user, self.streams = team, user, streams
         self.text = ""
+        self._stream: AsyncChatStream | None = None
+        self._tried_stream = False
         self._last_edit = 0.0
         self._editing: asyncio.Task[None] | None = None
 
@@ -303,6 +332,20 @@ class _Reply:
 
     async def delta(self, delta: str) -> None:
         self.text += delta
+        if not self._tried_stream and self.streams.get(self.team, True):
+            self._tried_stream = True
+            self._stream = await self.client.chat_stream(
+                channel=self.channel,
+                thread_ts=self.thread_ts,
+                recipient_team_id=self.team,
+                recipient_user_id=self.user,
+            )
+        if self._stream is not None:
+            try:
+                await self._stream.append(markdown_text=delta)
+                return
+            except SlackApiError as exc:
+                self._no_streaming(exc)
         now = time.monotonic()
         if now - self._last_edit >= self.interval and (
             self._editing is None or self._editing.done()
@@ -312,7 +355,21 @@ class _Reply:
             # Not awaited: the model's stream never waits for Slack.
             self._editing = asyncio.get_running_loop().create_task(self._edit(preview))
 
+    def _no_streaming(self, exc: SlackApiError) -> None:
+        if self.streams.get(self.team, True):
+            log.info("Slack streaming is not available in %s (%s): editing instead", self.team, exc)
+        self.streams[self.team] = False
+        self._stream = None
+
     async def finish(self, text: str) -> None:
+        if self._stream is not None:
+            try:
+                await self._stream.stop()
+            except SlackApiError as exc:
+                self._no_streaming(exc)
+            else:
+                await self._delete_placeholder()
+                return
         if self._editing is not None:
             await asyncio.gather(self._editing, return_exceptions=True)
         first, *rest = split(to_mrkdwn(text)) or [""]
@@ -323,9 +380,22 @@ class _Reply:
             )
 
     async def fail(self, text: str) -> None:
+        if self._stream is not None:
+            try:
+                await self._stream.stop(markdown_text=f"\n\n{text}")
+                await self._delete_placeholder()
+                return
+            except SlackApiError as exc:
+                self._no_streaming(exc)
         if self._editing is not None:
             await asyncio.gather(self._editing, return_exceptions=True)
         await self._edit(text)
+
+    async def _delete_placeholder(self) -> None:
+        try:
+            await self.client.chat_delete(channel=self.channel, ts=self.ts)
+        except SlackApiError as exc:
+            log.warning("could not remove the placeholder in %s: %s", self.channel, exc)
 
     async def _edit(self, text: str) -> None:
         try:

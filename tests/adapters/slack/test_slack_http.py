@@ -53,10 +53,13 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
+async def rig(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Rig]:
+    """Slack without its streaming methods, unless parametrized ``indirect`` with True."""
     async with (
         SandboxServer(SandboxConfig(rpm=None, tpm=None, rpd=None)) as sandbox,
-        FakeSlackAPI() as api,
+        FakeSlackAPI(streaming_supported=getattr(request, "param", False)) as api,
     ):
         monkeypatch.setenv("OPENAI_BASE_URL", sandbox.base_url)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
@@ -216,3 +219,20 @@ async def test_ask_usage_and_budget_commands(rig: Rig) -> None:
     await rig.command(ev.slash_command("/budget", response_url=rig.api.response_url("show")))
     (shown,) = await rig.api.wait_for_responses("show")
     assert "this channel's requests per minute" in shown["text"]
+
+
+@pytest.mark.parametrize("rig", [True], indirect=True)
+async def test_where_slack_streams_the_answer_streams_into_the_thread(rig: Rig) -> None:
+    payload = rig.api.seed_event(ev.app_mention("stream it please"))
+    ts = payload["event"]["ts"]  # type: ignore[index]
+    await rig.post(payload)
+    await wait_for(lambda: bool(rig.api.calls_to("chat.stopStream")))
+    await wait_for(lambda: bool(rig.api.calls_to("chat.delete")))
+    thread = rig.api.messages(DEFAULT_CHANNEL, ts)
+    (answer,) = [t for t in thread if t.startswith("Sandbox answer")]
+    assert "stream it please" in answer
+    assert "_Thinking…_" not in thread  # the placeholder made way for the stream
+    start = rig.api.calls_to("chat.startStream")[0]
+    assert (start["thread_ts"], start["recipient_user_id"]) == (ts, DEFAULT_USER)
+    (row,) = await rig.app.usage.rows()
+    assert row.completion_tokens > 0
