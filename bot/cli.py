@@ -141,11 +141,13 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
     async with open_app(settings) as app:
         routes = []
         slack = None
-        if settings.slack_bot_token and settings.slack_signing_secret:
+        if settings.slack_bot_token and (settings.slack_signing_secret or settings.slack_app_token):
+            secret, app_token = settings.slack_signing_secret, settings.slack_app_token
             slack = SlackAdapter(
                 SlackConfig(
                     bot_token=settings.slack_bot_token.get_secret_value(),
-                    signing_secret=settings.slack_signing_secret.get_secret_value(),
+                    signing_secret=secret.get_secret_value() if secret else None,
+                    app_token=app_token.get_secret_value() if app_token else None,
                     api_url=settings.slack_api_url,
                     admins=frozenset(settings.admin_users),
                 ),
@@ -154,8 +156,13 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 events=EventLog(app.db),
             )
             routes += slack.routes()
+            if app_token:
+                await slack.start_socket_mode()
         else:
-            log.info("Slack is off: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to serve it")
+            log.info(
+                "Slack is off: set SLACK_BOT_TOKEN, and SLACK_SIGNING_SECRET (HTTP) or "
+                "SLACK_APP_TOKEN (Socket Mode)"
+            )
         server = WebServer(
             routes, host=args.host or settings.http_host, port=args.port or settings.http_port
         )

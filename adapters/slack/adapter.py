@@ -16,11 +16,12 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -50,13 +51,20 @@ _MENTION = re.compile(r"<@[A-Z0-9]+>")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SlackConfig:
+    """HTTP mode needs ``signing_secret``; Socket Mode needs ``app_token``; both may be on."""
+
     bot_token: str
-    signing_secret: str
+    signing_secret: str | None = None
+    app_token: str | None = field(default=None, repr=False)
     api_url: str | None = None
     admins: frozenset[str] = frozenset()
     """User IDs allowed to change budgets, besides the workspace's admins and owners."""
     update_interval: float = 1.0
     """Seconds between edits of a streamed answer: chat.update allows about one a second."""
+    socket_check: float = 30.0
+    """Seconds between checks that the Socket Mode connection still carries messages."""
+    socket_ping: float = 10.0
+    """Seconds between pings; a connection without pongs for four of them counts as stalled."""
 
 
 class SlackAdapter:
@@ -79,10 +87,16 @@ class SlackAdapter:
         )
         self.app = AsyncApp(
             client=client,
-            signing_secret=config.signing_secret,
+            # Socket Mode has no HTTP requests to verify; HTTP mode is only served with a secret.
+            signing_secret=config.signing_secret or "",
+            request_verification_enabled=config.signing_secret is not None,
             process_before_response=False,
             logger=logging.getLogger("slack_bolt"),
         )
+        self.socket: AsyncSocketModeHandler | None = None
+        self.socket_reconnects = 0
+        self._socket_ok = True
+        self._watchdog: asyncio.Task[None] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.streams: dict[str, bool] = {}
         """Per workspace: whether Slack's streaming methods work there (unknown: try them)."""
@@ -91,7 +105,53 @@ class SlackAdapter:
     # -- HTTP --------------------------------------------------------------------------------
 
     def routes(self) -> list[web.RouteDef]:
+        if self.config.signing_secret is None:
+            return []
         return [web.post("/slack/events", self.handle_http)]
+
+    # -- Socket Mode -------------------------------------------------------------------------
+
+    async def start_socket_mode(self) -> None:
+        """Connect over Socket Mode (``SLACK_APP_TOKEN``), and keep watching the connection."""
+        assert self.config.app_token, "Socket Mode needs an app-level token (xapp-...)"
+        self.socket = AsyncSocketModeHandler(
+            self.app,
+            self.config.app_token,
+            web_client=self.app.client,
+            ping_interval=self.config.socket_ping,
+        )
+        await self.socket.connect_async()  # type: ignore[no-untyped-call]  # bolt: untyped
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch_socket())
+
+    @property
+    def socket_healthy(self) -> bool | None:
+        """None without Socket Mode; for /readyz."""
+        if self.socket is None:
+            return None
+        return self._socket_ok
+
+    async def _watch_socket(self) -> None:
+        """Socket Mode connections are known to go quiet after some reconnects while looking
+        open. slack-sdk pings them; when the pongs stop, or the session is gone, twice in a
+        row, this opens a new connection instead of waiting for one that will not come."""
+        assert self.socket is not None
+        failures = 0
+        while True:
+            await asyncio.sleep(self.config.socket_check)
+            try:
+                connected = await self.socket.client.is_connected()
+            except Exception:
+                connected = False
+            failures = 0 if connected else failures + 1
+            self._socket_ok = connected
+            if failures >= 2:
+                log.warning("the Slack Socket Mode connection has stalled: opening a new one")
+                self.socket_reconnects += 1
+                try:
+                    await self.socket.client.connect_to_new_endpoint(force=True)
+                    failures = 0
+                except Exception:
+                    log.exception("could not reconnect to Slack over Socket Mode; will retry")
 
     async def handle_http(self, request: web.Request) -> web.Response:
         """Events, slash commands and interactivity; bolt verifies the signature first."""
@@ -99,7 +159,12 @@ class SlackAdapter:
         return await to_aiohttp_response(bolt_response)
 
     async def aclose(self) -> None:
-        """Let answers already under way finish."""
+        """Stop taking events, then let answers already under way finish."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
+        if self.socket is not None:
+            await self.socket.close_async()  # type: ignore[no-untyped-call]  # bolt: untyped
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
 

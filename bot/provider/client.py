@@ -56,7 +56,12 @@ class OpenAIClient(AsyncResource):
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._owns_http = http is None
         if http is None:
-            http = httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(retries=0))
+            # httpx keeps 20 idle connections by default: far fewer than the calls a chat bot
+            # has in flight when the model is slow, so most calls would open a new one.
+            limits = httpx.Limits(max_connections=500, max_keepalive_connections=200)
+            http = httpx.AsyncClient(
+                transport=httpx.AsyncHTTPTransport(retries=0, limits=limits), limits=limits
+            )
         self._http = http
         self._errors = ErrorMapper(where, api_key is not None, timeout, connect_timeout)
 

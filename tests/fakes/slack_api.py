@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, Self
 from aiohttp import web
 
 from tests.fakes.slack_methods import METHODS, Context, SlackError
+from tests.fakes.slack_socket import FakeSocketMode
 from tests.fakes.slack_state import JSON, Ephemeral, FakeMessage, SlackState, Upload
 from tests.fakes.slack_workspace import DEFAULT_USER, DEFAULT_WORKSPACE, SlackWorkspace
 
@@ -96,6 +97,8 @@ class FakeSlackAPI:
         self._port = port
         self._runner: web.AppRunner | None = None
         self._bound_port: int | None = None
+        self.socket = FakeSocketMode()
+        """Socket Mode: apps.connections.open (with the app-level token) and its WebSocket."""
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -106,6 +109,7 @@ class FakeSlackAPI:
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/response/{response_id}", self._handle_response_url)
         app.router.add_post("/upload/v1/{file_id}", self._handle_upload)
+        self.socket.routes(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await runner.setup()
         try:
@@ -324,6 +328,9 @@ class FakeSlackAPI:
     ) -> tuple[int, JSON, dict[str, str]]:
         if fault := self._take_fault(method):
             return fault.status, fault.body, fault.headers
+        if method == "apps.connections.open":
+            self.socket.base_url = self.base_url
+            return 200, self.socket.open(token), {}
         # Slack answers every call with the scopes the token has.
         headers = {"X-OAuth-Scopes": "app_mentions:read,channels:history,chat:write,commands"}
         try:

@@ -1,0 +1,88 @@
+"""Socket Mode: the same answers over Slack's WebSocket, acknowledged per envelope, and a
+connection that goes quiet is replaced."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from adapters.slack import SlackAdapter, SlackConfig
+from bot.app import App, open_app
+from bot.commands import Commands
+from bot.config import load_settings
+from bot.sandbox import SandboxConfig, SandboxServer
+from bot.store.events import EventLog
+from tests.fakes import slack_events as ev
+from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
+from tests.fakes.slack_socket import DEFAULT_APP_TOKEN
+from tests.fakes.slack_workspace import DEFAULT_CHANNEL
+
+
+@pytest.fixture
+async def socket_rig(
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[tuple[App, FakeSlackAPI, SlackAdapter, SandboxServer]]:
+    async with (
+        SandboxServer(SandboxConfig(rpm=None, tpm=None, rpd=None)) as sandbox,
+        FakeSlackAPI(streaming_supported=False) as api,
+    ):
+        monkeypatch.setenv("OPENAI_BASE_URL", sandbox.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        async with open_app(load_settings()) as app:
+            adapter = SlackAdapter(
+                SlackConfig(
+                    bot_token=DEFAULT_TOKEN,
+                    app_token=DEFAULT_APP_TOKEN,
+                    api_url=api.url,
+                    update_interval=0.05,
+                    socket_check=0.2,
+                    socket_ping=0.1,
+                ),
+                service=app.service,
+                commands=Commands(usage=app.usage, budget=app.budget, limits=app.limits),
+                events=EventLog(app.db),
+            )
+            assert adapter.routes() == []  # no signing secret: no HTTP endpoint
+            await adapter.start_socket_mode()
+            await api.socket.wait_connected()
+            yield app, api, adapter, sandbox
+            await adapter.aclose()
+
+
+async def until(predicate, within: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(within / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+async def test_events_arrive_over_the_socket_are_acked_and_answered_once(socket_rig) -> None:  # type: ignore[no-untyped-def]
+    _, api, _, sandbox = socket_rig
+    payload = api.seed_event(ev.app_mention("over the socket"))
+    ts = payload["event"]["ts"]
+    envelope = await api.socket.send(payload)
+    await api.socket.wait_ack(envelope)
+    await api.socket.send(payload, retry=1)  # Slack redelivers: still one answer
+    await until(
+        lambda: any(t.startswith("Sandbox answer") for t in api.messages(DEFAULT_CHANNEL, ts))
+    )
+    await asyncio.sleep(0.3)
+    assert [t for t in api.messages(DEFAULT_CHANNEL, ts) if t.startswith("Sandbox answer")]
+    assert sandbox.stats.total.requests == 1
+
+
+async def test_a_stalled_connection_is_noticed_and_replaced(socket_rig) -> None:  # type: ignore[no-untyped-def]
+    _, api, adapter, sandbox = socket_rig
+    opened = api.socket.opened
+    api.socket.stalled = True  # looks open; pongs and events go nowhere
+    await until(lambda: api.socket.opened > opened, within=10.0)
+    api.socket.stalled = False
+    await until(lambda: api.socket.connected >= 1)
+    assert adapter.socket_reconnects + (api.socket.opened - opened) >= 1
+    payload = api.seed_event(ev.app_mention("after the stall"))
+    envelope = await api.socket.send(payload)
+    await api.socket.wait_ack(envelope)
+    await until(lambda: sandbox.stats.total.requests == 1)
