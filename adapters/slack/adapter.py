@@ -37,7 +37,7 @@ from bot import messages
 from bot.budget.manager import QueueInfo
 from bot.budget.policy import Who
 from bot.commands import BUDGET_HELP, Commands
-from bot.errors import QuotabotError
+from bot.errors import QuotabotError, StoreError
 from bot.models import ChatRequest, Message
 from bot.service import Service
 from bot.store.events import EventLog
@@ -207,7 +207,7 @@ class SlackAdapter:
         if not (channel and ts and user):
             log.warning("Slack event without channel, ts or user ignored: %s", event.get("type"))
             return
-        if not await self.events.first(f"slack:{team}:{channel}:{ts}"):
+        if not await self._first(f"slack:{team}:{channel}:{ts}"):
             return  # Slack's retry, the app_mention/message twin, or another replica
         thread_ts = event.get("thread_ts") or ts
         history = await self._history(context.client, channel, thread_ts, ts, context.bot_user_id)
@@ -227,6 +227,15 @@ class SlackAdapter:
         if not settings.enabled:
             return
         await self._answer(context.client, request, channel, thread_ts)
+
+    async def _first(self, key: str) -> bool:
+        """Whether this event is new. If the database cannot say, answer anyway: the event
+        was acknowledged, and a rare second answer is better than none."""
+        try:
+            return await self.events.first(key)
+        except StoreError as exc:
+            log.warning("could not check event %s for repeats, answering it anyway: %s", key, exc)
+            return True
 
     async def _history(
         self, client: AsyncWebClient, channel: str, thread_ts: str, ts: str, bot_user: str | None
@@ -292,7 +301,7 @@ class SlackAdapter:
             await ack(text="Ask a question: `/ask what is a token bucket?`")
             return
         await ack(response_type="in_channel", text=f"<@{command['user_id']}> asked: {text}")
-        if not await self.events.first(f"slack-cmd:{command.get('trigger_id')}"):
+        if not await self._first(f"slack-cmd:{command.get('trigger_id')}"):
             return
         channel, team = command["channel_id"], command.get("team_id") or context.team_id or ""
         request = ChatRequest(
