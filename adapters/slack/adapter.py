@@ -97,7 +97,8 @@ class SlackAdapter:
         self.socket_reconnects = 0
         self._socket_ok = True
         self._watchdog: asyncio.Task[None] | None = None
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        """Listener tasks with an answer under way."""
         self.streams: dict[str, bool] = {}
         """Per workspace: whether Slack's streaming methods work there (unknown: try them)."""
         self._register()
@@ -166,7 +167,7 @@ class SlackAdapter:
         if self.socket is not None:
             await self.socket.close_async()  # type: ignore[no-untyped-call]  # bolt: untyped
         if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
 
     # -- listeners ---------------------------------------------------------------------------
 
@@ -264,6 +265,12 @@ class SlackAdapter:
     async def _answer(
         self, client: AsyncWebClient, request: ChatRequest, channel: str, thread_ts: str
     ) -> None:
+        # Bolt runs each listener as a task of its own: remember this one, so that a shutdown
+        # waits for the answer instead of cutting it off.
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         placeholder = await client.chat_postMessage(
             channel=channel, thread_ts=thread_ts, text=THINKING
         )

@@ -236,3 +236,13 @@ async def test_where_slack_streams_the_answer_streams_into_the_thread(rig: Rig) 
     assert (start["thread_ts"], start["recipient_user_id"]) == (ts, DEFAULT_USER)
     (row,) = await rig.app.usage.rows()
     assert row.completion_tokens > 0
+
+
+async def test_shutdown_lets_answers_under_way_finish(rig: Rig) -> None:
+    rig.api.method_latency["chat.update"] = 0.3  # Slack is slow today
+    payload = rig.api.seed_event(ev.app_mention("finish before you go"))
+    ts = payload["event"]["ts"]  # type: ignore[index]
+    await rig.post(payload)
+    await rig.api.wait_for_calls("chat.postMessage")  # the placeholder: the answer is under way
+    await rig.adapter.aclose()
+    assert answered(rig, DEFAULT_CHANNEL, ts)
