@@ -104,6 +104,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             Policy(settings.budget_limits()),
             queue_size=settings.queue_size,
             batch_max=settings.batch_max,
+            spread=settings.burst_spread,
             overrides=limits.all,
             # Counters in this process start from zero: daily and monthly caps start from what
             # the usage store says was already used. (Redis keeps its counters.)

@@ -151,7 +151,7 @@ class Service:
                 await self.budget.release(ticket)
                 await self._record_failure(request, prep, exc, time.monotonic() - started, attempt)
                 delay = None if streamed else self.retry.delay(exc, attempt)
-                await self._after_failure(prep.info, exc, retrying=delay is not None)
+                await self._after_failure(prep.info, exc, ticket, retrying=delay is not None)
                 if delay is None or time.monotonic() + delay > deadline:
                     raise
                 log.info("retrying %s after %s in %.2f s", request.request_id, exc, delay)
@@ -166,7 +166,7 @@ class Service:
             await self.budget.settle(ticket, tokens=answer.usage.total_tokens, cost=cost)
             # After settling: the headers' "remaining" already counts the unused tokens given
             # back, so learning first would give them back twice.
-            await self.budget.observe(prep.info, answer.rate_limits)
+            await self.budget.observe(prep.info, answer.rate_limits, ticket)
             return await self._finish(request, prep, answer, cost, attempt)
 
     async def _prepare(self, request: ChatRequest) -> _Prepared:
@@ -201,7 +201,7 @@ class Service:
     async def _attempt(self, prep: _Prepared, ticket: Ticket, on_delta: OnDelta | None) -> _Answer:
         if ticket.batch is not None:
             return await self._batched(prep, ticket)
-        completion = await self._call(prep, on_delta)
+        completion = await self._call(prep, ticket, on_delta)
         usage, estimated = completion.usage, completion.usage is None
         if usage is None:
             # Some self-hosted servers send no usage (notably in streams): count it ourselves.
@@ -218,18 +218,31 @@ class Service:
             completion.rate_limits,
         )
 
-    async def _call(self, prep: _Prepared, on_delta: OnDelta | None) -> Completion:
+    async def _call(self, prep: _Prepared, ticket: Ticket, on_delta: OnDelta | None) -> Completion:
         model, max_tokens, temperature = prep.info.name, prep.max_tokens, prep.temperature
+        sent = ticket.sending
         if prep.info.endpoint == "completions":
             return await self.provider.complete(
-                model=model, prompts=[prep.prompt], max_tokens=max_tokens, temperature=temperature
+                model=model,
+                prompts=[prep.prompt],
+                max_tokens=max_tokens,
+                temperature=temperature,
+                on_send=sent,
             )
         if on_delta is None:
             return await self.provider.chat(
-                model=model, messages=prep.messages, max_tokens=max_tokens, temperature=temperature
+                model=model,
+                messages=prep.messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                on_send=sent,
             )
         stream = self.provider.stream_chat(
-            model=model, messages=prep.messages, max_tokens=max_tokens, temperature=temperature
+            model=model,
+            messages=prep.messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            on_send=sent,
         )
         async with stream:
             async for delta in stream:
@@ -248,6 +261,7 @@ class Service:
                     prompts=batch.prompts,
                     max_tokens=prep.max_tokens,
                     temperature=prep.temperature,
+                    on_send=ticket.sending,
                 )
             except (BadRequest, ServerError) as exc:
                 # Single prompts may well work where the array failed: try them before
@@ -289,8 +303,10 @@ class Service:
                 why,
             )
 
-    async def _after_failure(self, model: ModelInfo, exc: ProviderError, *, retrying: bool) -> None:
-        await self.budget.observe(model, exc.rate_limits)
+    async def _after_failure(
+        self, model: ModelInfo, exc: ProviderError, ticket: Ticket, *, retrying: bool
+    ) -> None:
+        await self.budget.observe(model, exc.rate_limits, ticket)
         if isinstance(exc, RateLimited):
             await self.budget.backoff(model, exc.retry_after or _DEFAULT_BACKOFF)
         elif isinstance(exc, QuotaExhausted):

@@ -8,6 +8,9 @@ A request that fits goes at once. One that must wait joins its model's queue, se
 across channels (bot.budget.fairqueue) by one dispatcher task per model; its caller is told
 its position and the expected wait. One that cannot fit a cap, or could not be served before
 its deadline, is refused at once with the reason.
+
+A full bucket is not handed out in one instant (see :class:`Pacer`): otherwise the first
+channel of a burst to reach the budget takes the whole minute's quota, fair queue or not.
 """
 
 from __future__ import annotations
@@ -50,6 +53,60 @@ _MAX_NAP = 1.0
 STOPPING = "quotabot is restarting: please ask again in a moment."
 
 
+class Pacer:
+    """Hands out a model's account-wide buckets no faster than all of them in ``spread``
+    seconds, holding at most ``burst`` (a share of each bucket) for immediate grants.
+
+    Requests of a burst that arrive within ``spread`` then meet in the fair queue and are
+    served in fair order instead of arrival order. No quota is lost: the provider's buckets
+    refill from the first grant on, and ``spread`` is far shorter than their period. Small
+    buckets are not paced: a request that takes over 1% of one (3 RPM, say) goes at once.
+    """
+
+    def __init__(self, spread: float, clock: Callable[[], float], *, burst: float = 0.1):
+        self.burst = burst
+        self.rate = 1.0 / spread if spread > 0 else math.inf
+        self.clock = clock
+        self.level = burst
+        self._at = clock()
+
+    def delay(self, ask: Ask) -> float:
+        """Seconds until ``ask`` may go; 0 when it may go now."""
+        self._refill()
+        missing = self._share(ask) - self.level
+        return 0.0 if missing <= 0 or math.isinf(self.rate) else missing / self.rate
+
+    def take(self, ask: Ask) -> None:
+        self._refill()
+        self.level -= self._share(ask)
+
+    def try_take(self, ask: Ask) -> bool:
+        """Take ``ask``'s share if it may go now. (Taken before the backend is asked: many
+        requests check at once while the backend's answer is awaited.)"""
+        if self.delay(ask):
+            return False
+        self.take(ask)
+        return True
+
+    def give_back(self, ask: Ask) -> None:
+        self.level += self._share(ask)
+
+    def full(self) -> bool:
+        """No burst under way: nothing was granted for a while."""
+        self._refill()
+        return self.level >= self.burst
+
+    def _share(self, ask: Ask) -> float:
+        shares = (amount / rate.limit for rate, amount in ask.rates if rate.shared and rate.limit)
+        share = max(shares, default=0.0)
+        return 0.0 if share > self.burst / 10 else share
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.level = min(self.burst, self.level + (now - self._at) * self.rate)
+        self._at = now
+
+
 @dataclass(frozen=True, slots=True)
 class QueueInfo:
     model: str
@@ -86,6 +143,7 @@ class Batch:
     result: asyncio.Future[Completion] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    sent_at: float | None = None
 
 
 @dataclass(eq=False)
@@ -99,6 +157,19 @@ class Ticket:
     index: int = 0
     """This request's prompt and choice index in ``batch``."""
     done: bool = False
+    _sent_at: float | None = None
+
+    def sending(self) -> None:
+        """Called as the call leaves for the provider (a batch leaves once, for all)."""
+        if self.batch is not None:
+            self.batch.sent_at = time.monotonic()
+        else:
+            self._sent_at = time.monotonic()
+
+    @property
+    def sent_at(self) -> float | None:
+        """Real time (not the budget's clock): compared with when the provider's headers came."""
+        return self.batch.sent_at if self.batch is not None else self._sent_at
 
 
 @dataclass(eq=False)
@@ -124,6 +195,7 @@ class Budget(AsyncResource):
         *,
         queue_size: int = 1000,
         batch_max: int = 20,
+        spread: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         overrides: Callable[[], Awaitable[Limits]] | None = None,
         refresh: float = 10.0,
@@ -136,10 +208,11 @@ class Budget(AsyncResource):
         self._next_refresh = 0.0
         self._seed = seed
         self._seeded: set[tuple[str, str]] = set()
-        self._inflight: Counter[str] = Counter()
-        """What granted, unsettled calls hold of each bucket (by key)."""
+        self._inflight: dict[int, Ticket] = {}
+        """Granted, unsettled tickets by id, in the order they were granted."""
         self.queue_size = queue_size
         self.batch_max = batch_max
+        self.spread = spread
         self.clock = clock
         self._lanes: dict[str, _Lane] = {}
         self.no_batch: set[str] = set()
@@ -176,10 +249,11 @@ class Budget(AsyncResource):
         self._check_fits(ask)
         await self._seed_caps(ask)
         lane = self.lane(model)
-        if not lane.queue:
+        if not lane.queue and lane.at_once(who, ask):
             outcome = await self.backend.acquire(ask)
             if isinstance(outcome, Granted):
                 return self.issue(Ticket(model, ask, _windows(ask, outcome)))
+            lane.not_at_once(who, ask)
             if isinstance(outcome, Refused):
                 raise _refusal(outcome)
             if math.isinf(outcome.seconds):
@@ -244,7 +318,7 @@ class Budget(AsyncResource):
                 )
 
     def issue(self, ticket: Ticket) -> Ticket:
-        self._inflight.update({rate.key: amount for rate, amount in ticket.ask.rates})
+        self._inflight[id(ticket)] = ticket
         return ticket
 
     def _retire(self, ticket: Ticket) -> bool:
@@ -252,7 +326,7 @@ class Budget(AsyncResource):
         if ticket.done:
             return False
         ticket.done = True
-        self._inflight.subtract({rate.key: amount for rate, amount in ticket.ask.rates})
+        self._inflight.pop(id(ticket), None)
         return True
 
     async def settle(self, ticket: Ticket, *, tokens: int, cost: Decimal | None) -> None:
@@ -279,14 +353,26 @@ class Budget(AsyncResource):
         await self.backend.adjust(rates, caps)
         self.lane(ticket.model).wake()
 
-    async def observe(self, model: ModelInfo, info: RateLimitInfo | None) -> None:
+    async def observe(
+        self, model: ModelInfo, info: RateLimitInfo | None, ticket: Ticket | None = None
+    ) -> None:
         """Learn the account's real limits from the provider's x-ratelimit-* headers.
 
-        "Remaining" was true when the provider answered; calls granted here since then are
-        not in it yet, so what they hold is taken off it. (Some of it may already be: that
-        errs on the side of waiting a moment, never of a 429.)"""
+        "Remaining" was true when the provider took ``ticket``'s call: calls sent after it are
+        not in it yet, so what they hold is taken off it. Calls sent before it are, and taking
+        them off too would lose their share of the bucket for good (a burst with hundreds of
+        calls in flight lost 5% of the quota that way). Without ``ticket``, every call in
+        flight counts as not seen."""
         if info is None:
             return
+        seen_until = -math.inf
+        if ticket is not None and ticket.sent_at is not None:
+            seen_until = ticket.sent_at
+        unseen: Counter[str] = Counter()
+        for ticket_ in self._inflight.values():
+            sent = ticket_.sent_at
+            if ticket_ is not ticket and (sent is None or sent > seen_until):
+                unseen.update({rate.key: amount for rate, amount in ticket_.ask.rates})
         for rate in self.policy.model_rates(model):
             kind = rate.key.rsplit(":", 1)[1]
             if kind == "rpm":
@@ -296,8 +382,7 @@ class Budget(AsyncResource):
             else:
                 continue
             if limit and remaining is not None:
-                unseen = max(0, self._inflight[rate.key])
-                await self.backend.learn(rate, limit, max(0, remaining - unseen))
+                await self.backend.learn(rate, limit, max(0, remaining - unseen[rate.key]))
 
     async def backoff(self, model: ModelInfo, seconds: float) -> None:
         """After a 429 the whole model waits, not only the request that got it."""
@@ -342,13 +427,27 @@ class _Lane:
     def __init__(self, budget: Budget, model: ModelInfo):
         self.budget = budget
         self.model = model
-        self.queue: FairQueue[_Waiter] = FairQueue()
+        self.queue: FairQueue[_Waiter] = FairQueue(credit=budget.spread, clock=budget.clock)
+        self.pacer = Pacer(budget.spread, budget.clock)
         self.queued: Counter[Rate] = Counter()
         """What every waiter together needs of each bucket."""
         self.blocked: dict[str, float] = {}
         self._next_expiry_check = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    def at_once(self, who: Who, ask: Ask) -> bool:
+        """May ``ask`` skip the queue? If so it is counted as served (undo: not_at_once)."""
+        if self.pacer.full():
+            self.queue.forget()
+        if not self.pacer.try_take(ask):
+            return False
+        self.queue.charge(who.flow, self.budget.policy.weight(who))
+        return True
+
+    def not_at_once(self, who: Who, ask: Ask) -> None:
+        self.pacer.give_back(ask)
+        self.queue.uncharge(who.flow, self.budget.policy.weight(who))
 
     def wake(self) -> None:
         """Capacity came back: look at every waiter again."""
@@ -432,11 +531,16 @@ class _Lane:
                 await self._nap(now)
                 continue
             group = self._group(head)
-            outcome = await b.backend.acquire(self._combined(group))
+            ask = self._combined(group)
+            if pace := self.pacer.delay(ask):
+                await self._nap(now, until=now + pace)
+                continue
+            outcome = await b.backend.acquire(ask)
             if not isinstance(outcome, Granted) and len(group) > 1:
-                group = [head]
-                outcome = await b.backend.acquire(head.ask)
+                group, ask = [head], head.ask
+                outcome = await b.backend.acquire(ask)
             if isinstance(outcome, Granted):
+                self.pacer.take(ask)
                 self._grant(group, outcome)
             elif isinstance(outcome, Refused):
                 self._fail(head, _refusal(outcome))
@@ -448,8 +552,8 @@ class _Lane:
     def _eligible(self, waiter: _Waiter) -> bool:
         return not any(rate.key in self.blocked for rate, _ in waiter.ask.rates)
 
-    async def _nap(self, now: float) -> None:
-        until = min(self.blocked.values(), default=now + _MAX_NAP)
+    async def _nap(self, now: float, *, until: float = math.inf) -> None:
+        until = min(until, *self.blocked.values(), now + _MAX_NAP)
         until = min(until, min((w.deadline for w in self.queue), default=until))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, min(until - now, _MAX_NAP)))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -28,6 +29,13 @@ def _body(
     return body
 
 
+_KEEPALIVE = 40
+
+OnSend = Callable[[], object]
+"""Called as a call leaves (after any wait for a free connection): the budgets compare it with
+when rate-limit headers came back."""
+
+
 class OpenAIClient(AsyncResource):
     """Calls one OpenAI-compatible server, one attempt per call; an async context manager."""
 
@@ -39,6 +47,7 @@ class OpenAIClient(AsyncResource):
         http: httpx.AsyncClient | None = None,
         timeout: float = 60.0,
         connect_timeout: float = 10.0,
+        max_connections: int = 100,
     ) -> None:
         try:
             url = httpx.URL(base_url)
@@ -56,13 +65,20 @@ class OpenAIClient(AsyncResource):
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._owns_http = http is None
         if http is None:
-            # httpx keeps 20 idle connections by default: far fewer than the calls a chat bot
-            # has in flight when the model is slow, so most calls would open a new one.
-            limits = httpx.Limits(max_connections=500, max_keepalive_connections=200)
+            # httpx keeps 20 idle connections by default: fewer than the calls a chat bot has
+            # in flight when the model is slow, so most calls would open a new one. Not many
+            # more either: httpcore's pool scans idle x all connections on every request.
+            limits = httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=_KEEPALIVE
+            )
             http = httpx.AsyncClient(
                 transport=httpx.AsyncHTTPTransport(retries=0, limits=limits), limits=limits
             )
         self._http = http
+        # Calls beyond the pool wait here, not in httpcore's pool, whose queue costs
+        # O(queued x connections) per request: a burst of 500 calls took seconds of CPU
+        # (bench.budgets).
+        self._slots = asyncio.Semaphore(max_connections)
         self._errors = ErrorMapper(where, api_key is not None, timeout, connect_timeout)
 
     def __repr__(self) -> str:
@@ -82,9 +98,12 @@ class OpenAIClient(AsyncResource):
         messages: Sequence[Message],
         max_tokens: int | None = None,
         temperature: float | None = None,
+        on_send: OnSend | None = None,
     ) -> Completion:
         body = _body(model, max_tokens, temperature, messages=[m.to_openai() for m in messages])
-        return await self._call("/chat/completions", body, kind="chat", model=model)
+        return await self._call(
+            "/chat/completions", body, kind="chat", model=model, on_send=on_send
+        )
 
     def stream_chat(
         self,
@@ -93,6 +112,7 @@ class OpenAIClient(AsyncResource):
         messages: Sequence[Message],
         max_tokens: int | None = None,
         temperature: float | None = None,
+        on_send: OnSend | None = None,
     ) -> ChatStream:
         """Nothing is sent until ``async with``; ``include_usage`` asks for a final usage chunk."""
         body = _body(
@@ -104,7 +124,14 @@ class OpenAIClient(AsyncResource):
             stream_options={"include_usage": True},
         )
         request = self._request("/chat/completions", body, accept="text/event-stream")
-        return ChatStream(self._http, request, model=model, errors=self._errors)
+        return ChatStream(
+            self._http,
+            request,
+            model=model,
+            errors=self._errors,
+            slots=self._slots,
+            on_send=on_send,
+        )
 
     async def complete(
         self,
@@ -113,6 +140,7 @@ class OpenAIClient(AsyncResource):
         prompts: Sequence[str],
         max_tokens: int | None = None,
         temperature: float | None = None,
+        on_send: OnSend | None = None,
     ) -> Completion:
         """Legacy /completions; several prompts go in one request and get one choice each."""
         if isinstance(prompts, str):
@@ -121,7 +149,9 @@ class OpenAIClient(AsyncResource):
             raise ValueError("complete() needs at least one prompt")
         prompt: str | list[str] = prompts[0] if len(prompts) == 1 else list(prompts)
         body = _body(model, max_tokens, temperature, prompt=prompt)
-        return await self._call("/completions", body, kind="completions", model=model)
+        return await self._call(
+            "/completions", body, kind="completions", model=model, on_send=on_send
+        )
 
     def _request(self, path: str, body: dict[str, Any], *, accept: str) -> httpx.Request:
         headers = {"Accept": accept}
@@ -133,11 +163,22 @@ class OpenAIClient(AsyncResource):
             "POST", url, json=body, headers=headers, timeout=self._timeout
         )
 
-    async def _call(self, path: str, body: dict[str, Any], *, kind: Kind, model: str) -> Completion:
+    async def _call(
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        kind: Kind,
+        model: str,
+        on_send: OnSend | None,
+    ) -> Completion:
         request = self._request(path, body, accept="application/json")
         started = time.monotonic()
         try:
-            response = await self._http.send(request)
+            async with self._slots:
+                if on_send is not None:
+                    on_send()
+                response = await self._http.send(request)
         except httpx.RequestError as exc:
             raise self._errors.transport(exc) from exc
         latency = time.monotonic() - started

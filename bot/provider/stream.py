@@ -8,10 +8,11 @@ stream that ends without ``[DONE]``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -129,9 +130,19 @@ class ChatStream:
     completion: Completion | None
 
     def __init__(
-        self, http: httpx.AsyncClient, request: httpx.Request, *, model: str, errors: ErrorMapper
+        self,
+        http: httpx.AsyncClient,
+        request: httpx.Request,
+        *,
+        model: str,
+        errors: ErrorMapper,
+        slots: asyncio.Semaphore | None = None,
+        on_send: Callable[[], object] | None = None,
     ) -> None:
         self._http = http
+        self._slots = slots or asyncio.Semaphore(1_000_000)
+        self._holding = False
+        self._on_send = on_send
         self._request = request
         self._model = model
         self._errors = errors
@@ -142,20 +153,33 @@ class ChatStream:
 
     async def __aenter__(self) -> ChatStream:
         self._started = time.monotonic()
+        await self._slots.acquire()  # held until the stream is closed
+        self._holding = True
         try:
-            response = await self._http.send(self._request, stream=True)
-        except httpx.RequestError as exc:
-            raise self._errors.transport(exc) from exc
-        if not response.is_success:
+            if self._on_send is not None:
+                self._on_send()
             try:
-                await response.aread()
+                response = await self._http.send(self._request, stream=True)
             except httpx.RequestError as exc:
                 raise self._errors.transport(exc) from exc
-            finally:
-                await response.aclose()
-            raise self._errors.status(response, model=self._model) from status_cause(response)
+            if not response.is_success:
+                try:
+                    await response.aread()
+                except httpx.RequestError as exc:
+                    raise self._errors.transport(exc) from exc
+                finally:
+                    await response.aclose()
+                raise self._errors.status(response, model=self._model) from status_cause(response)
+        except BaseException:
+            self._free()
+            raise
         self._response = response
         return self
+
+    def _free(self) -> None:
+        if self._holding:
+            self._holding = False
+            self._slots.release()
 
     async def __aexit__(
         self,
@@ -163,10 +187,13 @@ class ChatStream:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._deltas is not None:
-            await self._deltas.aclose()
-        if self._response is not None:
-            await self._response.aclose()
+        try:
+            if self._deltas is not None:
+                await self._deltas.aclose()
+            if self._response is not None:
+                await self._response.aclose()
+        finally:
+            self._free()
 
     def __aiter__(self) -> AsyncIterator[str]:
         if self._response is None:

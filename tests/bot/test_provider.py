@@ -1218,3 +1218,32 @@ def test_stream_must_be_entered_before_iterating():
 
     with pytest.raises(RuntimeError, match="async with"):
         aiter(stream)
+
+
+async def test_calls_beyond_the_connection_limit_wait_their_turn() -> None:
+    """More calls than connections: the rest wait (outside httpcore's pool, whose queue is
+    slow), all are answered, and each is reported as sent only when it really leaves."""
+    active = peak = 0
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await asyncio.sleep(0.02)
+        active -= 1
+        return httpx.Response(200, headers=OPENAI_HEADERS, json=CHAT_BODY)
+
+    sent: list[int] = []
+    async with httpx.AsyncClient(transport=httpx.MockTransport(slow)) as http:
+        client = OpenAIClient(base_url=BASE_URL, api_key=KEY, http=http, max_connections=3)
+
+        async def one(i: int) -> None:
+            def on_send() -> None:
+                assert active < 3  # a free connection is there when it is reported sent
+                sent.append(i)
+
+            await client.chat(model="gpt-4.1", messages=MESSAGES, on_send=on_send)
+
+        await asyncio.gather(*(one(i) for i in range(10)))
+    assert peak == 3
+    assert sorted(sent) == list(range(10))

@@ -81,3 +81,46 @@ def test_a_burst_of_thousands_is_served_in_turns() -> None:
         q.take(head)
         served.append(head[1])
     assert served == list(range(20_000))
+
+
+def test_a_channel_that_comes_a_moment_late_catches_up_within_the_credit() -> None:
+    now = [0.0]
+    q: FairQueue[str] = FairQueue(credit=2.0, clock=lambda: now[0])
+    for i in range(20):
+        q.push("early", f"early{i}")
+    for _ in range(6):  # served alone for a moment
+        now[0] += 0.1
+        drain(q, 1)
+    for i in range(10):
+        q.push("late", f"late{i}")
+    # The late channel is served until it has had as many as the early one...
+    assert drain(q, 6) == [f"late{i}" for i in range(6)]
+    # ...then they take turns.
+    assert Counter(s[:4] for s in drain(q, 4)) == {"earl": 2, "late": 2}
+
+
+def test_the_credit_is_bounded() -> None:
+    now = [0.0]
+    q: FairQueue[str] = FairQueue(credit=0.5, clock=lambda: now[0])
+    for i in range(30):
+        q.push("early", f"early{i}")
+    for _ in range(20):  # 2 s alone, 20 served; only the last 0.5 s (5) are credited
+        now[0] += 0.1
+        drain(q, 1)
+    for i in range(10):
+        q.push("late", f"late{i}")
+    first = drain(q, 8)
+    assert first[:5] == [f"late{i}" for i in range(5)] or first[:6] == [
+        f"late{i}" for i in range(6)
+    ]
+    assert Counter(s[:4] for s in first) != {"late": 8}
+
+
+def test_grants_made_without_queueing_count_against_their_channel() -> None:
+    q: FairQueue[str] = FairQueue()
+    for _ in range(3):
+        q.charge("a")
+    q.push("a", "a0")
+    q.push("b", "b0")
+    q.push("b", "b1")
+    assert drain(q) == ["b0", "b1", "a0"]

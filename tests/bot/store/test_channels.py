@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from bot.models import ChannelSettings
 from bot.store import ChannelStore, Database
 
@@ -28,3 +32,23 @@ async def test_channels_start_from_the_defaults_and_keep_their_own(db: Database)
     reset = await store.set("slack", "T1", "C1", model=None)
     assert reset.model == "gpt-3.5-turbo"
     assert reset.enabled is False
+
+
+async def test_a_burst_of_requests_reads_a_channel_once(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ChannelStore(db, DEFAULTS)
+    await store.set("slack", "T1", "C1", model="gpt-4o")
+    store._cache.clear()
+    reads = 0
+    read = store._read
+
+    async def counted(*args: str) -> ChannelSettings:
+        nonlocal reads
+        reads += 1
+        return await read(*args)
+
+    monkeypatch.setattr(store, "_read", counted)
+    got = await asyncio.gather(*(store.get("slack", "T1", "C1") for _ in range(200)))
+    assert {g.model for g in got} == {"gpt-4o"}
+    assert reads == 1

@@ -99,3 +99,12 @@ async def test_a_burst_of_writes_is_stored_once_each(db: Database) -> None:
     assert results.count(True) == 300
     assert results.count(False) == 10
     assert len(await store.rows()) == 300
+
+
+async def test_the_same_call_twice_in_one_group_is_stored_once(db: Database) -> None:
+    import asyncio
+
+    store = UsageStore(db)
+    first, second = await asyncio.gather(store.record(row("dup")), store.record(row("dup")))
+    assert (first, second) == (True, False)
+    assert len(await store.rows()) == 1
