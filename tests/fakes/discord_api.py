@@ -96,7 +96,8 @@ def message(
             "channel_id": reply_to["channel_id"],
             **({"guild_id": guild} if guild else {}),
         }
-        out["referenced_message"] = reply_to
+        # One level only, as Discord sends it: the parent without its own parent.
+        out["referenced_message"] = {k: v for k, v in reply_to.items() if k != "referenced_message"}
     return out
 
 
@@ -156,8 +157,9 @@ def interaction(
         "token": f"itoken-{interaction_id}",
         "version": 1,
         "channel_id": channel,
-        "channel": {"id": channel, "type": 0 if guild else 1},
+        "channel": _channel(channel, guild, user_id),
         "locale": "en-US",
+        "attachment_size_limit": 10 * 1024 * 1024,
         "app_permissions": "2147483647",
         "entitlements": [],
         "authorizing_integration_owners": {},
@@ -179,6 +181,27 @@ def interaction(
     else:
         payload["user"] = user(user_id)
     return payload
+
+
+def _channel(channel: str, guild: str | None, user_id: str) -> JSON:
+    """The partial channel an interaction carries."""
+    if guild is None:
+        return {"id": channel, "type": 1, "last_message_id": None, "recipients": [user(user_id)]}
+    return {
+        "id": channel,
+        "type": 0,
+        "guild_id": guild,
+        "name": "general",
+        "position": 0,
+        "permission_overwrites": [],
+        "nsfw": False,
+        "parent_id": None,
+        "topic": None,
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+        "flags": 0,
+        "permissions": "2248473465835073",
+    }
 
 
 def option(name: str, value: Any, kind: int = 3) -> JSON:
@@ -380,7 +403,7 @@ class FakeDiscordAPI:
                 headers["X-RateLimit-Global"] = "true"
             return await self._done(
                 call,
-                web.json_response(
+                _json_response(
                     {
                         "message": "You are being rate limited.",
                         "retry_after": round(retry_after, 3),
@@ -395,14 +418,14 @@ class FakeDiscordAPI:
         try:
             result = answer(body)
         except _DiscordError as exc:
-            response = web.json_response(
+            response = _json_response(
                 {"message": exc.message, "code": exc.code}, status=exc.status, headers=headers
             )
         else:
             if result is None:
                 response = web.Response(status=204, headers=headers)
             else:
-                response = web.json_response(result, headers=headers)
+                response = _json_response(result, headers=headers)
         return await self._done(call, response)
 
     async def _done(self, call: Call, response: web.Response) -> web.Response:
@@ -577,6 +600,17 @@ class FakeDiscordAPI:
 class _DiscordError(Exception):
     def __init__(self, status: int, code: int, message: str):
         self.status, self.code, self.message = status, code, message
+
+
+def _json_response(
+    body: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    # Exactly "application/json", as Discord sends it: discord.py decodes nothing else.
+    return web.Response(
+        body=json.dumps(body).encode(),
+        status=status,
+        headers={**(headers or {}), "Content-Type": "application/json"},
+    )
 
 
 def _created(interaction_id: str) -> float:

@@ -321,3 +321,51 @@ async def test_an_answer_that_outlives_the_token_is_cut_off(
     (said,) = rig.api.thread(payload["token"])
     assert "did not come in time" in said.content and "15 minutes" in said.content
     assert [c.status for c in rig.api.calls] == [200]  # sent while the token still worked
+
+
+async def test_two_replicas_answer_an_interaction_once(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind a load balancer, or replayed to another replica: one answer in all."""
+    signer = Signer()
+    async with (
+        SandboxServer(SandboxConfig(rpm=None, tpm=None, rpd=None)) as sandbox,
+        FakeDiscordAPI() as api,
+        DiscordREST(base_url=api.url) as rest,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        monkeypatch.setenv("OPENAI_BASE_URL", sandbox.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("QUOTABOT_DATABASE_URL", db_url)
+        settings = load_settings()
+        async with (
+            open_app(settings, auto_migrate=True) as one,
+            open_app(settings, auto_migrate=True) as two,
+        ):
+            runners, urls, servers = [], [], []
+            for app in (one, two):
+                runner = CommandRunner(
+                    service=app.service,
+                    commands=Commands(usage=app.usage, budget=app.budget, limits=app.limits),
+                    events=EventLog(app.db),
+                )
+                endpoint = InteractionsEndpoint(
+                    InteractionsConfig(application_id=APPLICATION_ID, public_key=signer.public_key),
+                    runner=runner,
+                    rest=rest,
+                )
+                server = WebServer(endpoint.routes(), host="127.0.0.1", port=0)
+                await server.start()
+                runners.append(runner)
+                servers.append(server)
+                urls.append(f"{server.url}/discord/interactions")
+            payload = ask("one answer, two replicas")
+            api.acknowledged(payload, {"type": 5, "data": {}})
+            await asyncio.gather(*(signer.post(http, url, payload) for url in urls))
+            await asyncio.gather(*(r.drain() for r in runners))
+            for server in servers:
+                await server.aclose()
+            (answer,) = api.thread(payload["token"])
+            assert answer.edits == [answer.content]
+            assert sandbox.stats.total.requests == 1
+            assert len(await one.usage.rows()) == 1
