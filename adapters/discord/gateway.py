@@ -6,7 +6,8 @@
 
 discord.py handles the connection, reconnects and resumes, and Discord's 429s. Intents are
 the fewest that work: guilds, and guild and direct messages. Message Content is privileged and
-not asked for: Discord still delivers the text of messages that mention the bot and of DMs.
+not asked for unless configured: Discord still delivers the text of messages that mention the
+bot and of DMs, so only a reply to the bot that turns its ping off arrives without text.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -36,7 +38,7 @@ from adapters.discord.commands import (
 from adapters.discord.split import split
 from bot import messages
 from bot.budget.manager import QueueInfo
-from bot.errors import QuotabotError
+from bot.errors import ConfigError, QuotabotError
 from bot.models import ChatRequest, Message
 from bot.service import Service
 
@@ -50,15 +52,18 @@ class GatewayConfig:
     token: str = field(repr=False)
     api_url: str | None = None
     """REST base URL instead of Discord's (discord.py's ``Route.BASE``: process-wide)."""
+    message_content: bool = False
+    """Ask for the privileged Message Content intent (replies without a ping then work too)."""
     token_ttl: float = TOKEN_TTL
     margin: float = 30.0
 
 
-def intents() -> discord.Intents:
+def intents(*, message_content: bool = False) -> discord.Intents:
     wanted = discord.Intents.none()
     wanted.guilds = True  # channels, threads and roles: needed to answer in them
     wanted.guild_messages = True
     wanted.dm_messages = True
+    wanted.message_content = message_content
     return wanted
 
 
@@ -66,7 +71,10 @@ class DiscordGateway(discord.Client):
     def __init__(self, config: GatewayConfig, *, runner: CommandRunner, service: Service):
         if config.api_url:
             discord.http.Route.BASE = config.api_url.rstrip("/")
-        super().__init__(intents=intents(), allowed_mentions=discord.AllowedMentions.none())
+        super().__init__(
+            intents=intents(message_content=config.message_content),
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
         self.config = config
         self.runner = runner
         self.service = service
@@ -74,8 +82,16 @@ class DiscordGateway(discord.Client):
         self._connection_task: asyncio.Task[None] | None = None
 
     async def start_gateway(self) -> None:
-        """Log in (a bad token fails here, at startup), then connect in the background."""
-        await self.login(self.config.token)
+        """Log in (a bad token fails here, at startup), then connect in the background.
+        Raises ConfigError when Discord refuses the token, QuotabotError when unreachable."""
+        try:
+            await self.login(self.config.token)
+        except discord.LoginFailure as exc:
+            await self.close()
+            raise ConfigError(f"Discord refused DISCORD_TOKEN: {exc}") from exc
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+            await self.close()
+            raise QuotabotError(f"Could not log in to Discord: {exc!r}") from exc
         self._connection_task = asyncio.get_running_loop().create_task(self.connect())
         self._connection_task.add_done_callback(_log_end)
 
@@ -113,7 +129,14 @@ class DiscordGateway(discord.Client):
             return
         text = strip_mention(message.content, bot)
         if not text:
-            await message.reply(texts.EMPTY_PROMPT, mention_author=False)
+            if post.direct or bot in post.mentions:
+                await message.reply(texts.EMPTY_PROMPT, mention_author=False)
+            else:
+                log.info(
+                    "message %s replies to quotabot without a ping, and Discord sent no text "
+                    "(no Message Content intent): not answered",
+                    message.id,
+                )
             return
         history, root = await conversation(post, bot, self._fetcher(message))
         request = ChatRequest(

@@ -60,6 +60,7 @@ class Discord(AsyncResource):
                     rest=rest,
                 )
             except ValueError as exc:
+                await self._stack.aclose()
                 raise ConfigError(str(exc)) from exc
         elif s.discord_public_key or s.discord_application_id:
             log.warning(
@@ -67,11 +68,19 @@ class Discord(AsyncResource):
             )
         if s.discord_token:
             self.gateway = DiscordGateway(
-                GatewayConfig(token=s.discord_token.get_secret_value(), api_url=s.discord_api_url),
+                GatewayConfig(
+                    token=s.discord_token.get_secret_value(),
+                    api_url=s.discord_api_url,
+                    message_content=s.discord_message_content,
+                ),
                 runner=self.runner,
                 service=self.app.service,
             )
-            await self.gateway.start_gateway()
+            try:
+                await self.gateway.start_gateway()
+            except QuotabotError:
+                await self._stack.aclose()
+                raise
         if not self.on:
             log.info(
                 "Discord is off: set DISCORD_TOKEN (gateway), or DISCORD_PUBLIC_KEY and "

@@ -113,6 +113,7 @@ def test_only_the_intents_needed() -> None:
     assert wanted.guilds and wanted.guild_messages and wanted.dm_messages
     assert not (wanted.message_content or wanted.members or wanted.presences)
     assert wanted.value == discord.Intents(guilds=True, guild_messages=True, dm_messages=True).value
+    assert intents(message_content=True).message_content  # only when configured
 
 
 async def test_discord_py_talks_to_discord_api_url(rig: Rig) -> None:
@@ -168,6 +169,16 @@ async def test_replying_to_the_bot_continues_the_conversation(rig: Rig) -> None:
     one, two = await rig.app.usage.rows()
     assert two.prompt_tokens > one.prompt_tokens + 20  # the chain went to the model
     assert two.thread == first["id"]  # the conversation is named by its first message
+
+
+async def test_a_reply_without_text_is_not_answered(rig: Rig) -> None:
+    # Without the Message Content intent, a reply to the bot with its ping off has no text.
+    await rig.message(message(f"{MENTION} hi", mentions=[BOT]))
+    bot_reply = rig.api.stored[rig.api.channels[CHANNEL][0].id]
+    assert await rig.message(message("", reply_to=bot_reply)) == []
+    assert rig.sandbox.stats.total.requests == 1
+    (nudge,) = await rig.message(message(MENTION, mentions=[BOT]))  # a ping and nothing else
+    assert nudge.startswith("Ask me something")
 
 
 async def test_a_chain_older_than_the_cache_is_read_over_rest(rig: Rig) -> None:

@@ -70,10 +70,14 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
+async def rig(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Rig]:
+    """The sandbox answers at once, or after ``param`` seconds when parametrized indirect."""
     signer = Signer()
+    latency = getattr(request, "param", 0.0)
     async with (
-        SandboxServer(SandboxConfig(rpm=None, tpm=None, rpd=None)) as sandbox,
+        SandboxServer(SandboxConfig(rpm=None, tpm=None, rpd=None, latency=latency)) as sandbox,
         FakeDiscordAPI() as api,
     ):
         monkeypatch.setenv("OPENAI_BASE_URL", sandbox.base_url)
@@ -211,6 +215,31 @@ async def test_refusals_say_which_cap_and_when_it_resets(rig: Rig) -> None:
     assert refused.startswith("⚠️ This request would go over")
     assert "1 requests of 1 requests used" in refused and "resets at 00:00 UTC" in refused
     assert rig.sandbox.stats.total.requests == 1
+
+
+@pytest.mark.parametrize("rig", [0.3], indirect=True)
+async def test_a_request_that_waits_shows_its_place_in_the_queue(rig: Rig) -> None:
+    # Room for one request's reservation (prompt + 512 max_tokens) at a time: the second
+    # waits until the first is settled and gives back what it did not use.
+    await rig.app.limits.set(f"channel:{CHANNEL}", "tpm", "1000", by="test")
+    await rig.app.budget.reload()
+    one, two = ask("first in line"), ask("second in line")
+    await asyncio.gather(rig.post(one), rig.post(two))
+    await rig.runner.drain()
+    threads = [rig.api.thread(p["token"])[0] for p in (one, two)]
+    waited = [t for t in threads if len(t.edits) == 2]
+    assert len(waited) == 1, [t.edits for t in threads]
+    notice, answer = waited[0].edits
+    assert notice.startswith("_Queued for gpt-3.5-turbo: position 1")
+    assert answer.startswith("Sandbox answer")
+    assert len(await rig.app.usage.rows()) == 2
+
+
+async def test_channel_settings_choose_the_model(rig: Rig) -> None:
+    await rig.app.channels.set("discord", GUILD, CHANNEL, model="gpt-4o-mini")
+    await rig.ask(ask("which model here?"))
+    (row,) = await rig.app.usage.rows()
+    assert row.model == "gpt-4o-mini"
 
 
 async def test_a_disabled_channel_says_so(rig: Rig) -> None:
