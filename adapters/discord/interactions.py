@@ -98,7 +98,7 @@ class InteractionsEndpoint:
             return self._message(texts.UNSUPPORTED)
         try:
             inv, token = self.parse(payload)
-        except (Malformed, KeyError, TypeError, ValueError) as exc:
+        except (Malformed, KeyError, TypeError, ValueError, AttributeError) as exc:
             log.warning("malformed Discord interaction %s: %r", payload.get("id"), exc)
             return self._message(texts.warn(texts.MALFORMED))
         if inv.name not in KNOWN:

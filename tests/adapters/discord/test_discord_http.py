@@ -274,6 +274,9 @@ async def test_unknown_and_malformed_interactions_get_an_error(rig: Rig) -> None
     malformed = await rig.post(broken)
     assert malformed.status_code == 200
     assert "could not read this command" in malformed.json()["data"]["content"]
+    odd_options = ask("hi")
+    odd_options["data"]["options"] = ["prompt=hi"]
+    assert "could not read" in (await rig.post(odd_options)).json()["data"]["content"]
 
     not_json = await rig.http.post(rig.url, content=b"{nope", headers=rig.signer.headers(b"{nope"))
     assert not_json.status_code == 400
