@@ -25,7 +25,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord import texts
-from adapters.discord.chain import Post, addressed, conversation, strip_mention
+from adapters.discord.chain import Fetch, Post, addressed, conversation, strip_mention
 from adapters.discord.commands import (
     COMMANDS,
     DM_WORKSPACE,
@@ -167,7 +167,7 @@ class DiscordGateway(discord.Client):
             answer = texts.warn(messages.INTERNAL)
         await _reply_in_pieces(message, notice, split(answer, self.runner.piece_limit))
 
-    def _fetcher(self, message: discord.Message) -> Any:
+    def _fetcher(self, message: discord.Message) -> Fetch:
         """How the chain above ``message`` is read: what discord.py already holds, else REST."""
 
         async def fetch(message_id: str) -> Post | None:
