@@ -95,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     unset.add_argument("scope")
     unset.add_argument("kind")
 
+    dc = sub.add_parser("discord", help="Discord: register the slash commands")
+    dcsub = dc.add_subparsers(dest="discord_command", required=True)
+    sync = dcsub.add_parser("sync-commands", help="register /ask, /usage and /budget with Discord")
+    sync.add_argument("--guild", help="in this server (guild ID) only, instead of everywhere")
+
     ch = sub.add_parser("channel", help="per-channel settings")
     ch.add_argument("channel")
     ch.add_argument("--platform", default="terminal")
@@ -136,9 +141,10 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.discord.serve import Discord
     from adapters.slack import SlackAdapter, SlackConfig
 
-    async with open_app(settings) as app:
+    async with open_app(settings) as app, Discord(settings, app) as discord:
         routes = []
         slack = None
         if settings.slack_bot_token and (settings.slack_signing_secret or settings.slack_app_token):
@@ -163,12 +169,15 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 "Slack is off: set SLACK_BOT_TOKEN, and SLACK_SIGNING_SECRET (HTTP) or "
                 "SLACK_APP_TOKEN (Socket Mode)"
             )
+        routes += discord.routes()
         server = WebServer(
             routes, host=args.host or settings.http_host, port=args.port or settings.http_port
         )
         await server.start()
         print(
-            f"quotabot serving on {server.url} (Slack: {'on' if slack else 'off'})", file=sys.stderr
+            f"quotabot serving on {server.url} (Slack: {'on' if slack else 'off'}, "
+            f"Discord: {discord.describe()})",
+            file=sys.stderr,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -180,6 +189,15 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
             await server.aclose()  # no new work; then let answers under way finish
             if slack is not None:
                 await slack.aclose()
+    return 0
+
+
+async def _discord(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.discord.serve import sync
+
+    names = await sync(settings, args.guild)
+    where = f"in server {args.guild}" if args.guild else "globally"
+    print(f"registered {', '.join('/' + n for n in names)} {where}")
     return 0
 
 
@@ -319,6 +337,7 @@ _COMMANDS = {
     "usage": _usage,
     "budget": _budget,
     "channel": _channel,
+    "discord": _discord,
 }
 
 

@@ -150,6 +150,10 @@ class Settings(BaseSettings):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     admin_users: list[str] = Field(default_factory=list)
     """Platform user IDs that may change budgets, besides the workspace's own admins."""
+    discord_admin_roles: list[str] = Field(default_factory=list)
+    """Discord role IDs that may change budgets, besides members with Manage Server."""
+    discord_message_content: bool = False
+    """Ask Discord for the privileged Message Content intent (gateway mode)."""
     budgets: dict[str, LimitsConfig] = Field(default_factory=dict)
 
     request_deadline: float = Field(120.0, gt=0)
