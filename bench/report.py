@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.figures import BatchRun, Comparison, Figures, Target, num
+from bench.figures import ANSWERS_FOR_TIME, BatchRun, Comparison, Figures, Target, num
 from bench.workload import Workload
 
 HEADERS = (
@@ -19,6 +19,7 @@ HEADERS = (
     "not served",
     "p50 s",
     "p95 s",
+    f"s to {ANSWERS_FOR_TIME} answers",
     "Jain 5 equal",
     "Jain max-min",
     "Jain max-min 2nd half",
@@ -46,6 +47,7 @@ def row(f: Figures) -> list[str]:
         f"{f.unserved:,}",
         num(f.p50),
         num(f.p95),
+        num(f.time_to_n),
         num(f.jain_equal, 3),
         num(f.jain_maxmin, 3),
         num(f.jain_maxmin_late, 3),
