@@ -85,7 +85,9 @@ class Sandbox:
         if self._server is not None:
             s = self._server.stats.model(model)
             return CallStats(s.requests, s.rate_limited, s.failures)
-        async with httpx.AsyncClient() as client:
+        # Long timeout: at the window's end a baseline may have thousands of connections queued
+        # at the sandbox (tenacity's retries), ahead of this one.
+        async with httpx.AsyncClient(timeout=60.0) as client:
             response = await client.get(f"http://127.0.0.1:{self._port}/sandbox/stats")
         stats = response.json()["models"].get(model, {})
         return CallStats(
