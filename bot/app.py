@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from bot.access import Access
 from bot.alerts import Alerts
 from bot.budget.backend import BudgetBackend
 from bot.budget.limits import Cap, usd_units
@@ -126,6 +127,11 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             deadline=settings.request_deadline,
             batching=settings.batching,
             store_message_text=settings.store_message_text,
+            access=Access(
+                frozenset(settings.allowed_workspaces),
+                frozenset(settings.allowed_channels),
+                frozenset(settings.denied_channels),
+            ),
         )
         yield App(
             settings=settings,

@@ -12,9 +12,12 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
 
 from bot import __version__
-from bot.app import open_app
+from bot.app import App, open_app
 from bot.budget.policy import Who
 from bot.commands import Commands
 from bot.config import Settings, load_settings
@@ -24,7 +27,11 @@ from bot.sandbox import SandboxConfig, run_sandbox
 from bot.store import Database, migrate
 from bot.store.events import EventLog
 from bot.store.usage import GROUPS, ReportLine
-from bot.web import WebServer
+from bot.web import Check, WebServer
+
+if TYPE_CHECKING:  # the adapters (and their SDKs) are imported only when serving
+    from adapters.discord.serve import Discord
+    from adapters.slack import SlackAdapter
 
 log = logging.getLogger("quotabot")
 
@@ -147,31 +154,41 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
     async with open_app(settings) as app, Discord(settings, app) as discord:
         routes = []
         slack = None
-        if settings.slack_bot_token and (settings.slack_signing_secret or settings.slack_app_token):
-            secret, app_token = settings.slack_signing_secret, settings.slack_app_token
+        s = settings
+        if (s.slack_bot_token or s.slack_client_id) and (
+            s.slack_signing_secret or s.slack_app_token
+        ):
+            secret, app_token = s.slack_signing_secret, s.slack_app_token
             slack = SlackAdapter(
                 SlackConfig(
-                    bot_token=settings.slack_bot_token.get_secret_value(),
-                    signing_secret=secret.get_secret_value() if secret else None,
-                    app_token=app_token.get_secret_value() if app_token else None,
-                    api_url=settings.slack_api_url,
-                    admins=frozenset(settings.admin_users),
+                    bot_token=_secret(s.slack_bot_token),
+                    client_id=s.slack_client_id,
+                    client_secret=_secret(s.slack_client_secret),
+                    redirect_uri=s.slack_redirect_uri,
+                    signing_secret=_secret(secret),
+                    app_token=_secret(app_token),
+                    api_url=s.slack_api_url,
+                    admins=frozenset(s.admin_users),
                 ),
                 service=app.service,
                 commands=Commands(usage=app.usage, budget=app.budget, limits=app.limits),
                 events=EventLog(app.db),
+                engine=app.db.engine,
             )
             routes += slack.routes()
             if app_token:
                 await slack.start_socket_mode()
         else:
             log.info(
-                "Slack is off: set SLACK_BOT_TOKEN, and SLACK_SIGNING_SECRET (HTTP) or "
-                "SLACK_APP_TOKEN (Socket Mode)"
+                "Slack is off: set SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET), "
+                "and SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)"
             )
         routes += discord.routes()
         server = WebServer(
-            routes, host=args.host or settings.http_host, port=args.port or settings.http_port
+            routes,
+            host=args.host or settings.http_host,
+            port=args.port or settings.http_port,
+            checks=readiness(app, slack, discord),
         )
         await server.start()
         print(
@@ -190,6 +207,35 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
             if slack is not None:
                 await slack.aclose()
     return 0
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def readiness(
+    app: App, slack: SlackAdapter | None = None, discord: Discord | None = None
+) -> dict[str, Check]:
+    """What /readyz checks: the database, Redis (when configured: not on the fallback), and
+    each long-lived connection that is on (Slack Socket Mode, the Discord gateway)."""
+
+    async def redis() -> bool | None:
+        degraded = getattr(app.budget.backend, "degraded", None)
+        return None if degraded is None else not degraded
+
+    async def slack_socket() -> bool | None:
+        return None if slack is None else await slack.socket_healthy()
+
+    async def discord_gateway() -> bool | None:
+        gateway = discord.gateway if discord is not None else None
+        return None if gateway is None else gateway.is_ready() and not gateway.is_closed()
+
+    return {
+        "database": app.db.ping,
+        "redis": redis,
+        "slack_socket_mode": slack_socket,
+        "discord_gateway": discord_gateway,
+    }
 
 
 async def _discord(settings: Settings, args: argparse.Namespace) -> int:

@@ -39,6 +39,7 @@ SECRETS = frozenset(
         "slack_bot_token",
         "slack_signing_secret",
         "slack_app_token",
+        "slack_client_secret",
         "discord_token",
     }
 )
@@ -148,6 +149,11 @@ class Settings(BaseSettings):
     request_timeout: float = Field(60.0, gt=0)
     store_message_text: bool = False
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    allowed_workspaces: list[str] = Field(default_factory=list)
+    """Slack workspace / Discord server IDs quotabot answers in; empty: all."""
+    allowed_channels: list[str] = Field(default_factory=list)
+    """Channel IDs quotabot answers in; empty: all (but the denied ones)."""
+    denied_channels: list[str] = Field(default_factory=list)
     admin_users: list[str] = Field(default_factory=list)
     """Platform user IDs that may change budgets, besides the workspace's own admins."""
     discord_admin_roles: list[str] = Field(default_factory=list)
@@ -184,6 +190,15 @@ class Settings(BaseSettings):
     )
     slack_api_url: str | None = Field(
         None, validation_alias=_alias("SLACK_API_URL", "slack_api_url")
+    )
+    slack_client_id: str | None = Field(
+        None, validation_alias=_alias("SLACK_CLIENT_ID", "slack_client_id")
+    )
+    slack_client_secret: SecretStr | None = Field(
+        None, validation_alias=_alias("SLACK_CLIENT_SECRET", "slack_client_secret")
+    )
+    slack_redirect_uri: str | None = Field(
+        None, validation_alias=_alias("SLACK_REDIRECT_URI", "slack_redirect_uri")
     )
     discord_token: SecretStr | None = Field(
         None, validation_alias=_alias("DISCORD_TOKEN", "discord_token")

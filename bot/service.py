@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from bot import tokens
+from bot.access import Access
 from bot.alerts import Alerts
 from bot.batching import BatchUnsupported, split
 from bot.budget.manager import Budget, OnQueued, Ticket
@@ -89,6 +90,7 @@ class Service:
         deadline: float = 120.0,
         batching: bool = True,
         store_message_text: bool = False,
+        access: Access | None = None,
     ):
         self.provider = provider
         self.catalog = catalog
@@ -100,6 +102,7 @@ class Service:
         self.deadline = deadline
         self.batching = batching
         self.store_message_text = store_message_text
+        self.access = access or Access()
         self._warned_unpriced: set[str] = set()
 
     async def handle(
@@ -170,6 +173,8 @@ class Service:
             return await self._finish(request, prep, answer, cost, attempt)
 
     async def _prepare(self, request: ChatRequest) -> _Prepared:
+        if not self.access.allows(request.workspace, request.channel):
+            raise ChannelDisabled(request.channel)
         ch = await self.channels.get(request.platform, request.workspace, request.channel)
         if not ch.enabled:
             raise ChannelDisabled(request.channel)

@@ -23,21 +23,25 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.slack.mrkdwn import split, to_mrkdwn
 from bot import messages
 from bot.budget.manager import QueueInfo
 from bot.budget.policy import Who
 from bot.commands import BUDGET_HELP, Commands
-from bot.errors import QuotabotError, StoreError
+from bot.errors import ConfigError, QuotabotError, StoreError
 from bot.models import ChatRequest, Message
 from bot.service import Service
 from bot.store.events import EventLog
@@ -45,15 +49,36 @@ from bot.store.events import EventLog
 log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
+BOT_SCOPES = (
+    "app_mentions:read",
+    "channels:history",
+    "groups:history",
+    "im:history",
+    "mpim:history",
+    "chat:write",
+    "commands",
+    "users:read",
+)
+"""What deploy/slack-app-manifest.yaml asks for; OAuth installs ask for the same."""
+INSTALL_PATH, REDIRECT_PATH = "/slack/install", "/slack/oauth_redirect"
 THINKING = "_Thinking…_"
 _MENTION = re.compile(r"<@[A-Z0-9]+>")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SlackConfig:
-    """HTTP mode needs ``signing_secret``; Socket Mode needs ``app_token``; both may be on."""
+    """HTTP mode needs ``signing_secret``; Socket Mode needs ``app_token``; both may be on.
 
-    bot_token: str
+    One workspace: ``bot_token``. Any number of workspaces: ``client_id`` and
+    ``client_secret`` instead, and each workspace installs the app through ``/slack/install``;
+    its tokens are kept by slack-sdk's own SQLAlchemy installation store in quotabot's database.
+    """
+
+    bot_token: str | None = field(default=None, repr=False)
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    scopes: tuple[str, ...] = BOT_SCOPES
+    redirect_uri: str | None = None
     signing_secret: str | None = None
     app_token: str | None = field(default=None, repr=False)
     api_url: str | None = None
@@ -69,12 +94,24 @@ class SlackConfig:
 
 class SlackAdapter:
     def __init__(
-        self, config: SlackConfig, *, service: Service, commands: Commands, events: EventLog
+        self,
+        config: SlackConfig,
+        *,
+        service: Service,
+        commands: Commands,
+        events: EventLog,
+        engine: AsyncEngine | None = None,
     ):
+        """``engine``: the database the OAuth installation and state stores live in."""
         self.config = config
         self.service = service
         self.commands = commands
         self.events = events
+        if (config.bot_token is None) == (config.client_id is None):
+            raise ConfigError(
+                "Slack needs SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and "
+                "SLACK_CLIENT_SECRET (OAuth, any number of workspaces), not both"
+            )
         client = AsyncWebClient(
             token=config.bot_token,
             base_url=config.api_url or AsyncWebClient.BASE_URL,
@@ -91,11 +128,11 @@ class SlackAdapter:
             signing_secret=config.signing_secret or "",
             request_verification_enabled=config.signing_secret is not None,
             process_before_response=False,
+            oauth_settings=_oauth_settings(config, engine),
             logger=logging.getLogger("slack_bolt"),
         )
         self.socket: AsyncSocketModeHandler | None = None
         self.socket_reconnects = 0
-        self._socket_ok = True
         self._watchdog: asyncio.Task[None] | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         """Listener tasks with an answer under way."""
@@ -108,7 +145,22 @@ class SlackAdapter:
     def routes(self) -> list[web.RouteDef]:
         if self.config.signing_secret is None:
             return []
-        return [web.post("/slack/events", self.handle_http)]
+        routes = [web.post("/slack/events", self.handle_http)]
+        if self.app.oauth_flow is not None:
+            routes += [
+                web.get(INSTALL_PATH, self.handle_oauth),
+                web.get(REDIRECT_PATH, self.handle_oauth),
+            ]
+        return routes
+
+    async def handle_oauth(self, request: web.Request) -> web.Response:
+        """The "Add to Slack" page and Slack's redirect back after a workspace installs."""
+        flow = self.app.oauth_flow
+        assert flow is not None
+        bolt_request = await to_bolt_request(request)
+        if request.path == flow.install_path:
+            return await to_aiohttp_response(await flow.handle_installation(bolt_request))
+        return await to_aiohttp_response(await flow.handle_callback(bolt_request))
 
     # -- Socket Mode -------------------------------------------------------------------------
 
@@ -124,12 +176,15 @@ class SlackAdapter:
         await self.socket.connect_async()  # type: ignore[no-untyped-call]  # bolt: untyped
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_socket())
 
-    @property
-    def socket_healthy(self) -> bool | None:
-        """None without Socket Mode; for /readyz."""
+    async def socket_healthy(self) -> bool | None:
+        """For /readyz: the Socket Mode connection is open and answers pings (slack-sdk marks
+        it stale when pongs stop). None without Socket Mode."""
         if self.socket is None:
             return None
-        return self._socket_ok
+        try:
+            return bool(await self.socket.client.is_connected())
+        except Exception:
+            return False
 
     async def _watch_socket(self) -> None:
         """Socket Mode connections are known to go quiet after some reconnects while looking
@@ -144,7 +199,6 @@ class SlackAdapter:
             except Exception:
                 connected = False
             failures = 0 if connected else failures + 1
-            self._socket_ok = connected
             if failures >= 2:
                 log.warning("the Slack Socket Mode connection has stalled: opening a new one")
                 self.socket_reconnects += 1
@@ -483,3 +537,24 @@ class _Reply:
             await self.client.chat_update(channel=self.channel, ts=self.ts, text=text)
         except SlackApiError as exc:
             log.warning("could not edit the answer in %s: %s", self.channel, exc)
+
+
+def _oauth_settings(config: SlackConfig, engine: AsyncEngine | None) -> AsyncOAuthSettings | None:
+    """Multi-workspace mode: bolt's own OAuth flow, with its stores on quotabot's database
+    (tables made by quotabot's migrations), so that every replica sees every installation."""
+    if config.client_id is None:
+        return None
+    if config.client_secret is None or engine is None:
+        raise ConfigError("Slack OAuth needs SLACK_CLIENT_SECRET beside SLACK_CLIENT_ID")
+    return AsyncOAuthSettings(
+        client_id=config.client_id,
+        client_secret=config.client_secret,
+        scopes=list(config.scopes),
+        redirect_uri=config.redirect_uri,
+        install_path=INSTALL_PATH,
+        redirect_uri_path=REDIRECT_PATH,
+        installation_store=AsyncSQLAlchemyInstallationStore(
+            client_id=config.client_id, engine=engine
+        ),
+        state_store=AsyncSQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine),
+    )

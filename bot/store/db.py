@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -55,6 +55,12 @@ class Database(AsyncResource):
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as s:
             yield s
+
+    async def ping(self) -> bool:
+        """For readiness checks: the database answers a query."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
 
     async def aclose(self) -> None:
         await self.engine.dispose()

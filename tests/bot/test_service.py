@@ -250,3 +250,21 @@ async def test_a_configured_price_makes_a_self_hosted_model_priced(db: Database)
     await http.aclose()
     assert reply.cost == Decimal("0.000014")
     assert not reply.usage_estimated
+
+
+async def test_configured_allow_and_deny_lists_decide_where_quotabot_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.app import open_app
+
+    monkeypatch.setenv("QUOTABOT_ALLOWED_WORKSPACES", '["T1"]')
+    monkeypatch.setenv("QUOTABOT_ALLOWED_CHANNELS", '["C1", "C3"]')
+    monkeypatch.setenv("QUOTABOT_DENIED_CHANNELS", '["C3"]')
+    async with open_app(load_settings()) as app:
+        assert (await app.service.handle(ask("hi"))).text
+        for where in ({"channel": "C2"}, {"channel": "C3"}, {"workspace": "T2"}):
+            with pytest.raises(ChannelDisabled, match="switched off"):
+                await app.service.handle(ask("hi", **where))
+        assert app.sandbox is not None
+        assert app.sandbox.stats.total.requests == 1  # nothing sent for the refused ones
+        assert len(await app.usage.rows()) == 1

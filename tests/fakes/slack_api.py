@@ -98,6 +98,8 @@ class FakeSlackAPI:
         self._runner: web.AppRunner | None = None
         self._bound_port: int | None = None
         self.socket = FakeSocketMode()
+        self.oauth_codes: set[str] = set()
+        """Codes that oauth.v2.access accepts (as Slack issues them when a workspace installs)."""
         """Socket Mode: apps.connections.open (with the app-level token) and its WebSocket."""
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -328,6 +330,8 @@ class FakeSlackAPI:
     ) -> tuple[int, JSON, dict[str, str]]:
         if fault := self._take_fault(method):
             return fault.status, fault.body, fault.headers
+        if method == "oauth.v2.access":
+            return 200, self._oauth_access(params), {}
         if method == "apps.connections.open":
             self.socket.base_url = self.base_url
             return 200, self.socket.open(token), {}
@@ -346,6 +350,27 @@ class FakeSlackAPI:
             return 200, METHODS[method](ctx, params), headers
         except SlackError as exc:
             return 200, exc.body(), headers
+
+    def _oauth_access(self, params: JSON) -> JSON:
+        """The end of an install: a code from ``oauth_codes`` is swapped for this workspace's
+        bot token, once."""
+        code = params.get("code")
+        if code not in self.oauth_codes:
+            return {"ok": False, "error": "invalid_code"}
+        self.oauth_codes.discard(code)
+        ws = self.workspace
+        return {
+            "ok": True,
+            "app_id": "AQUOTABOT1",
+            "authed_user": {"id": "UINSTALLER"},
+            "scope": "app_mentions:read,chat:write,commands",
+            "token_type": "bot",
+            "access_token": self.token,
+            "bot_user_id": ws.bot_user_id,
+            "team": {"id": ws.team_id, "name": ws.team_name},
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
 
     async def _notify(self) -> None:
         async with self._changed:

@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
 from adapters.slack import SlackAdapter, SlackConfig
 from bot.app import App, open_app
+from bot.cli import readiness
 from bot.commands import Commands
 from bot.config import load_settings
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store.events import EventLog
+from bot.web import WebServer
 from tests.fakes import slack_events as ev
 from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
 from tests.fakes.slack_socket import DEFAULT_APP_TOKEN
@@ -75,12 +78,29 @@ async def test_events_arrive_over_the_socket_are_acked_and_answered_once(socket_
 
 
 async def test_a_stalled_connection_is_noticed_and_replaced(socket_rig) -> None:  # type: ignore[no-untyped-def]
-    _, api, adapter, sandbox = socket_rig
+    app, api, adapter, sandbox = socket_rig
+    server = WebServer([], host="127.0.0.1", port=0, checks=readiness(app, adapter))
+    await server.start()
+    readyz: list[int] = []
+
+    async def probe() -> None:  # as a Kubernetes readiness probe would, but often
+        async with httpx.AsyncClient() as http:
+            while True:
+                readyz.append((await http.get(f"{server.url}/readyz")).status_code)
+                await asyncio.sleep(0.02)
+
+    prober = asyncio.create_task(probe())
+    await until(lambda: readyz)
+    assert readyz[-1] == 200
     opened = api.socket.opened
     api.socket.stalled = True  # looks open; pongs and events go nowhere
     await until(lambda: api.socket.opened > opened, within=10.0)
     api.socket.stalled = False
     await until(lambda: api.socket.connected >= 1)
+    await until(lambda: readyz[-1] == 200)
+    prober.cancel()
+    await server.aclose()
+    assert 503 in readyz  # the stall showed in /readyz until the new connection
     assert adapter.socket_reconnects + (api.socket.opened - opened) >= 1
     payload = api.seed_event(ev.app_mention("after the stall"))
     envelope = await api.socket.send(payload)

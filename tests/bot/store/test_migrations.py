@@ -8,6 +8,8 @@ from sqlalchemy import inspect
 from bot.store import Database, migrate
 from bot.store.schema import Base
 
+LIBRARY_TABLES = {"slack_installations", "slack_bots", "slack_oauth_states"}
+
 
 async def _tables(db: Database) -> set[str]:
     async with db.engine.connect() as conn:
@@ -32,8 +34,14 @@ async def test_upgrade_and_downgrade_round_trip(db_url: str) -> None:
 async def test_migrations_match_the_models(db: Database) -> None:
     """A model changed without a migration would show up here as a difference."""
 
+    def ours(name, kind, parent):  # type: ignore[no-untyped-def]
+        # slack-sdk's OAuth store tables: made by a migration with slack-sdk's own definitions
+        # (the core's models never import a platform SDK).
+        table = name if kind == "table" else parent.get("table_name")
+        return table not in LIBRARY_TABLES
+
     def diff(conn):  # type: ignore[no-untyped-def]
-        ctx = MigrationContext.configure(conn, opts={"compare_type": False})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": False, "include_name": ours})
         return compare_metadata(ctx, Base.metadata)
 
     async with db.engine.connect() as conn:
