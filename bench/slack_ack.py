@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,6 +182,7 @@ class Quotabot:
             QUOTABOT_QUEUE_SIZE="100000",
             QUOTABOT_REQUEST_DEADLINE="600",
             QUOTABOT_MAX_TOKENS="64",
+            QUOTABOT_PROVIDER_CONNECTIONS=os.environ.get("BENCH_PROVIDER_CONNECTIONS", "100"),
             OPENAI_BASE_URL=provider,
             OPENAI_API_KEY="sk-bench",
             SLACK_BOT_TOKEN=DEFAULT_TOKEN,
@@ -290,7 +292,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _fire(
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     url: str,
     delivery: tuple[bytes, dict[str, str]],
     due: float,
@@ -298,9 +300,10 @@ async def _fire(
 ) -> None:
     started = time.perf_counter()
     try:
-        response = await client.post(url, content=delivery[0], headers=delivery[1])
-        status = response.status_code
-    except httpx.HTTPError:
+        async with client.post(url, data=delivery[0], headers=delivery[1]) as response:
+            await response.read()
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError):
         status = 0
     out.append((started - due, time.perf_counter() - due, status))
 
@@ -309,8 +312,11 @@ async def load(url: str, deliveries: list[tuple[bytes, dict[str, str]]], rate: f
     """Open loop: event ``i`` is due at ``start + i / rate`` whether or not earlier ones were
     answered. Returns [(lag, latency, status)] and the wall time from start to the last ack."""
     out: list[tuple[float, float, int]] = []
-    limits = httpx.Limits(max_connections=POOL, max_keepalive_connections=POOL)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+    # aiohttp, not httpx: httpcore's pool costs O(queued x connections) per request, which
+    # made this load generator, not quotabot, the bottleneck once requests queued.
+    connector = aiohttp.TCPConnector(limit=POOL)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
         tasks = []
         start = time.perf_counter() + 0.05
         for i, delivery in enumerate(deliveries):

@@ -92,7 +92,12 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         else:
             sandbox = await stack.enter_async_context(SandboxServer(SandboxConfig(catalog=catalog)))
             base_url, key = sandbox.base_url, "sandbox"
-        provider = OpenAIClient(base_url=base_url, api_key=key, timeout=settings.request_timeout)
+        provider = OpenAIClient(
+            base_url=base_url,
+            api_key=key,
+            timeout=settings.request_timeout,
+            max_connections=settings.provider_connections,
+        )
         stack.push_async_callback(provider.aclose)
 
         backend = budget_backend(settings)

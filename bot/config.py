@@ -168,6 +168,8 @@ class Settings(BaseSettings):
     retry_base: float = Field(1.0, gt=0)
     retry_max: float = Field(60.0, gt=0)
     queue_size: int = Field(1000, ge=1)
+    provider_connections: int = Field(100, ge=1)
+    """Provider calls in flight per process at most; more wait their turn (see README)."""
     burst_spread: float = Field(2.0, ge=0)
     """Seconds over which a full bucket is handed out, so that a burst is served in fair order."""
     batching: bool = True

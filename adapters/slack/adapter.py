@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -112,9 +113,13 @@ class SlackAdapter:
                 "Slack needs SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and "
                 "SLACK_CLIENT_SECRET (OAuth, any number of workspaces), not both"
             )
+        # One session for every Web API call: without it slack-sdk opens a new session, and a
+        # new TCP (and TLS) connection, per call; a seventh of the CPU at 300 events/s.
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
         client = AsyncWebClient(
             token=config.bot_token,
             base_url=config.api_url or AsyncWebClient.BASE_URL,
+            session=self.session,
             # Not on by default in slack-sdk: honour Slack's 429 Retry-After, retry blips.
             retry_handlers=[
                 AsyncConnectionErrorRetryHandler(max_retry_count=2),
@@ -222,6 +227,7 @@ class SlackAdapter:
             await self.socket.close_async()  # type: ignore[no-untyped-call]  # bolt: untyped
         if self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        await self.session.close()
 
     # -- listeners ---------------------------------------------------------------------------
 

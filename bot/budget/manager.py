@@ -368,11 +368,13 @@ class Budget(AsyncResource):
         seen_until = -math.inf
         if ticket is not None and ticket.sent_at is not None:
             seen_until = ticket.sent_at
-        unseen: Counter[str] = Counter()
-        for ticket_ in self._inflight.values():
-            sent = ticket_.sent_at
-            if ticket_ is not ticket and (sent is None or sent > seen_until):
-                unseen.update({rate.key: amount for rate, amount in ticket_.ask.rates})
+        unseen: dict[str, int] = {}
+        for other in self._inflight.values():
+            sent = other.sent_at
+            if other.model.name == model.name and (sent is None or sent > seen_until):
+                for rate, amount in other.ask.rates:
+                    if rate.shared:
+                        unseen[rate.key] = unseen.get(rate.key, 0) + amount
         for rate in self.policy.model_rates(model):
             kind = rate.key.rsplit(":", 1)[1]
             if kind == "rpm":
@@ -382,7 +384,7 @@ class Budget(AsyncResource):
             else:
                 continue
             if limit and remaining is not None:
-                await self.backend.learn(rate, limit, max(0, remaining - unseen[rate.key]))
+                await self.backend.learn(rate, limit, max(0, remaining - unseen.get(rate.key, 0)))
 
     async def backoff(self, model: ModelInfo, seconds: float) -> None:
         """After a 429 the whole model waits, not only the request that got it."""
