@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -55,7 +56,8 @@ class CallStats:
 
 def configure_logging() -> None:
     """quotabot's warnings on stderr, one line each; not the noise of the window's end."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     # Cancelling requests at the end of a window interrupts database sessions and HTTP
     # connections in flight; their clean-up complains, and that is expected.
     for name in ("sqlalchemy.pool", "aiohttp.server"):

@@ -13,9 +13,11 @@ Three processes besides this one, all on 127.0.0.1:
   model's RPM/TPM/RPD raised so that no budget holds anything back).
 
 This process is the load generator: an open-loop sender of distinct signed ``app_mention``
-events (new ts and event_id each, 64 channels) at a fixed rate, over one httpx client with a
-keep-alive pool. Latency is measured from the moment each event was due to be sent (so a
-backlog in the sender or its pool counts against the ack, not hidden) to its HTTP response.
+events (new ts and event_id each, 64 channels) at a fixed rate, over one aiohttp session with
+a keep-alive pool (not httpx: its pool's cost grows with queued requests times connections,
+and made the sender the bottleneck). Latency is measured from the moment each event was due
+to be sent (so a backlog in the sender or its pool counts against the ack, not hidden) to its
+HTTP response.
 After the window, quotabot is given a while to finish the answers, which the fake Slack API
 counts: the answers are the work that happens after the ack.
 """
@@ -48,6 +50,8 @@ LATENCY = 2.0
 TARGET_RATE = 300.0
 TARGET_P99_MS = 50.0
 POOL = 64
+PROVIDER_CONNECTIONS = 100
+"""quotabot's default: at 2 s per call, about 50 answers a second from one process."""
 """Keep-alive connections from the load generator (Slack itself opens many)."""
 WARMUP = 20
 START_TIMEOUT = 30.0
@@ -182,7 +186,7 @@ class Quotabot:
             QUOTABOT_QUEUE_SIZE="100000",
             QUOTABOT_REQUEST_DEADLINE="600",
             QUOTABOT_MAX_TOKENS="64",
-            QUOTABOT_PROVIDER_CONNECTIONS=os.environ.get("BENCH_PROVIDER_CONNECTIONS", "100"),
+            QUOTABOT_PROVIDER_CONNECTIONS=str(PROVIDER_CONNECTIONS),
             OPENAI_BASE_URL=provider,
             OPENAI_API_KEY="sk-bench",
             SLACK_BOT_TOKEN=DEFAULT_TOKEN,
@@ -431,7 +435,8 @@ def markdown(runs: list[Run], meta: dict[str, Any]) -> str:
         "# Slack event ack rate (`python -m bench.slack_ack`)\n\n"
         f"One `quotabot serve` process; sandbox provider {LATENCY:.0f} s per call, limits off, "
         "in its own process; fake Slack Web API in its own process; open-loop sender "
-        f"(httpx, {POOL} keep-alive connections), {CHANNELS} channels, "
+        f"(aiohttp, {POOL} keep-alive connections), {CHANNELS} channels, "
+        f"quotabot's provider connections {PROVIDER_CONNECTIONS}, "
         f"{meta['cpus']} CPUs. Latency is from when each event was due to its HTTP response.\n\n"
         + table(runs)
         + "\n"

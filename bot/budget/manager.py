@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 # Sleep at most this long between looks at a waiting queue: other replicas may give back
 # capacity that this process is not told about.
 _MAX_NAP = 1.0
+# Seconds of refill kept back when "remaining" is learned: the provider's bucket and this one
+# refill on different clocks and see each call at slightly different moments. Without it, two
+# replicas on Redis overshot by a few dozen tokens now and then (429s "try again in 10ms").
+_HEADROOM = 0.1
 STOPPING = "quotabot is restarting: please ask again in a moment."
 
 
@@ -384,7 +388,9 @@ class Budget(AsyncResource):
             else:
                 continue
             if limit and remaining is not None:
-                await self.backend.learn(rate, limit, max(0, remaining - unseen.get(rate.key, 0)))
+                headroom = int(limit * _HEADROOM / rate.period)  # none for small buckets
+                left = remaining - unseen.get(rate.key, 0) - headroom
+                await self.backend.learn(rate, limit, max(0, left))
 
     async def backoff(self, model: ModelInfo, seconds: float) -> None:
         """After a 429 the whole model waits, not only the request that got it."""

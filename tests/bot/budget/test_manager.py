@@ -48,6 +48,10 @@ def model(name: str = "m", rpm: int = 1000, tpm: int = 100_000) -> ModelInfo:
     return catalog.get(unique)
 
 
+HEADROOM = int(10_000 * 0.1 / 60)
+"""What learning keeps back of a 10,000 TPM bucket: 0.1 s of refill, for clock drift."""
+
+
 def who(channel: str = "C1", user: str = "U1") -> Who:
     return Who("slack", "T1", channel, user)
 
@@ -237,7 +241,7 @@ async def test_learning_remaining_does_not_forget_calls_in_flight(backend: Budge
     await budget.acquire(who(), m, tokens=1_000, cost=None, deadline=soon())  # B, in flight
     await budget.settle(a, tokens=1_000, cost=None)
     await budget.observe(m, RateLimitInfo(limit_tokens=10_000, remaining_tokens=7_500))
-    assert await level(budget, tpm) == pytest.approx(6_500, abs=1)
+    assert await level(budget, tpm) == pytest.approx(6_500 - HEADROOM, abs=1)
 
 
 async def test_calls_sent_before_the_answering_one_are_not_counted_twice(
@@ -256,7 +260,7 @@ async def test_calls_sent_before_the_answering_one_are_not_counted_twice(
     b.sending()
     await budget.settle(a, tokens=1_000, cost=None)
     await budget.observe(m, RateLimitInfo(limit_tokens=10_000, remaining_tokens=7_500), a)
-    assert await level(budget, tpm) == pytest.approx(6_500, abs=1)
+    assert await level(budget, tpm) == pytest.approx(6_500 - HEADROOM, abs=1)
 
 
 async def test_a_burst_is_shared_fairly_even_if_one_channel_reaches_the_budget_first(
