@@ -216,7 +216,6 @@ class Comparison:
             f"time to {ANSWERS_FOR_TIME} answers": _lower(q.time_to_n, b.time_to_n),
             "fairness (5 equal)": _higher(q.jain_equal, b.jain_equal),
             "fairness (max-min)": _higher(q.jain_maxmin, b.jain_maxmin),
-            "fairness (max-min, 2nd half)": _higher(q.jain_maxmin_late, b.jain_maxmin_late),
         }
 
     def worse(self) -> list[str]:
@@ -291,10 +290,12 @@ def targets(
                 f"{f.rate_limited_pct:.2f}%",
             )
         )
+        # Not the 2nd-half figure: with the whole window shared fairly, the second half makes up
+        # for the first (channels served less early are served more late), which that figure,
+        # looking at the second half alone, counts as unfair. It stays in the table.
         for label, value in (
             ("5 equal channels", f.jain_equal),
             ("max-min", f.jain_maxmin),
-            ("max-min, 2nd half", f.jain_maxmin_late),
         ):
             out.append(
                 Target(
