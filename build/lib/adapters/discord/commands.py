@@ -1,0 +1,332 @@
+"""The slash commands, shared by both modes: their definitions, and how each is answered.
+
+    HTTP interaction  \\                                   / edit the deferred response
+                       -> Invocation -> CommandRunner.run
+    gateway (tree)    /                                   \\ follow-ups for the rest
+
+Each mode turns its interaction into an :class:`Invocation` and a :class:`Responder` (how to
+edit the deferred response and post follow-ups); everything after that is the same.
+``COMMANDS`` is what ``quotabot discord sync-commands`` registers; the gateway's command tree
+is checked against it in the tests, so both modes offer the same commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from adapters.discord import texts
+from adapters.discord.rest import DiscordREST
+from adapters.discord.split import LIMIT, split
+from bot import messages
+from bot.budget.manager import QueueInfo
+from bot.budget.policy import LIMIT_KINDS, Who
+from bot.catalog import ModelInfo
+from bot.commands import BUDGET_HELP, Commands
+from bot.errors import QuotabotError, StoreError
+from bot.models import ChatRequest, Message
+from bot.service import Service
+from bot.store.events import EventLog
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+DM_WORKSPACE = "@me"
+"""The workspace of direct messages, which belong to no server (Discord's own name for them)."""
+EPHEMERAL = 1 << 6
+ADMINISTRATOR = 1 << 3
+MANAGE_GUILD = 1 << 5
+TOKEN_TTL = 15 * 60.0
+"""Seconds an interaction token can edit its response and post follow-ups."""
+
+_STRING, _BOOLEAN, _SUBCOMMAND = 3, 5, 1
+_SCOPE_HELP = "model, workspace, channel or user; or one by ID, e.g. channel:123"
+
+COMMANDS: list[dict[str, Any]] = [
+    {
+        "name": "ask",
+        "type": 1,
+        "description": "Ask the model a question",
+        "options": [
+            {
+                "type": _STRING,
+                "name": "prompt",
+                "description": "Your question",
+                "required": True,
+            },
+            {
+                "type": _STRING,
+                "name": "model",
+                "description": "Model to answer (default: this channel's)",
+                "required": False,
+            },
+            {
+                "type": _BOOLEAN,
+                "name": "private",
+                "description": "Only you see the question and the answer",
+                "required": False,
+            },
+        ],
+    },
+    {
+        "name": "usage",
+        "type": 1,
+        "description": "Today's usage and spend here, and the budgets left (only you see it)",
+    },
+    {
+        "name": "budget",
+        "type": 1,
+        "description": "Budget limits here",
+        "options": [
+            {
+                "type": _SUBCOMMAND,
+                "name": "show",
+                "description": "The limits that apply here and how much of each is used",
+            },
+            {
+                "type": _SUBCOMMAND,
+                "name": "set",
+                "description": "Change a limit (Manage Server or an admin role)",
+                "options": [
+                    {
+                        "type": _STRING,
+                        "name": "scope",
+                        "description": _SCOPE_HELP,
+                        "required": True,
+                    },
+                    {
+                        "type": _STRING,
+                        "name": "limit",
+                        "description": "Which limit",
+                        "required": True,
+                        "choices": [{"name": k, "value": k} for k in LIMIT_KINDS],
+                    },
+                    {
+                        "type": _STRING,
+                        "name": "value",
+                        "description": "A number, or off to remove the limit",
+                        "required": True,
+                    },
+                ],
+            },
+        ],
+    },
+]
+KNOWN = frozenset({"ask", "usage", "budget show", "budget set"})
+
+
+async def sync_commands(rest: DiscordREST, application_id: str, guild: str | None = None) -> Any:
+    """Register ``COMMANDS`` (replacing any others), in one server or globally."""
+    if guild:
+        return await rest.request(
+            "PUT",
+            "/applications/{application_id}/guilds/{guild_id}/commands",
+            application_id=application_id,
+            guild_id=guild,
+            json=COMMANDS,
+        )
+    return await rest.request(
+        "PUT",
+        "/applications/{application_id}/commands",
+        application_id=application_id,
+        json=COMMANDS,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invocation:
+    """One slash command, in the core's terms, whichever way it arrived."""
+
+    id: str
+    name: str
+    """``ask``, ``usage``, ``budget show`` or ``budget set`` (or an unknown one)."""
+    options: Mapping[str, str | bool] = field(default_factory=dict)
+    guild: str | None
+    channel: str
+    user: str
+    permissions: int = 0
+    """The member's permissions in the channel, as Discord resolved them."""
+    roles: frozenset[str] = frozenset()
+    deadline: float
+    """Loop time by which the last message must be on its way (the token expires soon after)."""
+
+    @property
+    def who(self) -> Who:
+        return Who(PLATFORM, self.guild or DM_WORKSPACE, self.channel, self.user)
+
+    @property
+    def private(self) -> bool:
+        """/usage and /budget are only for the one who asked; /ask when asked to be."""
+        return self.name != "ask" or bool(self.options.get("private"))
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"discord:interaction:{self.id}"
+
+
+def deadline_for(
+    created_at: float, now: float, loop_now: float, *, ttl: float, margin: float
+) -> float:
+    """The loop time to be done by, for a token created at ``created_at`` (Unix time) and
+    received at ``now``. A clock behind Discord's must not stretch the deadline."""
+    created = min(created_at, now)
+    return loop_now + (created + ttl - now) - margin
+
+
+class Responder(Protocol):
+    """How the answer reaches the user: the deferred response, then follow-up messages."""
+
+    async def edit(self, text: str) -> None: ...
+
+    async def follow_up(self, text: str) -> None: ...
+
+
+class CommandRunner:
+    """Answers deferred commands; shared by the HTTP endpoint and the gateway."""
+
+    def __init__(
+        self,
+        *,
+        service: Service,
+        commands: Commands,
+        events: EventLog,
+        admins: frozenset[str] = frozenset(),
+        admin_roles: frozenset[str] = frozenset(),
+        piece_limit: int = LIMIT,
+    ):
+        self.piece_limit = piece_limit
+        """Characters per message: Discord's 2,000 (smaller in tests of long answers)."""
+        self.service = service
+        self.commands = commands
+        self.events = events
+        self.admins = admins
+        self.admin_roles = admin_roles
+        self.tasks: set[asyncio.Task[Any]] = set()
+        """Answers under way, for a shutdown to wait for."""
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``work`` as a task of its own, which a shutdown waits for."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def track(self) -> None:
+        """Remember the running task, so that a shutdown waits for its answer."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def drain(self) -> None:
+        if self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+    async def first(self, key: str) -> bool:
+        """Whether this interaction or message is new, in any replica. If the database cannot
+        say, answer anyway: a rare second answer is better than none."""
+        try:
+            return await self.events.first(key)
+        except StoreError as exc:
+            log.warning("could not check %s for repeats, answering it anyway: %s", key, exc)
+            return True
+
+    def may_set_budgets(self, inv: Invocation) -> bool:
+        """Checked by the bot on every call, whatever the command's default permissions say."""
+        if inv.user in self.admins:
+            return True
+        if inv.guild is None:
+            return False
+        if inv.permissions & (MANAGE_GUILD | ADMINISTRATOR):
+            return True
+        return bool(inv.roles & self.admin_roles)
+
+    async def run(self, inv: Invocation, out: Responder) -> None:
+        """Answer one command whose response is deferred. Never raises: a failure becomes a
+        message for the user, and the details go to the log."""
+        self.track()
+        try:
+            if inv.name == "ask":
+                await self._ask(inv, out)
+            elif inv.name == "usage":
+                who, model = await self._here(inv)
+                await out.edit(texts.from_core(await self.commands.usage_today(who, model)))
+            elif inv.name == "budget show":
+                who, model = await self._here(inv)
+                await out.edit(texts.from_core(await self.commands.budget_text(who, model)))
+            elif inv.name == "budget set":
+                await out.edit(texts.from_core(await self._budget_set(inv)))
+            else:
+                await out.edit(texts.warn(texts.UNKNOWN_COMMAND.format(name=inv.name)))
+        except Exception as exc:
+            if not isinstance(exc, QuotabotError):
+                log.exception("answering Discord command %s (%s) failed", inv.name, inv.id)
+            await self._fail(out, texts.warn(messages.explain(exc)))
+
+    async def _fail(self, out: Responder, text: str) -> None:
+        try:
+            await out.edit(text)
+        except Exception as exc:
+            log.warning("could not tell the user of a failure: %s", exc)
+
+    async def _here(self, inv: Invocation) -> tuple[Who, ModelInfo]:
+        who = inv.who
+        settings = await self.service.channels.get(PLATFORM, who.workspace, who.channel)
+        return who, self.service.catalog.get(settings.model)
+
+    async def _budget_set(self, inv: Invocation) -> str:
+        if not self.may_set_budgets(inv):
+            return texts.warn(texts.NOT_ADMIN)
+        scope, kind, value = (str(inv.options.get(k, "")) for k in ("scope", "limit", "value"))
+        try:
+            return await self.commands.budget_set(scope, kind, value, by=inv.user, who=inv.who)
+        except ValueError as exc:
+            return f"{exc}\n{BUDGET_HELP}"
+
+    async def _ask(self, inv: Invocation, out: Responder) -> None:
+        prompt = str(inv.options.get("prompt", "")).strip()
+        if not prompt:
+            await out.edit(texts.EMPTY_PROMPT)
+            return
+        model = inv.options.get("model")
+        who = inv.who
+        request = ChatRequest(
+            platform=PLATFORM,
+            workspace=who.workspace,
+            channel=who.channel,
+            user=who.user,
+            thread=inv.id,
+            messages=(Message("user", prompt),),
+            model=str(model) if model else None,
+        )
+
+        async def queued(info: QueueInfo) -> None:
+            await out.edit(f"_{messages.queued(info).strip('()').capitalize()}_")
+
+        try:
+            async with asyncio.timeout_at(inv.deadline):
+                reply = await self.service.handle(request, on_queued=queued)
+        except TimeoutError:
+            log.warning("Discord command %s ran out of time: answer cut off", inv.id)
+            await out.edit(texts.warn(texts.CUT_OFF))
+            return
+        except QuotabotError as exc:
+            await out.edit(texts.warn(messages.explain(exc, model=request.model)))
+            return
+        await deliver(reply.text, out, deadline=inv.deadline, limit=self.piece_limit)
+
+
+async def deliver(text: str, out: Responder, *, deadline: float, limit: int = LIMIT) -> None:
+    """The answer in pieces: the first edits the deferred response, the rest follow. Whatever
+    would go out after ``deadline`` is replaced by one note that the answer was cut off."""
+    loop = asyncio.get_running_loop()
+    first, *rest = split(text, limit)
+    await out.edit(first or texts.EMPTY_ANSWER)
+    for piece in rest:
+        if loop.time() >= deadline:
+            await out.follow_up(texts.CUT_OFF_REST)
+            return
+        await out.follow_up(piece)

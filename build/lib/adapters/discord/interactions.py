@@ -1,0 +1,210 @@
+"""HTTP interactions mode: Discord POSTs each slash command to ``/discord/interactions``.
+
+    POST -> Ed25519 signature and timestamp checked (401, nothing else done, when wrong)
+         -> PING: PONG | command: deferred response (type 5) at once
+         -> task: once per interaction id -> CommandRunner -> PATCH @original, POST follow-ups
+
+discord.py serves only the gateway, so this is quotabot's own, on PyNaCl. No gateway
+connection is needed: any number of replicas can serve this behind a load balancer (the
+event log in the database makes each interaction answered once). Discord sends requests with
+bad signatures on purpose and removes endpoints that accept them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+
+from adapters.discord import texts
+from adapters.discord.commands import (
+    EPHEMERAL,
+    KNOWN,
+    TOKEN_TTL,
+    CommandRunner,
+    Invocation,
+    deadline_for,
+)
+from adapters.discord.rest import DiscordREST
+
+log = logging.getLogger(__name__)
+
+PING, APPLICATION_COMMAND, AUTOCOMPLETE = 1, 2, 4
+PONG, CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, AUTOCOMPLETE_RESULT = 1, 4, 5, 8
+DISCORD_EPOCH_MS = 1_420_070_400_000
+NO_MENTIONS: dict[str, list[str]] = {"parse": []}
+"""Sent with every message: a model's answer must never ping @everyone or anyone else."""
+_SUBCOMMAND, _GROUP = 1, 2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InteractionsConfig:
+    application_id: str
+    public_key: str
+    """The application's public key (hex), from the Developer Portal."""
+    timestamp_window: float = 300.0
+    """Seconds a signed request stays acceptable: an older (or newer) one is a replay."""
+    token_ttl: float = TOKEN_TTL
+    margin: float = 30.0
+    """Seconds before the token expires when quotabot stops and says the answer is cut off."""
+
+
+class Malformed(ValueError):
+    """An interaction that does not have the shape Discord documents."""
+
+
+class InteractionsEndpoint:
+    def __init__(self, config: InteractionsConfig, *, runner: CommandRunner, rest: DiscordREST):
+        self.config = config
+        self.runner = runner
+        self.rest = rest
+        try:
+            self._key = VerifyKey(bytes.fromhex(config.public_key))
+        except ValueError as exc:
+            raise ValueError("DISCORD_PUBLIC_KEY is not a 32-byte hex Ed25519 key") from exc
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/discord/interactions", self.handle)]
+
+    async def aclose(self) -> None:
+        """Let answers under way finish."""
+        await self.runner.drain()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if not self.verified(request.headers, body):
+            return web.Response(status=401, text="invalid request signature")
+        try:
+            payload = json.loads(body)
+            if not isinstance(payload, dict):
+                raise Malformed("not a JSON object")
+        except ValueError as exc:
+            log.warning("Discord interaction that is not JSON: %s", exc)
+            return web.Response(status=400, text="invalid JSON")
+        kind = payload.get("type")
+        if kind == PING:
+            return web.json_response({"type": PONG})
+        if kind == AUTOCOMPLETE:
+            return web.json_response({"type": AUTOCOMPLETE_RESULT, "data": {"choices": []}})
+        if kind != APPLICATION_COMMAND:
+            return self._message(texts.UNSUPPORTED)
+        try:
+            inv, token = self.parse(payload)
+        except (Malformed, KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("malformed Discord interaction %s: %r", payload.get("id"), exc)
+            return self._message(texts.warn(texts.MALFORMED))
+        if inv.name not in KNOWN:
+            return self._message(texts.warn(texts.UNKNOWN_COMMAND.format(name=inv.name)))
+        self.runner.spawn(self._answer(inv, token))
+        data = {"flags": EPHEMERAL} if inv.private else {}
+        return web.json_response({"type": DEFERRED_CHANNEL_MESSAGE, "data": data})
+
+    def verified(self, headers: Mapping[str, str], body: bytes) -> bool:
+        """Discord signs timestamp + body; the timestamp must also be recent."""
+        signature = headers.get("X-Signature-Ed25519", "")
+        timestamp = headers.get("X-Signature-Timestamp", "")
+        try:
+            self._key.verify(timestamp.encode() + body, bytes.fromhex(signature))
+            sent = float(timestamp)
+        except (BadSignatureError, ValueError):
+            return False
+        return abs(time.time() - sent) <= self.config.timestamp_window
+
+    def parse(self, payload: dict[str, Any]) -> tuple[Invocation, str]:
+        """The invocation and its token. Raises Malformed (or KeyError...) for a bad shape."""
+        data = payload["data"]
+        name, options = _flatten(data["name"], data.get("options") or [])
+        member = payload.get("member")
+        user = (member or {}).get("user") or payload.get("user")
+        if not isinstance(user, dict) or "id" not in user:
+            raise Malformed("no user")
+        channel = payload.get("channel_id") or (payload.get("channel") or {}).get("id")
+        token = payload["token"]
+        if not (channel and isinstance(token, str) and token):
+            raise Malformed("no channel or token")
+        interaction_id = str(int(payload["id"]))
+        loop_now, now = asyncio.get_running_loop().time(), time.time()
+        created = ((int(interaction_id) >> 22) + DISCORD_EPOCH_MS) / 1000
+        inv = Invocation(
+            id=interaction_id,
+            name=name,
+            options=options,
+            guild=str(payload["guild_id"]) if payload.get("guild_id") else None,
+            channel=str(channel),
+            user=str(user["id"]),
+            permissions=int((member or {}).get("permissions") or 0),
+            roles=frozenset(str(r) for r in (member or {}).get("roles") or ()),
+            deadline=deadline_for(
+                created, now, loop_now, ttl=self.config.token_ttl, margin=self.config.margin
+            ),
+        )
+        return inv, token
+
+    async def _answer(self, inv: Invocation, token: str) -> None:
+        if not await self.runner.first(inv.dedupe_key):
+            log.info("Discord interaction %s seen before: not answered again", inv.id)
+            return
+        await self.runner.run(inv, _Webhook(self, token, ephemeral=inv.private))
+
+    def _message(self, text: str) -> web.Response:
+        return web.json_response(
+            {
+                "type": CHANNEL_MESSAGE,
+                "data": {"content": text, "flags": EPHEMERAL, "allowed_mentions": NO_MENTIONS},
+            }
+        )
+
+
+class _Webhook:
+    """The interaction's webhook: edit the deferred response, post follow-ups."""
+
+    def __init__(self, endpoint: InteractionsEndpoint, token: str, *, ephemeral: bool):
+        self.rest = endpoint.rest
+        self.app = endpoint.config.application_id
+        self.token = token
+        self.ephemeral = ephemeral
+
+    async def edit(self, text: str) -> None:
+        await self.rest.request(
+            "PATCH",
+            "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
+            webhook_id=self.app,
+            webhook_token=self.token,
+            json={"content": text, "allowed_mentions": NO_MENTIONS},
+        )
+
+    async def follow_up(self, text: str) -> None:
+        body: dict[str, Any] = {"content": text, "allowed_mentions": NO_MENTIONS}
+        if self.ephemeral:
+            body["flags"] = EPHEMERAL
+        await self.rest.request(
+            "POST",
+            "/webhooks/{webhook_id}/{webhook_token}",
+            webhook_id=self.app,
+            webhook_token=self.token,
+            json=body,
+        )
+
+
+def _flatten(name: str, options: list[dict[str, Any]]) -> tuple[str, dict[str, str | bool]]:
+    """``budget`` + ``[{"type": 1, "name": "set", "options": [...]}]`` -> ``budget set``."""
+    if not isinstance(name, str) or not isinstance(options, list):
+        raise Malformed("name or options of the wrong type")
+    if len(options) == 1 and options[0].get("type") in (_SUBCOMMAND, _GROUP):
+        sub = options[0]
+        return _flatten(f"{name} {sub['name']}", sub.get("options") or [])
+    values: dict[str, str | bool] = {}
+    for option in options:
+        value = option.get("value")
+        if not isinstance(value, str | bool | int | float):
+            raise Malformed(f"option {option.get('name')!r} has no usable value")
+        values[str(option["name"])] = value if isinstance(value, str | bool) else str(value)
+    return name, values

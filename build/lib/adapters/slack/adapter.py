@@ -1,0 +1,566 @@
+"""Slack: mentions, direct messages, thread replies and slash commands, on slack-bolt's AsyncApp.
+
+    Slack event -> bolt (signature checked, acked at once) -> SlackAdapter -> Service.handle
+                -> placeholder, queue notices, streamed edits, the answer in the thread
+
+Bolt acknowledges every event before our listener runs, so the ack never waits for the
+provider or the database. Each message is answered once: the event log in the database makes
+Slack's retries (same event, ``X-Slack-Retry-Num``), a second replica, and the ``app_mention``
+plus ``message`` pair that one mention produces all come to one answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+from slack_sdk.web.async_chat_stream import AsyncChatStream
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.slack.mrkdwn import split, to_mrkdwn
+from bot import messages
+from bot.budget.manager import QueueInfo
+from bot.budget.policy import Who
+from bot.commands import BUDGET_HELP, Commands
+from bot.errors import ConfigError, QuotabotError, StoreError
+from bot.models import ChatRequest, Message
+from bot.service import Service
+from bot.store.events import EventLog
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+BOT_SCOPES = (
+    "app_mentions:read",
+    "channels:history",
+    "groups:history",
+    "im:history",
+    "mpim:history",
+    "chat:write",
+    "commands",
+    "users:read",
+)
+"""What deploy/slack-app-manifest.yaml asks for; OAuth installs ask for the same."""
+INSTALL_PATH, REDIRECT_PATH = "/slack/install", "/slack/oauth_redirect"
+THINKING = "_Thinking…_"
+_MENTION = re.compile(r"<@[A-Z0-9]+>")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlackConfig:
+    """HTTP mode needs ``signing_secret``; Socket Mode needs ``app_token``; both may be on.
+
+    One workspace: ``bot_token``. Any number of workspaces: ``client_id`` and
+    ``client_secret`` instead, and each workspace installs the app through ``/slack/install``;
+    its tokens are kept by slack-sdk's own SQLAlchemy installation store in quotabot's database.
+    """
+
+    bot_token: str | None = field(default=None, repr=False)
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    scopes: tuple[str, ...] = BOT_SCOPES
+    redirect_uri: str | None = None
+    signing_secret: str | None = None
+    app_token: str | None = field(default=None, repr=False)
+    api_url: str | None = None
+    admins: frozenset[str] = frozenset()
+    """User IDs allowed to change budgets, besides the workspace's admins and owners."""
+    update_interval: float = 1.0
+    """Seconds between edits of a streamed answer: chat.update allows about one a second."""
+    socket_check: float = 30.0
+    """Seconds between checks that the Socket Mode connection still carries messages."""
+    socket_ping: float = 10.0
+    """Seconds between pings; a connection without pongs for four of them counts as stalled."""
+
+
+class SlackAdapter:
+    def __init__(
+        self,
+        config: SlackConfig,
+        *,
+        service: Service,
+        commands: Commands,
+        events: EventLog,
+        engine: AsyncEngine | None = None,
+    ):
+        """``engine``: the database the OAuth installation and state stores live in."""
+        self.config = config
+        self.service = service
+        self.commands = commands
+        self.events = events
+        if (config.bot_token is None) == (config.client_id is None):
+            raise ConfigError(
+                "Slack needs SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and "
+                "SLACK_CLIENT_SECRET (OAuth, any number of workspaces), not both"
+            )
+        # One session for every Web API call: without it slack-sdk opens a new session, and a
+        # new TCP (and TLS) connection, per call; a seventh of the CPU at 300 events/s.
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+        client = AsyncWebClient(
+            token=config.bot_token,
+            base_url=config.api_url or AsyncWebClient.BASE_URL,
+            session=self.session,
+            # Not on by default in slack-sdk: honour Slack's 429 Retry-After, retry blips.
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(max_retry_count=2),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+                AsyncServerErrorRetryHandler(max_retry_count=2),
+            ],
+        )
+        self.app = AsyncApp(
+            client=client,
+            # Socket Mode has no HTTP requests to verify; HTTP mode is only served with a secret.
+            signing_secret=config.signing_secret or "",
+            request_verification_enabled=config.signing_secret is not None,
+            process_before_response=False,
+            oauth_settings=_oauth_settings(config, engine),
+            logger=logging.getLogger("slack_bolt"),
+        )
+        self.socket: AsyncSocketModeHandler | None = None
+        self.socket_reconnects = 0
+        self._watchdog: asyncio.Task[None] | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+        """Listener tasks with an answer under way."""
+        self.streams: dict[str, bool] = {}
+        """Per workspace: whether Slack's streaming methods work there (unknown: try them)."""
+        self._register()
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def routes(self) -> list[web.RouteDef]:
+        if self.config.signing_secret is None:
+            return []
+        routes = [web.post("/slack/events", self.handle_http)]
+        if self.app.oauth_flow is not None:
+            routes += [
+                web.get(INSTALL_PATH, self.handle_oauth),
+                web.get(REDIRECT_PATH, self.handle_oauth),
+            ]
+        return routes
+
+    async def handle_oauth(self, request: web.Request) -> web.Response:
+        """The "Add to Slack" page and Slack's redirect back after a workspace installs."""
+        flow = self.app.oauth_flow
+        assert flow is not None
+        bolt_request = await to_bolt_request(request)
+        if request.path == flow.install_path:
+            return await to_aiohttp_response(await flow.handle_installation(bolt_request))
+        return await to_aiohttp_response(await flow.handle_callback(bolt_request))
+
+    # -- Socket Mode -------------------------------------------------------------------------
+
+    async def start_socket_mode(self) -> None:
+        """Connect over Socket Mode (``SLACK_APP_TOKEN``), and keep watching the connection."""
+        assert self.config.app_token, "Socket Mode needs an app-level token (xapp-...)"
+        self.socket = AsyncSocketModeHandler(
+            self.app,
+            self.config.app_token,
+            web_client=self.app.client,
+            ping_interval=self.config.socket_ping,
+        )
+        await self.socket.connect_async()  # type: ignore[no-untyped-call]  # bolt: untyped
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch_socket())
+
+    async def socket_healthy(self) -> bool | None:
+        """For /readyz: the Socket Mode connection is open and answers pings (slack-sdk marks
+        it stale when pongs stop). None without Socket Mode."""
+        if self.socket is None:
+            return None
+        try:
+            return bool(await self.socket.client.is_connected())
+        except Exception:
+            return False
+
+    async def _watch_socket(self) -> None:
+        """Socket Mode connections are known to go quiet after some reconnects while looking
+        open. slack-sdk pings them; when the pongs stop, or the session is gone, twice in a
+        row, this opens a new connection instead of waiting for one that will not come."""
+        assert self.socket is not None
+        failures = 0
+        while True:
+            await asyncio.sleep(self.config.socket_check)
+            try:
+                connected = await self.socket.client.is_connected()
+            except Exception:
+                connected = False
+            failures = 0 if connected else failures + 1
+            if failures >= 2:
+                log.warning("the Slack Socket Mode connection has stalled: opening a new one")
+                self.socket_reconnects += 1
+                try:
+                    await self.socket.client.connect_to_new_endpoint(force=True)
+                    failures = 0
+                except Exception:
+                    log.exception("could not reconnect to Slack over Socket Mode; will retry")
+
+    async def handle_http(self, request: web.Request) -> web.Response:
+        """Events, slash commands and interactivity; bolt verifies the signature first."""
+        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+    async def aclose(self) -> None:
+        """Stop taking events, then let answers already under way finish."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
+        if self.socket is not None:
+            await self.socket.close_async()  # type: ignore[no-untyped-call]  # bolt: untyped
+        if self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        await self.session.close()
+
+    # -- listeners ---------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        app = self.app
+        app.event("app_mention")(self._on_mention)
+        app.event("message")(self._on_message)
+        app.command("/ask")(self._on_ask)
+        app.command("/usage")(self._on_usage)
+        app.command("/budget")(self._on_budget)
+        app.error(self._on_error)
+
+    async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
+        log.error("Slack listener failed: %s", error, exc_info=error)
+
+    async def _on_mention(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        await self._take(event, context)
+
+    async def _on_message(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        if event.get("subtype") or event.get("bot_id"):
+            return  # edits, joins, other bots (and ourselves): never answered
+        if event.get("channel_type") == "im":
+            await self._take(event, context)
+        elif event.get("thread_ts") and f"<@{context.bot_user_id}>" not in event.get("text", ""):
+            # A reply in a thread: answered when the bot is part of that thread. (A reply that
+            # mentions the bot arrives as app_mention too.)
+            await self._take(event, context, only_if_bot_in_thread=True)
+
+    async def _take(
+        self,
+        event: dict[str, Any],
+        context: AsyncBoltContext,
+        *,
+        only_if_bot_in_thread: bool = False,
+    ) -> None:
+        channel, ts, user = event.get("channel"), event.get("ts"), event.get("user")
+        team = context.team_id or event.get("team") or ""
+        if not (channel and ts and user):
+            log.warning("Slack event without channel, ts or user ignored: %s", event.get("type"))
+            return
+        if not await self._first(f"slack:{team}:{channel}:{ts}"):
+            return  # Slack's retry, the app_mention/message twin, or another replica
+        thread_ts = event.get("thread_ts") or ts
+        history = await self._history(context.client, channel, thread_ts, ts, context.bot_user_id)
+        if only_if_bot_in_thread and not any(m.role == "assistant" for m in history):
+            return
+        text = _MENTION.sub("", event.get("text", "")).strip()
+        messages_ = (*history, Message("user", text))
+        request = ChatRequest(
+            platform=PLATFORM,
+            workspace=team,
+            channel=channel,
+            thread=thread_ts,
+            user=user,
+            messages=messages_,
+        )
+        settings = await self.service.channels.get(PLATFORM, team, channel)
+        if not settings.enabled:
+            return
+        await self._answer(context.client, request, channel, thread_ts)
+
+    async def _first(self, key: str) -> bool:
+        """Whether this event is new. If the database cannot say, answer anyway: the event
+        was acknowledged, and a rare second answer is better than none."""
+        try:
+            return await self.events.first(key)
+        except StoreError as exc:
+            log.warning("could not check event %s for repeats, answering it anyway: %s", key, exc)
+            return True
+
+    async def _history(
+        self, client: AsyncWebClient, channel: str, thread_ts: str, ts: str, bot_user: str | None
+    ) -> tuple[Message, ...]:
+        """The thread so far (without the message being answered), as the model should see it."""
+        if thread_ts == ts:
+            return ()
+        try:
+            response = await client.conversations_replies(channel=channel, ts=thread_ts, limit=200)
+        except SlackApiError as exc:
+            log.warning("could not read thread %s in %s: %s", thread_ts, channel, exc)
+            return ()
+        out: list[Message] = []
+        m: dict[str, Any]
+        for m in response.get("messages", []):
+            if m.get("ts") == ts or not m.get("text") or m.get("text") == THINKING:
+                continue
+            mine = m.get("user") == bot_user or (
+                m.get("bot_id") and m.get("user") in (None, bot_user)
+            )
+            out.append(
+                Message("assistant" if mine else "user", _MENTION.sub("", m["text"]).strip())
+            )
+        return tuple(out)
+
+    async def _answer(
+        self, client: AsyncWebClient, request: ChatRequest, channel: str, thread_ts: str
+    ) -> None:
+        # Bolt runs each listener as a task of its own: remember this one, so that a shutdown
+        # waits for the answer instead of cutting it off.
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        placeholder = await client.chat_postMessage(
+            channel=channel, thread_ts=thread_ts, text=THINKING
+        )
+        reply = _Reply(
+            client,
+            channel,
+            thread_ts,
+            placeholder["ts"],
+            self.config.update_interval,
+            team=request.workspace,
+            user=request.user,
+            streams=self.streams,
+        )
+        try:
+            answer = await self.service.handle(
+                request, on_delta=reply.delta, on_queued=reply.queued
+            )
+        except QuotabotError as exc:
+            await reply.fail(f":warning: {messages.explain(exc, model=request.model)}")
+            return
+        except Exception:
+            log.exception("answering %s failed", request.request_id)
+            await reply.fail(f":warning: {messages.INTERNAL}")
+            return
+        await reply.finish(answer.text)
+
+    async def _on_ask(
+        self,
+        ack: Callable[..., Awaitable[None]],
+        command: dict[str, Any],
+        context: AsyncBoltContext,
+    ) -> None:
+        text = (command.get("text") or "").strip()
+        if not text:
+            await ack(text="Ask a question: `/ask what is a token bucket?`")
+            return
+        await ack(response_type="in_channel", text=f"<@{command['user_id']}> asked: {text}")
+        if not await self._first(f"slack-cmd:{command.get('trigger_id')}"):
+            return
+        channel, team = command["channel_id"], command.get("team_id") or context.team_id or ""
+        request = ChatRequest(
+            platform=PLATFORM,
+            workspace=team,
+            channel=channel,
+            user=command["user_id"],
+            messages=(Message("user", text),),
+        )
+        # The answer goes in a thread under the question, like a mention's.
+        question = await context.client.chat_postMessage(
+            channel=channel, text=f"<@{command['user_id']}> asked: {text}"
+        )
+        await self._answer(context.client, request, channel, question["ts"])
+
+    async def _on_usage(
+        self,
+        ack: Callable[..., Awaitable[None]],
+        command: dict[str, Any],
+        respond: Callable[..., Awaitable[Any]],
+        context: AsyncBoltContext,
+    ) -> None:
+        await ack()
+        who, model = await self._who(command, context)
+        await respond(
+            response_type="ephemeral", text=to_mrkdwn(await self.commands.usage_today(who, model))
+        )
+
+    async def _on_budget(
+        self,
+        ack: Callable[..., Awaitable[None]],
+        command: dict[str, Any],
+        respond: Callable[..., Awaitable[Any]],
+        context: AsyncBoltContext,
+    ) -> None:
+        await ack()
+        who, model = await self._who(command, context)
+        args = (command.get("text") or "").split()
+        if not args or args[0] == "show":
+            text = await self.commands.budget_text(who, model)
+        elif args[0] == "set" and len(args) == 4:
+            if not await self._is_admin(context.client, command["user_id"]):
+                text = "Only workspace admins (or quotabot's configured admins) can change budgets."
+            else:
+                try:
+                    text = await self.commands.budget_set(*args[1:], by=command["user_id"], who=who)
+                except ValueError as exc:
+                    text = f"{exc}\n{BUDGET_HELP}"
+        else:
+            text = BUDGET_HELP
+        await respond(response_type="ephemeral", text=to_mrkdwn(text))
+
+    async def _who(self, command: dict[str, Any], context: AsyncBoltContext) -> tuple[Who, Any]:
+        team = command.get("team_id") or context.team_id or ""
+        who = Who(PLATFORM, team, command["channel_id"], command["user_id"])
+        settings = await self.service.channels.get(PLATFORM, team, command["channel_id"])
+        return who, self.service.catalog.get(settings.model)
+
+    async def _is_admin(self, client: AsyncWebClient, user: str) -> bool:
+        """Checked on every call: someone who stopped being an admin stops at once."""
+        if user in self.config.admins:
+            return True
+        try:
+            info = (await client.users_info(user=user))["user"]
+        except SlackApiError as exc:
+            log.warning("could not check whether %s is an admin: %s", user, exc)
+            return False
+        return bool(info.get("is_admin") or info.get("is_owner"))
+
+
+class _Reply:
+    """One answer in a thread: the placeholder, then the answer as it is generated.
+
+    Where the workspace has Slack's streaming methods (chat.startStream/appendStream/
+    stopStream), the answer streams into a message of its own and the placeholder goes;
+    elsewhere the placeholder is edited, no faster than Slack allows.
+    """
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        thread_ts: str,
+        ts: str,
+        interval: float,
+        *,
+        team: str,
+        user: str,
+        streams: dict[str, bool],
+    ):
+        self.client, self.channel, self.thread_ts, self.ts = client, channel, thread_ts, ts
+        self.interval = interval
+        self.team, self.user, self.streams = team, user, streams
+        self.text = ""
+        self._stream: AsyncChatStream | None = None
+        self._tried_stream = False
+        self._last_edit = 0.0
+        self._editing: asyncio.Task[None] | None = None
+
+    async def queued(self, info: QueueInfo) -> None:
+        await self._edit(f"_{messages.queued(info).strip('()').capitalize()}_")
+
+    async def delta(self, delta: str) -> None:
+        self.text += delta
+        if not self._tried_stream and self.streams.get(self.team, True):
+            self._tried_stream = True
+            self._stream = await self.client.chat_stream(
+                channel=self.channel,
+                thread_ts=self.thread_ts,
+                recipient_team_id=self.team,
+                recipient_user_id=self.user,
+            )
+        if self._stream is not None:
+            try:
+                await self._stream.append(markdown_text=delta)
+                return
+            except SlackApiError as exc:
+                self._no_streaming(exc)
+        now = time.monotonic()
+        if now - self._last_edit >= self.interval and (
+            self._editing is None or self._editing.done()
+        ):
+            self._last_edit = now
+            preview = split(to_mrkdwn(self.text))[0] + " …"
+            # Not awaited: the model's stream never waits for Slack.
+            self._editing = asyncio.get_running_loop().create_task(self._edit(preview))
+
+    def _no_streaming(self, exc: SlackApiError) -> None:
+        if self.streams.get(self.team, True):
+            log.info("Slack streaming is not available in %s (%s): editing instead", self.team, exc)
+        self.streams[self.team] = False
+        self._stream = None
+
+    async def finish(self, text: str) -> None:
+        if self._stream is not None:
+            try:
+                await self._stream.stop()
+            except SlackApiError as exc:
+                self._no_streaming(exc)
+            else:
+                await self._delete_placeholder()
+                return
+        if self._editing is not None:
+            await asyncio.gather(self._editing, return_exceptions=True)
+        first, *rest = split(to_mrkdwn(text)) or [""]
+        await self._edit(first or "_(empty answer)_")
+        for piece in rest:
+            await self.client.chat_postMessage(
+                channel=self.channel, thread_ts=self.thread_ts, text=piece
+            )
+
+    async def fail(self, text: str) -> None:
+        if self._stream is not None:
+            try:
+                await self._stream.stop(markdown_text=f"\n\n{text}")
+                await self._delete_placeholder()
+                return
+            except SlackApiError as exc:
+                self._no_streaming(exc)
+        if self._editing is not None:
+            await asyncio.gather(self._editing, return_exceptions=True)
+        await self._edit(text)
+
+    async def _delete_placeholder(self) -> None:
+        try:
+            await self.client.chat_delete(channel=self.channel, ts=self.ts)
+        except SlackApiError as exc:
+            log.warning("could not remove the placeholder in %s: %s", self.channel, exc)
+
+    async def _edit(self, text: str) -> None:
+        try:
+            await self.client.chat_update(channel=self.channel, ts=self.ts, text=text)
+        except SlackApiError as exc:
+            log.warning("could not edit the answer in %s: %s", self.channel, exc)
+
+
+def _oauth_settings(config: SlackConfig, engine: AsyncEngine | None) -> AsyncOAuthSettings | None:
+    """Multi-workspace mode: bolt's own OAuth flow, with its stores on quotabot's database
+    (tables made by quotabot's migrations), so that every replica sees every installation."""
+    if config.client_id is None:
+        return None
+    if config.client_secret is None or engine is None:
+        raise ConfigError("Slack OAuth needs SLACK_CLIENT_SECRET beside SLACK_CLIENT_ID")
+    return AsyncOAuthSettings(
+        client_id=config.client_id,
+        client_secret=config.client_secret,
+        scopes=list(config.scopes),
+        redirect_uri=config.redirect_uri,
+        install_path=INSTALL_PATH,
+        redirect_uri_path=REDIRECT_PATH,
+        installation_store=AsyncSQLAlchemyInstallationStore(
+            client_id=config.client_id, engine=engine
+        ),
+        state_store=AsyncSQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine),
+    )

@@ -1,0 +1,152 @@
+"""Lifecycle in one place: open everything a quotabot process needs, in order, and close it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from bot.access import Access
+from bot.alerts import Alerts
+from bot.budget.backend import BudgetBackend
+from bot.budget.limits import Cap, usd_units
+from bot.budget.manager import Budget
+from bot.budget.memory import MemoryBackend
+from bot.budget.policy import Policy
+from bot.catalog import Catalog
+from bot.config import Settings
+from bot.models import ChannelSettings
+from bot.provider import OpenAIClient
+from bot.retry import RetryPolicy
+from bot.sandbox import SandboxConfig, SandboxServer
+from bot.service import Service
+from bot.store import ChannelStore, Database, UsageStore, migrate
+from bot.store.budgets import BudgetLimitStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class App:
+    settings: Settings
+    catalog: Catalog
+    db: Database
+    usage: UsageStore
+    channels: ChannelStore
+    provider: OpenAIClient
+    service: Service
+    budget: Budget
+    limits: BudgetLimitStore
+    sandbox: SandboxServer | None
+    """The built-in sandbox, when no provider is configured; None otherwise."""
+
+    @property
+    def provider_url(self) -> str:
+        return self.sandbox.base_url if self.sandbox else self.settings.provider_base_url
+
+
+def budget_backend(settings: Settings) -> BudgetBackend:
+    """Redis when configured, so that every quotabot process shares one budget."""
+    if settings.redis_url:
+        from bot.budget.redis import RedisBackend
+
+        return RedisBackend(settings.redis_url, prefix=settings.redis_prefix)
+    return MemoryBackend()
+
+
+def cap_seed(usage: UsageStore) -> Callable[[Cap, datetime], Awaitable[int]]:
+    async def seed(cap: Cap, since: datetime) -> int:
+        total = await usage.total(unit=cap.unit, where=cap.where, since=since)
+        return usd_units(Decimal(total)) if cap.unit == "usd" else int(total)
+
+    return seed
+
+
+def channel_defaults(settings: Settings) -> ChannelSettings:
+    return ChannelSettings(
+        model=settings.default_model,
+        system_prompt=settings.system_prompt,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+        enabled=True,
+    )
+
+
+@asynccontextmanager
+async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> AsyncIterator[App]:
+    """Open the store (migrating it; by default only SQLite is migrated automatically), the
+    provider client, or the built-in sandbox when no provider is configured."""
+    catalog = settings.catalog()
+    async with AsyncExitStack() as stack:
+        db = Database(settings.sqlalchemy_url)
+        stack.push_async_callback(db.aclose)
+        await migrate.ensure_schema(db, migrate=auto_migrate)
+
+        sandbox = None
+        if settings.provider_configured:
+            base_url = settings.provider_base_url
+            key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        else:
+            sandbox = await stack.enter_async_context(SandboxServer(SandboxConfig(catalog=catalog)))
+            base_url, key = sandbox.base_url, "sandbox"
+        provider = OpenAIClient(
+            base_url=base_url,
+            api_key=key,
+            timeout=settings.request_timeout,
+            max_connections=settings.provider_connections,
+        )
+        stack.push_async_callback(provider.aclose)
+
+        backend = budget_backend(settings)
+        await backend.start()
+        stack.push_async_callback(backend.aclose)
+        limits = BudgetLimitStore(db)
+        usage = UsageStore(db)
+        budget = Budget(
+            backend,
+            Policy(settings.budget_limits()),
+            queue_size=settings.queue_size,
+            batch_max=settings.batch_max,
+            spread=settings.burst_spread,
+            overrides=limits.all,
+            # Counters in this process start from zero: daily and monthly caps start from what
+            # the usage store says was already used. (Redis keeps its counters.)
+            seed=cap_seed(usage) if isinstance(backend, MemoryBackend) else None,
+        )
+        stack.push_async_callback(budget.aclose)
+
+        channels = ChannelStore(db, channel_defaults(settings))
+        service = Service(
+            provider=provider,
+            catalog=catalog,
+            usage=usage,
+            channels=channels,
+            budget=budget,
+            retry=RetryPolicy(
+                max_attempts=settings.max_attempts, base=settings.retry_base, cap=settings.retry_max
+            ),
+            alerts=Alerts(claim=backend.claim),
+            deadline=settings.request_deadline,
+            batching=settings.batching,
+            store_message_text=settings.store_message_text,
+            access=Access(
+                frozenset(settings.allowed_workspaces),
+                frozenset(settings.allowed_channels),
+                frozenset(settings.denied_channels),
+            ),
+        )
+        yield App(
+            settings=settings,
+            catalog=catalog,
+            db=db,
+            usage=usage,
+            channels=channels,
+            provider=provider,
+            service=service,
+            budget=budget,
+            limits=limits,
+            sandbox=sandbox,
+        )

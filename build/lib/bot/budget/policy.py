@@ -1,0 +1,183 @@
+"""Which limits a request must fit, from the catalog, the config file and admins' changes.
+
+Scopes, from the widest: the provider account per model, the workspace (or guild), the
+channel, the user. Per-minute limits are rates (a request waits for room); per-day and
+per-month totals are caps (a request is refused, with the time they reset). The account's RPD
+is a rate, as the provider's own limiter treats it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+from bot.budget.limits import Ask, Cap, Period, Rate, Unit, usd_units
+from bot.catalog import ModelInfo
+
+ScopeKind = Literal["model", "workspace", "channel", "user"]
+SCOPES: tuple[ScopeKind, ...] = ("model", "workspace", "channel", "user")
+LimitKind = Literal[
+    "rpm", "tpm", "rpd", "tokens_day", "tokens_month", "spend_day", "spend_month", "weight"
+]
+LIMIT_KINDS: tuple[LimitKind, ...] = (
+    "rpm",
+    "tpm",
+    "rpd",
+    "tokens_day",
+    "tokens_month",
+    "spend_day",
+    "spend_month",
+    "weight",
+)
+
+_LABELS: dict[str, str] = {
+    "rpm": "requests per minute",
+    "tpm": "tokens per minute",
+    "rpd": "requests per day",
+    "tokens_day": "tokens per day",
+    "tokens_month": "tokens per month",
+    "spend_day": "spend per day",
+    "spend_month": "spend per month",
+}
+_CAPS: dict[str, tuple[Period, Unit]] = {
+    "tokens_day": ("day", "tokens"),
+    "tokens_month": ("month", "tokens"),
+    "spend_day": ("day", "usd"),
+    "spend_month": ("month", "usd"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    """Where a request comes from; IDs are the platform's own."""
+
+    platform: str
+    workspace: str
+    channel: str
+    user: str
+
+    def instance(self, scope: ScopeKind, model: str) -> str:
+        return {
+            "model": model,
+            "workspace": self.workspace,
+            "channel": self.channel,
+            "user": self.user,
+        }[scope]
+
+    def key(self, scope: ScopeKind, model: str) -> str:
+        """Unique name of this scope's counters; platform and workspace keep IDs apart."""
+        return {
+            "model": f"model:{model}",
+            "workspace": f"ws:{self.platform}:{self.workspace}",
+            "channel": f"ch:{self.platform}:{self.workspace}:{self.channel}",
+            "user": f"user:{self.platform}:{self.workspace}:{self.user}",
+        }[scope]
+
+    def where(self, scope: ScopeKind, model: str) -> tuple[tuple[str, str], ...]:
+        """The usage rows of this scope."""
+        if scope == "model":
+            return (("model", model),)
+        base = (("platform", self.platform), ("workspace", self.workspace))
+        if scope == "workspace":
+            return base
+        return (*base, (scope, self.instance(scope, model)))
+
+    @property
+    def flow(self) -> str:
+        """What the fair queue shares between: channels."""
+        return self.key("channel", "")
+
+
+Limits = Mapping[str, Mapping[str, Decimal | int | float | None]]
+"""``{"channel": {"rpm": 10}, "channel:C123": {"rpm": 30}, "model:gpt-4": {...}}``"""
+
+
+class Policy:
+    """Resolves each limit: a specific scope ("channel:C1") before the scope's default
+    ("channel"); an admin's change at run time before the config file; for the account's
+    RPM/TPM/RPD, the catalog's figure last."""
+
+    def __init__(self, config: Limits, overrides: Limits | None = None):
+        self.config = config
+        self.overrides: Limits = overrides or {}
+
+    def value(
+        self, scope: ScopeKind, instance: str, kind: LimitKind
+    ) -> Decimal | int | float | None:
+        for name in (f"{scope}:{instance}", scope):
+            for source in (self.overrides, self.config):
+                found = source.get(name, {}).get(kind)
+                if found is not None:
+                    return found
+        return None
+
+    def model_rates(self, model: ModelInfo) -> tuple[Rate, ...]:
+        """The provider account's buckets for ``model``: what its headers and 429s speak of."""
+        catalog = {"rpm": model.limits.rpm, "tpm": model.limits.tpm, "rpd": model.limits.rpd}
+        rates = []
+        for kind, period, unit in (
+            ("rpm", 60.0, "requests"),
+            ("tpm", 60.0, "tokens"),
+            ("rpd", 86_400.0, "requests"),
+        ):
+            limit = self.value("model", model.name, kind) or catalog[kind]  # type: ignore[arg-type]
+            if limit:
+                rates.append(
+                    Rate(
+                        key=f"model:{model.name}:{kind}",
+                        limit=int(limit),
+                        period=period,
+                        unit=unit,  # type: ignore[arg-type]
+                        label=f"{model.name} {_LABELS[kind]}",
+                        shared=True,
+                    )
+                )
+        return tuple(rates)
+
+    def ask(self, who: Who, model: ModelInfo, *, tokens: int, cost: Decimal | None) -> Ask:
+        """What one call of ``tokens`` (prompt + max_tokens) costing up to ``cost`` takes."""
+        rates: list[tuple[Rate, int]] = []
+        caps: list[tuple[Cap, int]] = []
+        for rate in self.model_rates(model):
+            rates.append((rate, tokens if rate.unit == "tokens" else 1))
+        for scope in SCOPES:
+            instance = who.instance(scope, model.name)
+            base = who.key(scope, model.name)
+            name = f"{model.name}" if scope == "model" else f"this {scope}"
+            if scope != "model":
+                for kind, unit in (("rpm", "requests"), ("tpm", "tokens")):
+                    limit = self.value(scope, instance, kind)  # type: ignore[arg-type]
+                    if limit:
+                        rate = Rate(
+                            f"{base}:{kind}",
+                            int(limit),
+                            60.0,
+                            unit,  # type: ignore[arg-type]
+                            f"{name}'s {_LABELS[kind]}",
+                        )
+                        rates.append((rate, tokens if unit == "tokens" else 1))
+                if limit := self.value(scope, instance, "rpd"):
+                    cap = Cap(
+                        f"{base}:rpd", int(limit), "day", "requests", f"{name}'s requests per day"
+                    )
+                    caps.append((cap, 1))
+            for kind, (period, unit) in _CAPS.items():
+                limit = self.value(scope, instance, kind)  # type: ignore[arg-type]
+                if limit is None:
+                    continue
+                if unit == "usd":
+                    amount, units = usd_units(cost or Decimal(0)), usd_units(Decimal(limit))
+                else:
+                    amount, units = tokens, int(limit)
+                label = f"{name}'s {_LABELS[kind]}"
+                cap = Cap(
+                    f"{base}:{kind}", units, period, unit, label, who.where(scope, model.name)
+                )
+                caps.append((cap, amount))
+        return Ask(tuple(rates), tuple(caps))
+
+    def weight(self, who: Who) -> float:
+        value = self.value("channel", who.channel, "weight")
+        return float(value) if value else 1.0

@@ -1,0 +1,101 @@
+"""What the chat commands say, the same on every platform: /usage and /budget.
+
+Adapters parse their platform's command, check who may run it, and post the text returned
+here (Markdown; each adapter converts it to its platform's format).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from bot.budget.manager import Budget, Standing
+from bot.budget.policy import LIMIT_KINDS, SCOPES, Who
+from bot.catalog import ModelInfo
+from bot.messages import format_cost
+from bot.store.budgets import BudgetLimitStore
+from bot.store.usage import ReportLine, UsageStore
+
+BUDGET_HELP = (
+    "Usage: `budget` shows the limits here; `budget set <scope> <limit> <value>` changes one "
+    f"(admins only). Scopes: {', '.join(SCOPES)} (or one by ID, e.g. `channel:C0123`). "
+    f"Limits: {', '.join(LIMIT_KINDS)}."
+)
+
+
+class Commands:
+    def __init__(self, *, usage: UsageStore, budget: Budget, limits: BudgetLimitStore):
+        self.usage = usage
+        self.budget = budget
+        self.limits = limits
+
+    async def usage_today(self, who: Who, model: ModelInfo) -> str:
+        """This channel's and this workspace's usage today (UTC), and the budgets left."""
+        now = datetime.now(UTC)
+        since = datetime(now.year, now.month, now.day, tzinfo=UTC)
+        rows = await self.usage.report(by="channel", since=since, where=_workspace(who))
+        channel = next((r for r in rows if r.key == who.channel), None)
+        lines = [
+            "*Today (since 00:00 UTC)*",
+            f"This channel: {_line(channel)}",
+            f"This workspace: {_total(rows)}",
+            "",
+            await self.budget_text(who, model),
+        ]
+        return "\n".join(lines)
+
+    async def budget_text(self, who: Who, model: ModelInfo) -> str:
+        standings = await self.budget.status(who, model)
+        if not standings:
+            return f"No budget limits apply here for {model.name}."
+        return "\n".join([f"*Budgets for {model.name}*", *(_standing(s) for s in standings)])
+
+    async def budget_set(self, scope: str, kind: str, value: str, *, by: str, who: Who) -> str:
+        """Raises ValueError (with a message for the admin) for a bad scope, limit or value."""
+        scope = _resolve(scope, who)
+        await self.limits.set(scope, kind, None if value in ("-", "none", "off") else value, by=by)
+        await self.budget.reload()
+        shown = "removed" if value in ("-", "none", "off") else f"set to {value}"
+        return f"Budget `{scope}` `{kind}` {shown}. Every replica applies it within seconds."
+
+
+def _resolve(scope: str, who: Who) -> str:
+    """``channel`` typed in a channel means this channel; ``channel:*`` means every channel."""
+    name, _, instance = scope.partition(":")
+    if instance == "*":
+        return name
+    if not instance and name in ("workspace", "channel", "user"):
+        return f"{name}:{who.instance(name, '')}"  # type: ignore[arg-type]
+    return scope
+
+
+def _workspace(who: Who) -> tuple[tuple[str, str], ...]:
+    return (("platform", who.platform), ("workspace", who.workspace))
+
+
+def _line(r: ReportLine | None) -> str:
+    if r is None:
+        return "no requests yet"
+    return (
+        f"{r.calls} requests, {r.prompt_tokens + r.completion_tokens:,} tokens, "
+        f"{format_cost(r.cost)}"
+    )
+
+
+def _total(rows: list[ReportLine]) -> str:
+    if not rows:
+        return "no requests yet"
+    calls = sum(r.calls for r in rows)
+    tokens = sum(r.prompt_tokens + r.completion_tokens for r in rows)
+    cost = sum((r.cost for r in rows), Decimal(0))
+    return f"{calls} requests, {tokens:,} tokens, {format_cost(cost)}"
+
+
+def _standing(s: Standing) -> str:
+    if s.unit == "usd":
+        amounts = f"${s.used:,.2f} of ${s.limit:,.2f}"
+    else:
+        amounts = f"{s.used:,.0f} of {s.limit:,.0f} {s.unit}"
+    warn = " :warning:" if s.share >= 0.8 else ""
+    resets = f", resets {s.resets_at:%H:%M} UTC" if s.resets_at else ""
+    return f"• {s.label}: {amounts} ({s.share:.0%}{resets}){warn}"

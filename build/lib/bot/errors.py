@@ -1,0 +1,187 @@
+"""Every error quotabot raises on purpose, in one tree.
+
+    QuotabotError
+    ├── ConfigError            settings that cannot work (bad TOML, a secret in a file, ...)
+    ├── RequestRejected        refused before any provider call; the message is for the user
+    │   ├── PromptTooLong      does not fit the model's context window
+    │   ├── ChannelDisabled    the bot is switched off in this channel
+    │   ├── BudgetExceeded     a daily or monthly cap has no room; says when it resets
+    │   ├── TooLargeForLimit   needs more than a per-minute limit holds: can never be sent
+    │   ├── QueueFull          too many requests already wait for this model
+    │   └── WaitTooLong        the queue would outlast the request's deadline
+    ├── ProviderError          the provider answered with an error, or did not answer
+    │   ├── RateLimited        429 rate_limit_exceeded; carries the server's retry hint
+    │   ├── QuotaExhausted     429 insufficient_quota and the spend/credit codes that mean the same
+    │   ├── RequestTooLarge    429 "Request too large": bigger than the TPM limit itself, never fits
+    │   ├── AuthenticationFailed  401/403
+    │   ├── BadRequest         400 (and 413/422)
+    │   ├── ModelNotFound      404
+    │   ├── ServerError        5xx
+    │   ├── ProviderTimeout    no answer in time
+    │   └── ProviderUnreachable  connection refused or dropped
+    └── StoreError             the usage database failed
+
+Provider errors are raised from the httpx error or the HTTP answer that caused them
+(``raise ... from exc``), so the original stays visible in tracebacks and logs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.provider.results import RateLimitInfo
+
+
+class QuotabotError(Exception):
+    """Base class: catch this to catch everything quotabot raises on purpose."""
+
+
+class ConfigError(QuotabotError):
+    pass
+
+
+class RequestRejected(QuotabotError):
+    """Refused before the provider was called; ``str(exc)`` is shown to the user."""
+
+
+class PromptTooLong(RequestRejected):
+    def __init__(self, *, model: str, prompt_tokens: int, max_tokens: int, context_window: int):
+        self.model = model
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+        self.context_window = context_window
+        self.excess = prompt_tokens + max_tokens - context_window
+        super().__init__(
+            f"This prompt is {prompt_tokens:,} tokens and the answer may take {max_tokens:,} more, "
+            f"but {model} holds {context_window:,} tokens in all: shorten the prompt by at least "
+            f"{self.excess:,} tokens, or use a model with a larger context window."
+        )
+
+
+class ChannelDisabled(RequestRejected):
+    def __init__(self, channel: str):
+        self.channel = channel
+        super().__init__(f"quotabot is switched off in channel {channel}.")
+
+
+class BudgetExceeded(RequestRejected):
+    def __init__(self, *, label: str, used: str, limit: str, resets_at: datetime, now: datetime):
+        self.label, self.used, self.limit, self.resets_at = label, used, limit, resets_at
+        left = max(0, int((resets_at - now).total_seconds()))
+        super().__init__(
+            f"This request would go over {label}: {used} of {limit} used. "
+            f"It resets at {resets_at:%H:%M} UTC on {resets_at:%b %d} "
+            f"(in {_duration(left)})."
+        )
+
+
+class TooLargeForLimit(RequestRejected):
+    def __init__(self, *, label: str, needed: int, limit: int, unit: str = "tokens"):
+        self.label, self.needed, self.limit = label, needed, limit
+        super().__init__(
+            f"This request may take {needed:,} {unit} but {label} is {limit:,}, so it can never "
+            "be sent: shorten the prompt or ask for a shorter answer."
+        )
+
+
+class QueueFull(RequestRejected):
+    def __init__(self, *, model: str, waiting: int):
+        self.model, self.waiting = model, waiting
+        super().__init__(
+            f"{waiting:,} requests are already waiting for {model}. "
+            "Please try again in a few minutes."
+        )
+
+
+class WaitTooLong(RequestRejected):
+    def __init__(self, *, model: str, wait: float, deadline: float):
+        self.model, self.wait, self.deadline = model, wait, deadline
+        super().__init__(
+            f"{model} is busy: the wait would be about {_duration(round(wait))}, longer than "
+            f"quotabot waits ({_duration(round(deadline))}). Please try again later."
+        )
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+class ProviderError(QuotabotError):
+    """The provider failed the call. ``status`` is None when no HTTP answer arrived."""
+
+    retryable = False
+    rate_limits: RateLimitInfo | None = None
+    """What the answer's x-ratelimit-* headers said, when there was an answer."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+
+
+class RateLimited(ProviderError):
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = 429,
+        code: str | None = None,
+        request_id: str | None = None,
+    ):
+        super().__init__(message, status=status, code=code, request_id=request_id)
+        self.retry_after = retry_after
+
+
+class QuotaExhausted(ProviderError):
+    pass
+
+
+class RequestTooLarge(ProviderError):
+    pass
+
+
+class AuthenticationFailed(ProviderError):
+    pass
+
+
+class BadRequest(ProviderError):
+    pass
+
+
+class ModelNotFound(ProviderError):
+    pass
+
+
+class ServerError(ProviderError):
+    retryable = True
+
+
+class ProviderTimeout(ProviderError):
+    retryable = True
+
+
+class ProviderUnreachable(ProviderError):
+    retryable = True
+
+
+class StoreError(QuotabotError):
+    pass

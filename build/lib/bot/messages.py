@@ -1,0 +1,72 @@
+"""Every sentence quotabot says to a chat user, in one place, so the wording stays consistent."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from bot import errors
+from bot.budget.manager import QueueInfo
+from bot.models import Reply
+
+PROVIDER_BUSY = "The model is busy right now (rate limited). Please try again in a minute."
+PROVIDER_DOWN = "The model provider is not answering right now. Please try again later."
+QUOTA = (
+    "The model provider says this account is out of quota or credit. "
+    "An admin needs to check the billing settings."
+)
+AUTH = "quotabot cannot sign in to the model provider. An admin needs to check its API key."
+BAD_REQUEST = "The model provider refused this request: {detail}"
+MODEL_NOT_FOUND = (
+    "The model {model!r} does not exist at the provider, or this account cannot use it."
+)
+TOO_LARGE = (
+    "This request is larger than the provider allows per minute for this model. "
+    "Shorten the prompt or ask for a shorter answer."
+)
+INTERNAL = "Something went wrong inside quotabot. The admins can find the details in its logs."
+
+
+def explain(exc: BaseException, *, model: str | None = None) -> str:
+    """The sentence a chat user sees for a failure: what happened and what to do, no traceback."""
+    match exc:
+        case errors.RequestRejected():
+            return str(exc)
+        case errors.QuotaExhausted():
+            return QUOTA
+        case errors.RequestTooLarge():
+            return TOO_LARGE
+        case errors.RateLimited():
+            return PROVIDER_BUSY
+        case errors.AuthenticationFailed():
+            return AUTH
+        case errors.ModelNotFound():
+            return MODEL_NOT_FOUND.format(model=model or "?")
+        case errors.BadRequest():
+            return BAD_REQUEST.format(detail=exc.message)
+        case errors.ServerError() | errors.ProviderTimeout() | errors.ProviderUnreachable():
+            return PROVIDER_DOWN
+        case _:
+            return INTERNAL
+
+
+def queued(info: QueueInfo) -> str:
+    """Said at once when a request has to wait for budget."""
+    wait = "a moment" if info.wait < 2 else f"about {round(info.wait)} s"
+    return f"(queued for {info.model}: position {info.position}, {wait})"
+
+
+def format_cost(cost: Decimal | None) -> str:
+    if cost is None:
+        return "unpriced"
+    if cost and cost < Decimal("0.01"):
+        return f"${cost:.6f}"
+    return f"${cost:.4f}" if cost < 1 else f"${cost:,.2f}"
+
+
+def usage_line(reply: Reply) -> str:
+    """The short line after an answer: tokens in/out, cost, model."""
+    estimated = " (estimated)" if reply.usage_estimated else ""
+    return (
+        f"[{reply.usage.prompt_tokens} in / {reply.usage.completion_tokens} out{estimated}"
+        f" · {format_cost(reply.cost)} · {reply.model}]"
+    )

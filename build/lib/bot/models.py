@@ -1,0 +1,84 @@
+"""Platform-neutral values that flow through the core: what was asked, answered and spent.
+
+Adapters build a :class:`ChatRequest` from a platform event and render a :class:`Reply` back;
+nothing here knows about Slack or Discord.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+Role = Literal["system", "user", "assistant"]
+Endpoint = Literal["chat", "completions"]
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+    name: str | None = None
+
+    def to_openai(self) -> dict[str, str]:
+        out = {"role": self.role, "content": self.content}
+        if self.name:
+            out["name"] = self.name
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatRequest:
+    """One question from chat. ``model``/``max_tokens``/``temperature`` left as None take the
+    channel's settings, then the configured defaults."""
+
+    platform: str
+    workspace: str
+    channel: str
+    user: str
+    messages: tuple[Message, ...]
+    thread: str | None = None
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    request_id: str = field(default_factory=new_request_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reply:
+    text: str
+    model: str
+    usage: Usage
+    cost: Decimal | None
+    """USD; None when the model has no price configured (it is still recorded, as unpriced)."""
+    finish_reason: str
+    latency: float
+    request_id: str
+    usage_estimated: bool = False
+    """True when the provider reported no usage and the counts are quotabot's own."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    """Effective settings for one channel: stored overrides on top of the configured defaults."""
+
+    model: str
+    system_prompt: str
+    max_tokens: int
+    temperature: float | None
+    enabled: bool

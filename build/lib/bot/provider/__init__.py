@@ -1,0 +1,36 @@
+"""OpenAI-compatible HTTP client: chat, streamed chat and legacy completions, on httpx.
+
+It talks to OpenAI and to the servers that imitate it (vLLM, llama.cpp, Ollama). Their quirks
+(no rate-limit headers, no ``usage``, extra fields, null ``content`` or ``finish_reason``,
+choices without an index) never break a reply.
+
+No retries, anywhere in here. quotabot's budget layer owns every retry, because every attempt
+spends requests and tokens that the budget must see; the official SDK's hidden retries multiply
+calls behind its back. The transport this client creates is
+``httpx.AsyncHTTPTransport(retries=0)`` (httpx's default, spelled out), redirects are not
+followed, and every failure is raised at once as one of :mod:`bot.errors`' ``ProviderError``
+classes, ``from`` the httpx error or HTTP answer that caused it.
+
+The API key goes into each request's ``Authorization`` header and nowhere else: never into a
+message, a log line or a ``repr``.
+
+    client.py    OpenAIClient: builds requests, sends each once
+    stream.py    ChatStream: server-sent events -> text deltas -> Completion
+    results.py   Completion, Choice, RateLimitInfo and parsing of successful answers
+    failures.py  failed calls -> bot.errors, with messages that tell an operator what to do
+"""
+
+from __future__ import annotations
+
+from bot.provider.client import OpenAIClient
+from bot.provider.results import Choice, Completion, RateLimitInfo, parse_duration
+from bot.provider.stream import ChatStream
+
+__all__ = [
+    "ChatStream",
+    "Choice",
+    "Completion",
+    "OpenAIClient",
+    "RateLimitInfo",
+    "parse_duration",
+]

@@ -1,0 +1,207 @@
+"""What a successful call returns, and the tolerant parsing that builds it.
+
+Servers that imitate OpenAI leave things out (rate-limit headers, ``usage``, ``index``,
+``finish_reason``) or send ``null``: each gap gets a neutral value instead of an error.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+
+from bot.models import Usage
+
+Kind = Literal["chat", "completions"]
+
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_UNIT = r"(?:ns|us|µs|μs|ms|h|m|s)"  # "ms" before "m": alternation takes the first that fits
+_PLAIN_SECONDS = re.compile(_NUMBER)
+_GO_DURATION = re.compile(rf"(?:{_NUMBER}{_UNIT})+")
+_GO_PART = re.compile(rf"({_NUMBER})({_UNIT})")
+# (multiplier, divisor): dividing keeps "20ms" at exactly 0.02 rather than 20 * 0.001.
+_UNIT_SCALE = {
+    "h": (3600, 1),
+    "m": (60, 1),
+    "s": (1, 1),
+    "ms": (1, 1_000),
+    "us": (1, 1_000_000),
+    "µs": (1, 1_000_000),
+    "μs": (1, 1_000_000),
+    "ns": (1, 1_000_000_000),
+}
+
+
+def parse_duration(value: str) -> float | None:
+    """Seconds in OpenAI's reset format (Go durations such as ``"6m0s"``) or plain seconds."""
+    text = value.strip()
+    if _PLAIN_SECONDS.fullmatch(text):
+        seconds = float(text)
+    elif _GO_DURATION.fullmatch(text):
+        seconds = 0.0
+        for number, unit in _GO_PART.findall(text):
+            multiplier, divisor = _UNIT_SCALE[unit]
+            seconds += float(number) * multiplier / divisor
+    else:
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+def _header_int(value: str | None) -> int | None:
+    text = (value or "").strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # more digits than Python converts
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimitInfo:
+    """What the provider's x-ratelimit-* headers said; every field None when a header is absent
+    or malformed (self-hosted servers send none), so the budgets keep their own figures."""
+
+    limit_requests: int | None = None
+    limit_tokens: int | None = None
+    remaining_requests: int | None = None
+    remaining_tokens: int | None = None
+    reset_requests: float | None = None
+    """Seconds until the request window has refilled."""
+    reset_tokens: float | None = None
+    """Seconds until the token window has refilled."""
+
+    @classmethod
+    def from_headers(cls, headers: httpx.Headers | Mapping[str, str]) -> RateLimitInfo:
+        # Not httpx.Headers(mapping): that encodes every value and fails on non-ASCII ones.
+        h = {name.lower(): value for name, value in headers.items()}
+
+        def reset(name: str) -> float | None:
+            value = h.get(name)
+            return None if value is None else parse_duration(value)
+
+        return cls(
+            limit_requests=_header_int(h.get("x-ratelimit-limit-requests")),
+            limit_tokens=_header_int(h.get("x-ratelimit-limit-tokens")),
+            remaining_requests=_header_int(h.get("x-ratelimit-remaining-requests")),
+            remaining_tokens=_header_int(h.get("x-ratelimit-remaining-tokens")),
+            reset_requests=reset("x-ratelimit-reset-requests"),
+            reset_tokens=reset("x-ratelimit-reset-tokens"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    index: int
+    text: str
+    finish_reason: str
+    """"stop", "length", ...; "unknown" when the server sent none."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Completion:
+    """One answer, with what quotabot needs to account for it."""
+
+    choices: tuple[Choice, ...]
+    """Ordered by index; never empty."""
+    model: str
+    """As the server reported it (a dated snapshot, say); the requested model when it did not."""
+    usage: Usage | None
+    """None when the server sent no usage: the caller counts tokens itself."""
+    request_id: str | None
+    rate_limits: RateLimitInfo
+    latency: float
+    """Seconds from sending the request to the complete body (or the end of the stream)."""
+
+    @property
+    def text(self) -> str:
+        return self.choices[0].text
+
+    @property
+    def finish_reason(self) -> str:
+        return self.choices[0].finish_reason
+
+
+def nonneg_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def parse_usage(raw: object) -> Usage | None:
+    """Usage, or None when absent or unusable; a missing completion count is derived from the
+    total when the server sent one."""
+    if not isinstance(raw, dict):
+        return None
+    prompt = nonneg_int(raw.get("prompt_tokens"))
+    completion = nonneg_int(raw.get("completion_tokens"))
+    total = nonneg_int(raw.get("total_tokens"))
+    if prompt is not None and completion is None and total is not None and total >= prompt:
+        completion = total - prompt
+    if prompt is None or completion is None:
+        return None
+    return Usage(prompt, completion)
+
+
+def choice_index(choice: Mapping[str, Any], position: int) -> int:
+    index = nonneg_int(choice.get("index"))
+    return position if index is None else index
+
+
+def finish_reason(choice: Mapping[str, Any]) -> str | None:
+    reason = choice.get("finish_reason")
+    return reason if isinstance(reason, str) and reason else None
+
+
+def content_text(value: object) -> str:
+    """Message content as text: a string, a list of text parts, or null (-> "")."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(
+            part["text"]
+            for part in value
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def _choice_text(choice: Mapping[str, Any], kind: Kind) -> str:
+    if kind == "chat":
+        message = choice.get("message")
+        if isinstance(message, dict):
+            text = content_text(message.get("content"))
+            refusal = message.get("refusal")
+            # A refusal comes with content null; showing it beats an empty reply.
+            return text or (refusal if isinstance(refusal, str) else "")
+    return content_text(choice.get("text"))
+
+
+class BadBody(Exception):
+    """A 2xx answer without the expected JSON; the client turns it into a ProviderError."""
+
+
+def parse_completion(
+    payload: object, *, headers: httpx.Headers, kind: Kind, model: str, latency: float
+) -> Completion:
+    """A non-streamed answer; raises BadBody when it has no usable choices."""
+    choices_raw = payload.get("choices") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict) or not isinstance(choices_raw, list) or not choices_raw:
+        raise BadBody("the JSON body has no choices")
+    choices = []
+    for position, raw in enumerate(choices_raw):
+        if not isinstance(raw, dict):
+            raise BadBody(f"choice {position} of the JSON body is not an object")
+        reason = finish_reason(raw) or "unknown"
+        choices.append(Choice(choice_index(raw, position), _choice_text(raw, kind), reason))
+    reported = payload.get("model")
+    return Completion(
+        choices=tuple(sorted(choices, key=lambda c: c.index)),
+        model=reported if isinstance(reported, str) and reported else model,
+        usage=parse_usage(payload.get("usage")),
+        request_id=headers.get("x-request-id"),
+        rate_limits=RateLimitInfo.from_headers(headers),
+        latency=latency,
+    )

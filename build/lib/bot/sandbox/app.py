@@ -1,0 +1,264 @@
+"""The aiohttp application: every /v1 call goes auth -> latency -> body -> model -> quota ->
+fault -> rate limits -> reply, and leaves with OpenAI's headers whatever its answer."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from bot.catalog import Catalog
+from bot.models import Endpoint
+from bot.sandbox import errors
+from bot.sandbox.bodies import (
+    Answer,
+    Choice,
+    JsonObject,
+    chat_chunks,
+    chat_completion,
+    text_chunks,
+    text_completion,
+)
+from bot.sandbox.config import SandboxConfig
+from bot.sandbox.errors import ApiError
+from bot.sandbox.faults import FaultPicker
+from bot.sandbox.limits import Limiter
+from bot.sandbox.parsing import (
+    Job,
+    parse_body,
+    parse_chat,
+    parse_legacy,
+    parse_model,
+    resolve_model,
+)
+from bot.sandbox.replies import reply_text, truncate
+from bot.sandbox.stats import SandboxStats
+from bot.tokens import count_text
+
+# Large enough for prompts that overflow a 128k-token context window.
+_MAX_BODY = 32 * 1024 * 1024
+# OpenAI's /v1/models has a creation time per model; ours are all the same made-up one.
+_MODEL_CREATED = 1_700_000_000
+
+
+@dataclass
+class _Call:
+    """What one API call has learnt so far, for the headers of whatever answer it gets."""
+
+    started: float = field(default_factory=time.perf_counter)
+    request_id: str = field(default_factory=lambda: f"req_{uuid.uuid4().hex}")
+    authenticated: bool = False
+    model: str | None = None
+
+
+_Inner = Callable[[web.Request, _Call], Awaitable[web.StreamResponse]]
+
+
+class Sandbox:
+    """The state of one sandbox: its limits, fault sequence and counters."""
+
+    def __init__(self, config: SandboxConfig):
+        self.config = config
+        self.stats = SandboxStats()
+        self.limiter = Limiter(rpm=config.rpm, tpm=config.tpm, rpd=config.rpd, clock=config.clock)
+        self.faults = FaultPicker(config)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.config.catalog
+
+    def api(self, inner: _Inner) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            call = _Call()
+            try:
+                self._authenticate(request)
+                call.authenticated = True
+                if self.config.latency > 0:
+                    await asyncio.sleep(self.config.latency)
+                response = await inner(request, call)
+            except ApiError as exc:
+                response = exc.response()
+            if not response.prepared:
+                self._decorate(response, call)
+            return response
+
+        return handle
+
+    def _authenticate(self, request: web.Request) -> None:
+        scheme, _, key = request.headers.get("Authorization", "").strip().partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            raise errors.no_api_key()
+        if self.config.api_key is not None and key != self.config.api_key:
+            raise errors.wrong_api_key(key)
+
+    def _decorate(self, response: web.StreamResponse, call: _Call) -> None:
+        """OpenAI's headers; the rate-limit ones only once the caller is known, as at OpenAI."""
+        response.headers["x-request-id"] = call.request_id
+        elapsed_ms = round((time.perf_counter() - call.started) * 1000)
+        response.headers["openai-processing-ms"] = str(elapsed_ms)
+        if call.authenticated:
+            response.headers.update(self.limiter.headers(call.model))
+
+    async def chat(self, request: web.Request, call: _Call) -> web.StreamResponse:
+        return await self._complete(request, call, "chat")
+
+    async def completions(self, request: web.Request, call: _Call) -> web.StreamResponse:
+        return await self._complete(request, call, "completions")
+
+    async def _complete(
+        self, request: web.Request, call: _Call, endpoint: Endpoint
+    ) -> web.StreamResponse:
+        """Answer one completion request.
+
+        The TPM bucket is charged before answering with the prompt plus ``max_tokens`` (OpenAI
+        counts a request's maximum against the limit up front), and the tokens the reply did
+        not use are given back afterwards. OpenAI does not document a refund; we give it so
+        that a generous ``max_tokens`` costs throughput only while a request is in flight, and
+        the bucket tracks the tokens actually served, which is what benchmarks compare.
+        """
+        body = parse_body(await request.read())
+        model = parse_model(body)
+        info = resolve_model(self.catalog, model, endpoint)
+        call.model = model
+        limits = self.limiter.for_model(model)
+        job = (
+            parse_chat(body, model, info) if endpoint == "chat" else parse_legacy(body, model, info)
+        )
+        stats = self.stats.model(model)
+        quota = self.config.quota_tokens
+        if quota is not None and self.stats.total.total_tokens >= quota:
+            stats.rate_limited += 1
+            raise errors.quota_exceeded()
+        fault = self.faults.pick()
+        if fault is not None:
+            stats.failures += 1
+            return _fail(request, fault)
+        answer = self._answer(job)
+        outputs = answer.completion_tokens if job.max_tokens is None else job.max_tokens
+        reserved = job.prompt_tokens + outputs * len(job.prompts)
+        refusal = limits.refusal(reserved)
+        if refusal is not None:
+            stats.rate_limited += 1
+            raise errors.rate_limited(model, refusal)
+        limits.take(reserved)
+        try:
+            if not job.stream:
+                render = chat_completion if endpoint == "chat" else text_completion
+                return web.json_response(render(answer))
+            stream = chat_chunks if endpoint == "chat" else text_chunks
+            chunks = stream(answer, info.encoding, include_usage=job.include_usage)
+            return await self._stream(request, call, chunks)
+        finally:
+            limits.refund_tokens(reserved - answer.prompt_tokens - answer.completion_tokens)
+            stats.requests += 1
+            stats.prompt_tokens += answer.prompt_tokens
+            stats.completion_tokens += answer.completion_tokens
+
+    def _answer(self, job: Job) -> Answer:
+        encoding = job.info.encoding
+        window = job.info.context_window
+        choices = []
+        for prompt in job.prompts:
+            text = reply_text(
+                seed=self.config.seed,
+                model=job.model,
+                prompt_key=prompt.key,
+                echo=prompt.echo,
+                encoding=encoding,
+            )
+            # Without max_tokens a reply runs to its end, or to the end of the context window.
+            cap = job.max_tokens
+            if cap is None and window is not None:
+                cap = window - prompt.tokens
+            cut = False
+            if cap is not None:
+                text, cut = truncate(text, cap, encoding)
+            choices.append(Choice(text, "length" if cut else "stop", count_text(text, encoding)))
+        return Answer(
+            id=f"{'chatcmpl' if job.info.endpoint == 'chat' else 'cmpl'}-{uuid.uuid4().hex}",
+            created=int(time.time()),
+            model=job.model,
+            fingerprint=f"fp_{hashlib.sha256(job.model.encode()).hexdigest()[:10]}",
+            choices=tuple(choices),
+            prompt_tokens=job.prompt_tokens,
+        )
+
+    async def _stream(
+        self, request: web.Request, call: _Call, chunks: Iterator[JsonObject]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+            }
+        )
+        self._decorate(response, call)
+        await response.prepare(request)
+        for chunk in chunks:
+            await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def models(self, request: web.Request, call: _Call) -> web.StreamResponse:
+        return web.json_response(
+            {"object": "list", "data": [_model_entry(n) for n in self.catalog.names()]}
+        )
+
+    async def model(self, request: web.Request, call: _Call) -> web.StreamResponse:
+        name = request.match_info["model"]
+        if not self.catalog.get(name).known:
+            raise errors.model_not_found(name)
+        return web.json_response(_model_entry(name))
+
+    async def stats_json(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.stats.to_json())
+
+
+def _model_entry(name: str) -> JsonObject:
+    return {"id": name, "object": "model", "created": _MODEL_CREATED, "owned_by": "sandbox"}
+
+
+def _fail(request: web.Request, fault: str) -> web.StreamResponse:
+    if fault == "500":
+        raise errors.server_error()
+    if fault == "503":
+        raise errors.overloaded()
+    # "drop": close the connection; aiohttp then finds it gone and sends nothing.
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response()
+
+
+@web.middleware
+async def _json_routing_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown paths and methods get OpenAI's JSON errors instead of aiohttp's plain text."""
+    failure = request.match_info.http_exception
+    if failure is None:
+        return await handler(request)
+    if failure.status == 405:
+        return errors.invalid_method(request.method, request.path).response()
+    return errors.invalid_url(request.method, request.path).response()
+
+
+SANDBOX = web.AppKey("quotabot_sandbox", Sandbox)
+
+
+def create_app(config: SandboxConfig) -> web.Application:
+    sandbox = Sandbox(config)
+    app = web.Application(middlewares=[_json_routing_errors], client_max_size=_MAX_BODY)
+    app[SANDBOX] = sandbox
+    app.router.add_post("/v1/chat/completions", sandbox.api(sandbox.chat))
+    app.router.add_post("/v1/completions", sandbox.api(sandbox.completions))
+    app.router.add_get("/v1/models", sandbox.api(sandbox.models))
+    app.router.add_get("/v1/models/{model}", sandbox.api(sandbox.model))
+    app.router.add_get("/sandbox/stats", sandbox.stats_json)
+    return app

@@ -1,0 +1,44 @@
+"""What the sandbox serves and how strict it is, in one frozen object."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bot.catalog import Catalog
+
+FAULT_KINDS = ("500", "503", "drop")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SandboxConfig:
+    """Limits apply per model, as OpenAI's do; None switches a limit off.
+
+    ``clock`` drives the rate-limit buckets only, so tests can move time without sleeping.
+    """
+
+    rpm: int | None = 60
+    tpm: int | None = 150_000
+    rpd: int | None = 6_000
+    quota_tokens: int | None = None
+    api_key: str | None = field(default=None, repr=False)
+    latency: float = 0.0
+    failure_rate: float = 0.0
+    failures: tuple[str, ...] = FAULT_KINDS
+    seed: int = 0
+    catalog: Catalog = field(default_factory=Catalog.build, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("rpm", "tpm", "rpd", "quota_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, or None for no limit; got {value}")
+        if self.latency < 0:
+            raise ValueError(f"latency must not be negative; got {self.latency}")
+        if not 0.0 <= self.failure_rate <= 1.0:
+            raise ValueError(f"failure_rate must be between 0 and 1; got {self.failure_rate}")
+        unknown = [kind for kind in self.failures if kind not in FAULT_KINDS]
+        if unknown or (self.failure_rate > 0 and not self.failures):
+            raise ValueError(f"failures must be chosen among {FAULT_KINDS}; got {self.failures}")

@@ -1,0 +1,409 @@
+"""The core: one chat request in, one reply out, with its usage recorded.
+
+    adapter -> Service.handle(request) -> budget -> provider -> usage store -> Reply
+
+Adapters call :meth:`Service.handle`; they never talk to the provider or the store directly.
+quotabot owns every retry: the provider client sends each call exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from bot import tokens
+from bot.access import Access
+from bot.alerts import Alerts
+from bot.batching import BatchUnsupported, split
+from bot.budget.manager import Budget, OnQueued, Ticket
+from bot.budget.policy import Who
+from bot.catalog import Catalog, ModelInfo
+from bot.errors import (
+    AuthenticationFailed,
+    BadRequest,
+    ChannelDisabled,
+    PromptTooLong,
+    ProviderError,
+    QuotaExhausted,
+    RateLimited,
+    ServerError,
+    StoreError,
+)
+from bot.models import ChatRequest, Message, Reply, Usage
+from bot.provider import Completion, OpenAIClient, RateLimitInfo
+from bot.retry import RetryPolicy
+from bot.store.channels import ChannelStore
+from bot.store.usage import UsageRow, UsageStore
+
+log = logging.getLogger(__name__)
+
+OnDelta = Callable[[str], Awaitable[None]]
+
+# A 429 without any hint still makes the model pause this long.
+_DEFAULT_BACKOFF = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    info: ModelInfo
+    messages: tuple[Message, ...]
+    prompt_tokens: int
+    max_tokens: int
+    temperature: float | None
+
+    @property
+    def prompt(self) -> str:
+        """The legacy-completions prompt."""
+        return tokens.render_prompt(self.messages)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    text: str
+    finish_reason: str
+    usage: Usage
+    estimated: bool
+    latency: float
+    provider_request_id: str | None
+    call_id: str
+    rate_limits: RateLimitInfo | None
+    """What the answer's headers said of the account's limits (one member of a batch only)."""
+
+
+class Service:
+    def __init__(
+        self,
+        *,
+        provider: OpenAIClient,
+        catalog: Catalog,
+        usage: UsageStore,
+        channels: ChannelStore,
+        budget: Budget,
+        retry: RetryPolicy | None = None,
+        alerts: Alerts | None = None,
+        deadline: float = 120.0,
+        batching: bool = True,
+        store_message_text: bool = False,
+        access: Access | None = None,
+    ):
+        self.provider = provider
+        self.catalog = catalog
+        self.usage = usage
+        self.channels = channels
+        self.budget = budget
+        self.retry = retry or RetryPolicy()
+        self.alerts = alerts or Alerts()
+        self.deadline = deadline
+        self.batching = batching
+        self.store_message_text = store_message_text
+        self.access = access or Access()
+        self._warned_unpriced: set[str] = set()
+
+    async def handle(
+        self,
+        request: ChatRequest,
+        *,
+        on_delta: OnDelta | None = None,
+        on_queued: OnQueued | None = None,
+    ) -> Reply:
+        """Answer ``request``: wait for budget, call the provider, retry what is worth it.
+
+        With ``on_delta`` the answer is streamed to it as it arrives; ``on_queued`` hears the
+        queue position and expected wait when the request has to wait for budget.
+        Raises RequestRejected (refused; nothing more was sent) or ProviderError (the last
+        failure); both carry a message fit for the user (see bot.messages).
+        """
+        prep = await self._prepare(request)
+        who = Who(request.platform, request.workspace, request.channel, request.user)
+        deadline = time.monotonic() + self.deadline
+        worst_cost = prep.info.cost(Usage(prep.prompt_tokens, prep.max_tokens))
+        batchable = self.batching and prep.info.endpoint == "completions" and on_delta is None
+        attempt = 0
+        while True:
+            ticket = await self.budget.acquire(
+                who,
+                prep.info,
+                tokens=prep.prompt_tokens + prep.max_tokens,
+                cost=worst_cost,
+                deadline=deadline,
+                on_queued=on_queued,
+                batch_key=(prep.max_tokens, prep.temperature) if batchable else None,
+                prompt=prep.prompt if batchable else None,
+            )
+            started = time.monotonic()
+            streamed = False
+
+            async def relay(delta: str) -> None:
+                nonlocal streamed
+                streamed = True
+                assert on_delta is not None
+                await on_delta(delta)
+
+            try:
+                answer = await self._attempt(prep, ticket, relay if on_delta else None)
+            except BatchUnsupported:
+                await self.budget.release(ticket)
+                continue  # the model is now sent one prompt per call: not a failed attempt
+            except ProviderError as exc:
+                await self.budget.release(ticket)
+                await self._record_failure(request, prep, exc, time.monotonic() - started, attempt)
+                delay = None if streamed else self.retry.delay(exc, attempt)
+                await self._after_failure(prep.info, exc, ticket, retrying=delay is not None)
+                if delay is None or time.monotonic() + delay > deadline:
+                    raise
+                log.info("retrying %s after %s in %.2f s", request.request_id, exc, delay)
+                if not isinstance(exc, RateLimited):
+                    await asyncio.sleep(delay)  # a 429 blocks the whole model instead
+                attempt += 1
+                continue
+            except BaseException:
+                await self.budget.release(ticket)
+                raise
+            cost = prep.info.cost(answer.usage)
+            await self.budget.settle(ticket, tokens=answer.usage.total_tokens, cost=cost)
+            # After settling: the headers' "remaining" already counts the unused tokens given
+            # back, so learning first would give them back twice.
+            await self.budget.observe(prep.info, answer.rate_limits, ticket)
+            return await self._finish(request, prep, answer, cost, attempt)
+
+    async def _prepare(self, request: ChatRequest) -> _Prepared:
+        if not self.access.allows(request.workspace, request.channel):
+            raise ChannelDisabled(request.channel)
+        ch = await self.channels.get(request.platform, request.workspace, request.channel)
+        if not ch.enabled:
+            raise ChannelDisabled(request.channel)
+        info = self.catalog.get(request.model or ch.model)
+        max_tokens = request.max_tokens or ch.max_tokens
+        messages = request.messages
+        if not any(m.role == "system" for m in messages) and ch.system_prompt:
+            messages = (Message("system", ch.system_prompt), *messages)
+        if info.context_window is not None:
+            limit = info.context_window - max_tokens
+            messages = tokens.trim_messages(messages, limit=limit, encoding=info.encoding)
+        prompt_tokens = self._count_prompt(info, messages)
+        if info.context_window is not None and prompt_tokens + max_tokens > info.context_window:
+            raise PromptTooLong(
+                model=info.name,
+                prompt_tokens=prompt_tokens,
+                max_tokens=max_tokens,
+                context_window=info.context_window,
+            )
+        temperature = request.temperature if request.temperature is not None else ch.temperature
+        return _Prepared(info, messages, prompt_tokens, max_tokens, temperature)
+
+    @staticmethod
+    def _count_prompt(info: ModelInfo, messages: tuple[Message, ...]) -> int:
+        if info.endpoint == "completions":
+            return tokens.count_text(tokens.render_prompt(messages), info.encoding)
+        return tokens.count_messages(messages, info.encoding)
+
+    async def _attempt(self, prep: _Prepared, ticket: Ticket, on_delta: OnDelta | None) -> _Answer:
+        if ticket.batch is not None:
+            return await self._batched(prep, ticket)
+        completion = await self._call(prep, ticket, on_delta)
+        usage, estimated = completion.usage, completion.usage is None
+        if usage is None:
+            # Some self-hosted servers send no usage (notably in streams): count it ourselves.
+            answer_tokens = tokens.count_text(completion.text, prep.info.encoding)
+            usage = Usage(prep.prompt_tokens, answer_tokens)
+        return _Answer(
+            completion.text,
+            completion.finish_reason,
+            usage,
+            estimated,
+            completion.latency,
+            completion.request_id,
+            uuid.uuid4().hex,
+            completion.rate_limits,
+        )
+
+    async def _call(self, prep: _Prepared, ticket: Ticket, on_delta: OnDelta | None) -> Completion:
+        model, max_tokens, temperature = prep.info.name, prep.max_tokens, prep.temperature
+        sent = ticket.sending
+        if prep.info.endpoint == "completions":
+            return await self.provider.complete(
+                model=model,
+                prompts=[prep.prompt],
+                max_tokens=max_tokens,
+                temperature=temperature,
+                on_send=sent,
+            )
+        if on_delta is None:
+            return await self.provider.chat(
+                model=model,
+                messages=prep.messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                on_send=sent,
+            )
+        stream = self.provider.stream_chat(
+            model=model,
+            messages=prep.messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            on_send=sent,
+        )
+        async with stream:
+            async for delta in stream:
+                await on_delta(delta)
+        assert stream.completion is not None  # set once the stream has ended
+        return stream.completion
+
+    async def _batched(self, prep: _Prepared, ticket: Ticket) -> _Answer:
+        """One call for the whole batch, made by its first member; the others wait for it."""
+        batch = ticket.batch
+        assert batch is not None
+        if ticket.index == 0:
+            try:
+                completion = await self.provider.complete(
+                    model=prep.info.name,
+                    prompts=batch.prompts,
+                    max_tokens=prep.max_tokens,
+                    temperature=prep.temperature,
+                    on_send=ticket.sending,
+                )
+            except (BadRequest, ServerError) as exc:
+                # Single prompts may well work where the array failed: try them before
+                # failing anyone.
+                self._stop_batching(
+                    prep.info, f"the call with {len(batch.prompts)} prompts failed: {exc}"
+                )
+                batch.result.set_exception(BatchUnsupported(str(exc)))
+            except BaseException as exc:
+                batch.result.set_exception(exc)
+            else:
+                batch.result.set_result(completion)
+        completion = await asyncio.shield(batch.result)
+        try:
+            parts, problem = split(completion, batch.prompts, prep.info.encoding)
+        except BatchUnsupported as exc:
+            self._stop_batching(prep.info, str(exc))
+            raise
+        if problem is not None:
+            self._stop_batching(prep.info, problem)
+        choice, usage = parts[ticket.index]
+        return _Answer(
+            choice.text,
+            choice.finish_reason,
+            usage,
+            problem is not None,
+            completion.latency,
+            completion.request_id,
+            f"{completion.request_id or id(batch)}-{ticket.index}",
+            completion.rate_limits if ticket.index == 0 else None,
+        )
+
+    def _stop_batching(self, model: ModelInfo, why: str) -> None:
+        if model.name not in self.budget.no_batch:
+            self.budget.no_batch.add(model.name)
+            log.warning(
+                "prompt arrays do not work with %s (%s): sending one prompt per call from now on",
+                model.name,
+                why,
+            )
+
+    async def _after_failure(
+        self, model: ModelInfo, exc: ProviderError, ticket: Ticket, *, retrying: bool
+    ) -> None:
+        await self.budget.observe(model, exc.rate_limits, ticket)
+        if isinstance(exc, RateLimited):
+            await self.budget.backoff(model, exc.retry_after or _DEFAULT_BACKOFF)
+        elif isinstance(exc, QuotaExhausted):
+            await self.alerts.send("quota", f"The provider says the account is out of quota: {exc}")
+        elif isinstance(exc, AuthenticationFailed):
+            await self.alerts.send("auth", f"The provider refused quotabot's API key: {exc}")
+
+    async def _finish(
+        self,
+        request: ChatRequest,
+        prep: _Prepared,
+        answer: _Answer,
+        cost: Decimal | None,
+        retries: int,
+    ) -> Reply:
+        if cost is None and prep.info.name not in self._warned_unpriced:
+            self._warned_unpriced.add(prep.info.name)
+            log.warning(
+                "model %s has no price: its usage is recorded as unpriced. Declare input_price "
+                "and output_price under [models.%r] in the config file to count its cost.",
+                prep.info.name,
+                prep.info.name,
+            )
+        await self._record(
+            replace(
+                self._row(request, prep, answer.call_id, outcome="ok"),
+                prompt_tokens=answer.usage.prompt_tokens,
+                completion_tokens=answer.usage.completion_tokens,
+                cost=cost,
+                usage_estimated=answer.estimated,
+                latency_ms=round(answer.latency * 1000),
+                retries=retries,
+                provider_request_id=answer.provider_request_id,
+                reply_text=answer.text if self.store_message_text else None,
+            )
+        )
+        return Reply(
+            text=answer.text,
+            model=prep.info.name,
+            usage=answer.usage,
+            cost=cost,
+            finish_reason=answer.finish_reason,
+            latency=answer.latency,
+            request_id=request.request_id,
+            usage_estimated=answer.estimated,
+        )
+
+    async def _record_failure(
+        self,
+        request: ChatRequest,
+        prep: _Prepared,
+        exc: ProviderError,
+        elapsed: float,
+        retries: int,
+    ) -> None:
+        row = self._row(request, prep, uuid.uuid4().hex, outcome=type(exc).__name__)
+        await self._record(
+            replace(
+                row,
+                latency_ms=round(elapsed * 1000),
+                retries=retries,
+                provider_request_id=exc.request_id,
+            )
+        )
+
+    def _row(
+        self, request: ChatRequest, prep: _Prepared, call_id: str, *, outcome: str
+    ) -> UsageRow:
+        prompt = request.messages[-1].content if request.messages else ""
+        return UsageRow(
+            call_id=call_id,
+            request_id=request.request_id,
+            created_at=datetime.now(UTC),
+            platform=request.platform,
+            workspace=request.workspace,
+            channel=request.channel,
+            thread=request.thread,
+            user=request.user,
+            model=prep.info.name,
+            endpoint=prep.info.endpoint,
+            prompt_tokens=0,
+            completion_tokens=0,
+            cost=None,
+            outcome=outcome,
+            prompt_text=prompt if self.store_message_text else None,
+        )
+
+    async def _record(self, row: UsageRow) -> None:
+        try:
+            await self.usage.record(row)
+        except StoreError:
+            # The answer was paid for: deliver it, and leave every figure in the log so the row
+            # can be restored. (A durable spool for this case is planned.)
+            safe = replace(row, prompt_text=None, reply_text=None)
+            log.exception("usage row NOT stored: %s", safe)

@@ -1,0 +1,83 @@
+"""Per-channel settings: stored overrides over the configured defaults."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.errors import StoreError
+from bot.models import ChannelSettings
+from bot.store.db import Database
+from bot.store.schema import ChannelSetting
+
+FIELDS = ("model", "system_prompt", "max_tokens", "temperature", "enabled")
+
+
+class ChannelStore:
+    """Read on every request, changed rarely: reads are cached for ``ttl`` seconds (a change
+    made on another replica shows within that time; one made here, at once). Concurrent
+    misses of one channel share one read: a burst of 1,000 requests is one query, not 1,000."""
+
+    def __init__(self, db: Database, defaults: ChannelSettings, *, ttl: float = 10.0):
+        self.db = db
+        self.defaults = defaults
+        self.ttl = ttl
+        self._cache: dict[tuple[str, str, str], tuple[float, ChannelSettings]] = {}
+        self._reading: dict[tuple[str, str, str], asyncio.Future[ChannelSettings]] = {}
+
+    async def get(self, platform: str, workspace: str, channel: str) -> ChannelSettings:
+        key = (platform, workspace, channel)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        if (reading := self._reading.get(key)) is not None:
+            return await asyncio.shield(reading)
+        reading = asyncio.get_running_loop().create_future()
+        self._reading[key] = reading
+        try:
+            settings = await self._read(platform, workspace, channel)
+        except BaseException as exc:
+            reading.set_exception(exc)
+            reading.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        finally:
+            del self._reading[key]
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (time.monotonic() + self.ttl, settings)
+        reading.set_result(settings)
+        return settings
+
+    async def _read(self, platform: str, workspace: str, channel: str) -> ChannelSettings:
+        try:
+            async with self.db.session() as s:
+                row = await s.get(ChannelSetting, (platform, workspace, channel))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"Could not read settings of channel {channel}: {exc}") from exc
+        if row is None:
+            return self.defaults
+        overrides = {f: getattr(row, f) for f in FIELDS if getattr(row, f) is not None}
+        return replace(self.defaults, **overrides)
+
+    async def set(
+        self, platform: str, workspace: str, channel: str, **values: Any
+    ) -> ChannelSettings:
+        """Set some fields; a value of None resets that field to the configured default."""
+        if unknown := values.keys() - set(FIELDS):
+            raise ValueError(f"unknown channel settings: {', '.join(sorted(unknown))}")
+        try:
+            async with self.db.session() as s, s.begin():
+                row = await s.get(ChannelSetting, (platform, workspace, channel))
+                if row is None:
+                    row = ChannelSetting(platform=platform, workspace=workspace, channel=channel)
+                    s.add(row)
+                for name, value in values.items():
+                    setattr(row, name, value)
+            self._cache.pop((platform, workspace, channel), None)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"Could not save settings of channel {channel}: {exc}") from exc
+        return await self.get(platform, workspace, channel)

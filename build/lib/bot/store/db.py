@@ -1,0 +1,66 @@
+"""The database engine: one per process, opened and closed like any other connection."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from bot.config import async_database_url
+from bot.lifecycle import AsyncResource
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets readers (usage reports) run while the bot writes; busy_timeout makes a second
+    # quotabot process wait for the write lock instead of failing at once.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Database(AsyncResource):
+    """Owns the engine and the session factory. ``async with Database(url) as db: ...``"""
+
+    def __init__(self, url: str, *, echo: bool = False):
+        self.url = async_database_url(url)
+        parsed = make_url(self.url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # A burst of chat events each touch the database briefly: a pool of 5 (SQLAlchemy's
+        # default) made them queue for connections until they timed out.
+        self.engine: AsyncEngine = create_async_engine(
+            self.url, echo=echo, pool_pre_ping=True, pool_size=20, max_overflow=30, pool_timeout=60
+        )
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessions() as s:
+            yield s
+
+    async def ping(self) -> bool:
+        """For readiness checks: the database answers a query."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()

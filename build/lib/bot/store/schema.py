@@ -1,0 +1,156 @@
+"""Tables. Changing one means a new Alembic revision in ``migrations/versions``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend: SQLite has no time zones and hands back naive ones."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware one (UTC)")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit id.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+MONEY_SCALE = 10
+_UNITS = Decimal(10) ** MONEY_SCALE
+
+
+class Money(TypeDecorator[Decimal]):
+    """USD as an exact ``Decimal``, to 1e-10 (one token of the cheapest model costs 1e-7).
+
+    PostgreSQL stores NUMERIC(20, 10). SQLite has no exact decimal type (NUMERIC there means
+    floating point), so it stores whole units of 1e-10 USD in the same NUMERIC column: integers,
+    which SQLite adds up exactly. Wrap SQL sums in ``type_coerce(..., Money())`` to get USD back.
+    """
+
+    impl = Numeric(20, MONEY_SCALE)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(20, MONEY_SCALE, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        value = Decimal(value).quantize(Decimal(1).scaleb(-MONEY_SCALE))
+        return int(value * _UNITS) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return Decimal(int(value)) / _UNITS
+        return Decimal(value)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class UsageRecord(Base):
+    """One provider call: who asked, what it cost, how it went."""
+
+    __tablename__ = "usage"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(64), unique=True)
+    """Unique per provider call, so a replayed write can never count a call twice."""
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    workspace: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str] = mapped_column(String(128))
+    thread: Mapped[str | None] = mapped_column(String(128))
+    user: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(128))
+    endpoint: Mapped[str] = mapped_column(String(16))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost: Mapped[Decimal | None] = mapped_column(Money())
+    """USD; NULL when the model has no configured price."""
+    usage_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str] = mapped_column(String(32))
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    provider_request_id: Mapped[str | None] = mapped_column(String(128))
+    prompt_text: Mapped[str | None] = mapped_column(Text)
+    reply_text: Mapped[str | None] = mapped_column(Text)
+
+
+class BudgetLimit(Base):
+    """A limit set at run time by an admin; it wins over the config file's."""
+
+    __tablename__ = "budget_limits"
+
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)
+    """As in the config file: "channel", "channel:C0123", "model:gpt-4", ..."""
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64))
+    """Exact decimal text: limits are whole numbers, USD amounts and weights."""
+    updated_by: Mapped[str | None] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC)
+    )
+
+
+class SeenEvent(Base):
+    """Chat events already taken on: a platform's retry, or a second replica, finds it here."""
+
+    __tablename__ = "seen_events"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class ChannelSetting(Base):
+    """Per-channel overrides; a NULL column means: use the configured default."""
+
+    __tablename__ = "channel_settings"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(128), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(128), primary_key=True)
+    model: Mapped[str | None] = mapped_column(String(128))
+    system_prompt: Mapped[str | None] = mapped_column(Text)
+    max_tokens: Mapped[int | None] = mapped_column(Integer)
+    temperature: Mapped[float | None] = mapped_column(Float)
+    enabled: Mapped[bool | None] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC)
+    )

@@ -1,0 +1,204 @@
+"""Usage rows: written once per provider call, read back as reports."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, func, select, type_coerce
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.errors import StoreError
+from bot.store.db import Database
+from bot.store.schema import Money, UsageRecord
+
+GroupBy = Literal["channel", "model", "user", "day", "workspace", "platform"]
+GROUPS: tuple[GroupBy, ...] = ("channel", "model", "user", "day", "workspace", "platform")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageRow:
+    """What is recorded for one provider call. ``call_id`` makes the write idempotent."""
+
+    call_id: str
+    request_id: str
+    created_at: datetime
+    platform: str
+    workspace: str
+    channel: str
+    user: str
+    model: str
+    endpoint: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: Decimal | None
+    outcome: str
+    thread: str | None = None
+    usage_estimated: bool = False
+    latency_ms: int = 0
+    retries: int = 0
+    provider_request_id: str | None = None
+    prompt_text: str | None = None
+    reply_text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportLine:
+    key: str
+    calls: int
+    failed: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: Decimal
+    unpriced_calls: int
+    """Calls whose model has no price: their cost is not in ``cost``."""
+
+
+class UsageStore:
+    """Writes are group-committed: rows that arrive together share one transaction, so a
+    burst of answers costs a few commits, not one each (and SQLite's single writer is not
+    fought over by every request). Each caller still waits until its own row is committed."""
+
+    MAX_BATCH = 500
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._pending: list[tuple[UsageRow, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, row: UsageRow) -> bool:
+        """Store ``row``; False if a row with its ``call_id`` is already there (a replay)."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((row, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+        return await asyncio.shield(done)
+
+    async def _write(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH :]
+            try:
+                inserted = await self._insert([row for row, _ in batch])
+            except StoreError as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for (_, done), ok in zip(batch, inserted, strict=True):
+                if not done.done():
+                    done.set_result(ok)
+
+    async def _insert(self, rows: list[UsageRow]) -> list[bool]:
+        """One statement for the whole group: a round trip per row through aiosqlite's thread
+        waits for a turn of a busy event loop each time (a 500-row burst took seconds)."""
+        dialect = sqlite if self.db.dialect == "sqlite" else postgresql
+        stmt = (
+            dialect.insert(UsageRecord)
+            .values([asdict(row) for row in rows])
+            .on_conflict_do_nothing(index_elements=["call_id"])
+            .returning(UsageRecord.call_id)
+        )
+        try:
+            async with self.db.session() as s, s.begin():
+                new = set((await s.scalars(stmt)).all())
+        except SQLAlchemyError as exc:
+            calls = ", ".join(r.call_id for r in rows[:3])
+            raise StoreError(f"Could not record usage for calls {calls}...: {exc}") from exc
+        out = []
+        for row in rows:  # the same call twice in one group: only the first is new
+            out.append(row.call_id in new)
+            new.discard(row.call_id)
+        return out
+
+    async def rows(self, *, request_id: str | None = None) -> list[UsageRecord]:
+        stmt = select(UsageRecord).order_by(UsageRecord.id)
+        if request_id is not None:
+            stmt = stmt.where(UsageRecord.request_id == request_id)
+        async with self.db.session() as s:
+            return list((await s.scalars(stmt)).all())
+
+    async def report(
+        self,
+        *,
+        by: GroupBy = "channel",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        where: tuple[tuple[str, str], ...] = (),
+    ) -> list[ReportLine]:
+        """Totals per group, most expensive first; sums are done in SQL, exactly."""
+        key = self._key(by)
+        ok = UsageRecord.outcome == "ok"
+        stmt = select(
+            key.label("key"),
+            func.count(),
+            func.count().filter(~ok),
+            func.coalesce(func.sum(UsageRecord.prompt_tokens), 0),
+            func.coalesce(func.sum(UsageRecord.completion_tokens), 0),
+            type_coerce(func.sum(UsageRecord.cost), Money()),
+            func.count().filter(UsageRecord.cost.is_(None) & ok),
+        ).group_by(key)
+        if since is not None:
+            stmt = stmt.where(UsageRecord.created_at >= since)
+        if until is not None:
+            stmt = stmt.where(UsageRecord.created_at < until)
+        for column, wanted in where:
+            stmt = stmt.where(getattr(UsageRecord, column) == wanted)
+        try:
+            async with self.db.session() as s:
+                result = (await s.execute(stmt)).all()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"Could not read usage: {exc}") from exc
+        lines = [
+            ReportLine(
+                key=str(k),
+                calls=calls,
+                failed=failed,
+                prompt_tokens=int(pt),
+                completion_tokens=int(ct),
+                cost=cost if cost is not None else Decimal(0),
+                unpriced_calls=unpriced,
+            )
+            for k, calls, failed, pt, ct, cost, unpriced in result
+        ]
+        if by == "day":
+            return sorted(lines, key=lambda line: line.key)
+        return sorted(lines, key=lambda line: (-line.cost, -line.calls, line.key))
+
+    async def total(
+        self, *, unit: str, where: tuple[tuple[str, str], ...], since: datetime
+    ) -> int | Decimal:
+        """What the rows matching ``where`` since ``since`` add up to: answered requests,
+        tokens, or USD. Rebuilds a budget cap's use after a restart."""
+        col: ColumnElement[Any]
+        if unit == "requests":
+            col = func.count()
+        elif unit == "tokens":
+            col = func.coalesce(
+                func.sum(UsageRecord.prompt_tokens + UsageRecord.completion_tokens), 0
+            )
+        else:
+            col = type_coerce(func.sum(UsageRecord.cost), Money())
+        stmt = select(col).where(UsageRecord.created_at >= since, UsageRecord.outcome == "ok")
+        for column, wanted in where:
+            stmt = stmt.where(getattr(UsageRecord, column) == wanted)
+        try:
+            async with self.db.session() as s:
+                found: Any = (await s.execute(stmt)).scalar()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"Could not read usage: {exc}") from exc
+        if unit == "usd":
+            return found if found is not None else Decimal(0)
+        return int(found or 0)
+
+    def _key(self, by: GroupBy) -> ColumnElement[str]:
+        if by == "day":
+            if self.db.dialect == "sqlite":
+                return func.strftime("%Y-%m-%d", UsageRecord.created_at)
+            return func.to_char(func.timezone("UTC", UsageRecord.created_at), "YYYY-MM-DD")
+        if by not in GROUPS:
+            raise ValueError(f"cannot group usage by {by!r}; choose one of {', '.join(GROUPS)}")
+        return getattr(UsageRecord, by)  # type: ignore[no-any-return]
