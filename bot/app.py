@@ -18,6 +18,7 @@ from bot.budget.memory import MemoryBackend
 from bot.budget.policy import Policy
 from bot.catalog import Catalog
 from bot.config import Settings
+from bot.metrics import Metrics
 from bot.models import ChannelSettings
 from bot.provider import OpenAIClient
 from bot.retry import RetryPolicy
@@ -40,6 +41,7 @@ class App:
     service: Service
     budget: Budget
     limits: BudgetLimitStore
+    metrics: Metrics
     sandbox: SandboxServer | None
     """The built-in sandbox, when no provider is configured; None otherwise."""
 
@@ -119,6 +121,13 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         stack.push_async_callback(budget.aclose)
 
         channels = ChannelStore(db, channel_defaults(settings))
+        metrics = Metrics()
+        metrics.watch(
+            "quotabot_queue_depth", "Requests waiting for budget, by model.", budget.queue_depths
+        )
+        metrics.budget_fallback.set_function(
+            lambda: float(bool(getattr(backend, "degraded", False)))
+        )
         service = Service(
             provider=provider,
             catalog=catalog,
@@ -132,6 +141,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             deadline=settings.request_deadline,
             batching=settings.batching,
             store_message_text=settings.store_message_text,
+            metrics=metrics,
             access=Access(
                 frozenset(settings.allowed_workspaces),
                 frozenset(settings.allowed_channels),
@@ -148,5 +158,6 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             service=service,
             budget=budget,
             limits=limits,
+            metrics=metrics,
             sandbox=sandbox,
         )

@@ -190,6 +190,7 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
             port=args.port or settings.http_port,
             checks=readiness(app, slack, discord),
         )
+        server.add_metrics(app.metrics)
         await server.start()
         print(
             f"quotabot serving on {server.url} (Slack: {'on' if slack else 'off'}, "

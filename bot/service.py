@@ -32,9 +32,11 @@ from bot.errors import (
     ProviderError,
     QuotaExhausted,
     RateLimited,
+    RequestRejected,
     ServerError,
     StoreError,
 )
+from bot.metrics import Metrics
 from bot.models import ChatRequest, Message, Reply, Usage
 from bot.provider import Completion, OpenAIClient, RateLimitInfo
 from bot.retry import RetryPolicy
@@ -91,6 +93,7 @@ class Service:
         batching: bool = True,
         store_message_text: bool = False,
         access: Access | None = None,
+        metrics: Metrics | None = None,
     ):
         self.provider = provider
         self.catalog = catalog
@@ -103,6 +106,7 @@ class Service:
         self.batching = batching
         self.store_message_text = store_message_text
         self.access = access or Access()
+        self.metrics = metrics or Metrics()
         self._warned_unpriced: set[str] = set()
 
     async def handle(
@@ -119,6 +123,28 @@ class Service:
         Raises RequestRejected (refused; nothing more was sent) or ProviderError (the last
         failure); both carry a message fit for the user (see bot.messages).
         """
+        started = time.monotonic()
+        outcome = "failed"
+        try:
+            reply = await self._handle(request, on_delta=on_delta, on_queued=on_queued)
+            outcome = "ok"
+            return reply
+        except RequestRejected:
+            outcome = "refused"
+            raise
+        finally:
+            self.metrics.requests.labels(request.platform, outcome).inc()
+            self.metrics.request_seconds.labels(request.platform).observe(
+                time.monotonic() - started
+            )
+
+    async def _handle(
+        self,
+        request: ChatRequest,
+        *,
+        on_delta: OnDelta | None,
+        on_queued: OnQueued | None,
+    ) -> Reply:
         prep = await self._prepare(request)
         who = Who(request.platform, request.workspace, request.channel, request.user)
         deadline = time.monotonic() + self.deadline
@@ -126,6 +152,7 @@ class Service:
         batchable = self.batching and prep.info.endpoint == "completions" and on_delta is None
         attempt = 0
         while True:
+            waiting = time.monotonic()
             ticket = await self.budget.acquire(
                 who,
                 prep.info,
@@ -137,6 +164,7 @@ class Service:
                 prompt=prep.prompt if batchable else None,
             )
             started = time.monotonic()
+            self.metrics.queue_wait.labels(prep.info.name).observe(started - waiting)
             streamed = False
 
             async def relay(delta: str) -> None:
@@ -151,6 +179,8 @@ class Service:
                 await self.budget.release(ticket)
                 continue  # the model is now sent one prompt per call: not a failed attempt
             except ProviderError as exc:
+                result = "rate_limited" if isinstance(exc, RateLimited) else "error"
+                self.metrics.provider_calls.labels(prep.info.name, result).inc()
                 await self.budget.release(ticket)
                 await self._record_failure(request, prep, exc, time.monotonic() - started, attempt)
                 delay = None if streamed else self.retry.delay(exc, attempt)
@@ -158,6 +188,7 @@ class Service:
                 if delay is None or time.monotonic() + delay > deadline:
                     raise
                 log.info("retrying %s after %s in %.2f s", request.request_id, exc, delay)
+                self.metrics.retries.labels(prep.info.name).inc()
                 if not isinstance(exc, RateLimited):
                     await asyncio.sleep(delay)  # a 429 blocks the whole model instead
                 attempt += 1
@@ -166,6 +197,8 @@ class Service:
                 await self.budget.release(ticket)
                 raise
             cost = prep.info.cost(answer.usage)
+            self.metrics.provider_calls.labels(prep.info.name, "ok").inc()
+            self.metrics.provider_seconds.labels(prep.info.name).observe(answer.latency)
             await self.budget.settle(ticket, tokens=answer.usage.total_tokens, cost=cost)
             # After settling: the headers' "remaining" already counts the unused tokens given
             # back, so learning first would give them back twice.
@@ -335,6 +368,9 @@ class Service:
                 prep.info.name,
                 prep.info.name,
             )
+        self.metrics.answered(
+            prep.info.name, answer.usage.prompt_tokens, answer.usage.completion_tokens, cost
+        )
         await self._record(
             replace(
                 self._row(request, prep, answer.call_id, outcome="ok"),

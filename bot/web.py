@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from aiohttp import web
 
 from bot.lifecycle import AsyncResource
+from bot.metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,14 @@ class WebServer(AsyncResource):
         )
         self.host, self.port = host, port
         self._runner: web.AppRunner | None = None
+
+    def add_metrics(self, metrics: Metrics) -> None:
+        """``GET /metrics`` in Prometheus' text format."""
+
+        async def scrape(_: web.Request) -> web.Response:
+            return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+        self.app.router.add_get("/metrics", scrape)
 
     async def readyz(self, _: web.Request) -> web.Response:
         results: dict[str, str] = {}

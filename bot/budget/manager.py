@@ -227,6 +227,10 @@ class Budget(AsyncResource):
             self._lanes[model.name] = _Lane(self, model)
         return self._lanes[model.name]
 
+    def queue_depths(self) -> list[tuple[str, float]]:
+        """Requests waiting, by model (for metrics)."""
+        return [(name, float(len(lane.queue))) for name, lane in self._lanes.items()]
+
     def queued(self, model: str) -> int:
         lane = self._lanes.get(model)
         return len(lane.queue) if lane else 0
