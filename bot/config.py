@@ -124,6 +124,34 @@ class _TomlSource(PydanticBaseSettingsSource):
         return dict(self.data)
 
 
+class _SecretFileSource(PydanticBaseSettingsSource):
+    """``OPENAI_API_KEY_FILE=/run/secrets/openai`` and the like, for every secret: the value
+    is the file's content (one trailing newline dropped), as Docker and Kubernetes secrets are
+    mounted. The variable itself, when set too, wins."""
+
+    def __init__(self, settings_cls: type[BaseSettings]):
+        super().__init__(settings_cls)
+        self.data: dict[str, Any] = {}
+        for name in SECRETS:
+            alias = settings_cls.model_fields[name].validation_alias
+            env = alias.choices[0] if isinstance(alias, AliasChoices) else name.upper()
+            path = os.environ.get(f"{env}_FILE")
+            if not path or os.environ.get(str(env)):
+                continue
+            try:
+                with open(path, encoding="utf-8") as f:
+                    value = f.read()
+            except OSError as exc:
+                raise ConfigError(f"{env}_FILE names {path}, which cannot be read: {exc}") from exc
+            self.data[name] = value.removesuffix("\n").removesuffix("\r")
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
 class Settings(BaseSettings):
     """Everything quotabot can be told. The README's settings table documents each field."""
 
@@ -224,7 +252,12 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _TomlSource(settings_cls))
+        return (
+            init_settings,
+            env_settings,
+            _SecretFileSource(settings_cls),
+            _TomlSource(settings_cls),
+        )
 
     @field_validator("budgets")
     @classmethod

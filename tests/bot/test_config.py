@@ -81,3 +81,24 @@ def test_plain_database_urls_get_an_async_driver(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("QUOTABOT_DATABASE_URL", "postgresql://u@db:5432/quotabot")
     assert load_settings().sqlalchemy_url == "postgresql+asyncpg://u@db:5432/quotabot"
     assert "OPENAI_API_KEY" not in os.environ  # the clean_environ fixture is in force
+
+
+def test_secrets_can_come_from_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Docker and Kubernetes mount secrets as files: ``<VAR>_FILE`` names one."""
+    key, signing = tmp_path / "openai", tmp_path / "signing"
+    key.write_text("sk-from-a-file\n")
+    signing.write_text("s3cret")
+    monkeypatch.setenv("OPENAI_API_KEY_FILE", str(key))
+    monkeypatch.setenv("SLACK_SIGNING_SECRET_FILE", str(signing))
+    settings = load_settings()
+    assert settings.openai_api_key is not None
+    assert settings.openai_api_key.get_secret_value() == "sk-from-a-file"
+    assert settings.slack_signing_secret is not None
+    assert settings.slack_signing_secret.get_secret_value() == "s3cret"
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-env")  # the variable itself wins
+    assert load_settings().openai_api_key.get_secret_value() == "sk-from-the-env"  # type: ignore[union-attr]
+
+    monkeypatch.setenv("DISCORD_TOKEN_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="DISCORD_TOKEN_FILE names .*missing"):
+        load_settings()
