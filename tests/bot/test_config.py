@@ -100,5 +100,5 @@ def test_secrets_can_come_from_files(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert load_settings().openai_api_key.get_secret_value() == "sk-from-the-env"  # type: ignore[union-attr]
 
     monkeypatch.setenv("DISCORD_TOKEN_FILE", str(tmp_path / "missing"))
-    with pytest.raises(ConfigError, match="DISCORD_TOKEN_FILE names .*missing"):
+    with pytest.raises(ConfigError, match=r"DISCORD_TOKEN_FILE names .*missing"):
         load_settings()
