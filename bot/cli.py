@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from bot import __version__
+from bot import __version__, logs
 from bot.app import App, open_app
 from bot.budget.policy import Who
 from bot.commands import Commands
@@ -395,15 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"quotabot: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # One line per HTTP request or migration step drowns the conversation: keep those quiet.
-    if not args.verbose:
-        for noisy in ("alembic", "httpx", "httpcore", "aiohttp.access"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.configure(settings.log_level, settings.log_format, verbose=args.verbose)
     try:
         return asyncio.run(_COMMANDS[args.command](settings, args))
     except KeyboardInterrupt:

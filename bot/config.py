@@ -168,6 +168,8 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    """json: one JSON object per line, with the chat request's id (for log pipelines)."""
 
     default_model: str = "gpt-3.5-turbo"
     system_prompt: str = DEFAULT_SYSTEM_PROMPT

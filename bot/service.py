@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from bot import tokens
+from bot import logs, tokens
 from bot.access import Access
 from bot.alerts import Alerts
 from bot.batching import BatchUnsupported, split
@@ -125,6 +125,7 @@ class Service:
         """
         started = time.monotonic()
         outcome = "failed"
+        logs.request_id.set(request.request_id)  # this task's log lines carry it from here on
         try:
             reply = await self._handle(request, on_delta=on_delta, on_queued=on_queued)
             outcome = "ok"
