@@ -17,6 +17,9 @@ from bot.budget.memory import MemoryBackend
 from bot.budget.policy import Policy
 from bot.catalog import Catalog
 from bot.config import Settings
+from bot.digest.chat import DigestCommands
+from bot.digest.content import DigestBuilder
+from bot.digest.send import Digests
 from bot.models import ChannelSettings
 from bot.provider import OpenAIClient
 from bot.retry import RetryPolicy
@@ -24,6 +27,7 @@ from bot.sandbox import SandboxConfig, SandboxServer
 from bot.service import Service
 from bot.store import ChannelStore, Database, UsageStore, migrate
 from bot.store.budgets import BudgetLimitStore
+from bot.store.digests import Claims, DigestSettingsStore, RequestEvents
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,9 @@ class App:
     limits: BudgetLimitStore
     sandbox: SandboxServer | None
     """The built-in sandbox, when no provider is configured; None otherwise."""
+    digests: Digests
+    """Daily digests; the adapters that can post add themselves to ``digests.posters``."""
+    digest_commands: DigestCommands
 
     @property
     def provider_url(self) -> str:
@@ -113,6 +120,11 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         stack.push_async_callback(budget.aclose)
 
         channels = ChannelStore(db, channel_defaults(settings))
+        digests = Digests(
+            builder=DigestBuilder(db, budget),
+            settings=DigestSettingsStore(db),
+            claims=Claims(db),
+        )
         service = Service(
             provider=provider,
             catalog=catalog,
@@ -126,6 +138,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             deadline=settings.request_deadline,
             batching=settings.batching,
             store_message_text=settings.store_message_text,
+            events=RequestEvents(db),
         )
         yield App(
             settings=settings,
@@ -138,4 +151,6 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             budget=budget,
             limits=limits,
             sandbox=sandbox,
+            digests=digests,
+            digest_commands=DigestCommands(digests),
         )

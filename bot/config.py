@@ -256,6 +256,21 @@ def async_database_url(url: str) -> str:
     return url
 
 
+def sync_database_url(url: str) -> str:
+    """The same database with a blocking driver, for APScheduler 3's job store (which has no
+    asyncio variant): psycopg for PostgreSQL, the standard library's sqlite3 for SQLite."""
+    for prefix, driver in (
+        ("postgresql+asyncpg://", "postgresql+psycopg://"),
+        ("postgresql://", "postgresql+psycopg://"),
+        ("postgres://", "postgresql+psycopg://"),
+        ("postgresql+psycopg2://", "postgresql+psycopg://"),
+        ("sqlite+aiosqlite://", "sqlite://"),
+    ):
+        if url.startswith(prefix):
+            return driver + url[len(prefix) :]
+    return url
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment and config file; errors become one readable ConfigError."""
     try:
