@@ -40,6 +40,7 @@ SECRETS = frozenset(
         "slack_signing_secret",
         "slack_app_token",
         "discord_token",
+        "openai_admin_key",
     }
 )
 
@@ -166,10 +167,18 @@ class Settings(BaseSettings):
     """Seconds over which a full bucket is handed out, so that a burst is served in fair order."""
     batching: bool = True
     batch_max: int = Field(20, ge=2)
+    digest_misfire_grace: float = Field(3600.0, gt=0)
+    """Seconds after its time a digest missed while quotabot was down is still sent."""
+    budget_alerts: bool = True
+    """Post to a workspace's digest channel when a budget passes 80% and 100% of its cap."""
 
     openai_api_key: SecretStr | None = Field(
         None, validation_alias=_alias("OPENAI_API_KEY", "openai_api_key")
     )
+    openai_admin_key: SecretStr | None = Field(
+        None, validation_alias=_alias("OPENAI_ADMIN_KEY", "openai_admin_key")
+    )
+    """An OpenAI admin key: the digest then shows the organization's reported cost too."""
     openai_base_url: str | None = Field(
         None, validation_alias=_alias("OPENAI_BASE_URL", "openai_base_url")
     )

@@ -37,7 +37,9 @@ from bot import messages
 from bot.budget.manager import QueueInfo
 from bot.budget.policy import Who
 from bot.commands import BUDGET_HELP, Commands
-from bot.errors import QuotabotError, StoreError
+from bot.digest.render import CHART_NAME, slack_blocks
+from bot.digest.send import DigestMessage
+from bot.errors import DigestError, QuotabotError, StoreError
 from bot.models import ChatRequest, Message
 from bot.service import Service
 from bot.store.events import EventLog
@@ -178,6 +180,7 @@ class SlackAdapter:
         app.command("/ask")(self._on_ask)
         app.command("/usage")(self._on_usage)
         app.command("/budget")(self._on_budget)
+        app.command("/digest")(self._on_digest)
         app.error(self._on_error)
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
@@ -377,6 +380,80 @@ class SlackAdapter:
             log.warning("could not check whether %s is an admin: %s", user, exc)
             return False
         return bool(info.get("is_admin") or info.get("is_owner"))
+
+    # -- digests: /digest, and posting them (a bot.digest.send.DigestPoster) ----------------
+
+    platform = PLATFORM
+
+    async def _on_digest(
+        self,
+        ack: Callable[..., Awaitable[None]],
+        command: dict[str, Any],
+        respond: Callable[..., Awaitable[Any]],
+        context: AsyncBoltContext,
+    ) -> None:
+        await ack()
+        if self.commands.digests is None:
+            text = "Daily digests are not available in this quotabot."
+        else:
+            user = command["user_id"]
+
+            async def is_admin() -> bool:
+                return await self._is_admin(context.client, user)
+
+            text = await self.commands.digests.handle(
+                (command.get("text") or "").split(),
+                platform=PLATFORM,
+                workspace=command.get("team_id") or context.team_id or "",
+                channel=command["channel_id"],
+                user=user,
+                is_admin=is_admin,
+            )
+        # Written for mrkdwn already (channel links like <#C123> must not be escaped).
+        await respond(response_type="ephemeral", text=text)
+
+    async def post_digest(self, workspace: str, channel: str, message: DigestMessage) -> str:
+        """Block Kit message, then the chart uploaded into its thread (files upload v2).
+        Returns the message's ts. A failed chart upload does not fail the digest: it was
+        posted, and posting it again would double it."""
+        blocks, text = slack_blocks(message.digest)
+        try:
+            posted = await self.app.client.chat_postMessage(
+                channel=channel, text=text, blocks=blocks, unfurl_links=False
+            )
+        except SlackApiError as exc:
+            raise DigestError(_CANNOT_POST.format(channel=channel, error=_error(exc))) from exc
+        ts = str(posted["ts"])
+        if message.chart is not None:
+            try:
+                await self.app.client.files_upload_v2(
+                    channel=channel,
+                    thread_ts=ts,
+                    file=message.chart,
+                    filename=CHART_NAME,
+                    title="Spend by model, last 14 days",
+                    alt_txt="Stacked bar chart of spend by model over the last 14 days",
+                )
+            except SlackApiError as exc:
+                log.warning("the digest's chart could not be uploaded to %s: %s", channel, exc)
+        return ts
+
+    async def post_alert(self, workspace: str, channel: str, text: str) -> str:
+        try:
+            posted = await self.app.client.chat_postMessage(channel=channel, text=text)
+        except SlackApiError as exc:
+            raise DigestError(_CANNOT_POST.format(channel=channel, error=_error(exc))) from exc
+        return str(posted["ts"])
+
+
+_CANNOT_POST = (
+    "Slack refused to post in <#{channel}> ({error}): invite quotabot to that channel "
+    "(`/invite @quotabot`), or choose another with `/digest set`."
+)
+
+
+def _error(exc: SlackApiError) -> str:
+    return str(exc.response.get("error") if exc.response is not None else exc)
 
 
 class _Reply:

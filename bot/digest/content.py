@@ -236,6 +236,28 @@ class DigestBuilder:
             budgets=budgets,
         )
 
+    async def current_budgets(self, cfg: DigestConfig, now: datetime) -> list[BudgetUse]:
+        """Every cap of the workspace and what is active in it today (UTC), used so far in
+        its current window: for budget alerts."""
+        if self.budget is None:
+            return []
+        start = datetime(now.year, now.month, now.day, tzinfo=now.tzinfo)
+        end = start + timedelta(days=1)
+        ws = (UsageRecord.platform == cfg.platform, UsageRecord.workspace == cfg.workspace)
+        try:
+            async with self.db.session() as s:
+                return await self._budgets(
+                    s,
+                    cfg,
+                    start,
+                    end,
+                    await _lines(s, UsageRecord.channel, ws, start, end),
+                    await _lines(s, UsageRecord.user, ws, start, end),
+                    await _lines(s, UsageRecord.model, ws, start, end),
+                )
+        except SQLAlchemyError as exc:
+            raise StoreError(f"Could not read usage for the budget alerts: {exc}") from exc
+
     async def _budgets(
         self,
         s: Any,

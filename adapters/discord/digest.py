@@ -1,0 +1,65 @@
+"""Posting digests and budget alerts into a Discord channel, over REST with the bot token.
+
+Works in both modes (the gateway is not needed to post): one message with the digest as an
+embed, the chart attached and shown inside it, and a one-line summary as the message text,
+which is what a phone's notification shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from adapters.discord.commands import PLATFORM
+from adapters.discord.rest import DiscordAPIError, DiscordREST
+from adapters.discord.texts import from_core
+from bot.digest.render import CHART_NAME, discord_embed, layout
+from bot.digest.send import DigestMessage
+from bot.errors import DigestError
+
+_NO_MENTIONS: dict[str, list[str]] = {"parse": []}
+_CANNOT_POST = (
+    "Discord refused the {what} for channel {channel}: {error}. Check that quotabot can see "
+    "that channel and may Send Messages, Embed Links and Attach Files there."
+)
+
+
+class DiscordDigestPoster:
+    """A :class:`bot.digest.send.DigestPoster` for Discord."""
+
+    platform = PLATFORM
+
+    def __init__(self, rest: DiscordREST):
+        self.rest = rest
+
+    async def post_digest(self, workspace: str, channel: str, message: DigestMessage) -> str:
+        lay = layout(message.digest)
+        payload = {
+            "content": f"**{lay.title}**: {lay.summary[0]}"[:2000],
+            "embeds": [discord_embed(message.digest, chart=message.chart is not None)],
+            "allowed_mentions": _NO_MENTIONS,
+        }
+        files = [(CHART_NAME, message.chart, "image/png")] if message.chart else []
+        return await self._post(channel, payload, files, "digest")
+
+    async def post_alert(self, workspace: str, channel: str, text: str) -> str:
+        payload = {"content": from_core(text)[:2000], "allowed_mentions": _NO_MENTIONS}
+        return await self._post(channel, payload, [], "budget alert")
+
+    async def _post(
+        self,
+        channel: str,
+        payload: Mapping[str, object],
+        files: list[tuple[str, bytes, str]],
+        what: str,
+    ) -> str:
+        try:
+            sent = await self.rest.request(
+                "POST",
+                "/channels/{channel_id}/messages",
+                channel_id=channel,
+                json=payload,
+                files=files,
+            )
+        except DiscordAPIError as exc:
+            raise DigestError(_CANNOT_POST.format(what=what, channel=channel, error=exc)) from exc
+        return str(sent["id"])
