@@ -73,6 +73,7 @@ class DigestScheduler(AsyncResource):
         misfire_grace: float = 3600.0,
         sweep_every: float = 60.0,
         alerts: Any = None,
+        jobstore: Any = None,
     ):
         self.digests = digests
         self.database_url = sync_database_url(database_url)
@@ -80,6 +81,8 @@ class DigestScheduler(AsyncResource):
         self.sweep_every = sweep_every
         self.alerts = alerts
         """A :class:`bot.digest.alerts.BudgetAlerts`, checked at every sweep (optional)."""
+        self.jobstore = jobstore
+        """An APScheduler job store instead of the SQLAlchemy one on ``database_url``."""
         self.scheduler: AsyncIOScheduler | None = None
         self.runs: list[tuple[str, date, str]] = []
         """(job, day, outcome) of every run in this process, newest last: for tests and logs."""
@@ -87,7 +90,9 @@ class DigestScheduler(AsyncResource):
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self, *, paused: bool = False) -> None:
-        store = SQLAlchemyJobStore(url=self.database_url, tablename="apscheduler_jobs")
+        store = self.jobstore or SQLAlchemyJobStore(
+            url=self.database_url, tablename="apscheduler_jobs"
+        )
         self.scheduler = AsyncIOScheduler(
             jobstores={"default": store},
             executors={"default": _Executor(self)},
