@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, select, type_coerce
+from sqlalchemy import Select, Subquery, case, func, literal, select, type_coerce
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.budget.manager import Budget
@@ -22,7 +22,8 @@ from bot.digest import window
 from bot.errors import StoreError
 from bot.store.db import Database
 from bot.store.digests import DigestConfig
-from bot.store.schema import Money, RequestEvent, UsageRecord
+from bot.store.rollups import MEASURES, raw_source, source
+from bot.store.schema import Money, RequestEvent
 
 CHART_DAYS = 14
 TOP = 5
@@ -119,16 +120,27 @@ class Digest:
         return any(v for values in self.series.values() for v in values)
 
 
-_OK = UsageRecord.outcome == "ok"
-_COST = type_coerce(func.sum(UsageRecord.cost), Money())
-
-
 class DigestBuilder:
-    """Builds digests from the usage store; ``budget`` supplies the limits in force."""
+    """Builds digests from the usage store; ``budget`` supplies the limits in force.
+    ``rollups=False`` reads the raw usage rows only (the benchmark's naive baseline)."""
 
-    def __init__(self, db: Database, budget: Budget | None = None):
+    def __init__(self, db: Database, budget: Budget | None = None, *, rollups: bool = True):
         self.db = db
         self.budget = budget
+        self.rollups = rollups
+
+    def _src(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        fine: bool,
+        where: Sequence[tuple[str, str]] = (),
+        cuts: Sequence[datetime] = (),
+    ) -> Subquery:
+        if self.rollups:
+            return source(start, end, fine=fine, cuts=cuts, where=where)
+        return raw_source(start, end, fine=fine, where=where)
 
     async def build(self, cfg: DigestConfig, day: date) -> Digest:
         try:
@@ -139,23 +151,10 @@ class DigestBuilder:
     async def _build(self, cfg: DigestConfig, day: date) -> Digest:
         zone = cfg.zone
         start, end = window.day_range(day, zone)
-        ws = (UsageRecord.platform == cfg.platform, UsageRecord.workspace == cfg.workspace)
+        ws = (("platform", cfg.platform), ("workspace", cfg.workspace))
         async with self.db.session() as s:
-            totals = (
-                await s.execute(
-                    select(
-                        func.count().filter(_OK),
-                        func.count(),
-                        func.count().filter(~_OK),
-                        func.count().filter(UsageRecord.outcome == "RateLimited"),
-                        func.count().filter(UsageRecord.retries > 0),
-                        func.coalesce(func.sum(UsageRecord.prompt_tokens), 0),
-                        func.coalesce(func.sum(UsageRecord.completion_tokens), 0),
-                        _COST,
-                        func.count().filter(UsageRecord.cost.is_(None) & _OK),
-                    ).where(*ws, *_between(start, end))
-                )
-            ).one()
+            src = self._src(start, end, fine=False, where=ws)
+            totals = (await s.execute(select(*(_sum(src, m) for m in MEASURES)))).one()
             events: dict[str, int] = dict(
                 (
                     await s.execute(
@@ -170,26 +169,28 @@ class DigestBuilder:
                     )
                 ).all()
             )
-            by_model = await _lines(s, UsageRecord.model, ws, start, end)
-            by_channel = await _lines(s, UsageRecord.channel, ws, start, end)
-            by_user = await _lines(s, UsageRecord.user, ws, start, end)
+            by_model = await _lines(s, src, "model")
+            fine = self._src(start, end, fine=True, where=ws)
+            by_channel = await _lines(s, fine, "channel")
+            by_user = await _lines(s, fine, "user")
 
             first = day - timedelta(days=CHART_DAYS - 1)
             bounds = window.day_bounds(first, CHART_DAYS, zone)
+            chart = self._src(bounds[0], bounds[-1], fine=False, where=ws, cuts=bounds[1:-1])
             idx = case(
-                *((UsageRecord.created_at < b, n) for n, b in enumerate(bounds[1:])),
+                *((chart.c.ts < b, n) for n, b in enumerate(bounds[1:])),
                 else_=None,
             )
             rows = (
                 await s.execute(
-                    select(idx.label("idx"), UsageRecord.model, _COST)
-                    .where(*ws, *_between(bounds[0], bounds[-1]))
-                    .group_by(idx, UsageRecord.model)
+                    select(idx.label("idx"), chart.c.model, _sum(chart, "cost")).group_by(
+                        idx, chart.c.model
+                    )
                 )
             ).all()
-            m_first = window.month_start(day)
-            m_start = window.midnight(m_first, zone)
-            mtd = (await s.execute(select(_COST).where(*ws, *_between(m_start, end)))).scalar()
+            m_start = window.midnight(window.month_start(day), zone)
+            month = self._src(m_start, end, fine=False, where=ws)
+            mtd = (await s.execute(select(_sum(month, "cost")))).scalar()
             budgets = await self._budgets(s, cfg, start, end, by_channel, by_user, by_model)
 
         series_days = [first + timedelta(days=n) for n in range(CHART_DAYS)]
@@ -197,13 +198,15 @@ class DigestBuilder:
         for n, model, cost in rows:
             if n is None:
                 continue
-            series.setdefault(model, [_ZERO] * CHART_DAYS)[int(n)] = cost or _ZERO
+            series.setdefault(model, [_ZERO] * CHART_DAYS)[int(n)] = Decimal(cost or 0)
         per_day = [sum((v[n] for v in series.values()), _ZERO) for n in range(CHART_DAYS)]
         month_cap = None
         if self.budget is not None:
             cap = self.budget.policy.value("workspace", cfg.workspace, "spend_month")
             month_cap = Decimal(str(cap)) if cap is not None else None
-        requests, calls, failed, limited, retries, pt, ct, cost, unpriced = totals
+        requests, calls, failed, limited, retries, pt, ct, cost, unpriced = (
+            int(v) if m != "cost" else v for m, v in zip(MEASURES, totals, strict=True)
+        )
         return Digest(
             platform=cfg.platform,
             workspace=cfg.workspace,
@@ -220,7 +223,7 @@ class DigestBuilder:
             refused=int(events.get("refused", 0)),
             prompt_tokens=int(pt),
             completion_tokens=int(ct),
-            cost=cost or _ZERO,
+            cost=Decimal(cost or 0),
             unpriced=unpriced,
             by_model=by_model,
             top_channels=by_channel[:TOP],
@@ -243,17 +246,18 @@ class DigestBuilder:
             return []
         start = datetime(now.year, now.month, now.day, tzinfo=now.tzinfo)
         end = start + timedelta(days=1)
-        ws = (UsageRecord.platform == cfg.platform, UsageRecord.workspace == cfg.workspace)
+        ws = (("platform", cfg.platform), ("workspace", cfg.workspace))
         try:
             async with self.db.session() as s:
+                fine = self._src(start, end, fine=True, where=ws)
                 return await self._budgets(
                     s,
                     cfg,
                     start,
                     end,
-                    await _lines(s, UsageRecord.channel, ws, start, end),
-                    await _lines(s, UsageRecord.user, ws, start, end),
-                    await _lines(s, UsageRecord.model, ws, start, end),
+                    await _lines(s, fine, "channel"),
+                    await _lines(s, fine, "user"),
+                    await _lines(s, self._src(start, end, fine=False, where=ws), "model"),
                 )
         except SQLAlchemyError as exc:
             raise StoreError(f"Could not read usage for the budget alerts: {exc}") from exc
@@ -290,34 +294,33 @@ class DigestBuilder:
         day_w = window.utc_day_of(start, end)
         month_w = window.utc_month_of(start, end)
         month_w = (month_w[0], min(month_w[1], max(end, day_w[1])))
-        ws = (UsageRecord.platform == cfg.platform, UsageRecord.workspace == cfg.workspace)
+        ws = (("platform", cfg.platform), ("workspace", cfg.workspace))
         cache: dict[tuple[str, bool], dict[str, tuple[int, int, Decimal]]] = {}
 
         async def use(scope: str, monthly: bool) -> dict[str, tuple[int, int, Decimal]]:
             if (scope, monthly) not in cache:
                 lo, hi = month_w if monthly else day_w
-                key: Any
-                where: Sequence[ColumnElement[bool]] = ws
-                if scope == "workspace":
-                    key = UsageRecord.workspace
-                elif scope == "model":
-                    key, where = UsageRecord.model, ()  # the provider account: every workspace
-                else:
-                    key = getattr(UsageRecord, scope)
-                stmt = (
-                    select(
-                        key,
-                        func.count(),
-                        func.coalesce(
-                            func.sum(UsageRecord.prompt_tokens + UsageRecord.completion_tokens), 0
-                        ),
-                        _COST,
-                    )
-                    .where(*where, _OK, *_between(lo, hi))
-                    .group_by(key)
+                src = self._src(
+                    lo,
+                    hi,
+                    fine=scope in ("channel", "user"),
+                    # the model's caps are the provider account's: every workspace
+                    where=() if scope == "model" else ws,
                 )
+                key = (
+                    src.c[scope]
+                    if scope in ("channel", "user", "model")
+                    else literal(cfg.workspace)
+                )
+                stmt = select(
+                    key,
+                    _sum(src, "requests"),
+                    _sum(src, "prompt_tokens") + _sum(src, "completion_tokens"),
+                    _sum(src, "cost"),
+                ).group_by(key)
                 cache[(scope, monthly)] = {
-                    str(k): (n, int(t), c or _ZERO) for k, n, t, c in (await s.execute(stmt)).all()
+                    str(k): (int(n), int(t), Decimal(c or 0))
+                    for k, n, t, c in (await s.execute(stmt)).all()
                 }
             return cache[(scope, monthly)]
 
@@ -350,30 +353,22 @@ def _label(scope: str, instance: str, kind: str) -> str:
     return f"{scope} {instance} {what}"
 
 
-def _between(start: datetime, end: datetime) -> tuple[ColumnElement[bool], ...]:
-    return (UsageRecord.created_at >= start, UsageRecord.created_at < end)
+def _sum(src: Subquery, measure: str) -> Any:
+    total = func.coalesce(func.sum(src.c[measure]), 0)
+    return type_coerce(total, Money()) if measure == "cost" else total
 
 
-async def _lines(
-    s: Any,
-    key: Any,
-    ws: tuple[ColumnElement[bool], ...],
-    start: datetime,
-    end: datetime,
-) -> list[Line]:
-    stmt: Select[Any] = (
-        select(
-            key,
-            func.count().filter(_OK),
-            func.coalesce(func.sum(UsageRecord.prompt_tokens), 0),
-            func.coalesce(func.sum(UsageRecord.completion_tokens), 0),
-            _COST,
-        )
-        .where(*ws, *_between(start, end))
-        .group_by(key)
-    )
+async def _lines(s: Any, src: Subquery, key: str) -> list[Line]:
+    stmt: Select[Any] = select(
+        src.c[key],
+        _sum(src, "requests"),
+        _sum(src, "prompt_tokens"),
+        _sum(src, "completion_tokens"),
+        _sum(src, "cost"),
+    ).group_by(src.c[key])
     lines = [
-        Line(str(k), n, int(pt), int(ct), c or _ZERO) for k, n, pt, ct, c in await _all(s, stmt)
+        Line(str(k), int(n), int(pt), int(ct), Decimal(c or 0))
+        for k, n, pt, ct, c in await _all(s, stmt)
     ]
     return sorted(lines, key=lambda ln: (-ln.cost, -ln.requests, ln.key))
 

@@ -212,6 +212,50 @@ class RequestEvent(Base):
     """``queued`` (waited for budget) or ``refused`` (a cap had no room)."""
 
 
+class _Measures:
+    """What a rollup row adds up, for the calls of its hour and key."""
+
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    """Calls that succeeded (answered requests)."""
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    rate_limited: Mapped[int] = mapped_column(Integer, default=0)
+    retried: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
+    """USD of the priced calls; unpriced ones are counted in ``unpriced``."""
+    unpriced: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class UsageHourly(_Measures, Base):
+    """Usage per UTC hour, workspace, channel, user and model, kept up to date as usage rows
+    are written (same transaction). Hours, not days: a local day in any zone is a range of
+    whole UTC hours (or, in zones 30 or 45 minutes off, whole hours plus two partial ones,
+    read from the raw rows). Kept when raw rows are pruned."""
+
+    __tablename__ = "usage_hourly"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user: Mapped[str] = mapped_column(String(128), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class UsageHourlyModel(_Measures, Base):
+    """The same per UTC hour, workspace and model only: what month-to-date figures and the
+    14-day chart read, a few rows per hour whatever the number of channels and users."""
+
+    __tablename__ = "usage_hourly_model"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
 APSCHEDULER_JOBS = Table(
     # APScheduler 3's SQLAlchemyJobStore table, declared here so that Alembic creates and
     # knows it (the job store's own create(checkfirst=True) then finds it and does nothing).

@@ -1,0 +1,187 @@
+"""Hourly rollups of the usage rows, written with them, and read in place of them.
+
+    usage rows -> UsageStore.record -> INSERT usage + upsert usage_hourly, usage_hourly_model
+    a range [start, end) -> source(...): whole hours from a rollup, partial hours from raw rows
+
+A local day is a range of whole UTC hours in every zone that is a whole number of hours off
+UTC (DST included); in zones 30 or 45 minutes off, the hour split by a boundary is read from
+the raw rows instead. So figures are exact in every zone, and a query reads a number of rows
+that depends on the hours asked for, not on how many calls were made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Subquery,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.store.schema import UsageHourly, UsageHourlyModel, UsageRecord
+
+MEASURES = (
+    "requests",
+    "calls",
+    "failed",
+    "rate_limited",
+    "retried",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+    "unpriced",
+)
+FINE = ("platform", "workspace", "hour", "channel", "user", "model")
+COARSE = ("platform", "workspace", "hour", "model")
+_HOUR = timedelta(hours=1)
+_FINE_KEYS = ("platform", "workspace", "channel", "user", "model")
+_COARSE_KEYS = ("platform", "workspace", "model")
+
+
+def floor_hour(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(t: datetime) -> datetime:
+    f = floor_hour(t)
+    return f if f == t else f + _HOUR
+
+
+def aggregate(rows: Iterable[Any], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """Rollup rows (sorted by key, so that concurrent writers lock in one order) of usage
+    rows (``UsageRow``s)."""
+    acc: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        key = tuple(floor_hour(r.created_at) if k == "hour" else getattr(r, k) for k in keys)
+        m = acc.get(key)
+        if m is None:
+            m = acc[key] = dict.fromkeys(MEASURES, 0) | {"cost": Decimal(0)}
+        ok = r.outcome == "ok"
+        m["requests"] += ok
+        m["calls"] += 1
+        m["failed"] += not ok
+        m["rate_limited"] += r.outcome == "RateLimited"
+        m["retried"] += r.retries > 0
+        m["prompt_tokens"] += r.prompt_tokens
+        m["completion_tokens"] += r.completion_tokens
+        m["cost"] += r.cost or 0
+        m["unpriced"] += ok and r.cost is None
+    return [dict(zip(keys, k, strict=True)) | m for k, m in sorted(acc.items())]
+
+
+async def add(s: AsyncSession, rows: Sequence[Any], dialect_name: str) -> None:
+    """Add ``rows`` (just inserted, in this transaction) to both rollups."""
+    if not rows:
+        return
+    dialect = sqlite if dialect_name == "sqlite" else postgresql
+    for table, keys in ((UsageHourly, FINE), (UsageHourlyModel, COARSE)):
+        stmt = dialect.insert(table).values(aggregate(rows, keys))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={m: getattr(table, m) + stmt.excluded[m] for m in MEASURES},
+        )
+        await s.execute(stmt)
+
+
+def source(
+    start: datetime,
+    end: datetime,
+    *,
+    fine: bool,
+    cuts: Sequence[datetime] = (),
+    where: Sequence[tuple[str, str]] = (),
+) -> Subquery:
+    """Usage in [start, end) as rows of (ts, [channel, user,] model, measures...): rollup hours
+    where they fit, raw rows in hours that ``start``, ``end`` or a ``cut`` splits. Group and
+    sum over it; ``ts`` tells into which of the ranges between cuts a row falls."""
+    table: Any = UsageHourly if fine else UsageHourlyModel
+    keys = _FINE_KEYS if fine else _COARSE_KEYS
+    lo, hi = ceil_hour(start), floor_hour(end)
+    split = sorted({floor_hour(c) for c in cuts if floor_hour(c) != c and start < c < end})
+    raw_ranges: list[tuple[datetime, datetime]] = []
+    if lo > hi:  # within one hour
+        raw_ranges.append((start, end))
+    else:
+        if start < lo:
+            raw_ranges.append((start, lo))
+        if hi < end:
+            raw_ranges.append((hi, end))
+    raw_ranges += [(h, h + _HOUR) for h in split if lo <= h < hi]
+
+    rolled = _rolled(table, keys, lo, hi, split, where)
+    return union_all(rolled, _raw(keys, raw_ranges, where)).subquery()
+
+
+def raw_source(
+    start: datetime, end: datetime, *, fine: bool, where: Sequence[tuple[str, str]] = ()
+) -> Subquery:
+    """The same rows from the raw usage rows only: what a naive query reads (the benchmark's
+    baseline, and a check of the rollups in the tests)."""
+    keys = _FINE_KEYS if fine else _COARSE_KEYS
+    subquery: Subquery = _raw(keys, [(start, end)], where).subquery()
+    return subquery
+
+
+def _rolled(
+    table: Any,
+    keys: Sequence[str],
+    lo: datetime,
+    hi: datetime,
+    split: Sequence[datetime],
+    where: Sequence[tuple[str, str]],
+) -> Any:
+    return select(
+        table.hour.label("ts"),
+        *(getattr(table, k).label(k) for k in keys),
+        *(getattr(table, m).label(m) for m in MEASURES),
+    ).where(
+        *(getattr(table, c) == v for c, v in where),
+        table.hour >= lo,
+        table.hour < hi,
+        table.hour.not_in(split) if split else true(),
+    )
+
+
+def _raw(
+    keys: Sequence[str],
+    ranges: Sequence[tuple[datetime, datetime]],
+    where: Sequence[tuple[str, str]],
+) -> Any:
+    ok = UsageRecord.outcome == "ok"
+    return select(
+        UsageRecord.created_at.label("ts"),
+        *(getattr(UsageRecord, k).label(k) for k in keys),
+        _flag(ok).label("requests"),
+        literal(1).label("calls"),
+        _flag(~ok).label("failed"),
+        _flag(UsageRecord.outcome == "RateLimited").label("rate_limited"),
+        _flag(UsageRecord.retries > 0).label("retried"),
+        UsageRecord.prompt_tokens.label("prompt_tokens"),
+        UsageRecord.completion_tokens.label("completion_tokens"),
+        func.coalesce(UsageRecord.cost, 0).label("cost"),
+        _flag(ok & UsageRecord.cost.is_(None)).label("unpriced"),
+    ).where(
+        *(getattr(UsageRecord, c) == v for c, v in where),
+        or_(
+            false(),
+            *(and_(UsageRecord.created_at >= a, UsageRecord.created_at < b) for a, b in ranges),
+        ),
+    )
+
+
+def _flag(cond: ColumnElement[bool]) -> ColumnElement[int]:
+    return case((cond, 1), else_=0)
