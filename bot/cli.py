@@ -24,7 +24,7 @@ from bot.digest.window import local_today
 from bot.errors import ConfigError, QuotabotError
 from bot.messages import format_cost
 from bot.sandbox import SandboxConfig, run_sandbox
-from bot.scheduler import DigestScheduler
+from bot.scheduler import DigestScheduler, Retention
 from bot.store import Database, migrate
 from bot.store.events import EventLog
 from bot.store.usage import GROUPS, ReportLine
@@ -215,6 +215,11 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 database_url=app.db.url,
                 misfire_grace=settings.digest_misfire_grace,
                 alerts=BudgetAlerts(app.digests) if settings.budget_alerts else None,
+                retention=(
+                    Retention(app.usage, settings.usage_retention_days)
+                    if settings.usage_retention_days
+                    else None
+                ),
             )
             await scheduler.start()
             app.digest_commands.on_change = scheduler.sync_jobs

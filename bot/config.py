@@ -169,6 +169,9 @@ class Settings(BaseSettings):
     batch_max: int = Field(20, ge=2)
     digest_misfire_grace: float = Field(3600.0, gt=0)
     """Seconds after its time a digest missed while quotabot was down is still sent."""
+    usage_retention_days: int | None = Field(None, ge=35)
+    """Delete raw usage rows older than this many days (the hourly rollups stay). At least
+    35: digests read raw rows for the hours a local day boundary splits, a month back."""
     budget_alerts: bool = True
     """Post to a workspace's digest channel when a budget passes 80% and 100% of its cap."""
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import math
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -32,6 +34,7 @@ from bot.config import sync_database_url
 from bot.digest.send import Digests
 from bot.lifecycle import AsyncResource
 from bot.store.digests import DigestConfig
+from bot.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,7 @@ class DigestScheduler(AsyncResource):
         sweep_every: float = 60.0,
         alerts: Any = None,
         jobstore: Any = None,
+        retention: Retention | None = None,
     ):
         self.digests = digests
         self.database_url = sync_database_url(database_url)
@@ -81,6 +85,7 @@ class DigestScheduler(AsyncResource):
         self.sweep_every = sweep_every
         self.alerts = alerts
         """A :class:`bot.digest.alerts.BudgetAlerts`, checked at every sweep (optional)."""
+        self.retention = retention
         self.jobstore = jobstore
         """An APScheduler job store instead of the SQLAlchemy one on ``database_url``."""
         self.scheduler: AsyncIOScheduler | None = None
@@ -195,6 +200,8 @@ class DigestScheduler(AsyncResource):
         await self.digests.retry_stale()
         if self.alerts is not None:
             await self.alerts.check()
+        if self.retention is not None:
+            await self.retention.maybe_prune()
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -218,6 +225,25 @@ class DigestScheduler(AsyncResource):
             self.runs.append((event.job_id, event.scheduled_run_time.date(), "missed"))
         elif event.exception is not None:
             log.error("digest job %s failed: %s", event.job_id, event.exception)
+
+
+class Retention:
+    """Prunes raw usage rows older than ``days``, at most once an hour (from any replica; a
+    second one finds nothing left to delete)."""
+
+    def __init__(self, usage: UsageStore, days: int, *, every: float = 3600.0):
+        self.usage, self.days, self.every = usage, days, every
+        self._last = -math.inf
+
+    async def maybe_prune(self) -> int:
+        now = time.monotonic()
+        if now - self._last < self.every:
+            return 0
+        self._last = now
+        deleted = await self.usage.prune(datetime.now(UTC) - timedelta(days=self.days))
+        if deleted:
+            log.info("pruned %d usage rows older than %d days (rollups kept)", deleted, self.days)
+        return deleted
 
 
 def job_id(cfg: DigestConfig) -> str:

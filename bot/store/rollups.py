@@ -1,6 +1,7 @@
-"""Hourly rollups of the usage rows, written with them, and read in place of them.
+"""Hourly rollups of the usage rows, kept by the database as rows are inserted, and read in
+place of them.
 
-    usage rows -> UsageStore.record -> INSERT usage + upsert usage_hourly, usage_hourly_model
+    INSERT INTO usage -> trigger usage_rollup (migration 0004) -> usage_hourly, usage_hourly_model
     a range [start, end) -> source(...): whole hours from a rollup, partial hours from raw rows
 
 A local day is a range of whole UTC hours in every zone that is a whole number of hours off
@@ -11,9 +12,8 @@ that depends on the hours asked for, not on how many calls were made.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -29,8 +29,6 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.schema import UsageHourly, UsageHourlyModel, UsageRecord
 
@@ -45,8 +43,6 @@ MEASURES = (
     "cost",
     "unpriced",
 )
-FINE = ("platform", "workspace", "hour", "channel", "user", "model")
-COARSE = ("platform", "workspace", "hour", "model")
 _HOUR = timedelta(hours=1)
 _FINE_KEYS = ("platform", "workspace", "channel", "user", "model")
 _COARSE_KEYS = ("platform", "workspace", "model")
@@ -59,42 +55,6 @@ def floor_hour(t: datetime) -> datetime:
 def ceil_hour(t: datetime) -> datetime:
     f = floor_hour(t)
     return f if f == t else f + _HOUR
-
-
-def aggregate(rows: Iterable[Any], keys: Sequence[str]) -> list[dict[str, Any]]:
-    """Rollup rows (sorted by key, so that concurrent writers lock in one order) of usage
-    rows (``UsageRow``s)."""
-    acc: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for r in rows:
-        key = tuple(floor_hour(r.created_at) if k == "hour" else getattr(r, k) for k in keys)
-        m = acc.get(key)
-        if m is None:
-            m = acc[key] = dict.fromkeys(MEASURES, 0) | {"cost": Decimal(0)}
-        ok = r.outcome == "ok"
-        m["requests"] += ok
-        m["calls"] += 1
-        m["failed"] += not ok
-        m["rate_limited"] += r.outcome == "RateLimited"
-        m["retried"] += r.retries > 0
-        m["prompt_tokens"] += r.prompt_tokens
-        m["completion_tokens"] += r.completion_tokens
-        m["cost"] += r.cost or 0
-        m["unpriced"] += ok and r.cost is None
-    return [dict(zip(keys, k, strict=True)) | m for k, m in sorted(acc.items())]
-
-
-async def add(s: AsyncSession, rows: Sequence[Any], dialect_name: str) -> None:
-    """Add ``rows`` (just inserted, in this transaction) to both rollups."""
-    if not rows:
-        return
-    dialect = sqlite if dialect_name == "sqlite" else postgresql
-    for table, keys in ((UsageHourly, FINE), (UsageHourlyModel, COARSE)):
-        stmt = dialect.insert(table).values(aggregate(rows, keys))
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={m: getattr(table, m) + stmt.excluded[m] for m in MEASURES},
-        )
-        await s.execute(stmt)
 
 
 def source(

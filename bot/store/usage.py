@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, func, select, type_coerce
+from sqlalchemy import ColumnElement, delete, func, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.errors import StoreError
 from bot.store import rollups
 from bot.store.db import Database
-from bot.store.schema import Money, UsageRecord
+from bot.store.schema import Money, RequestEvent, UsageRecord
 
 GroupBy = Literal["channel", "model", "user", "day", "workspace", "platform"]
 GROUPS: tuple[GroupBy, ...] = ("channel", "model", "user", "day", "workspace", "platform")
@@ -106,17 +106,15 @@ class UsageStore:
         try:
             async with self.db.session() as s, s.begin():
                 new = set((await s.scalars(stmt)).all())
-                out = []
-                for row in rows:  # the same call twice in one group: only the first is new
-                    out.append(row.call_id in new)
-                    new.discard(row.call_id)
-                # In the same transaction: the rollups never disagree with the rows.
-                await rollups.add(
-                    s, [r for r, fresh in zip(rows, out, strict=True) if fresh], self.db.dialect
-                )
+                # (The database adds the new rows to the hourly rollups, in this transaction:
+                # see the usage_rollup trigger of migration 0004.)
         except SQLAlchemyError as exc:
             calls = ", ".join(r.call_id for r in rows[:3])
             raise StoreError(f"Could not record usage for calls {calls}...: {exc}") from exc
+        out = []
+        for row in rows:  # the same call twice in one group: only the first is new
+            out.append(row.call_id in new)
+            new.discard(row.call_id)
         return out
 
     async def rows(self, *, request_id: str | None = None) -> list[UsageRecord]:
@@ -193,6 +191,25 @@ class UsageStore:
         if unit == "usd":
             return Decimal(found) if found is not None else Decimal(0)
         return int(found or 0)
+
+    async def prune(self, before: datetime, *, batch: int = 10_000) -> int:
+        """Delete raw usage rows (and request events) older than ``before``, in batches so
+        that no transaction holds locks for long; the hourly rollups keep their figures.
+        Returns the number of usage rows deleted."""
+        deleted = 0
+        for table in (UsageRecord, RequestEvent):
+            while True:
+                ids = select(table.id).where(table.created_at < before).limit(batch)
+                try:
+                    async with self.db.session() as s, s.begin():
+                        n = (await s.execute(delete(table).where(table.id.in_(ids)))).rowcount  # type: ignore[attr-defined]
+                except SQLAlchemyError as exc:
+                    raise StoreError(f"Could not prune old usage rows: {exc}") from exc
+                if table is UsageRecord:
+                    deleted += n
+                if n < batch:
+                    break
+        return deleted
 
     def _key(self, by: GroupBy, src: Any) -> ColumnElement[str]:
         if by == "day":

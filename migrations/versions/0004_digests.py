@@ -19,6 +19,10 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+def _sqlite() -> bool:
+    return bool(op.get_bind().dialect.name == "sqlite")
+
+
 _MEASURES = (
     "requests",
     "calls",
@@ -50,17 +54,21 @@ def _keys(*names: str) -> list[sa.Column[object]]:
     ]
 
 
-def _backfill(table: str, keys: tuple[str, ...]) -> None:
-    """Rollups of the usage rows already stored."""
-    if op.get_bind().dialect.name == "sqlite":
-        hour = "strftime('%Y-%m-%d %H:00:00.000000', created_at)"
-    else:
-        hour = "date_trunc('hour', created_at)"
-    cols = ", ".join(f'"{k}"' for k in keys if k != "hour")
-    op.execute(
-        f"""
-        INSERT INTO {table} ({cols}, hour, {", ".join(_MEASURES)})
-        SELECT {cols}, {hour},
+def _hour(column: str, dialect: str) -> str:
+    """The UTC hour a timestamp falls in, as each backend stores timestamps."""
+    if dialect == "sqlite":  # SQLAlchemy stores naive UTC text: 2026-11-24 10:17:03.123456
+        return f"strftime('%Y-%m-%d %H:00:00.000000', {column})"
+    return f"date_trunc('hour', {column} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+
+
+def _aggregate(table: str, keys: tuple[str, ...], source: str, dialect: str) -> str:
+    """INSERT ... SELECT ... GROUP BY that adds ``source``'s usage rows to ``table``."""
+    cols = [f'"{k}"' if k != "hour" else _hour("created_at", dialect) for k in keys]
+    names = ", ".join(f'"{k}"' for k in keys)
+    updates = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in _MEASURES)
+    return f"""
+        INSERT INTO {table} ({names}, {", ".join(_MEASURES)})
+        SELECT {", ".join(cols)},
                count(*) FILTER (WHERE outcome = 'ok'),
                count(*),
                count(*) FILTER (WHERE outcome <> 'ok'),
@@ -70,8 +78,66 @@ def _backfill(table: str, keys: tuple[str, ...]) -> None:
                coalesce(sum(completion_tokens), 0),
                coalesce(sum(cost), 0),
                count(*) FILTER (WHERE outcome = 'ok' AND cost IS NULL)
-        FROM usage GROUP BY {cols}, {hour}
+        FROM {source} WHERE true
+        GROUP BY {", ".join(str(n + 1) for n in range(len(keys)))}
+        ORDER BY {", ".join(str(n + 1) for n in range(len(keys)))}
+        ON CONFLICT ({names}) DO UPDATE SET {updates}
+    """
+
+
+def _sqlite_row(table: str, keys: tuple[str, ...]) -> str:
+    """SQLite has row triggers only: one upsert per new usage row."""
+    values = [f'NEW."{k}"' if k != "hour" else _hour("NEW.created_at", "sqlite") for k in keys]
+    measures = [
+        "NEW.outcome = 'ok'",
+        "1",
+        "NEW.outcome <> 'ok'",
+        "NEW.outcome = 'RateLimited'",
+        "NEW.retries > 0",
+        "NEW.prompt_tokens",
+        "NEW.completion_tokens",
+        "coalesce(NEW.cost, 0)",
+        "NEW.outcome = 'ok' AND NEW.cost IS NULL",
+    ]
+    names = ", ".join(f'"{k}"' for k in keys)
+    updates = ", ".join(f"{m} = {m} + excluded.{m}" for m in _MEASURES)
+    return (
+        f"INSERT INTO {table} ({names}, {', '.join(_MEASURES)}) "
+        f"VALUES ({', '.join(values + measures)}) "
+        f"ON CONFLICT ({names}) DO UPDATE SET {updates};"
+    )
+
+
+FINE = ("platform", "workspace", "hour", "channel", "user", "model")
+COARSE = ("platform", "workspace", "hour", "model")
+
+
+def _rollup_triggers(dialect: str) -> None:
+    """The rollups are kept by the database itself, in the inserting transaction: no extra
+    round trip for the bot, and every writer (bulk loads too) keeps them right. PostgreSQL:
+    one statement trigger per INSERT, aggregating its new rows (a transition table);
+    SQLite: a row trigger."""
+    if dialect == "sqlite":
+        op.execute(
+            "CREATE TRIGGER usage_rollup AFTER INSERT ON usage BEGIN "
+            + _sqlite_row("usage_hourly", FINE)
+            + _sqlite_row("usage_hourly_model", COARSE)
+            + " END"
+        )
+        return
+    op.execute(
+        f"""
+        CREATE FUNCTION usage_rollup() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            {_aggregate("usage_hourly", FINE, "new_usage", dialect)};
+            {_aggregate("usage_hourly_model", COARSE, "new_usage", dialect)};
+            RETURN NULL;
+        END $$
         """
+    )
+    op.execute(
+        "CREATE TRIGGER usage_rollup AFTER INSERT ON usage REFERENCING NEW TABLE AS new_usage "
+        "FOR EACH STATEMENT EXECUTE FUNCTION usage_rollup()"
     )
 
 
@@ -116,15 +182,19 @@ def upgrade() -> None:
         sa.Column("job_state", sa.LargeBinary(), nullable=False),
     )
     op.create_index("ix_apscheduler_jobs_next_run_time", "apscheduler_jobs", ["next_run_time"])
-    fine = ("platform", "workspace", "hour", "channel", "user", "model")
-    op.create_table("usage_hourly", *_keys(*fine), *_measures())
-    _backfill("usage_hourly", fine)
-    coarse = ("platform", "workspace", "hour", "model")
-    op.create_table("usage_hourly_model", *_keys(*coarse), *_measures())
-    _backfill("usage_hourly_model", coarse)
+    dialect = op.get_bind().dialect.name
+    op.create_table("usage_hourly", *_keys(*FINE), *_measures())
+    op.create_table("usage_hourly_model", *_keys(*COARSE), *_measures())
+    # Rollups of the rows already stored, then kept up to date by the database.
+    op.execute(_aggregate("usage_hourly", FINE, "usage", dialect))
+    op.execute(_aggregate("usage_hourly_model", COARSE, "usage", dialect))
+    _rollup_triggers(dialect)
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER IF EXISTS usage_rollup" + ("" if _sqlite() else " ON usage"))
+    if not _sqlite():
+        op.execute("DROP FUNCTION IF EXISTS usage_rollup()")
     op.drop_table("usage_hourly_model")
     op.drop_table("usage_hourly")
     op.drop_index("ix_apscheduler_jobs_next_run_time", "apscheduler_jobs")
