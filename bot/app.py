@@ -19,6 +19,7 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.digest.chat import DigestCommands
 from bot.digest.content import DigestBuilder
+from bot.digest.costs import OrganizationCosts, provider_cost
 from bot.digest.send import Digests
 from bot.models import ChannelSettings
 from bot.provider import OpenAIClient
@@ -120,11 +121,15 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         stack.push_async_callback(budget.aclose)
 
         channels = ChannelStore(db, channel_defaults(settings))
-        digests = Digests(
-            builder=DigestBuilder(db, budget),
-            settings=DigestSettingsStore(db),
-            claims=Claims(db),
-        )
+        builder = DigestBuilder(db, budget)
+        digests = Digests(builder=builder, settings=DigestSettingsStore(db), claims=Claims(db))
+        if settings.openai_admin_key is not None:
+            costs = OrganizationCosts(
+                base_url=sandbox.base_url if sandbox else settings.provider_base_url,
+                admin_key=settings.openai_admin_key.get_secret_value(),
+            )
+            stack.push_async_callback(costs.aclose)
+            digests.provider_cost = provider_cost(costs, builder)
         service = Service(
             provider=provider,
             catalog=catalog,

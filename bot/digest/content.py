@@ -239,6 +239,15 @@ class DigestBuilder:
             budgets=budgets,
         )
 
+    async def recorded_cost(self, start: datetime, end: datetime) -> Decimal:
+        """quotabot's recorded USD in [start, end), every platform and workspace."""
+        src = self._src(start, end, fine=False)
+        try:
+            async with self.db.session() as s:
+                return Decimal((await s.execute(select(_sum(src, "cost")))).scalar() or 0)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"Could not read usage: {exc}") from exc
+
     async def current_budgets(self, cfg: DigestConfig, now: datetime) -> list[BudgetUse]:
         """Every cap of the workspace and what is active in it today (UTC), used so far in
         its current window: for budget alerts."""
