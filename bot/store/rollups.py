@@ -1,7 +1,7 @@
 """Hourly rollups of the usage rows, kept by the database as rows are inserted, and read in
 place of them.
 
-    INSERT INTO usage -> trigger usage_rollup (migration 0004) -> usage_hourly, usage_hourly_model
+    INSERT INTO usage -> trigger usage_rollup (migration 0004) -> usage_hourly, usage_quarter_model
     a range [start, end) -> source(...): whole hours from a rollup, partial hours from raw rows
 
 A local day is a range of whole UTC hours in every zone that is a whole number of hours off
@@ -30,7 +30,7 @@ from sqlalchemy import (
     union_all,
 )
 
-from bot.store.schema import UsageHourly, UsageHourlyModel, UsageRecord
+from bot.store.schema import UsageHourly, UsageQuarterModel, UsageRecord
 
 MEASURES = (
     "requests",
@@ -43,18 +43,22 @@ MEASURES = (
     "cost",
     "unpriced",
 )
-_HOUR = timedelta(hours=1)
 _FINE_KEYS = ("platform", "workspace", "channel", "user", "model")
 _COARSE_KEYS = ("platform", "workspace", "model")
+HOUR = timedelta(hours=1)
+QUARTER = timedelta(minutes=15)
+"""Every time zone in use is a multiple of 15 minutes off UTC: local days are whole quarters."""
 
 
-def floor_hour(t: datetime) -> datetime:
-    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+def floor_to(t: datetime, step: timedelta) -> datetime:
+    t = t.astimezone(UTC)
+    base = t.replace(minute=0, second=0, microsecond=0)
+    return base + step * ((t - base) // step)
 
 
-def ceil_hour(t: datetime) -> datetime:
-    f = floor_hour(t)
-    return f if f == t else f + _HOUR
+def ceil_to(t: datetime, step: timedelta) -> datetime:
+    f = floor_to(t, step)
+    return f if f == t else f + step
 
 
 def source(
@@ -65,25 +69,32 @@ def source(
     cuts: Sequence[datetime] = (),
     where: Sequence[tuple[str, str]] = (),
 ) -> Subquery:
-    """Usage in [start, end) as rows of (ts, [channel, user,] model, measures...): rollup hours
-    where they fit, raw rows in hours that ``start``, ``end`` or a ``cut`` splits. Group and
-    sum over it; ``ts`` tells into which of the ranges between cuts a row falls."""
-    table: Any = UsageHourly if fine else UsageHourlyModel
+    """Usage in [start, end) as rows of (ts, platform, workspace, [channel, user,] model,
+    measures...): rollup slots where they fit, raw rows in the slots that ``start``, ``end`` or
+    a ``cut`` splits. Group and sum over it; ``ts`` tells into which range between cuts a row
+    falls. ``fine``: per channel and user, hourly; else per model, by quarter hour (so local
+    days never split a slot)."""
+    table: Any = UsageHourly if fine else UsageQuarterModel
+    column = table.hour if fine else table.slot
+    step = HOUR if fine else QUARTER
     keys = _FINE_KEYS if fine else _COARSE_KEYS
-    lo, hi = ceil_hour(start), floor_hour(end)
-    split = sorted({floor_hour(c) for c in cuts if floor_hour(c) != c and start < c < end})
+    lo, hi = ceil_to(start, step), floor_to(end, step)
+    split = sorted({floor_to(c, step) for c in cuts if floor_to(c, step) != c and start < c < end})
     raw_ranges: list[tuple[datetime, datetime]] = []
-    if lo > hi:  # within one hour
+    if lo > hi:  # within one slot
         raw_ranges.append((start, end))
     else:
         if start < lo:
             raw_ranges.append((start, lo))
         if hi < end:
             raw_ranges.append((hi, end))
-    raw_ranges += [(h, h + _HOUR) for h in split if lo <= h < hi]
+    raw_ranges += [(h, h + step) for h in split if lo <= h < hi]
 
-    rolled = _rolled(table, keys, lo, hi, split, where)
-    return union_all(rolled, _raw(keys, raw_ranges, where)).subquery()
+    rolled = _rolled(table, column, keys, lo, hi, split, where)
+    if not raw_ranges:
+        subquery: Subquery = rolled.subquery()
+        return subquery
+    return union_all(rolled, *(_raw(keys, [r], where) for r in raw_ranges)).subquery()
 
 
 def raw_source(
@@ -98,6 +109,7 @@ def raw_source(
 
 def _rolled(
     table: Any,
+    column: Any,
     keys: Sequence[str],
     lo: datetime,
     hi: datetime,
@@ -105,14 +117,14 @@ def _rolled(
     where: Sequence[tuple[str, str]],
 ) -> Any:
     return select(
-        table.hour.label("ts"),
+        column.label("ts"),
         *(getattr(table, k).label(k) for k in keys),
         *(getattr(table, m).label(m) for m in MEASURES),
     ).where(
         *(getattr(table, c) == v for c, v in where),
-        table.hour >= lo,
-        table.hour < hi,
-        table.hour.not_in(split) if split else true(),
+        column >= lo,
+        column < hi,
+        column.not_in(split) if split else true(),
     )
 
 

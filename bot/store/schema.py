@@ -244,15 +244,16 @@ class UsageHourly(_Measures, Base):
     model: Mapped[str] = mapped_column(String(128), primary_key=True)
 
 
-class UsageHourlyModel(_Measures, Base):
-    """The same per UTC hour, workspace and model only: what month-to-date figures and the
-    14-day chart read, a few rows per hour whatever the number of channels and users."""
+class UsageQuarterModel(_Measures, Base):
+    """The same per quarter hour (UTC), workspace and model only: what day totals, month to
+    date and the 14-day chart read, a few rows per slot whatever the number of channels and
+    users. Quarter hours: every zone's local day is a whole number of them."""
 
-    __tablename__ = "usage_hourly_model"
+    __tablename__ = "usage_quarter_model"
 
     platform: Mapped[str] = mapped_column(String(32), primary_key=True)
     workspace: Mapped[str] = mapped_column(String(128), primary_key=True)
-    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    slot: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
     model: Mapped[str] = mapped_column(String(128), primary_key=True)
 
 

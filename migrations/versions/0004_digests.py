@@ -48,22 +48,31 @@ def _keys(*names: str) -> list[sa.Column[object]]:
     widths = {"platform": 32, "workspace": 128, "channel": 128, "user": 128, "model": 128}
     return [
         sa.Column(n, sa.DateTime(timezone=True), primary_key=True)
-        if n == "hour"
+        if n in ("hour", "slot")
         else sa.Column(n, sa.String(widths[n]), primary_key=True)
         for n in names
     ]
 
 
-def _hour(column: str, dialect: str) -> str:
-    """The UTC hour a timestamp falls in, as each backend stores timestamps."""
+def _slot(key: str, column: str, dialect: str) -> str:
+    """The UTC hour (key ``hour``) or quarter hour (``slot``) a timestamp falls in, as each
+    backend stores timestamps."""
     if dialect == "sqlite":  # SQLAlchemy stores naive UTC text: 2026-11-24 10:17:03.123456
-        return f"strftime('%Y-%m-%d %H:00:00.000000', {column})"
-    return f"date_trunc('hour', {column} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+        if key == "hour":
+            return f"strftime('%Y-%m-%d %H:00:00.000000', {column})"
+        return (
+            f"strftime('%Y-%m-%d %H:', {column}) || "
+            f"printf('%02d', CAST(strftime('%M', {column}) AS INTEGER) / 15 * 15) || "
+            "':' || '00.000000'"  # (not ':00...': text() would take that for a parameter)
+        )
+    if key == "hour":
+        return f"date_trunc('hour', {column} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+    return f"date_bin('15 minutes', {column}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
 
 
 def _aggregate(table: str, keys: tuple[str, ...], source: str, dialect: str) -> str:
     """INSERT ... SELECT ... GROUP BY that adds ``source``'s usage rows to ``table``."""
-    cols = [f'"{k}"' if k != "hour" else _hour("created_at", dialect) for k in keys]
+    cols = [_slot(k, "created_at", dialect) if k in _TIMES else f'"{k}"' for k in keys]
     names = ", ".join(f'"{k}"' for k in keys)
     updates = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in _MEASURES)
     return f"""
@@ -87,7 +96,7 @@ def _aggregate(table: str, keys: tuple[str, ...], source: str, dialect: str) -> 
 
 def _sqlite_row(table: str, keys: tuple[str, ...]) -> str:
     """SQLite has row triggers only: one upsert per new usage row."""
-    values = [f'NEW."{k}"' if k != "hour" else _hour("NEW.created_at", "sqlite") for k in keys]
+    values = [_slot(k, "NEW.created_at", "sqlite") if k in _TIMES else f'NEW."{k}"' for k in keys]
     measures = [
         "NEW.outcome = 'ok'",
         "1",
@@ -109,7 +118,8 @@ def _sqlite_row(table: str, keys: tuple[str, ...]) -> str:
 
 
 FINE = ("platform", "workspace", "hour", "channel", "user", "model")
-COARSE = ("platform", "workspace", "hour", "model")
+COARSE = ("platform", "workspace", "slot", "model")
+_TIMES = ("hour", "slot")
 
 
 def _rollup_triggers(dialect: str) -> None:
@@ -121,7 +131,7 @@ def _rollup_triggers(dialect: str) -> None:
         op.execute(
             "CREATE TRIGGER usage_rollup AFTER INSERT ON usage BEGIN "
             + _sqlite_row("usage_hourly", FINE)
-            + _sqlite_row("usage_hourly_model", COARSE)
+            + _sqlite_row("usage_quarter_model", COARSE)
             + " END"
         )
         return
@@ -130,7 +140,7 @@ def _rollup_triggers(dialect: str) -> None:
         CREATE FUNCTION usage_rollup() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             {_aggregate("usage_hourly", FINE, "new_usage", dialect)};
-            {_aggregate("usage_hourly_model", COARSE, "new_usage", dialect)};
+            {_aggregate("usage_quarter_model", COARSE, "new_usage", dialect)};
             RETURN NULL;
         END $$
         """
@@ -184,10 +194,10 @@ def upgrade() -> None:
     op.create_index("ix_apscheduler_jobs_next_run_time", "apscheduler_jobs", ["next_run_time"])
     dialect = op.get_bind().dialect.name
     op.create_table("usage_hourly", *_keys(*FINE), *_measures())
-    op.create_table("usage_hourly_model", *_keys(*COARSE), *_measures())
+    op.create_table("usage_quarter_model", *_keys(*COARSE), *_measures())
     # Rollups of the rows already stored, then kept up to date by the database.
     op.execute(_aggregate("usage_hourly", FINE, "usage", dialect))
-    op.execute(_aggregate("usage_hourly_model", COARSE, "usage", dialect))
+    op.execute(_aggregate("usage_quarter_model", COARSE, "usage", dialect))
     _rollup_triggers(dialect)
 
 
@@ -195,7 +205,7 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS usage_rollup" + ("" if _sqlite() else " ON usage"))
     if not _sqlite():
         op.execute("DROP FUNCTION IF EXISTS usage_rollup()")
-    op.drop_table("usage_hourly_model")
+    op.drop_table("usage_quarter_model")
     op.drop_table("usage_hourly")
     op.drop_index("ix_apscheduler_jobs_next_run_time", "apscheduler_jobs")
     op.drop_table("apscheduler_jobs")
