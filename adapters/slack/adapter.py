@@ -417,8 +417,9 @@ class SlackAdapter:
         Returns the message's ts. A failed chart upload does not fail the digest: it was
         posted, and posting it again would double it."""
         blocks, text = slack_blocks(message.digest)
+        client = await self._client_for(workspace)
         try:
-            posted = await self.app.client.chat_postMessage(
+            posted = await client.chat_postMessage(
                 channel=channel, text=text, blocks=blocks, unfurl_links=False
             )
         except SlackApiError as exc:
@@ -426,7 +427,7 @@ class SlackAdapter:
         ts = str(posted["ts"])
         if message.chart is not None:
             try:
-                await self.app.client.files_upload_v2(
+                await client.files_upload_v2(
                     channel=channel,
                     thread_ts=ts,
                     file=message.chart,
@@ -439,11 +440,32 @@ class SlackAdapter:
         return ts
 
     async def post_alert(self, workspace: str, channel: str, text: str) -> str:
+        client = await self._client_for(workspace)
         try:
-            posted = await self.app.client.chat_postMessage(channel=channel, text=text)
+            posted = await client.chat_postMessage(channel=channel, text=text)
         except SlackApiError as exc:
             raise DigestError(_CANNOT_POST.format(channel=channel, error=_error(exc))) from exc
         return str(posted["ts"])
+
+    async def _client_for(self, workspace: str) -> AsyncWebClient:
+        """The bot's Web API client in ``workspace``: with one configured token, the app's;
+        with OAuth installs, one with the token stored at that workspace's install."""
+        store = self.app.installation_store
+        if store is None:
+            return self.app.client
+        bot = await store.async_find_bot(enterprise_id=None, team_id=workspace)
+        if bot is None:
+            raise DigestError(
+                f"quotabot is not installed in Slack workspace {workspace} (any more): "
+                "reinstall it there, or switch its digest off."
+            )
+        base = self.app.client
+        return AsyncWebClient(
+            token=bot.bot_token,
+            base_url=base.base_url,
+            session=base.session,
+            retry_handlers=base.retry_handlers,
+        )
 
 
 _CANNOT_POST = (
