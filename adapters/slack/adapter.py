@@ -412,15 +412,19 @@ class SlackAdapter:
         # Written for mrkdwn already (channel links like <#C123> must not be escaped).
         await respond(response_type="ephemeral", text=text)
 
-    async def post_digest(self, workspace: str, channel: str, message: DigestMessage) -> str:
+    async def post_digest(
+        self, workspace: str, channel: str, message: DigestMessage, *, key: str | None = None
+    ) -> str:
         """Block Kit message, then the chart uploaded into its thread (files upload v2).
         Returns the message's ts. A failed chart upload does not fail the digest: it was
-        posted, and posting it again would double it."""
+        posted, and posting it again would double it. ``key`` rides in the message's
+        metadata, for ``find_digest``."""
         blocks, text = slack_blocks(message.digest)
         client = await self._client_for(workspace)
+        metadata = {"event_type": _DIGEST_EVENT, "event_payload": {"key": key}} if key else None
         try:
             posted = await client.chat_postMessage(
-                channel=channel, text=text, blocks=blocks, unfurl_links=False
+                channel=channel, text=text, blocks=blocks, unfurl_links=False, metadata=metadata
             )
         except SlackApiError as exc:
             raise DigestError(_CANNOT_POST.format(channel=channel, error=_error(exc))) from exc
@@ -438,6 +442,37 @@ class SlackAdapter:
             except SlackApiError as exc:
                 log.warning("the digest's chart could not be uploaded to %s: %s", channel, exc)
         return ts
+
+    async def find_digest(
+        self, workspace: str, channel: str, message: DigestMessage, key: str
+    ) -> str | None:
+        """The ts of a message posted since the digest's day ended whose metadata carries
+        ``key``. Raises DigestError when the channel cannot be read (better no digest than
+        two: the claim is then given back, and the next attempt looks again)."""
+        client = await self._client_for(workspace)
+        cursor = None
+        for _ in range(20):  # pages of 200: a busy channel's day, and more
+            try:
+                page = await client.conversations_history(
+                    channel=channel,
+                    oldest=f"{message.digest.end.timestamp():.6f}",
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+            except SlackApiError as exc:
+                raise DigestError(_CANNOT_READ.format(channel=channel, error=_error(exc))) from exc
+            m: dict[str, Any]
+            for m in page.get("messages", []):
+                meta: dict[str, Any] = m.get("metadata") or {}
+                if meta.get("event_type") == _DIGEST_EVENT and (
+                    (meta.get("event_payload") or {}).get("key") == key
+                ):
+                    return str(m["ts"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
 
     async def post_alert(self, workspace: str, channel: str, text: str) -> str:
         client = await self._client_for(workspace)
@@ -468,6 +503,11 @@ class SlackAdapter:
         )
 
 
+_DIGEST_EVENT = "quotabot_digest"
+_CANNOT_READ = (
+    "quotabot cannot read <#{channel}> ({error}) to check whether a digest is already there: "
+    "it needs the channels:history (or groups:history) scope and to be in the channel."
+)
 _CANNOT_POST = (
     "Slack refused to post in <#{channel}> ({error}): invite quotabot to that channel "
     "(`/invite @quotabot`), or choose another with `/digest set`."

@@ -4,7 +4,8 @@
 
 The claim row decides which replica sends. A failed send gives its claim back (the next
 attempt may take it); a process that dies between claim and send leaves a claim that expires
-after ``lease`` and is then taken over by exactly one other attempt (``retry_stale``).
+after ``lease`` and is then taken over by exactly one other attempt (``retry_stale``), which
+first looks in the channel for the digest, in case it died after posting it.
 """
 
 from __future__ import annotations
@@ -44,8 +45,18 @@ class DigestPoster(Protocol):
 
     platform: str
 
-    async def post_digest(self, workspace: str, channel: str, message: DigestMessage) -> str:
-        """Post the digest (chart attached); returns the platform's id of the message."""
+    async def post_digest(
+        self, workspace: str, channel: str, message: DigestMessage, *, key: str | None = None
+    ) -> str:
+        """Post the digest (chart attached); returns the platform's id of the message.
+        ``key`` (the claim's) goes with it where the platform can carry it unseen."""
+        ...
+
+    async def find_digest(
+        self, workspace: str, channel: str, message: DigestMessage, key: str
+    ) -> str | None:
+        """The id of this digest if it is already in ``channel`` (posted by a sender that
+        died before it could record so); None if it is not."""
         ...
 
     async def post_alert(self, workspace: str, channel: str, text: str) -> str: ...
@@ -97,11 +108,20 @@ class Digests:
         if cfg is None or not cfg.enabled:
             return "off"
         key = claim_key(platform, workspace, day)
-        if not await self.claims.claim(key, lease=self.lease):
+        attempt = await self.claims.claim(key, lease=self.lease)
+        if not attempt:
             return "sent or being sent by another process"
         try:
             message = await self.compose(cfg, day)
-            ref = await self._poster(platform).post_digest(workspace, cfg.channel, message)
+            poster = self._poster(platform)
+            if attempt > 1 and (
+                ref := await poster.find_digest(workspace, cfg.channel, message, key)
+            ):
+                # Its first sender posted it, then died before recording so: not again.
+                await self.claims.done(key, ref)
+                log.warning("digest %s was already posted (%s): not posted again", key, ref)
+                return f"already posted {ref}"
+            ref = await poster.post_digest(workspace, cfg.channel, message, key=key)
         except BaseException:
             await self.claims.release(key)
             raise

@@ -159,9 +159,10 @@ class Claims:
         self.db = db
         self.owner = owner or process_name()
 
-    async def claim(self, key: str, *, lease: timedelta) -> bool:
-        """True if this process is now the one to send ``key``: it was unclaimed, or its
-        claim is not done and older than ``lease`` (its sender died)."""
+    async def claim(self, key: str, *, lease: timedelta) -> int:
+        """Nonzero if this process is now the one to send ``key``: 1 when it was unclaimed,
+        the attempt's number when it takes over a claim not done and older than ``lease``
+        (its sender died, perhaps after sending: the caller should look before sending)."""
         now = datetime.now(UTC)
         dialect = sqlite if self.db.dialect == "sqlite" else postgresql
         insert = (
@@ -173,12 +174,13 @@ class Claims:
             update(Claim)
             .where(Claim.key == key, Claim.done_at.is_(None), Claim.claimed_at < now - lease)
             .values(claimed_by=self.owner, claimed_at=now, attempts=Claim.attempts + 1)
+            .returning(Claim.attempts)
         )
         try:
             async with self.db.session() as s, s.begin():
                 if (await s.execute(insert)).rowcount:  # type: ignore[attr-defined]
-                    return True
-                return bool((await s.execute(take_over)).rowcount)  # type: ignore[attr-defined]
+                    return 1
+                return int((await s.execute(take_over)).scalar() or 0)
         except SQLAlchemyError as exc:
             raise StoreError(f"Could not claim {key}: {exc}") from exc
 

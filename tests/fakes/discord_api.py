@@ -371,6 +371,7 @@ class FakeDiscordAPI:
             ("POST", "/channels/{channel}/messages", self._send),
             ("PATCH", "/channels/{channel}/messages/{message}", self._edit),
             ("GET", "/channels/{channel}/messages/{message}", self._fetch),
+            ("GET", "/channels/{channel}/messages", self._list),
             ("POST", "/channels/{channel}/typing", self._typing),
         ]
 
@@ -602,6 +603,21 @@ class FakeDiscordAPI:
             return found
 
         return await self._handle(request, "fetch", channel, answer)
+
+    async def _list(self, request: web.Request) -> web.Response:
+        """A channel's messages, newest first; ``after`` (an id) and ``limit`` (1 to 100)."""
+        channel = request.match_info["channel"]
+        after = int(request.query.get("after", "0"))
+        limit = int(request.query.get("limit", "50"))
+
+        def answer(_: Any) -> list[JSON]:
+            self._bot(request)
+            if not 1 <= limit <= 100:
+                raise _DiscordError(400, 50035, "Invalid Form Body: limit")
+            ids = [s.id for s in self.channels.get(channel, []) if int(s.id) > after]
+            return [self.stored[i] for i in reversed(ids)][:limit]
+
+        return await self._handle(request, "list", channel, answer)
 
     async def _typing(self, request: web.Request) -> web.Response:
         channel = request.match_info["channel"]

@@ -142,6 +142,15 @@ async def test_admins_set_the_digest_and_it_is_posted_as_an_embed_with_its_chart
     fields = {f["name"]: f["value"] for f in embed["fields"]}
     assert f"<#{CHANNEL}>" in fields["Top channels"]
 
+    # What a take-over after a crash looks for: this day's digest, not another day's.
+    poster = rig.app.digests.posters["discord"]
+    cfg = await rig.app.digests.settings.get("discord", GUILD)
+    assert cfg is not None
+    message = await rig.app.digests.compose(cfg, yesterday)
+    assert await poster.find_digest(GUILD, DIGEST_CHANNEL, message, "k") == sent.id
+    older = await rig.app.digests.compose(cfg, yesterday - timedelta(days=1))
+    assert await poster.find_digest(GUILD, DIGEST_CHANNEL, older, "k") is None
+
     assert "Only admins" in await rig.digest("now")
     posted = await rig.digest("now", permissions=MANAGE_GUILD)
     assert f"Posted today's digest so far in <#{DIGEST_CHANNEL}>" in posted

@@ -228,3 +228,32 @@ async def test_a_sender_that_died_after_claiming_is_replaced_once(
         assert (await app.digests.claims.get(other_day)).done_at is None  # type: ignore[union-attr]
         await adapter.aclose()
     assert len(api.history(CHANNEL)) == 1
+
+
+async def test_a_sender_that_died_after_posting_is_not_doubled(
+    db_url: str, api: FakeSlackAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Posted, then died before marking the claim done: the take-over finds the message (its
+    metadata carries the claim's key) and does not post again."""
+    settings = settings_for(db_url, monkeypatch)
+    async with open_app(settings, auto_migrate=True) as app:
+        adapter = slack(app, api.url)
+        cfg = await configure(app, datetime.now(UTC) - timedelta(minutes=1))
+        day = scheduled_day(cfg, datetime.now(UTC))
+        key = claim_key("slack", TEAM, day)
+        assert await Claims(app.db, owner="dead").claim(key, lease=timedelta(minutes=10))
+        message = await app.digests.compose(cfg, day)
+        ts = await adapter.post_digest(TEAM, CHANNEL, message, key=key)  # ...and then it died
+        other = await app.digests.compose(cfg, day - timedelta(days=1))
+        assert await adapter.find_digest(TEAM, CHANNEL, other, key + "x") is None
+        async with app.db.session() as s, s.begin():
+            await s.execute(
+                update(Claim)
+                .where(Claim.key == key)
+                .values(claimed_at=datetime.now(UTC) - timedelta(hours=1))
+            )
+        assert await app.digests.retry_stale() == [f"already posted {ts}"]
+        claim = await app.digests.claims.get(key)
+        assert claim is not None and claim.result == ts and claim.attempts == 2
+        await adapter.aclose()
+    assert len(api.history(CHANNEL)) == 1
