@@ -257,3 +257,29 @@ async def test_a_sender_that_died_after_posting_is_not_doubled(
         assert claim is not None and claim.result == ts and claim.attempts == 2
         await adapter.aclose()
     assert len(api.history(CHANNEL)) == 1
+
+
+async def test_jobs_follow_the_settings(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One job per enabled workspace at its local time; changed, it is rescheduled; switched
+    off, removed. A second scheduler on the same table (another replica) sees the same."""
+    settings = settings_for(f"sqlite:///{tmp_path / 'q.db'}", monkeypatch)
+    async with open_app(settings) as app:
+        a = DigestScheduler(app.digests, database_url=app.db.url, sweep_every=0)
+        b = DigestScheduler(app.digests, database_url=app.db.url, sweep_every=0)
+        await a.start(paused=True)
+        await b.start(paused=True)
+        await app.digests.settings.set("slack", TEAM, channel=CHANNEL, at="07:15", tz=TZ)
+        await a.sync_jobs()
+        (job,) = b.scheduler.get_jobs()  # type: ignore[union-attr]
+        assert (job.id, job.name) == (f"digest:slack:{TEAM}", "07:15 Asia/Kolkata")
+        local = job.next_run_time.astimezone(DigestConfig("s", "w", "c", tz=TZ).zone)
+        assert (local.hour, local.minute) == (7, 15)
+        await app.digests.settings.set("slack", TEAM, at="18:45")
+        await b.sync_jobs()
+        (job,) = a.scheduler.get_jobs()  # type: ignore[union-attr]
+        assert job.name == "18:45 Asia/Kolkata"
+        await app.digests.settings.set("slack", TEAM, enabled=False)
+        await a.sync_jobs()
+        assert b.scheduler.get_jobs() == []  # type: ignore[union-attr]
+        await a.aclose()
+        await b.aclose()

@@ -63,3 +63,16 @@ async def test_reports_and_digests_survive_pruning(db: Database) -> None:
     assert await store.total(unit="usd", where=(), since=START) == sum(
         (r.cost or Decimal(0) for r in rows if r.outcome == "ok"), Decimal(0)
     )
+
+
+async def test_retention_prunes_at_most_hourly(db: Database) -> None:
+    from bot.scheduler import Retention
+
+    now = datetime.now(UTC)
+    rows = make_rows(now - timedelta(days=40), 24 * 10, 200, seed=13)  # all older than 30 days
+    store = UsageStore(db)
+    assert all(await asyncio.gather(*(store.record(r) for r in rows)))
+    retention = Retention(store, 30)
+    assert await retention.maybe_prune() == len(rows)
+    assert await retention.maybe_prune() == 0  # not again within the hour
+    assert sum(line.calls for line in await store.report(by="model")) == len(rows)
