@@ -23,7 +23,11 @@ DIGEST_HELP = (
     "`/digest off` or `/digest on`."
 )
 NOT_ADMIN = "Only admins can change the digest or post one."
-_CHANNEL = re.compile(r"^<#([A-Za-z0-9]+)(?:\|[^>]*)?>$|^([A-Z0-9]{6,}|\d{15,22})$")
+_CHANNEL = re.compile(
+    r"^<#([A-Za-z0-9]+)(?:\|[^>]*)?>$|^([CGD](?=[A-Z0-9]*\d)[A-Z0-9]{6,}|\d{15,22})$"
+)
+"""Slack: ``<#C0123|name>`` as sent with escaping on, or an ID (C/G/D, with digits); Discord:
+``<#123...>`` or a snowflake."""
 
 OnChange = Callable[[], Awaitable[None]]
 

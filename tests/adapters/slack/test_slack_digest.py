@@ -101,6 +101,8 @@ async def test_admins_set_the_digest_and_it_is_posted_with_its_chart(rig: Rig) -
     assert "Only admins" in await rig.command("set here 09:00 America/New_York", "U0NOBODY01", "a")
     assert "not a time zone" in await rig.command("set here 09:00 Mars/Base", ADMIN, "b")
     assert "not a time of day" in await rig.command("set here 9h America/New_York", ADMIN, "c")
+    unescaped = await rig.command("set #general 09:00 UTC", ADMIN, "c2")
+    assert "is not a channel quotabot can post to: pick it with #" in unescaped
     done = await rig.command(f"set <#{DEFAULT_CHANNEL}|general> 07:30 America/New_York", ADMIN, "d")
     assert f"<#{DEFAULT_CHANNEL}>" in done and "07:30 America/New_York" in done
     shown = await rig.command("", "U0NOBODY01", "e")
