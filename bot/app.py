@@ -18,6 +18,10 @@ from bot.budget.memory import MemoryBackend
 from bot.budget.policy import Policy
 from bot.catalog import Catalog
 from bot.config import Settings
+from bot.digest.chat import DigestCommands
+from bot.digest.content import DigestBuilder
+from bot.digest.costs import OrganizationCosts, provider_cost
+from bot.digest.send import Digests
 from bot.metrics import Metrics
 from bot.models import ChannelSettings
 from bot.provider import OpenAIClient
@@ -26,6 +30,7 @@ from bot.sandbox import SandboxConfig, SandboxServer
 from bot.service import Service
 from bot.store import ChannelStore, Database, UsageStore, migrate
 from bot.store.budgets import BudgetLimitStore
+from bot.store.digests import Claims, DigestSettingsStore, RequestEvents
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,9 @@ class App:
     metrics: Metrics
     sandbox: SandboxServer | None
     """The built-in sandbox, when no provider is configured; None otherwise."""
+    digests: Digests
+    """Daily digests; the adapters that can post add themselves to ``digests.posters``."""
+    digest_commands: DigestCommands
 
     @property
     def provider_url(self) -> str:
@@ -128,6 +136,15 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         metrics.budget_fallback.set_function(
             lambda: float(bool(getattr(backend, "degraded", False)))
         )
+        builder = DigestBuilder(db, budget)
+        digests = Digests(builder=builder, settings=DigestSettingsStore(db), claims=Claims(db))
+        if settings.openai_admin_key is not None:
+            costs = OrganizationCosts(
+                base_url=sandbox.base_url if sandbox else settings.provider_base_url,
+                admin_key=settings.openai_admin_key.get_secret_value(),
+            )
+            stack.push_async_callback(costs.aclose)
+            digests.provider_cost = provider_cost(costs, builder)
         service = Service(
             provider=provider,
             catalog=catalog,
@@ -147,6 +164,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
                 frozenset(settings.allowed_channels),
                 frozenset(settings.denied_channels),
             ),
+            events=RequestEvents(db),
         )
         yield App(
             settings=settings,
@@ -160,4 +178,6 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             limits=limits,
             metrics=metrics,
             sandbox=sandbox,
+            digests=digests,
+            digest_commands=DigestCommands(digests),
         )

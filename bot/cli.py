@@ -10,7 +10,8 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time
+from contextlib import AsyncExitStack
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -21,9 +22,12 @@ from bot.app import App, open_app
 from bot.budget.policy import Who
 from bot.commands import Commands
 from bot.config import Settings, load_settings
+from bot.digest.alerts import BudgetAlerts
+from bot.digest.window import local_today
 from bot.errors import ConfigError, QuotabotError
 from bot.messages import format_cost
 from bot.sandbox import SandboxConfig, run_sandbox
+from bot.scheduler import DigestScheduler, Retention
 from bot.store import Database, migrate
 from bot.store.events import EventLog
 from bot.store.usage import GROUPS, ReportLine
@@ -43,6 +47,13 @@ def _date(value: str) -> datetime:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2026-11-25") from None
 
 
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2026-11-25") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="quotabot", description=__doc__)
     p.add_argument("--version", action="version", version=f"quotabot {__version__}")
@@ -57,6 +68,27 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the chat adapters and the web endpoints")
     serve.add_argument("--host", help="default: QUOTABOT_HTTP_HOST")
     serve.add_argument("--port", type=int, help="default: QUOTABOT_HTTP_PORT")
+    serve.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="do not post daily digests or budget alerts from this process",
+    )
+
+    dg = sub.add_parser("digest", help="build a daily digest: print it, or post it")
+    dg.add_argument("--workspace", help="Slack team or Discord server ID (default: every one)")
+    dg.add_argument("--platform", choices=("slack", "discord"), help="default: any")
+    dg.add_argument(
+        "--date",
+        type=_day,
+        help="the local day, e.g. 2026-11-24 (default: yesterday in the workspace's time zone)",
+    )
+    out = dg.add_mutually_exclusive_group()
+    out.add_argument("--print", action="store_true", help="write the text to stdout (default)")
+    out.add_argument(
+        "--send",
+        action="store_true",
+        help="post it to the digest channel, unless it was already posted for that day",
+    )
 
     sb = sub.add_parser("sandbox", help="run the local OpenAI-compatible sandbox server")
     sb.add_argument("--host", default="127.0.0.1")
@@ -171,11 +203,17 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
                     admins=frozenset(s.admin_users),
                 ),
                 service=app.service,
-                commands=Commands(usage=app.usage, budget=app.budget, limits=app.limits),
+                commands=Commands(
+                    usage=app.usage,
+                    budget=app.budget,
+                    limits=app.limits,
+                    digests=app.digest_commands,
+                ),
                 events=EventLog(app.db),
                 engine=app.db.engine,
             )
             routes += slack.routes()
+            app.digests.posters[slack.platform] = slack
             if app_token:
                 await slack.start_socket_mode()
         else:
@@ -184,6 +222,21 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 "and SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)"
             )
         routes += discord.routes()
+        scheduler = None
+        if not args.no_scheduler:
+            scheduler = DigestScheduler(
+                app.digests,
+                database_url=app.db.url,
+                misfire_grace=settings.digest_misfire_grace,
+                alerts=BudgetAlerts(app.digests) if settings.budget_alerts else None,
+                retention=(
+                    Retention(app.usage, settings.usage_retention_days)
+                    if settings.usage_retention_days
+                    else None
+                ),
+            )
+            await scheduler.start()
+            app.digest_commands.on_change = scheduler.sync_jobs
         server = WebServer(
             routes,
             host=args.host or settings.http_host,
@@ -194,7 +247,7 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
         await server.start()
         print(
             f"quotabot serving on {server.url} (Slack: {'on' if slack else 'off'}, "
-            f"Discord: {discord.describe()})",
+            f"Discord: {discord.describe()}, digests: {'on' if scheduler else 'off'})",
             file=sys.stderr,
         )
         stop = asyncio.Event()
@@ -205,6 +258,8 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
             await stop.wait()
         finally:
             await server.aclose()  # no new work; then let answers under way finish
+            if scheduler is not None:
+                await scheduler.aclose()
             if slack is not None:
                 await slack.aclose()
     return 0
@@ -237,6 +292,65 @@ def readiness(
         "slack_socket_mode": slack_socket,
         "discord_gateway": discord_gateway,
     }
+
+
+async def _digest(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_app(settings) as app, AsyncExitStack() as stack:
+        configs = [
+            c
+            for c in await app.digests.settings.all()
+            if (args.workspace in (None, c.workspace)) and (args.platform in (None, c.platform))
+        ]
+        if not configs:
+            where = f" for {args.workspace}" if args.workspace else ""
+            print(
+                f"quotabot: no digest is set up{where}: an admin sets one with "
+                "`/digest set <channel> <HH:MM> <time zone>` in Slack or Discord.",
+                file=sys.stderr,
+            )
+            return 2
+        if args.send:
+            await _digest_posters(settings, app, stack)
+        failed = 0
+        for cfg in configs:
+            day = args.date or local_today(cfg.zone) - timedelta(days=1)
+            if not args.send:
+                message = await app.digests.compose(cfg, day)
+                print(f"# {cfg.platform} {cfg.workspace}\n{message.text}\n")
+                continue
+            try:
+                outcome = await app.digests.send_scheduled(cfg.platform, cfg.workspace, day)
+            except QuotabotError as exc:
+                failed += 1
+                outcome = f"not sent: {exc}"
+            print(f"{cfg.platform} {cfg.workspace} {day}: {outcome}")
+    return 1 if failed else 0
+
+
+async def _digest_posters(settings: Settings, app: App, stack: AsyncExitStack) -> None:
+    """The posters ``digest --send`` needs, without serving anything."""
+    if settings.slack_bot_token:
+        from adapters.slack import SlackAdapter, SlackConfig
+
+        app.digests.posters["slack"] = SlackAdapter(
+            SlackConfig(
+                bot_token=settings.slack_bot_token.get_secret_value(),
+                api_url=settings.slack_api_url,
+            ),
+            service=app.service,
+            commands=Commands(usage=app.usage, budget=app.budget, limits=app.limits),
+            events=EventLog(app.db),
+        )
+    if settings.discord_token:
+        from adapters.discord.digest import DiscordDigestPoster
+        from adapters.discord.rest import DiscordREST
+
+        rest = await stack.enter_async_context(
+            DiscordREST(
+                base_url=settings.discord_api_url, token=settings.discord_token.get_secret_value()
+            )
+        )
+        app.digests.posters["discord"] = DiscordDigestPoster(rest)
 
 
 async def _discord(settings: Settings, args: argparse.Namespace) -> int:
@@ -385,6 +499,7 @@ _COMMANDS = {
     "budget": _budget,
     "channel": _channel,
     "discord": _discord,
+    "digest": _digest,
 }
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 from bot.budget.manager import Budget, Standing
 from bot.budget.policy import LIMIT_KINDS, SCOPES, Who
 from bot.catalog import ModelInfo
+from bot.digest.chat import DigestCommands
 from bot.messages import format_cost
 from bot.store.budgets import BudgetLimitStore
 from bot.store.usage import ReportLine, UsageStore
@@ -24,10 +25,19 @@ BUDGET_HELP = (
 
 
 class Commands:
-    def __init__(self, *, usage: UsageStore, budget: Budget, limits: BudgetLimitStore):
+    def __init__(
+        self,
+        *,
+        usage: UsageStore,
+        budget: Budget,
+        limits: BudgetLimitStore,
+        digests: DigestCommands | None = None,
+    ):
         self.usage = usage
         self.budget = budget
         self.limits = limits
+        self.digests = digests
+        """``/digest``; None where digests are not wired (some tests)."""
 
     async def usage_today(self, who: Who, model: ModelInfo) -> str:
         """This channel's and this workspace's usage today (UTC), and the budgets left."""

@@ -41,6 +41,7 @@ SECRETS = frozenset(
         "slack_app_token",
         "slack_client_secret",
         "discord_token",
+        "openai_admin_key",
     }
 )
 
@@ -204,10 +205,21 @@ class Settings(BaseSettings):
     """Seconds over which a full bucket is handed out, so that a burst is served in fair order."""
     batching: bool = True
     batch_max: int = Field(20, ge=2)
+    digest_misfire_grace: float = Field(3600.0, gt=0)
+    """Seconds after its time a digest missed while quotabot was down is still sent."""
+    usage_retention_days: int | None = Field(None, ge=35)
+    """Delete raw usage rows older than this many days (the hourly rollups stay). At least
+    35: digests read raw rows for the hours a local day boundary splits, a month back."""
+    budget_alerts: bool = True
+    """Post to a workspace's digest channel when a budget passes 80% and 100% of its cap."""
 
     openai_api_key: SecretStr | None = Field(
         None, validation_alias=_alias("OPENAI_API_KEY", "openai_api_key")
     )
+    openai_admin_key: SecretStr | None = Field(
+        None, validation_alias=_alias("OPENAI_ADMIN_KEY", "openai_admin_key")
+    )
+    """An OpenAI admin key: the digest then shows the organization's reported cost too."""
     openai_base_url: str | None = Field(
         None, validation_alias=_alias("OPENAI_BASE_URL", "openai_base_url")
     )
@@ -305,6 +317,21 @@ def async_database_url(url: str) -> str:
     ):
         if url.startswith(plain):
             return driver + url[len(plain) :]
+    return url
+
+
+def sync_database_url(url: str) -> str:
+    """The same database with a blocking driver, for APScheduler 3's job store (which has no
+    asyncio variant): psycopg for PostgreSQL, the standard library's sqlite3 for SQLite."""
+    for prefix, driver in (
+        ("postgresql+asyncpg://", "postgresql+psycopg://"),
+        ("postgresql://", "postgresql+psycopg://"),
+        ("postgres://", "postgresql+psycopg://"),
+        ("postgresql+psycopg2://", "postgresql+psycopg://"),
+        ("sqlite+aiosqlite://", "sqlite://"),
+    ):
+        if url.startswith(prefix):
+            return driver + url[len(prefix) :]
     return url
 
 

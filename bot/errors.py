@@ -19,7 +19,8 @@
     │   ├── ServerError        5xx
     │   ├── ProviderTimeout    no answer in time
     │   └── ProviderUnreachable  connection refused or dropped
-    └── StoreError             the usage database failed
+    ├── StoreError             the usage database failed
+    └── DigestError            a digest cannot be posted (platform not configured, bad channel)
 
 Provider errors are raised from the httpx error or the HTTP answer that caused them
 (``raise ... from exc``), so the original stays visible in tracebacks and logs.
@@ -185,3 +186,7 @@ class ProviderUnreachable(ProviderError):
 
 class StoreError(QuotabotError):
     pass
+
+
+class DigestError(QuotabotError):
+    """``str(exc)`` says what an admin should change."""

@@ -21,12 +21,13 @@ from bot import logs, tokens
 from bot.access import Access
 from bot.alerts import Alerts
 from bot.batching import BatchUnsupported, split
-from bot.budget.manager import Budget, OnQueued, Ticket
+from bot.budget.manager import Budget, OnQueued, QueueInfo, Ticket
 from bot.budget.policy import Who
 from bot.catalog import Catalog, ModelInfo
 from bot.errors import (
     AuthenticationFailed,
     BadRequest,
+    BudgetExceeded,
     ChannelDisabled,
     PromptTooLong,
     ProviderError,
@@ -41,6 +42,7 @@ from bot.models import ChatRequest, Message, Reply, Usage
 from bot.provider import Completion, OpenAIClient, RateLimitInfo
 from bot.retry import RetryPolicy
 from bot.store.channels import ChannelStore
+from bot.store.digests import RequestEvents
 from bot.store.usage import UsageRow, UsageStore
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,7 @@ class Service:
         store_message_text: bool = False,
         access: Access | None = None,
         metrics: Metrics | None = None,
+        events: RequestEvents | None = None,
     ):
         self.provider = provider
         self.catalog = catalog
@@ -107,6 +110,8 @@ class Service:
         self.store_message_text = store_message_text
         self.access = access or Access()
         self.metrics = metrics or Metrics()
+        self.events = events
+        """Where requests that waited or were refused by a cap are counted (for the digest)."""
         self._warned_unpriced: set[str] = set()
 
     async def handle(
@@ -152,18 +157,32 @@ class Service:
         worst_cost = prep.info.cost(Usage(prep.prompt_tokens, prep.max_tokens))
         batchable = self.batching and prep.info.endpoint == "completions" and on_delta is None
         attempt = 0
+        noted_queued = False
+
+        async def queued(info: QueueInfo) -> None:
+            nonlocal noted_queued
+            if not noted_queued:
+                noted_queued = True
+                await self._note(who, prep.info, "queued")
+            if on_queued is not None:
+                await on_queued(info)
+
         while True:
             waiting = time.monotonic()
-            ticket = await self.budget.acquire(
-                who,
-                prep.info,
-                tokens=prep.prompt_tokens + prep.max_tokens,
-                cost=worst_cost,
-                deadline=deadline,
-                on_queued=on_queued,
-                batch_key=(prep.max_tokens, prep.temperature) if batchable else None,
-                prompt=prep.prompt if batchable else None,
-            )
+            try:
+                ticket = await self.budget.acquire(
+                    who,
+                    prep.info,
+                    tokens=prep.prompt_tokens + prep.max_tokens,
+                    cost=worst_cost,
+                    deadline=deadline,
+                    on_queued=queued,
+                    batch_key=(prep.max_tokens, prep.temperature) if batchable else None,
+                    prompt=prep.prompt if batchable else None,
+                )
+            except BudgetExceeded:
+                await self._note(who, prep.info, "refused")
+                raise
             started = time.monotonic()
             self.metrics.queue_wait.labels(prep.info.name).observe(started - waiting)
             streamed = False
@@ -205,6 +224,22 @@ class Service:
             # back, so learning first would give them back twice.
             await self.budget.observe(prep.info, answer.rate_limits, ticket)
             return await self._finish(request, prep, answer, cost, attempt)
+
+    async def _note(self, who: Who, model: ModelInfo, kind: str) -> None:
+        """Count a queued or refused request; never fails the request itself."""
+        if self.events is None:
+            return
+        try:
+            await self.events.note(
+                platform=who.platform,
+                workspace=who.workspace,
+                channel=who.channel,
+                user=who.user,
+                model=model.name,
+                kind=kind,
+            )
+        except StoreError as exc:
+            log.warning("could not count a %s request: %s", kind, exc)
 
     async def _prepare(self, request: ChatRequest) -> _Prepared:
         if not self.access.allows(request.workspace, request.channel):

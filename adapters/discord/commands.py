@@ -42,7 +42,7 @@ MANAGE_GUILD = 1 << 5
 TOKEN_TTL = 15 * 60.0
 """Seconds an interaction token can edit its response and post follow-ups."""
 
-_STRING, _BOOLEAN, _SUBCOMMAND = 3, 5, 1
+_STRING, _BOOLEAN, _SUBCOMMAND, _CHANNEL = 3, 5, 1, 7
 _SCOPE_HELP = "model, workspace, channel or user; or one by ID, e.g. channel:123"
 
 COMMANDS: list[dict[str, Any]] = [
@@ -115,7 +115,55 @@ COMMANDS: list[dict[str, Any]] = [
         ],
     },
 ]
-KNOWN = frozenset({"ask", "usage", "budget show", "budget set"})
+DIGEST_COMMAND: dict[str, Any] = {
+    "name": "digest",
+    "type": 1,
+    "description": "The daily spend digest of this server",
+    "options": [
+        {
+            "type": _SUBCOMMAND,
+            "name": "show",
+            "description": "Where and when the digest is posted",
+        },
+        {
+            "type": _SUBCOMMAND,
+            "name": "set",
+            "description": "Post the digest daily in a channel (Manage Server or an admin role)",
+            "options": [
+                {
+                    "type": _CHANNEL,
+                    "name": "channel",
+                    "description": "Where the digest and budget alerts go",
+                    "required": True,
+                },
+                {
+                    "type": _STRING,
+                    "name": "time",
+                    "description": "Local time of day, HH:MM, e.g. 09:00",
+                    "required": True,
+                },
+                {
+                    "type": _STRING,
+                    "name": "timezone",
+                    "description": "IANA time zone, e.g. Europe/Berlin or UTC",
+                    "required": True,
+                },
+            ],
+        },
+        {
+            "type": _SUBCOMMAND,
+            "name": "now",
+            "description": "Post today's digest so far (Manage Server or an admin role)",
+        },
+        {"type": _SUBCOMMAND, "name": "on", "description": "Switch the daily digest on"},
+        {"type": _SUBCOMMAND, "name": "off", "description": "Switch the daily digest off"},
+    ],
+}
+COMMANDS.append(DIGEST_COMMAND)
+KNOWN = frozenset(
+    {"ask", "usage", "budget show", "budget set"}
+    | {f"digest {o['name']}" for o in DIGEST_COMMAND["options"]}
+)
 
 
 async def sync_commands(rest: DiscordREST, application_id: str, guild: str | None = None) -> Any:
@@ -259,6 +307,8 @@ class CommandRunner:
                 await out.edit(texts.from_core(await self.commands.budget_text(who, model)))
             elif inv.name == "budget set":
                 await out.edit(texts.from_core(await self._budget_set(inv)))
+            elif inv.name.startswith("digest ") and self.commands.digests is not None:
+                await out.edit(texts.from_core(await self._digest(inv)))
             else:
                 await out.edit(texts.warn(texts.UNKNOWN_COMMAND.format(name=inv.name)))
         except Exception as exc:
@@ -285,6 +335,25 @@ class CommandRunner:
             return await self.commands.budget_set(scope, kind, value, by=inv.user, who=inv.who)
         except ValueError as exc:
             return f"{exc}\n{BUDGET_HELP}"
+
+    async def _digest(self, inv: Invocation) -> str:
+        assert self.commands.digests is not None
+        verb = inv.name.split(" ", 1)[1]
+        words = [verb]
+        if verb == "set":
+            words += [str(inv.options.get(k, "")) for k in ("channel", "time", "timezone")]
+
+        async def is_admin() -> bool:
+            return self.may_set_budgets(inv)
+
+        return await self.commands.digests.handle(
+            words,
+            platform=PLATFORM,
+            workspace=inv.who.workspace,
+            channel=inv.channel,
+            user=inv.user,
+            is_admin=is_admin,
+        )
 
     async def _ask(self, inv: Invocation, out: Responder) -> None:
         prompt = str(inv.options.get("prompt", "")).strip()

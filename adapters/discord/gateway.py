@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -335,8 +335,42 @@ def build_tree(
         await run(interaction, "budget set", {"scope": scope, "limit": limit, "value": value})
 
     tree.add_command(budget)
+    tree.add_command(_digest_group(run))
     tree.on_error = _on_tree_error  # type: ignore[method-assign]
     return tree
+
+
+def _digest_group(
+    run: Callable[[discord.Interaction[Any], str, dict[str, Any]], Awaitable[None]],
+) -> app_commands.Group:
+    digest = app_commands.Group(name="digest", description=_doc("digest"))
+
+    def simple(name: str) -> None:
+        async def callback(interaction: discord.Interaction[Any]) -> None:
+            await run(interaction, f"digest {name}", {})
+
+        digest.add_command(
+            app_commands.Command(
+                name=name, description=_doc("digest", name), callback=callback, parent=digest
+            )
+        )
+
+    simple("show")  # in the order of COMMANDS, which sync-commands registers
+
+    @digest.command(name="set", description=_doc("digest", "set"))
+    @app_commands.describe(**_descriptions("digest", "set"))
+    async def set_(
+        interaction: discord.Interaction[Any],
+        channel: discord.abc.GuildChannel,
+        time: str,
+        timezone: str,
+    ) -> None:
+        options = {"channel": str(channel.id), "time": time, "timezone": timezone}
+        await run(interaction, "digest set", options)
+
+    for name in ("now", "on", "off"):
+        simple(name)
+    return digest
 
 
 async def _on_tree_error(

@@ -11,8 +11,10 @@ and top-level resource (webhook, channel, guild), since Discord counts them that
 from __future__ import annotations
 
 import asyncio
+import json as jsonlib
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,8 +73,31 @@ class DiscordREST(AsyncResource):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def request(self, method: str, path: str, *, json: Any = None, **params: str) -> Any:
-        """The decoded JSON answer (None for 204). Raises DiscordAPIError."""
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        files: Sequence[tuple[str, bytes, str]] = (),
+        **params: str,
+    ) -> Any:
+        """The decoded JSON answer (None for 204). Raises DiscordAPIError. ``files``
+        (name, content, media type) go as attachments: the body is then multipart, with
+        the JSON in ``payload_json`` as Discord asks."""
+        body: dict[str, Any] = {"json": json}
+        if files:
+            payload = dict(json or {})
+            payload["attachments"] = [
+                {"id": n, "filename": name} for n, (name, _, _) in enumerate(files)
+            ]
+            body = {
+                "data": {"payload_json": _dumps(payload)},
+                "files": {
+                    f"files[{n}]": (name, content, media)
+                    for n, (name, content, media) in enumerate(files)
+                },
+            }
         route = f"{method} {path}"
         major = ":".join(params[k] for k in _MAJOR if k in params)
         url = self.base_url + _PARAM.sub(lambda m: params[m.group(1)], path)
@@ -83,7 +108,7 @@ class DiscordREST(AsyncResource):
             async with bucket.lock:
                 await self._wait(bucket)
                 try:
-                    response = await self._http.request(method, url, json=json)
+                    response = await self._http.request(method, url, **body)
                 except httpx.HTTPError as exc:
                     raise DiscordAPIError(f"{route}: {exc!r}") from exc
                 bucket = self._learn(route, major, bucket, response, loop.time())
@@ -151,6 +176,10 @@ class DiscordREST(AsyncResource):
             except (TypeError, ValueError):
                 continue
         return 1.0
+
+
+def _dumps(payload: Any) -> str:
+    return jsonlib.dumps(payload, separators=(",", ":"))
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from contextlib import AsyncExitStack
 
 from aiohttp import web
 
-from adapters.discord.commands import CommandRunner, sync_commands
+from adapters.discord.commands import PLATFORM, CommandRunner, sync_commands
+from adapters.discord.digest import DiscordDigestPoster
 from adapters.discord.gateway import DiscordGateway, GatewayConfig
 from adapters.discord.interactions import InteractionsConfig, InteractionsEndpoint
 from adapters.discord.rest import DiscordAPIError, DiscordREST
@@ -28,7 +29,12 @@ class Discord(AsyncResource):
         self.settings = settings
         self.runner = CommandRunner(
             service=app.service,
-            commands=Commands(usage=app.usage, budget=app.budget, limits=app.limits),
+            commands=Commands(
+                usage=app.usage,
+                budget=app.budget,
+                limits=app.limits,
+                digests=app.digest_commands,
+            ),
             events=EventLog(app.db),
             admins=frozenset(settings.admin_users),
             admin_roles=frozenset(settings.discord_admin_roles),
@@ -67,6 +73,12 @@ class Discord(AsyncResource):
                 "Discord HTTP interactions need both DISCORD_PUBLIC_KEY and DISCORD_APPLICATION_ID"
             )
         if s.discord_token:
+            # Digests and alerts are posted over REST with the bot token, in either mode.
+            poster_rest = DiscordREST(
+                base_url=s.discord_api_url, token=s.discord_token.get_secret_value()
+            )
+            self._stack.push_async_callback(poster_rest.aclose)
+            self.app.digests.posters[PLATFORM] = DiscordDigestPoster(poster_rest)
             self.gateway = DiscordGateway(
                 GatewayConfig(
                     token=s.discord_token.get_secret_value(),

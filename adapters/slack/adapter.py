@@ -42,7 +42,9 @@ from bot import messages
 from bot.budget.manager import QueueInfo
 from bot.budget.policy import Who
 from bot.commands import BUDGET_HELP, Commands
-from bot.errors import ConfigError, QuotabotError, StoreError
+from bot.digest.render import CHART_NAME, slack_blocks
+from bot.digest.send import DigestMessage
+from bot.errors import ConfigError, DigestError, QuotabotError, StoreError
 from bot.models import ChatRequest, Message
 from bot.service import Service
 from bot.store.events import EventLog
@@ -238,6 +240,7 @@ class SlackAdapter:
         app.command("/ask")(self._on_ask)
         app.command("/usage")(self._on_usage)
         app.command("/budget")(self._on_budget)
+        app.command("/digest")(self._on_digest)
         app.error(self._on_error)
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
@@ -437,6 +440,142 @@ class SlackAdapter:
             log.warning("could not check whether %s is an admin: %s", user, exc)
             return False
         return bool(info.get("is_admin") or info.get("is_owner"))
+
+    # -- digests: /digest, and posting them (a bot.digest.send.DigestPoster) ----------------
+
+    platform = PLATFORM
+
+    async def _on_digest(
+        self,
+        ack: Callable[..., Awaitable[None]],
+        command: dict[str, Any],
+        respond: Callable[..., Awaitable[Any]],
+        context: AsyncBoltContext,
+    ) -> None:
+        await ack()
+        if self.commands.digests is None:
+            text = "Daily digests are not available in this quotabot."
+        else:
+            user = command["user_id"]
+
+            async def is_admin() -> bool:
+                return await self._is_admin(context.client, user)
+
+            text = await self.commands.digests.handle(
+                (command.get("text") or "").split(),
+                platform=PLATFORM,
+                workspace=command.get("team_id") or context.team_id or "",
+                channel=command["channel_id"],
+                user=user,
+                is_admin=is_admin,
+            )
+        # Written for mrkdwn already (channel links like <#C123> must not be escaped).
+        await respond(response_type="ephemeral", text=text)
+
+    async def post_digest(
+        self, workspace: str, channel: str, message: DigestMessage, *, key: str | None = None
+    ) -> str:
+        """Block Kit message, then the chart uploaded into its thread (files upload v2).
+        Returns the message's ts. A failed chart upload does not fail the digest: it was
+        posted, and posting it again would double it. ``key`` rides in the message's
+        metadata, for ``find_digest``."""
+        blocks, text = slack_blocks(message.digest)
+        client = await self._client_for(workspace)
+        metadata = {"event_type": _DIGEST_EVENT, "event_payload": {"key": key}} if key else None
+        try:
+            posted = await client.chat_postMessage(
+                channel=channel, text=text, blocks=blocks, unfurl_links=False, metadata=metadata
+            )
+        except SlackApiError as exc:
+            raise DigestError(_CANNOT_POST.format(channel=channel, error=_error(exc))) from exc
+        ts = str(posted["ts"])
+        if message.chart is not None:
+            try:
+                await client.files_upload_v2(
+                    channel=channel,
+                    thread_ts=ts,
+                    file=message.chart,
+                    filename=CHART_NAME,
+                    title="Spend by model, last 14 days",
+                    alt_txt="Stacked bar chart of spend by model over the last 14 days",
+                )
+            except SlackApiError as exc:
+                log.warning("the digest's chart could not be uploaded to %s: %s", channel, exc)
+        return ts
+
+    async def find_digest(
+        self, workspace: str, channel: str, message: DigestMessage, key: str
+    ) -> str | None:
+        """The ts of a message posted since the digest's day ended whose metadata carries
+        ``key``. Raises DigestError when the channel cannot be read (better no digest than
+        two: the claim is then given back, and the next attempt looks again)."""
+        client = await self._client_for(workspace)
+        cursor = None
+        for _ in range(20):  # pages of 200: a busy channel's day, and more
+            try:
+                page = await client.conversations_history(
+                    channel=channel,
+                    oldest=f"{message.digest.end.timestamp():.6f}",
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+            except SlackApiError as exc:
+                raise DigestError(_CANNOT_READ.format(channel=channel, error=_error(exc))) from exc
+            m: dict[str, Any]
+            for m in page.get("messages", []):
+                meta: dict[str, Any] = m.get("metadata") or {}
+                if meta.get("event_type") == _DIGEST_EVENT and (
+                    (meta.get("event_payload") or {}).get("key") == key
+                ):
+                    return str(m["ts"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
+
+    async def post_alert(self, workspace: str, channel: str, text: str) -> str:
+        client = await self._client_for(workspace)
+        try:
+            posted = await client.chat_postMessage(channel=channel, text=text)
+        except SlackApiError as exc:
+            raise DigestError(_CANNOT_POST.format(channel=channel, error=_error(exc))) from exc
+        return str(posted["ts"])
+
+    async def _client_for(self, workspace: str) -> AsyncWebClient:
+        """The bot's Web API client in ``workspace``: with one configured token, the app's;
+        with OAuth installs, one with the token stored at that workspace's install."""
+        store = self.app.installation_store
+        if store is None:
+            return self.app.client
+        bot = await store.async_find_bot(enterprise_id=None, team_id=workspace)
+        if bot is None:
+            raise DigestError(
+                f"quotabot is not installed in Slack workspace {workspace} (any more): "
+                "reinstall it there, or switch its digest off."
+            )
+        base = self.app.client
+        return AsyncWebClient(
+            token=bot.bot_token,
+            base_url=base.base_url,
+            session=base.session,
+            retry_handlers=base.retry_handlers,
+        )
+
+
+_DIGEST_EVENT = "quotabot_digest"
+_CANNOT_READ = (
+    "quotabot cannot read <#{channel}> ({error}) to check whether a digest is already there: "
+    "it needs the channels:history (or groups:history) scope and to be in the channel."
+)
+_CANNOT_POST = (
+    "Slack refused to post in <#{channel}> ({error}): invite quotabot to that channel "
+    "(`/invite @quotabot`), or choose another with `/digest set`."
+)
+
+
+def _error(exc: SlackApiError) -> str:
+    return str(exc.response.get("error") if exc.response is not None else exc)
 
 
 class _Reply:

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from bot.catalog import Catalog
-from bot.models import Endpoint
+from bot.models import Endpoint, Usage
 from bot.sandbox import errors
 from bot.sandbox.bodies import (
     Answer,
@@ -27,6 +27,7 @@ from bot.sandbox.bodies import (
     text_completion,
 )
 from bot.sandbox.config import SandboxConfig
+from bot.sandbox.costs import CostLedger
 from bot.sandbox.errors import ApiError
 from bot.sandbox.faults import FaultPicker
 from bot.sandbox.limits import Limiter
@@ -67,6 +68,8 @@ class Sandbox:
     def __init__(self, config: SandboxConfig):
         self.config = config
         self.stats = SandboxStats()
+        self.costs = CostLedger()
+        """USD served per UTC day, for GET /v1/organization/costs."""
         self.limiter = Limiter(rpm=config.rpm, tpm=config.tpm, rpd=config.rpd, clock=config.clock)
         self.faults = FaultPicker(config)
 
@@ -161,6 +164,7 @@ class Sandbox:
             stats.requests += 1
             stats.prompt_tokens += answer.prompt_tokens
             stats.completion_tokens += answer.completion_tokens
+            self.costs.add(info.cost(Usage(answer.prompt_tokens, answer.completion_tokens)))
 
     def _answer(self, job: Job) -> Answer:
         encoding = job.info.encoding
@@ -260,5 +264,6 @@ def create_app(config: SandboxConfig) -> web.Application:
     app.router.add_post("/v1/completions", sandbox.api(sandbox.completions))
     app.router.add_get("/v1/models", sandbox.api(sandbox.models))
     app.router.add_get("/v1/models/{model}", sandbox.api(sandbox.model))
+    app.router.add_get("/v1/organization/costs", sandbox.api(sandbox.costs.handle))
     app.router.add_get("/sandbox/stats", sandbox.stats_json)
     return app

@@ -9,13 +9,17 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Float,
     Integer,
+    LargeBinary,
     Numeric,
     String,
+    Table,
     Text,
     TypeDecorator,
+    Unicode,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -154,3 +158,111 @@ class ChannelSetting(Base):
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC)
     )
+
+
+class DigestSetting(Base):
+    """Where and when a workspace's (or Discord server's) daily digest goes."""
+
+    __tablename__ = "digest_settings"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(128), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(128))
+    """Where the digest, and the budget alerts, are posted."""
+    at: Mapped[str] = mapped_column(String(5), default="09:00")
+    """Local time of day, HH:MM."""
+    tz: Mapped[str] = mapped_column(String(64), default="UTC")
+    """IANA time zone name: the digest's day boundaries and its posting time follow it."""
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_by: Mapped[str | None] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC)
+    )
+
+
+class Claim(Base):
+    """Who sends a digest or an alert: the first to insert its key. ``done_at`` is set once it
+    is sent; a claim left without it past its lease (its sender died) may be taken over."""
+
+    __tablename__ = "claims"
+
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    """``digest:slack:T123:2026-11-24``, ``alert:slack:T123:ws:...:spend_month:2026-11:80``."""
+    claimed_by: Mapped[str] = mapped_column(String(128))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    result: Mapped[str | None] = mapped_column(String(250))
+    """What was posted (the platform's message id), or why it was given up."""
+
+
+class RequestEvent(Base):
+    """Requests that never became a provider call, or waited first: for the digest's counts."""
+
+    __tablename__ = "request_events"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    workspace: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(128))
+    user: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    """``queued`` (waited for budget) or ``refused`` (a cap had no room)."""
+
+
+class _Measures:
+    """What a rollup row adds up, for the calls of its hour and key."""
+
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    """Calls that succeeded (answered requests)."""
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    rate_limited: Mapped[int] = mapped_column(Integer, default=0)
+    retried: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
+    """USD of the priced calls; unpriced ones are counted in ``unpriced``."""
+    unpriced: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class UsageHourly(_Measures, Base):
+    """Usage per UTC hour, workspace, channel, user and model, kept up to date as usage rows
+    are written (same transaction). Hours, not days: a local day in any zone is a range of
+    whole UTC hours (or, in zones 30 or 45 minutes off, whole hours plus two partial ones,
+    read from the raw rows). Kept when raw rows are pruned."""
+
+    __tablename__ = "usage_hourly"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user: Mapped[str] = mapped_column(String(128), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class UsageQuarterModel(_Measures, Base):
+    """The same per quarter hour (UTC), workspace and model only: what day totals, month to
+    date and the 14-day chart read, a few rows per slot whatever the number of channels and
+    users. Quarter hours: every zone's local day is a whole number of them."""
+
+    __tablename__ = "usage_quarter_model"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(128), primary_key=True)
+    slot: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+APSCHEDULER_JOBS = Table(
+    # APScheduler 3's SQLAlchemyJobStore table, declared here so that Alembic creates and
+    # knows it (the job store's own create(checkfirst=True) then finds it and does nothing).
+    "apscheduler_jobs",
+    Base.metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)

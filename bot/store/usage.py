@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, func, select, type_coerce
+from sqlalchemy import ColumnElement, delete, func, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.errors import StoreError
+from bot.store import rollups
 from bot.store.db import Database
-from bot.store.schema import Money, UsageRecord
+from bot.store.schema import Money, RequestEvent, UsageRecord
 
 GroupBy = Literal["channel", "model", "user", "day", "workspace", "platform"]
 GROUPS: tuple[GroupBy, ...] = ("channel", "model", "user", "day", "workspace", "platform")
@@ -105,6 +106,8 @@ class UsageStore:
         try:
             async with self.db.session() as s, s.begin():
                 new = set((await s.scalars(stmt)).all())
+                # (The database adds the new rows to the hourly rollups, in this transaction:
+                # see the usage_rollup trigger of migration 0004.)
         except SQLAlchemyError as exc:
             calls = ", ".join(r.call_id for r in rows[:3])
             raise StoreError(f"Could not record usage for calls {calls}...: {exc}") from exc
@@ -129,24 +132,22 @@ class UsageStore:
         until: datetime | None = None,
         where: tuple[tuple[str, str], ...] = (),
     ) -> list[ReportLine]:
-        """Totals per group, most expensive first; sums are done in SQL, exactly."""
-        key = self._key(by)
-        ok = UsageRecord.outcome == "ok"
+        """Totals per group, most expensive first; sums are done in SQL, exactly. Read from
+        the hourly rollups (raw rows only for hours that ``since``/``until`` split), so it
+        stays fast as rows accumulate, and still counts rows pruned by the retention."""
+        if by not in GROUPS:
+            raise ValueError(f"cannot group usage by {by!r}; choose one of {', '.join(GROUPS)}")
+        src = rollups.source(since or _BEGIN, until or _END, fine=True, where=where)
+        key = self._key(by, src)
         stmt = select(
             key.label("key"),
-            func.count(),
-            func.count().filter(~ok),
-            func.coalesce(func.sum(UsageRecord.prompt_tokens), 0),
-            func.coalesce(func.sum(UsageRecord.completion_tokens), 0),
-            type_coerce(func.sum(UsageRecord.cost), Money()),
-            func.count().filter(UsageRecord.cost.is_(None) & ok),
+            func.sum(src.c.calls),
+            func.sum(src.c.failed),
+            func.sum(src.c.prompt_tokens),
+            func.sum(src.c.completion_tokens),
+            type_coerce(func.sum(src.c.cost), Money()),
+            func.sum(src.c.unpriced),
         ).group_by(key)
-        if since is not None:
-            stmt = stmt.where(UsageRecord.created_at >= since)
-        if until is not None:
-            stmt = stmt.where(UsageRecord.created_at < until)
-        for column, wanted in where:
-            stmt = stmt.where(getattr(UsageRecord, column) == wanted)
         try:
             async with self.db.session() as s:
                 result = (await s.execute(stmt)).all()
@@ -155,12 +156,12 @@ class UsageStore:
         lines = [
             ReportLine(
                 key=str(k),
-                calls=calls,
-                failed=failed,
+                calls=int(calls),
+                failed=int(failed),
                 prompt_tokens=int(pt),
                 completion_tokens=int(ct),
-                cost=cost if cost is not None else Decimal(0),
-                unpriced_calls=unpriced,
+                cost=Decimal(cost) if cost is not None else Decimal(0),
+                unpriced_calls=int(unpriced),
             )
             for k, calls, failed, pt, ct, cost, unpriced in result
         ]
@@ -171,34 +172,52 @@ class UsageStore:
     async def total(
         self, *, unit: str, where: tuple[tuple[str, str], ...], since: datetime
     ) -> int | Decimal:
-        """What the rows matching ``where`` since ``since`` add up to: answered requests,
-        tokens, or USD. Rebuilds a budget cap's use after a restart."""
+        """What the answered calls matching ``where`` since ``since`` add up to: requests,
+        tokens, or USD. Rebuilds a budget cap's use after a restart. (Failed calls carry no
+        tokens and no cost, so the rollups' sums are the answered calls'.)"""
+        src = rollups.source(since, _END, fine=True, where=where)
         col: ColumnElement[Any]
         if unit == "requests":
-            col = func.count()
+            col = func.sum(src.c.requests)
         elif unit == "tokens":
-            col = func.coalesce(
-                func.sum(UsageRecord.prompt_tokens + UsageRecord.completion_tokens), 0
-            )
+            col = func.sum(src.c.prompt_tokens + src.c.completion_tokens)
         else:
-            col = type_coerce(func.sum(UsageRecord.cost), Money())
-        stmt = select(col).where(UsageRecord.created_at >= since, UsageRecord.outcome == "ok")
-        for column, wanted in where:
-            stmt = stmt.where(getattr(UsageRecord, column) == wanted)
+            col = type_coerce(func.sum(src.c.cost), Money())
         try:
             async with self.db.session() as s:
-                found: Any = (await s.execute(stmt)).scalar()
+                found: Any = (await s.execute(select(col))).scalar()
         except SQLAlchemyError as exc:
             raise StoreError(f"Could not read usage: {exc}") from exc
         if unit == "usd":
-            return found if found is not None else Decimal(0)
+            return Decimal(found) if found is not None else Decimal(0)
         return int(found or 0)
 
-    def _key(self, by: GroupBy) -> ColumnElement[str]:
+    async def prune(self, before: datetime, *, batch: int = 10_000) -> int:
+        """Delete raw usage rows (and request events) older than ``before``, in batches so
+        that no transaction holds locks for long; the hourly rollups keep their figures.
+        Returns the number of usage rows deleted."""
+        deleted = 0
+        for table in (UsageRecord, RequestEvent):
+            while True:
+                ids = select(table.id).where(table.created_at < before).limit(batch)
+                try:
+                    async with self.db.session() as s, s.begin():
+                        n = (await s.execute(delete(table).where(table.id.in_(ids)))).rowcount  # type: ignore[attr-defined]
+                except SQLAlchemyError as exc:
+                    raise StoreError(f"Could not prune old usage rows: {exc}") from exc
+                if table is UsageRecord:
+                    deleted += n
+                if n < batch:
+                    break
+        return deleted
+
+    def _key(self, by: GroupBy, src: Any) -> ColumnElement[str]:
         if by == "day":
             if self.db.dialect == "sqlite":
-                return func.strftime("%Y-%m-%d", UsageRecord.created_at)
-            return func.to_char(func.timezone("UTC", UsageRecord.created_at), "YYYY-MM-DD")
-        if by not in GROUPS:
-            raise ValueError(f"cannot group usage by {by!r}; choose one of {', '.join(GROUPS)}")
-        return getattr(UsageRecord, by)  # type: ignore[no-any-return]
+                return func.strftime("%Y-%m-%d", src.c.ts)
+            return func.to_char(func.timezone("UTC", src.c.ts), "YYYY-MM-DD")
+        return src.c[by]  # type: ignore[no-any-return]
+
+
+_BEGIN = datetime(1970, 1, 1, tzinfo=UTC)
+_END = datetime(9999, 1, 1, tzinfo=UTC)

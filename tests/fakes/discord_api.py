@@ -231,6 +231,9 @@ class Sent:
     reply_to: str | None = None
     edits: list[str] = field(default_factory=list)
     """Every content it had, in order (the first is how it was posted)."""
+    embeds: list[JSON] = field(default_factory=list)
+    attachments: dict[str, bytes] = field(default_factory=dict)
+    """File name -> content, of files sent with it (multipart ``files[n]``)."""
 
     @property
     def ephemeral(self) -> bool:
@@ -368,13 +371,14 @@ class FakeDiscordAPI:
             ("POST", "/channels/{channel}/messages", self._send),
             ("PATCH", "/channels/{channel}/messages/{message}", self._edit),
             ("GET", "/channels/{channel}/messages/{message}", self._fetch),
+            ("GET", "/channels/{channel}/messages", self._list),
             ("POST", "/channels/{channel}/typing", self._typing),
         ]
 
     async def _handle(
         self, request: web.Request, route: str, major: str, answer: Callable[[Any], Any]
     ) -> web.Response:
-        body = await request.json() if request.can_read_body else None
+        body = await _body(request)
         call = Call(request.method, request.path.removeprefix("/api/v10"), body, time.monotonic())
         self.calls.append(call)
         limit, window = self.route_limits.get(route, (self.limit, self.window))
@@ -543,6 +547,7 @@ class FakeDiscordAPI:
 
         def answer(body: JSON) -> JSON:
             self._bot(request)
+            files: dict[str, bytes] = body.pop(_FILES, {})
             ref = (body.get("message_reference") or {}).get("message_id")
             parent = self.stored.get(str(ref)) if ref else None
             msg = message(
@@ -554,6 +559,18 @@ class FakeDiscordAPI:
             )
             self.stored[msg["id"]] = msg
             sent = Sent(msg["id"], msg["content"], reply_to=str(ref) if ref else None)
+            sent.embeds = list(body.get("embeds") or [])
+            declared = {a.get("filename") for a in body.get("attachments") or []}
+            if set(files) != declared:
+                raise _DiscordError(400, 50035, "Invalid Form Body: attachments do not match")
+            sent.attachments = files
+            msg["embeds"], msg["attachments"] = (
+                sent.embeds,
+                [
+                    {"id": str(n), "filename": name, "size": len(data)}
+                    for n, (name, data) in enumerate(files.items())
+                ],
+            )
             sent.edits.append(sent.content)
             self.channels.setdefault(channel, []).append(sent)
             return msg
@@ -587,6 +604,21 @@ class FakeDiscordAPI:
 
         return await self._handle(request, "fetch", channel, answer)
 
+    async def _list(self, request: web.Request) -> web.Response:
+        """A channel's messages, newest first; ``after`` (an id) and ``limit`` (1 to 100)."""
+        channel = request.match_info["channel"]
+        after = int(request.query.get("after", "0"))
+        limit = int(request.query.get("limit", "50"))
+
+        def answer(_: Any) -> list[JSON]:
+            self._bot(request)
+            if not 1 <= limit <= 100:
+                raise _DiscordError(400, 50035, "Invalid Form Body: limit")
+            ids = [s.id for s in self.channels.get(channel, []) if int(s.id) > after]
+            return [self.stored[i] for i in reversed(ids)][:limit]
+
+        return await self._handle(request, "list", channel, answer)
+
     async def _typing(self, request: web.Request) -> web.Response:
         channel = request.match_info["channel"]
 
@@ -595,6 +627,25 @@ class FakeDiscordAPI:
             self.typing.append(channel)
 
         return await self._handle(request, "typing", channel, answer)
+
+
+_FILES = "__files__"
+
+
+async def _body(request: web.Request) -> Any:
+    """JSON, or multipart as Discord takes files: ``payload_json`` and ``files[n]`` parts."""
+    if not request.can_read_body:
+        return None
+    if request.content_type != "multipart/form-data":
+        return await request.json()
+    form = await request.post()
+    body = json.loads(str(form["payload_json"]))
+    body[_FILES] = {
+        part.filename: part.file.read()
+        for key, part in form.items()
+        if key.startswith("files[") and isinstance(part, web.FileField)
+    }
+    return body
 
 
 class _DiscordError(Exception):

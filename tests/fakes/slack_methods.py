@@ -305,6 +305,31 @@ def conversations_replies(ctx: Context, params: JSON) -> JSON:
     }
 
 
+@method("conversations.history")
+def conversations_history(ctx: Context, params: JSON) -> JSON:
+    """Top-level messages, newest first, after ``oldest``; metadata only when asked for."""
+    channel = _channel(ctx, params)
+    oldest = float(_str(params, "oldest") or 0)
+    with_metadata = _bool(params.get("include_all_metadata"))
+    found = [m for m in ctx.state.top_level(channel) if float(m.ts) > oldest][::-1]
+    start = int(_str(params, "cursor") or 0)
+    limit = int(_str(params, "limit") or 100)
+    page = found[start : start + limit]
+    more = start + limit < len(found)
+    messages = []
+    for m in page:
+        out = ctx.state.message_json(m)
+        if not with_metadata:
+            out.pop("metadata", None)
+        messages.append(out)
+    return {
+        "ok": True,
+        "messages": messages,
+        "has_more": more,
+        "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+    }
+
+
 @method("conversations.info")
 def conversations_info(ctx: Context, params: JSON) -> JSON:
     channel_id = _required(params, "channel", "channel_not_found")

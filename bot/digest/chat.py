@@ -1,0 +1,136 @@
+"""``/digest`` in chat, the same on every platform: show, set, now, on, off.
+
+Adapters pass the words after ``/digest``, where it was typed, and how to check that the
+user is an admin (their own rule); the text returned is the answer, for the user only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+
+from bot.digest.send import Digests
+from bot.errors import DigestError, QuotabotError
+from bot.messages import explain
+
+log = logging.getLogger(__name__)
+
+DIGEST_HELP = (
+    "Usage: `/digest` shows where and when the daily digest is posted; admins can "
+    "`/digest set <channel> <HH:MM> <time zone>` (e.g. `/digest set #finance 09:00 "
+    "Europe/Berlin`; `here` means this channel), `/digest now` to post today's so far, and "
+    "`/digest off` or `/digest on`."
+)
+NOT_ADMIN = "Only admins can change the digest or post one."
+_CHANNEL = re.compile(
+    r"^<#([A-Za-z0-9]+)(?:\|[^>]*)?>$|^([CGD](?=[A-Z0-9]*\d)[A-Z0-9]{6,}|\d{15,22})$"
+)
+"""Slack: ``<#C0123|name>`` as sent with escaping on, or an ID (C/G/D, with digits); Discord:
+``<#123...>`` or a snowflake."""
+
+OnChange = Callable[[], Awaitable[None]]
+
+
+def parse_channel(value: str, here: str) -> str:
+    """``<#C0123|general>`` (Slack, escaped), ``<#123...>`` (Discord), a bare ID, or ``here``."""
+    if value.lower() == "here":
+        return here
+    found = _CHANNEL.match(value.strip())
+    if not found:
+        raise ValueError(
+            f"{value!r} is not a channel quotabot can post to: pick it with # from the list "
+            "(so that its ID is sent), give its ID, or write `here`."
+        )
+    return found.group(1) or found.group(2)
+
+
+class DigestCommands:
+    def __init__(self, digests: Digests, *, on_change: OnChange | None = None):
+        self.digests = digests
+        self.on_change = on_change
+        """Called after a change, so that this process's scheduler follows it at once."""
+
+    async def handle(
+        self,
+        words: list[str],
+        *,
+        platform: str,
+        workspace: str,
+        channel: str,
+        user: str,
+        is_admin: Callable[[], Awaitable[bool]],
+    ) -> str:
+        """The answer to ``/digest <words>``. Never raises: errors become the answer."""
+        verb = words[0].lower() if words else "show"
+        try:
+            if verb == "show":
+                return await self.show(platform, workspace)
+            if verb not in ("set", "now", "on", "off"):
+                return DIGEST_HELP
+            if not await is_admin():
+                return NOT_ADMIN
+            if verb == "set":
+                if len(words) != 4:
+                    return DIGEST_HELP
+                return await self.set(
+                    platform, workspace, parse_channel(words[1], channel), words[2], words[3], user
+                )
+            if verb == "now":
+                return await self.now(platform, workspace)
+            return await self.switch(platform, workspace, verb == "on", user)
+        except ValueError as exc:
+            return f"{exc}\n{DIGEST_HELP}"
+        except DigestError as exc:
+            return str(exc)
+        except QuotabotError as exc:
+            return explain(exc)
+        except Exception:
+            log.exception("/digest %s failed in %s %s", " ".join(words), platform, workspace)
+            return explain(RuntimeError())
+
+    async def show(self, platform: str, workspace: str) -> str:
+        cfg = await self.digests.settings.get(platform, workspace)
+        if cfg is None:
+            return "No daily digest is set up here yet.\n" + DIGEST_HELP
+        state = "on" if cfg.enabled else "off"
+        return (
+            f"The daily digest is {state}: posted in {_mention(cfg.channel)} at "
+            f"{cfg.at} {cfg.tz}, for the day before (budget alerts go there too)."
+        )
+
+    async def set(
+        self, platform: str, workspace: str, channel: str, at: str, tz: str, by: str
+    ) -> str:
+        cfg = await self.digests.settings.set(
+            platform, workspace, channel=channel, at=at, tz=tz, enabled=True, by=by
+        )
+        await self._changed()
+        return (
+            f"Done: the daily digest goes to {_mention(cfg.channel)} at {cfg.at} "
+            f"{cfg.tz}, with yesterday's figures. `/digest now` shows one at once."
+        )
+
+    async def switch(self, platform: str, workspace: str, on: bool, by: str) -> str:
+        await self.digests.settings.set(platform, workspace, enabled=on, by=by)
+        await self._changed()
+        return "The daily digest is on." if on else "The daily digest is off."
+
+    async def now(self, platform: str, workspace: str) -> str:
+        cfg = await self.digests.settings.get(platform, workspace)
+        if cfg is None:
+            raise ValueError("Set a digest channel first.")
+        await self.digests.send_now(cfg)
+        return f"Posted today's digest so far in {_mention(cfg.channel)}."
+
+    async def _changed(self) -> None:
+        if self.on_change is not None:
+            try:
+                await self.on_change()
+            except Exception:  # the other replicas' sweep will pick it up anyway
+                log.exception("could not reschedule the digests after a change")
+
+
+def _mention(channel: str) -> str:
+    """Slack and Discord both show ``<#ID>`` as a link to the channel."""
+    return f"<#{channel}>"

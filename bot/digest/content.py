@@ -1,0 +1,386 @@
+"""What a digest says, computed in SQL from the usage rows, exactly (``Decimal``).
+
+Every figure is for one local day of the workspace's time zone, [local midnight, next local
+midnight) in UTC (see :mod:`bot.digest.window`), except the budgets: caps count UTC days and
+months, so each cap is shown for the UTC day (month) that overlaps the digest's day most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, Subquery, case, func, literal, select, type_coerce
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.budget.manager import Budget
+from bot.budget.policy import ScopeKind
+from bot.digest import window
+from bot.errors import StoreError
+from bot.store.db import Database
+from bot.store.digests import DigestConfig
+from bot.store.rollups import MEASURES, raw_source, source
+from bot.store.schema import Money, RequestEvent
+
+CHART_DAYS = 14
+TOP = 5
+WARN_AT = 0.8
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One model, channel or user on the digest's day."""
+
+    key: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetUse:
+    label: str
+    unit: str
+    """``usd``, ``tokens`` or ``requests``."""
+    used: Decimal
+    limit: Decimal
+    window: str
+    """The cap's own window: ``UTC day 2026-11-24`` or ``UTC month 2026-11``."""
+
+    @property
+    def share(self) -> float:
+        return float(self.used / self.limit) if self.limit else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCost:
+    """What the provider's organization costs endpoint reports for the same UTC day(s)."""
+
+    amount: Decimal
+    ours: Decimal
+    """quotabot's own recorded cost in the same window, over every workspace (the provider
+    bills the organization, not one workspace)."""
+    window: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Digest:
+    platform: str
+    workspace: str
+    day: date
+    tz: str
+    start: datetime
+    end: datetime
+    requests: int
+    """Answered: provider calls that succeeded."""
+    calls: int
+    failed: int
+    rate_limited: int
+    """Provider calls answered 429 (rate limited)."""
+    retries: int
+    """Provider calls that were retries of an earlier failed one."""
+    queued: int
+    refused: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: Decimal
+    unpriced: int
+    by_model: list[Line]
+    top_channels: list[Line]
+    top_users: list[Line]
+    series_days: list[date]
+    series: dict[str, list[Decimal]]
+    """Per model, the spend of each of ``series_days`` (the last ``CHART_DAYS`` days)."""
+    previous_day: Decimal
+    week_average: Decimal
+    """The average of the 7 days before the digest's day."""
+    month_to_date: Decimal
+    month_days: int
+    days_elapsed: int
+    month_cap: Decimal | None
+    budgets: list[BudgetUse] = field(default_factory=list)
+    provider_cost: ProviderCost | None = None
+
+    @property
+    def projection(self) -> Decimal:
+        """Month to date, carried on at this month's average daily spend so far."""
+        if not self.days_elapsed:
+            return _ZERO
+        return (self.month_to_date / self.days_elapsed * self.month_days).quantize(
+            Decimal("0.0001")
+        )
+
+    @property
+    def has_chart_data(self) -> bool:
+        return any(v for values in self.series.values() for v in values)
+
+
+class DigestBuilder:
+    """Builds digests from the usage store; ``budget`` supplies the limits in force.
+    ``rollups=False`` reads the raw usage rows only (the benchmark's naive baseline)."""
+
+    def __init__(self, db: Database, budget: Budget | None = None, *, rollups: bool = True):
+        self.db = db
+        self.budget = budget
+        self.rollups = rollups
+
+    def _src(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        fine: bool,
+        where: Sequence[tuple[str, str]] = (),
+        cuts: Sequence[datetime] = (),
+    ) -> Subquery:
+        if self.rollups:
+            return source(start, end, fine=fine, cuts=cuts, where=where)
+        return raw_source(start, end, fine=fine, where=where)
+
+    async def build(self, cfg: DigestConfig, day: date) -> Digest:
+        try:
+            return await self._build(cfg, day)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"Could not read usage for the digest: {exc}") from exc
+
+    async def _build(self, cfg: DigestConfig, day: date) -> Digest:
+        zone = cfg.zone
+        start, end = window.day_range(day, zone)
+        ws = (("platform", cfg.platform), ("workspace", cfg.workspace))
+        async with self.db.session() as s:
+            src = self._src(start, end, fine=False, where=ws)
+            totals = (await s.execute(select(*(_sum(src, m) for m in MEASURES)))).one()
+            events: dict[str, int] = dict(
+                (
+                    await s.execute(
+                        select(RequestEvent.kind, func.count())
+                        .where(
+                            RequestEvent.platform == cfg.platform,
+                            RequestEvent.workspace == cfg.workspace,
+                            RequestEvent.created_at >= start,
+                            RequestEvent.created_at < end,
+                        )
+                        .group_by(RequestEvent.kind)
+                    )
+                ).all()
+            )
+            by_model = await _lines(s, src, "model")
+            fine = self._src(start, end, fine=True, where=ws)
+            by_channel = await _lines(s, fine, "channel")
+            by_user = await _lines(s, fine, "user")
+
+            first = day - timedelta(days=CHART_DAYS - 1)
+            bounds = window.day_bounds(first, CHART_DAYS, zone)
+            chart = self._src(bounds[0], bounds[-1], fine=False, where=ws, cuts=bounds[1:-1])
+            idx = case(
+                *((chart.c.ts < b, n) for n, b in enumerate(bounds[1:])),
+                else_=None,
+            )
+            rows = (
+                await s.execute(
+                    select(idx.label("idx"), chart.c.model, _sum(chart, "cost")).group_by(
+                        idx, chart.c.model
+                    )
+                )
+            ).all()
+            m_start = window.midnight(window.month_start(day), zone)
+            month = self._src(m_start, end, fine=False, where=ws)
+            mtd = (await s.execute(select(_sum(month, "cost")))).scalar()
+            budgets = await self._budgets(s, cfg, start, end, by_channel, by_user, by_model)
+
+        series_days = [first + timedelta(days=n) for n in range(CHART_DAYS)]
+        series: dict[str, list[Decimal]] = {}
+        for n, model, cost in rows:
+            if n is None:
+                continue
+            series.setdefault(model, [_ZERO] * CHART_DAYS)[int(n)] = Decimal(cost or 0)
+        per_day = [sum((v[n] for v in series.values()), _ZERO) for n in range(CHART_DAYS)]
+        month_cap = None
+        if self.budget is not None:
+            cap = self.budget.policy.value("workspace", cfg.workspace, "spend_month")
+            month_cap = Decimal(str(cap)) if cap is not None else None
+        requests, calls, failed, limited, retries, pt, ct, cost, unpriced = (
+            int(v) if m != "cost" else v for m, v in zip(MEASURES, totals, strict=True)
+        )
+        return Digest(
+            platform=cfg.platform,
+            workspace=cfg.workspace,
+            day=day,
+            tz=cfg.tz,
+            start=start,
+            end=end,
+            requests=requests,
+            calls=calls,
+            failed=failed,
+            rate_limited=limited,
+            retries=retries,
+            queued=int(events.get("queued", 0)),
+            refused=int(events.get("refused", 0)),
+            prompt_tokens=int(pt),
+            completion_tokens=int(ct),
+            cost=Decimal(cost or 0),
+            unpriced=unpriced,
+            by_model=by_model,
+            top_channels=by_channel[:TOP],
+            top_users=by_user[:TOP],
+            series_days=series_days,
+            series=dict(sorted(series.items(), key=lambda kv: -sum(kv[1], _ZERO))),
+            previous_day=per_day[-2],
+            week_average=(sum(per_day[-8:-1], _ZERO) / 7).quantize(Decimal("0.0000000001")),
+            month_to_date=mtd or _ZERO,
+            month_days=window.days_in_month(day),
+            days_elapsed=day.day,
+            month_cap=month_cap,
+            budgets=budgets,
+        )
+
+    async def recorded_cost(self, start: datetime, end: datetime) -> Decimal:
+        """quotabot's recorded USD in [start, end), every platform and workspace."""
+        src = self._src(start, end, fine=False)
+        try:
+            async with self.db.session() as s:
+                return Decimal((await s.execute(select(_sum(src, "cost")))).scalar() or 0)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"Could not read usage: {exc}") from exc
+
+    async def current_budgets(self, cfg: DigestConfig, now: datetime) -> list[BudgetUse]:
+        """Every cap of the workspace and what is active in it today (UTC), used so far in
+        its current window: for budget alerts."""
+        if self.budget is None:
+            return []
+        start = datetime(now.year, now.month, now.day, tzinfo=now.tzinfo)
+        end = start + timedelta(days=1)
+        ws = (("platform", cfg.platform), ("workspace", cfg.workspace))
+        try:
+            async with self.db.session() as s:
+                fine = self._src(start, end, fine=True, where=ws)
+                return await self._budgets(
+                    s,
+                    cfg,
+                    start,
+                    end,
+                    await _lines(s, fine, "channel"),
+                    await _lines(s, fine, "user"),
+                    await _lines(s, self._src(start, end, fine=False, where=ws), "model"),
+                )
+        except SQLAlchemyError as exc:
+            raise StoreError(f"Could not read usage for the budget alerts: {exc}") from exc
+
+    async def _budgets(
+        self,
+        s: Any,
+        cfg: DigestConfig,
+        start: datetime,
+        end: datetime,
+        channels: list[Line],
+        users: list[Line],
+        models: list[Line],
+    ) -> list[BudgetUse]:
+        """Every cap on this workspace, its active channels and users, and the models used,
+        with its use in the cap's own UTC window."""
+        if self.budget is None:
+            return []
+        await self.budget.reload()
+        policy = self.budget.policy
+        wanted: list[tuple[ScopeKind, str, str]] = []
+        for scope, instances in (
+            ("workspace", [cfg.workspace]),
+            ("channel", [c.key for c in channels]),
+            ("user", [u.key for u in users]),
+            ("model", [m.key for m in models]),
+        ):
+            for instance in instances:
+                for kind in ("spend_day", "spend_month", "tokens_day", "tokens_month", "rpd"):
+                    if policy.value(scope, instance, kind) is not None:  # type: ignore[arg-type]
+                        wanted.append((scope, instance, kind))  # type: ignore[arg-type]
+        if not wanted:
+            return []
+        day_w = window.utc_day_of(start, end)
+        month_w = window.utc_month_of(start, end)
+        month_w = (month_w[0], min(month_w[1], max(end, day_w[1])))
+        ws = (("platform", cfg.platform), ("workspace", cfg.workspace))
+        cache: dict[tuple[str, bool], dict[str, tuple[int, int, Decimal]]] = {}
+
+        async def use(scope: str, monthly: bool) -> dict[str, tuple[int, int, Decimal]]:
+            if (scope, monthly) not in cache:
+                lo, hi = month_w if monthly else day_w
+                src = self._src(
+                    lo,
+                    hi,
+                    fine=scope in ("channel", "user"),
+                    # the model's caps are the provider account's: every workspace
+                    where=() if scope == "model" else ws,
+                )
+                key = (
+                    src.c[scope]
+                    if scope in ("channel", "user", "model")
+                    else literal(cfg.workspace)
+                )
+                stmt = select(
+                    key,
+                    _sum(src, "requests"),
+                    _sum(src, "prompt_tokens") + _sum(src, "completion_tokens"),
+                    _sum(src, "cost"),
+                ).group_by(key)
+                cache[(scope, monthly)] = {
+                    str(k): (int(n), int(t), Decimal(c or 0))
+                    for k, n, t, c in (await s.execute(stmt)).all()
+                }
+            return cache[(scope, monthly)]
+
+        out = []
+        for scope, instance, kind in wanted:
+            monthly = kind.endswith("month")
+            requests, tokens, cost = (await use(scope, monthly)).get(instance, (0, 0, _ZERO))
+            limit = Decimal(str(policy.value(scope, instance, kind)))  # type: ignore[arg-type]
+            unit = "usd" if kind.startswith("spend") else "requests" if kind == "rpd" else "tokens"
+            used = cost if unit == "usd" else Decimal(requests if unit == "requests" else tokens)
+            lo = (month_w if monthly else day_w)[0]
+            label = _label(scope, instance, kind)
+            span = f"UTC month {lo:%Y-%m}" if monthly else f"UTC day {lo:%Y-%m-%d}"
+            out.append(BudgetUse(label, unit, used, limit, span))
+        return sorted(out, key=lambda b: -b.share)
+
+
+def _label(scope: str, instance: str, kind: str) -> str:
+    what = {
+        "spend_day": "spend per day",
+        "spend_month": "spend per month",
+        "tokens_day": "tokens per day",
+        "tokens_month": "tokens per month",
+        "rpd": "requests per day",
+    }[kind]
+    if scope == "workspace":
+        return f"workspace {what}"
+    if scope == "model":
+        return f"{instance} {what} (account)"
+    return f"{scope} {instance} {what}"
+
+
+def _sum(src: Subquery, measure: str) -> Any:
+    total = func.coalesce(func.sum(src.c[measure]), 0)
+    return type_coerce(total, Money()) if measure == "cost" else total
+
+
+async def _lines(s: Any, src: Subquery, key: str) -> list[Line]:
+    stmt: Select[Any] = select(
+        src.c[key],
+        _sum(src, "requests"),
+        _sum(src, "prompt_tokens"),
+        _sum(src, "completion_tokens"),
+        _sum(src, "cost"),
+    ).group_by(src.c[key])
+    lines = [
+        Line(str(k), int(n), int(pt), int(ct), Decimal(c or 0))
+        for k, n, pt, ct, c in await _all(s, stmt)
+    ]
+    return sorted(lines, key=lambda ln: (-ln.cost, -ln.requests, ln.key))
+
+
+async def _all(s: Any, stmt: Select[Any]) -> Sequence[Any]:
+    return (await s.execute(stmt)).all()  # type: ignore[no-any-return]

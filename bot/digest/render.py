@@ -1,0 +1,173 @@
+"""A digest as text that stands alone, as Slack Block Kit, and as a Discord embed.
+
+The figures are laid out once, as titled sections of short lines (readable on a phone);
+each platform only adds its own markup and mentions around them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from bot.digest.content import WARN_AT, BudgetUse, Digest, Line, ProviderCost
+from bot.messages import format_cost
+
+WARN = "⚠️"
+OVER = "🛑"
+CHART_NAME = "spend-14-days.png"
+
+Mention = Callable[[str], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    title: str
+    lines: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    title: str
+    summary: list[str]
+    sections: list[Section]
+    footer: str
+
+
+def layout(d: Digest, *, channel: Mention = str, user: Mention = str) -> Layout:
+    title = f"quotabot digest: {d.day:%a %d %b %Y} ({d.tz})"
+    tokens = f"{d.prompt_tokens:,} in / {d.completion_tokens:,} out tokens"
+    spend = format_cost(d.cost) + (f" (+{d.unpriced} unpriced calls)" if d.unpriced else "")
+    summary = [
+        f"Spend {spend} · {d.requests:,} requests answered · {tokens}",
+        f"vs the day before: {_change(d.cost, d.previous_day)} · "
+        f"vs the 7-day average: {_change(d.cost, d.week_average)}",
+        _month(d),
+    ]
+    sections = [
+        Section(
+            "Requests",
+            [
+                f"answered {d.requests:,} · queued {d.queued:,} · refused by a cap {d.refused:,}",
+                f"provider 429s {d.rate_limited:,} · retries {d.retries:,} · "
+                f"failed calls {d.failed:,}",
+            ],
+        )
+    ]
+    if d.by_model:
+        sections.append(Section("Spend by model", [_line(ln, d.cost, str) for ln in d.by_model]))
+    if d.top_channels:
+        sections.append(
+            Section("Top channels", [_line(ln, d.cost, channel) for ln in d.top_channels])
+        )
+    if d.top_users:
+        sections.append(Section("Top users", [_line(ln, d.cost, user) for ln in d.top_users]))
+    if d.budgets:
+        sections.append(Section("Budgets", [_budget(b) for b in d.budgets]))
+    if d.provider_cost is not None:
+        sections.append(Section("Provider's own figure", _provider(d.provider_cost)))
+    footer = (
+        f"{d.start:%Y-%m-%d %H:%M} to {d.end:%Y-%m-%d %H:%M} UTC · "
+        f"chart: spend by model, {len(d.series_days)} days"
+    )
+    return Layout(title, summary, sections, footer)
+
+
+def to_text(d: Digest, *, channel: Mention = str, user: Mention = str) -> str:
+    """Plain text with light Markdown (``*bold*``), complete without the chart."""
+    lay = layout(d, channel=channel, user=user)
+    out = [f"*{lay.title}*", *lay.summary]
+    for sec in lay.sections:
+        out += ["", f"*{sec.title}*", *(f"• {ln}" for ln in sec.lines)]
+    out += ["", f"_{lay.footer}_"]
+    return "\n".join(out)
+
+
+def slack_blocks(d: Digest) -> tuple[list[dict[str, Any]], str]:
+    """Block Kit blocks and the notification text (also what screen readers use)."""
+    lay = layout(d, channel=lambda c: f"<#{c}>", user=lambda u: f"<@{u}>")
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": lay.title[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lay.summary)}},
+    ]
+    for sec in lay.sections:
+        body = "\n".join(f"• {ln}" for ln in sec.lines)
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{sec.title}*\n{body}"[:3000]}}
+        )
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": lay.footer}]})
+    return blocks, f"{lay.title}: {lay.summary[0]}"
+
+
+def discord_embed(d: Digest, *, chart: bool) -> dict[str, Any]:
+    """One embed (Discord's limits: 25 fields of 1,024 characters, 6,000 in all)."""
+    lay = layout(d, channel=lambda c: f"<#{c}>", user=lambda u: f"<@{u}>")
+    embed: dict[str, Any] = {
+        "title": lay.title[:256],
+        "description": "\n".join(lay.summary)[:4096],
+        "color": _colour(d),
+        "fields": [
+            {"name": sec.title[:256], "value": "\n".join(f"• {ln}" for ln in sec.lines)[:1024]}
+            for sec in lay.sections[:25]
+        ],
+        "footer": {"text": lay.footer[:2048]},
+    }
+    if chart:
+        embed["image"] = {"url": f"attachment://{CHART_NAME}"}
+    return embed
+
+
+def _colour(d: Digest) -> int:
+    worst = max((b.share for b in d.budgets), default=0.0)
+    if worst >= 1:
+        return 0xD93025  # red
+    if worst >= WARN_AT:
+        return 0xF9AB00  # amber
+    return 0x1A73E8
+
+
+def _line(ln: Line, total: Decimal, name: Mention) -> str:
+    share = f" ({ln.cost / total:.0%})" if total else ""
+    tokens = f"{ln.prompt_tokens + ln.completion_tokens:,} tokens"
+    return f"{name(ln.key)}: {format_cost(ln.cost)}{share} · {ln.requests:,} req · {tokens}"
+
+
+def _change(now: Decimal, before: Decimal) -> str:
+    if not before:
+        return "no spend to compare" if not now else f"up from $0 ({format_cost(before)})"
+    pct = (now - before) / before
+    arrow = "▲" if pct > 0 else "▼" if pct < 0 else "="
+    return f"{arrow} {abs(pct):.0%} ({format_cost(before)})"
+
+
+def _month(d: Digest) -> str:
+    text = (
+        f"Month to date {format_cost(d.month_to_date)} · projected "
+        f"{format_cost(d.projection)} by {d.day:%b} {d.month_days}"
+    )
+    if d.month_cap:
+        share = d.projection / d.month_cap
+        mark = f" {OVER}" if share >= 1 else f" {WARN}" if share >= Decimal(WARN_AT) else ""
+        text += f" ({share:.0%} of the {format_cost(d.month_cap)} monthly cap){mark}"
+    return text
+
+
+def _budget(b: BudgetUse) -> str:
+    if b.unit == "usd":
+        amounts = f"{format_cost(b.used)} of {format_cost(b.limit)}"
+    else:
+        amounts = f"{b.used:,.0f} of {b.limit:,.0f} {b.unit}"
+    mark = f"{OVER} " if b.share >= 1 else f"{WARN} " if b.share >= WARN_AT else ""
+    over = ", over the cap" if b.share > 1 else ", cap reached" if b.share == 1 else ""
+    return f"{mark}{b.label}: {amounts} ({b.share:.0%}{over}; {b.window})"
+
+
+def _provider(p: ProviderCost) -> list[str]:
+    diff = p.amount - p.ours
+    pct = f" ({diff / p.ours:+.1%})" if p.ours else ""
+    return [
+        f"the provider reports {format_cost(p.amount)} for {p.window}",
+        f"quotabot recorded {format_cost(p.ours)} (every workspace, same window)",
+        f"difference {'+' if diff >= 0 else '-'}{format_cost(abs(diff))}{pct}",
+    ]

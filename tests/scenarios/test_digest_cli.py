@@ -1,0 +1,79 @@
+"""`quotabot digest` as an operator runs it: a real process on a real SQLite file, printing a
+digest, and sending one through the Slack Web API (the fake), once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from bot.app import open_app
+from bot.config import load_settings
+from bot.store import UsageRow
+from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
+from tests.scenarios.test_chat_cli import quotabot
+
+DAY = date(2026, 11, 24)
+
+
+async def _seed(db_file: Path) -> None:
+    async with open_app(load_settings(database_url=f"sqlite:///{db_file}")) as app:
+        await app.digests.settings.set(
+            "slack", "T1", channel="C0DIGEST01", at="09:00", tz="Pacific/Auckland"
+        )
+        # 24 Nov in Auckland (NZDT, UTC+13) is 23 Nov 11:00 to 24 Nov 11:00 UTC.
+        for n, (at, cost) in enumerate(
+            (
+                (datetime(2026, 11, 23, 10, 59, tzinfo=UTC), "3"),
+                (datetime(2026, 11, 23, 11, 0, tzinfo=UTC), "0.25"),
+                (datetime(2026, 11, 24, 10, 59, tzinfo=UTC), "1.5"),
+                (datetime(2026, 11, 24, 11, 0, tzinfo=UTC), "40"),
+            )
+        ):
+            await app.usage.record(
+                UsageRow(
+                    call_id=f"c{n}",
+                    request_id=f"r{n}",
+                    created_at=at,
+                    platform="slack",
+                    workspace="T1",
+                    channel="C1",
+                    user="U1",
+                    model="gpt-4o",
+                    endpoint="chat",
+                    prompt_tokens=5,
+                    completion_tokens=5,
+                    cost=Decimal(cost),
+                    outcome="ok",
+                )
+            )
+
+
+async def test_print_and_send(tmp_path: Path) -> None:
+    db_file = tmp_path / "q.db"
+    await _seed(db_file)
+    env = {"QUOTABOT_DATABASE_URL": f"sqlite:///{db_file}"}
+
+    printed = await asyncio.to_thread(quotabot, "digest", "--date", str(DAY), env=env)
+    assert printed.returncode == 0, printed.stderr
+    assert "quotabot digest: Tue 24 Nov 2026 (Pacific/Auckland)" in printed.stdout
+    assert "Spend $1.75 · 2 requests answered" in printed.stdout
+
+    missing = await asyncio.to_thread(quotabot, "digest", "--workspace", "T9", env=env)
+    assert missing.returncode == 2 and "no digest is set up for T9" in missing.stderr
+
+    unsent = await asyncio.to_thread(quotabot, "digest", "--send", "--date", str(DAY), env=env)
+    assert unsent.returncode == 1
+    assert "not sent: quotabot cannot post to slack" in unsent.stdout
+
+    async with FakeSlackAPI() as api:
+        env |= {"SLACK_BOT_TOKEN": DEFAULT_TOKEN, "SLACK_API_URL": api.url}
+        for _ in range(2):
+            sent = await asyncio.to_thread(
+                quotabot, "digest", "--send", "--date", str(DAY), env=env
+            )
+            assert sent.returncode == 0, sent.stderr
+        assert "posted" in sent.stdout or "another process" in sent.stdout
+        assert len(api.history("C0DIGEST01")) == 1
+        assert len(api.uploads) == 1
