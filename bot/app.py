@@ -31,6 +31,7 @@ from bot.service import Service
 from bot.store import ChannelStore, Database, UsageStore, migrate
 from bot.store.budgets import BudgetLimitStore
 from bot.store.digests import Claims, DigestSettingsStore, RequestEvents
+from bot.store.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,10 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         await backend.start()
         stack.push_async_callback(backend.aclose)
         limits = BudgetLimitStore(db)
-        usage = UsageStore(db)
+        # Rows the database cannot take wait here (fsynced) and are written when it is back.
+        usage = UsageStore(db, spool=Spool(settings.data_dir / "usage-spool.jsonl"))
+        usage.start()
+        stack.push_async_callback(usage.aclose)
         budget = Budget(
             backend,
             Policy(settings.budget_limits()),

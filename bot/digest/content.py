@@ -14,13 +14,12 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, Subquery, case, func, literal, select, type_coerce
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot.budget.manager import Budget
 from bot.budget.policy import ScopeKind
 from bot.digest import window
 from bot.errors import StoreError
-from bot.store.db import Database
+from bot.store.db import DB_ERRORS, Database
 from bot.store.digests import DigestConfig
 from bot.store.rollups import MEASURES, raw_source, source
 from bot.store.schema import Money, RequestEvent
@@ -145,7 +144,7 @@ class DigestBuilder:
     async def build(self, cfg: DigestConfig, day: date) -> Digest:
         try:
             return await self._build(cfg, day)
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not read usage for the digest: {exc}") from exc
 
     async def _build(self, cfg: DigestConfig, day: date) -> Digest:
@@ -245,7 +244,7 @@ class DigestBuilder:
         try:
             async with self.db.session() as s:
                 return Decimal((await s.execute(select(_sum(src, "cost")))).scalar() or 0)
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not read usage: {exc}") from exc
 
     async def current_budgets(self, cfg: DigestConfig, now: datetime) -> list[BudgetUse]:
@@ -268,7 +267,7 @@ class DigestBuilder:
                     await _lines(s, fine, "user"),
                     await _lines(s, self._src(start, end, fine=False, where=ws), "model"),
                 )
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not read usage for the budget alerts: {exc}") from exc
 
     async def _budgets(

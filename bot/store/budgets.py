@@ -6,11 +6,10 @@ from collections import defaultdict
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot.budget.policy import LIMIT_KINDS, SCOPES
 from bot.errors import StoreError
-from bot.store.db import Database
+from bot.store.db import DB_ERRORS, Database
 from bot.store.schema import BudgetLimit
 
 
@@ -45,7 +44,7 @@ class BudgetLimitStore:
         try:
             async with self.db.session() as s:
                 rows = (await s.scalars(select(BudgetLimit))).all()
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not read budget limits: {exc}") from exc
         out: dict[str, dict[str, Decimal]] = defaultdict(dict)
         for row in rows:
@@ -69,5 +68,5 @@ class BudgetLimitStore:
                     s.add(BudgetLimit(scope=scope, kind=kind, value=str(number), updated_by=by))
                 else:
                     row.value, row.updated_by = str(number), by
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not save the budget limit: {exc}") from exc

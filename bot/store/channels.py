@@ -7,11 +7,9 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from bot.errors import StoreError
 from bot.models import ChannelSettings
-from bot.store.db import Database
+from bot.store.db import DB_ERRORS, Database
 from bot.store.schema import ChannelSetting
 
 FIELDS = ("model", "system_prompt", "max_tokens", "temperature", "enabled")
@@ -56,7 +54,7 @@ class ChannelStore:
         try:
             async with self.db.session() as s:
                 row = await s.get(ChannelSetting, (platform, workspace, channel))
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not read settings of channel {channel}: {exc}") from exc
         if row is None:
             return self.defaults
@@ -78,6 +76,6 @@ class ChannelStore:
                 for name, value in values.items():
                     setattr(row, name, value)
             self._cache.pop((platform, workspace, channel), None)
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not save settings of channel {channel}: {exc}") from exc
         return await self.get(platform, workspace, channel)

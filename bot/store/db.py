@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,6 +19,10 @@ from sqlalchemy.ext.asyncio import (
 
 from bot.config import async_database_url
 from bot.lifecycle import AsyncResource
+
+DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+"""What a database that is down or unreachable raises: asyncpg's refused connections come
+through SQLAlchemy as plain OSError. The stores turn these into StoreError."""
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -17,10 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot.errors import StoreError
-from bot.store.db import Database
+from bot.store.db import DB_ERRORS, Database
 from bot.store.schema import Claim, DigestSetting, RequestEvent
 
 DEFAULT_AT = "09:00"
@@ -87,7 +86,7 @@ class DigestSettingsStore:
         try:
             async with self.db.session() as s:
                 row = await s.get(DigestSetting, (platform, workspace))
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not read the digest settings: {exc}") from exc
         return _config(row) if row else None
 
@@ -95,7 +94,7 @@ class DigestSettingsStore:
         try:
             async with self.db.session() as s:
                 rows = (await s.scalars(select(DigestSetting))).all()
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not read the digest settings: {exc}") from exc
         return [_config(r) for r in rows]
 
@@ -144,7 +143,7 @@ class DigestSettingsStore:
                 row.updated_at = datetime.now(UTC)
                 await s.flush()
                 return _config(row)
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not store the digest settings: {exc}") from exc
 
 
@@ -181,7 +180,7 @@ class Claims:
                 if (await s.execute(insert)).rowcount:  # type: ignore[attr-defined]
                     return 1
                 return int((await s.execute(take_over)).scalar() or 0)
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not claim {key}: {exc}") from exc
 
     async def done(self, key: str, result: str) -> None:
@@ -196,14 +195,14 @@ class Claims:
                         Claim.key == key, Claim.claimed_by == self.owner, Claim.done_at.is_(None)
                     )
                 )
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not release {key}: {exc}") from exc
 
     async def get(self, key: str) -> Claim | None:
         try:
             async with self.db.session() as s:
                 return await s.get(Claim, key)
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not read claim {key}: {exc}") from exc
 
     async def stale(self, prefix: str, *, lease: timedelta) -> list[str]:
@@ -217,14 +216,14 @@ class Claims:
         try:
             async with self.db.session() as s:
                 return list((await s.scalars(stmt)).all())
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not read claims: {exc}") from exc
 
     async def _update(self, key: str, **values: object) -> None:
         try:
             async with self.db.session() as s, s.begin():
                 await s.execute(update(Claim).where(Claim.key == key).values(**values))
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not update claim {key}: {exc}") from exc
 
 
@@ -259,5 +258,5 @@ class RequestEvents:
                         kind=kind,
                     )
                 )
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not record a {kind} request: {exc}") from exc

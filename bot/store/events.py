@@ -6,10 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot.errors import StoreError
-from bot.store.db import Database
+from bot.store.db import DB_ERRORS, Database
 from bot.store.schema import SeenEvent
 
 KEEP = timedelta(days=2)
@@ -36,6 +35,6 @@ class EventLog:
                 self._claims += 1
                 if self._claims % 1000 == 0:
                     await s.execute(delete(SeenEvent).where(SeenEvent.created_at < now - KEEP))
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not record event {key}: {exc}") from exc
         return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import ColumnElement, delete, func, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
@@ -14,8 +16,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.errors import StoreError
 from bot.store import rollups
-from bot.store.db import Database
+from bot.store.db import DB_ERRORS, Database
 from bot.store.schema import Money, RequestEvent, UsageRecord
+
+if TYPE_CHECKING:  # spool.py imports UsageRow from here
+    from bot.store.spool import Spool
+
+log = logging.getLogger(__name__)
 
 GroupBy = Literal["channel", "model", "user", "day", "workspace", "platform"]
 GROUPS: tuple[GroupBy, ...] = ("channel", "model", "user", "day", "workspace", "platform")
@@ -59,17 +66,45 @@ class ReportLine:
     """Calls whose model has no price: their cost is not in ``cost``."""
 
 
+def _fail(batch: list[tuple[UsageRow, asyncio.Future[bool]]], exc: BaseException) -> None:
+    for _, done in batch:
+        if done.done():
+            continue
+        if isinstance(exc, asyncio.CancelledError):
+            done.cancel()
+        else:
+            done.set_exception(exc)
+
+
 class UsageStore:
     """Writes are group-committed: rows that arrive together share one transaction, so a
     burst of answers costs a few commits, not one each (and SQLite's single writer is not
     fought over by every request). Each caller still waits until its own row is committed."""
 
     MAX_BATCH = 500
+    REPLAY_EVERY = 5.0
+    """Seconds between attempts to move spooled rows to the database while it is away."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, *, spool: Spool | None = None):
+        """With ``spool``, rows the database cannot take are kept there (durably) and written
+        when it is back, instead of failing their callers."""
         self.db = db
+        self.spool = spool
         self._pending: list[tuple[UsageRow, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._replayer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Write what an earlier run left in the spool (in the background)."""
+        if self.spool is not None and self.spool.path.exists():
+            self._replay_soon(delay=0.0)
+
+    async def aclose(self) -> None:
+        """Stop replaying; whatever is left stays in the spool for the next start."""
+        if self._replayer is not None:
+            self._replayer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replayer
 
     async def record(self, row: UsageRow) -> bool:
         """Store ``row``; False if a row with its ``call_id`` is already there (a replay)."""
@@ -82,16 +117,59 @@ class UsageStore:
     async def _write(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH :]
+            rows = [row for row, _ in batch]
             try:
-                inserted = await self._insert([row for row, _ in batch])
+                inserted = await self._insert(rows)
             except StoreError as exc:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
+                if self.spool is None or not await self._spool(rows, exc):
+                    _fail(batch, exc)
+                    continue
+                inserted = [True] * len(batch)  # safe on disk; written when the database is back
+            except BaseException as exc:  # a bug, or shutdown: no caller may wait forever
+                _fail(batch, exc)
+                raise
             for (_, done), ok in zip(batch, inserted, strict=True):
                 if not done.done():
                     done.set_result(ok)
+
+    async def _spool(self, rows: list[UsageRow], exc: StoreError) -> bool:
+        assert self.spool is not None
+        try:
+            await self.spool.append(rows)
+        except OSError as disk:
+            log.error(
+                "could not spool %d usage rows to %s either: %s", len(rows), self.spool.path, disk
+            )
+            return False
+        log.warning(
+            "the database did not take %d usage rows (%s): kept in %s until it is back",
+            len(rows),
+            exc,
+            self.spool.path,
+        )
+        self._replay_soon(delay=self.REPLAY_EVERY)
+        return True
+
+    def _replay_soon(self, *, delay: float) -> None:
+        if self._replayer is None or self._replayer.done():
+            self._replayer = asyncio.get_running_loop().create_task(self._replay(delay))
+
+    async def _replay(self, delay: float) -> None:
+        assert self.spool is not None
+        while True:
+            await asyncio.sleep(delay)
+            delay = self.REPLAY_EVERY
+            rows = await self.spool.take()
+            if not rows:
+                return
+            try:
+                for start in range(0, len(rows), self.MAX_BATCH):
+                    await self._insert(rows[start : start + self.MAX_BATCH])
+            except StoreError as exc:
+                log.info("the database still does not take spooled usage rows: %s", exc)
+                continue
+            await self.spool.drop(len(rows))
+            log.warning("wrote %d spooled usage rows to the database", len(rows))
 
     async def _insert(self, rows: list[UsageRow]) -> list[bool]:
         """One statement for the whole group: a round trip per row through aiosqlite's thread
@@ -108,7 +186,7 @@ class UsageStore:
                 new = set((await s.scalars(stmt)).all())
                 # (The database adds the new rows to the hourly rollups, in this transaction:
                 # see the usage_rollup trigger of migration 0004.)
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             calls = ", ".join(r.call_id for r in rows[:3])
             raise StoreError(f"Could not record usage for calls {calls}...: {exc}") from exc
         out = []
@@ -151,7 +229,7 @@ class UsageStore:
         try:
             async with self.db.session() as s:
                 result = (await s.execute(stmt)).all()
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not read usage: {exc}") from exc
         lines = [
             ReportLine(
@@ -186,7 +264,7 @@ class UsageStore:
         try:
             async with self.db.session() as s:
                 found: Any = (await s.execute(select(col))).scalar()
-        except SQLAlchemyError as exc:
+        except DB_ERRORS as exc:
             raise StoreError(f"Could not read usage: {exc}") from exc
         if unit == "usd":
             return Decimal(found) if found is not None else Decimal(0)
@@ -203,7 +281,11 @@ class UsageStore:
                 try:
                     async with self.db.session() as s, s.begin():
                         n = (await s.execute(delete(table).where(table.id.in_(ids)))).rowcount  # type: ignore[attr-defined]
-                except SQLAlchemyError as exc:
+                except (
+                    SQLAlchemyError,
+                    OSError,
+                    TimeoutError,
+                ) as exc:  # OSError: refused connections
                     raise StoreError(f"Could not prune old usage rows: {exc}") from exc
                 if table is UsageRecord:
                     deleted += n
