@@ -261,7 +261,7 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
             if scheduler is not None:
                 await scheduler.aclose()
             if slack is not None:
-                await slack.aclose()
+                await slack.aclose(grace=settings.shutdown_grace)
     return 0
 
 

@@ -193,6 +193,8 @@ class Settings(BaseSettings):
     """Ask Discord for the privileged Message Content intent (gateway mode)."""
     budgets: dict[str, LimitsConfig] = Field(default_factory=dict)
 
+    shutdown_grace: float = Field(30.0, ge=0)
+    """Seconds ``serve`` lets answers under way finish after SIGTERM before stopping them."""
     request_deadline: float = Field(120.0, gt=0)
     """Seconds a request may spend queued and retried before the user is told to try later."""
     max_attempts: int = Field(5, ge=1)

@@ -12,6 +12,7 @@ plus ``message`` pair that one mention produces all come to one answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -39,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.slack.mrkdwn import split, to_mrkdwn
 from bot import messages
-from bot.budget.manager import QueueInfo
+from bot.budget.manager import STOPPING, QueueInfo
 from bot.budget.policy import Who
 from bot.commands import BUDGET_HELP, Commands
 from bot.digest.render import CHART_NAME, slack_blocks
@@ -220,15 +221,21 @@ class SlackAdapter:
         bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
-    async def aclose(self) -> None:
-        """Stop taking events, then let answers already under way finish."""
+    async def aclose(self, grace: float | None = None) -> None:
+        """Stop taking events, then let answers already under way finish; those still going
+        after ``grace`` seconds are stopped, and their askers told to ask again."""
         if self._watchdog is not None:
             self._watchdog.cancel()
             await asyncio.gather(self._watchdog, return_exceptions=True)
         if self.socket is not None:
             await self.socket.close_async()  # type: ignore[no-untyped-call]  # bolt: untyped
         if self.tasks:
-            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+            _, late = await asyncio.wait(list(self.tasks), timeout=grace)
+            if late:
+                log.warning("stopping %d answers still under way after %s s", len(late), grace)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
         await self.session.close()
 
     # -- listeners ---------------------------------------------------------------------------
@@ -354,6 +361,11 @@ class SlackAdapter:
         except QuotabotError as exc:
             await reply.fail(f":warning: {messages.explain(exc, model=request.model)}")
             return
+        except asyncio.CancelledError:
+            # Shut down past the grace period before the answer came: say so, not silence.
+            with contextlib.suppress(Exception):
+                await reply.fail(f":warning: {STOPPING}")
+            raise
         except Exception:
             log.exception("answering %s failed", request.request_id)
             await reply.fail(f":warning: {messages.INTERNAL}")
