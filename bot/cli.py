@@ -73,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not post daily digests or budget alerts from this process",
     )
+    serve.add_argument(
+        "--no-slack", action="store_true", help="do not serve Slack from this process"
+    )
+    serve.add_argument(
+        "--no-discord",
+        action="store_true",
+        help="do not serve Discord (gateway or HTTP) from this process",
+    )
 
     dg = sub.add_parser("digest", help="build a daily digest: print it, or post it")
     dg.add_argument("--workspace", help="Slack team or Discord server ID (default: every one)")
@@ -183,12 +191,17 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from adapters.discord.serve import Discord
     from adapters.slack import SlackAdapter, SlackConfig
 
+    if args.no_discord:  # e.g. HTTP replicas beside the one process that holds the gateway
+        off = dict.fromkeys(("discord_token", "discord_public_key", "discord_application_id"))
+        settings = settings.model_copy(update=off)
     async with open_app(settings) as app, Discord(settings, app) as discord:
         routes = []
         slack = None
         s = settings
-        if (s.slack_bot_token or s.slack_client_id) and (
-            s.slack_signing_secret or s.slack_app_token
+        if (
+            not args.no_slack
+            and (s.slack_bot_token or s.slack_client_id)
+            and (s.slack_signing_secret or s.slack_app_token)
         ):
             secret, app_token = s.slack_signing_secret, s.slack_app_token
             slack = SlackAdapter(
@@ -218,8 +231,11 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 await slack.start_socket_mode()
         else:
             log.info(
-                "Slack is off: set SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET), "
-                "and SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)"
+                "Slack is off: %s",
+                "--no-slack"
+                if args.no_slack
+                else "set SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET), "
+                "and SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)",
             )
         routes += discord.routes()
         scheduler = None

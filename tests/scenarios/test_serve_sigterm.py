@@ -41,6 +41,7 @@ async def test_sigterm_stops_taking_events_then_finishes_or_stops_answers_and_ex
         FakeSlackAPI(streaming_supported=False) as api,
     ):
         port = free_port()
+        log = (tmp_path / "serve.log").open("wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("QUOTABOT_", "SLACK_"))}
         env.update(
             QUOTABOT_DATA_DIR=str(tmp_path),
@@ -60,7 +61,7 @@ async def test_sigterm_stops_taking_events_then_finishes_or_stops_answers_and_ex
             "serve",
             "--no-scheduler",
             env=env,
-            stderr=asyncio.subprocess.PIPE,
+            stderr=log,
         )
         url = f"http://127.0.0.1:{port}"
         try:
@@ -96,6 +97,7 @@ async def test_sigterm_stops_taking_events_then_finishes_or_stops_answers_and_ex
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+            log.close()
         for payload in payloads:
             ts = payload["event"]["ts"]  # type: ignore[index]
             thread = api.messages(DEFAULT_CHANNEL, ts)
@@ -109,3 +111,48 @@ async def test_sigterm_stops_taking_events_then_finishes_or_stops_answers_and_ex
     with sqlite3.connect(tmp_path / "quotabot.db") as db:
         outcomes = [r[0] for r in db.execute("SELECT outcome FROM usage")]
     assert outcomes == (["ok", "ok", "ok"] if finished else [])
+
+
+async def test_adapters_can_be_switched_off_per_process(tmp_path: Path) -> None:
+    """Scaled layouts: this replica serves neither Slack nor Discord, whatever is configured."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QUOTABOT_", "SLACK_"))}
+    env.update(
+        QUOTABOT_DATA_DIR=str(tmp_path),
+        QUOTABOT_HTTP_PORT=str(port),
+        SLACK_BOT_TOKEN=DEFAULT_TOKEN,
+        SLACK_SIGNING_SECRET=SECRET,
+        DISCORD_PUBLIC_KEY="ab" * 32,
+        DISCORD_APPLICATION_ID="1234567890",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import bot.cli as c; c.main()",
+        "serve",
+        "--no-scheduler",
+        "--no-slack",
+        "--no-discord",
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        line = ""
+        while "serving on" not in line:
+            line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+            assert line, "serve ended before it started"
+        assert "Slack: off" in line and "Discord: off" in line
+        async with httpx.AsyncClient() as http:
+            url = f"http://127.0.0.1:{port}"
+            assert (await http.post(f"{url}/slack/events", content=b"{}")).status_code == 404
+            assert (
+                await http.post(f"{url}/discord/interactions", content=b"{}")
+            ).status_code == 404
+            assert (await http.get(f"{url}/healthz")).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
