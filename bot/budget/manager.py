@@ -20,8 +20,8 @@ import contextlib
 import logging
 import math
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Hashable
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -148,6 +148,8 @@ class Batch:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     sent_at: float | None = None
+    tickets: list[Ticket] = field(default_factory=list)
+    """Its members' tickets: they leave together, with the first member's call."""
 
 
 @dataclass(eq=False)
@@ -161,19 +163,24 @@ class Ticket:
     index: int = 0
     """This request's prompt and choice index in ``batch``."""
     done: bool = False
-    _sent_at: float | None = None
+    sent_at: float | None = None
+    """Real time (not the budget's clock): compared with when the provider's headers came."""
+    _on_sent: Callable[[Ticket], None] | None = field(default=None, repr=False)
 
     def sending(self) -> None:
         """Called as the call leaves for the provider (a batch leaves once, for all)."""
+        now = time.monotonic()
         if self.batch is not None:
-            self.batch.sent_at = time.monotonic()
-        else:
-            self._sent_at = time.monotonic()
+            self.batch.sent_at = now
+        for ticket in self.batch.tickets if self.batch is not None else [self]:
+            if ticket.sent_at is None:
+                ticket.sent_at = now
+                if ticket._on_sent is not None:
+                    ticket._on_sent(ticket)
 
-    @property
-    def sent_at(self) -> float | None:
-        """Real time (not the budget's clock): compared with when the provider's headers came."""
-        return self.batch.sent_at if self.batch is not None else self._sent_at
+    def shared(self) -> Iterator[tuple[str, int]]:
+        """What it holds of its model's account-wide buckets, by bucket."""
+        return ((rate.key, amount) for rate, amount in self.ask.rates if rate.shared)
 
 
 @dataclass(eq=False)
@@ -212,8 +219,11 @@ class Budget(AsyncResource):
         self._next_refresh = 0.0
         self._seed = seed
         self._seeded: set[tuple[str, str]] = set()
-        self._inflight: dict[int, Ticket] = {}
-        """Granted, unsettled tickets by id, in the order they were granted."""
+        self._unsent: Counter[str] = Counter()
+        """What granted calls not sent yet hold of each account-wide bucket."""
+        self._sent: deque[Ticket] = deque()
+        """Sent calls in the order they left (settled ones are dropped from the left):
+        learning from a header looks only at the few sent after the answering call."""
         self.queue_size = queue_size
         self.batch_max = batch_max
         self.spread = spread
@@ -326,15 +336,24 @@ class Budget(AsyncResource):
                 )
 
     def issue(self, ticket: Ticket) -> Ticket:
-        self._inflight[id(ticket)] = ticket
+        self._unsent.update(dict(ticket.shared()))
+        ticket._on_sent = self._sent_one
         return ticket
+
+    def _sent_one(self, ticket: Ticket) -> None:
+        if not ticket.done:
+            self._unsent.subtract(dict(ticket.shared()))
+            self._sent.append(ticket)
 
     def _retire(self, ticket: Ticket) -> bool:
         """Mark ``ticket`` settled or released; False if it already was."""
         if ticket.done:
             return False
         ticket.done = True
-        self._inflight.pop(id(ticket), None)
+        if ticket.sent_at is None:
+            self._unsent.subtract(dict(ticket.shared()))
+        while self._sent and self._sent[0].done:
+            self._sent.popleft()
         return True
 
     async def settle(self, ticket: Ticket, *, tokens: int, cost: Decimal | None) -> None:
@@ -376,13 +395,13 @@ class Budget(AsyncResource):
         seen_until = -math.inf
         if ticket is not None and ticket.sent_at is not None:
             seen_until = ticket.sent_at
-        unseen: dict[str, int] = {}
-        for other in self._inflight.values():
-            sent = other.sent_at
-            if other.model.name == model.name and (sent is None or sent > seen_until):
-                for rate, amount in other.ask.rates:
-                    if rate.shared:
-                        unseen[rate.key] = unseen.get(rate.key, 0) + amount
+        unseen = Counter({key: n for key, n in self._unsent.items() if n > 0})
+        for other in reversed(self._sent):  # newest first: only those after ``ticket``
+            assert other.sent_at is not None
+            if other.sent_at <= seen_until:
+                break
+            if not other.done:
+                unseen.update(dict(other.shared()))
         for rate in self.policy.model_rates(model):
             kind = rate.key.rsplit(":", 1)[1]
             if kind == "rpm":
@@ -393,7 +412,7 @@ class Budget(AsyncResource):
                 continue
             if limit and remaining is not None:
                 headroom = int(limit * _HEADROOM / rate.period)  # none for small buckets
-                left = remaining - unseen.get(rate.key, 0) - headroom
+                left = remaining - unseen[rate.key] - headroom
                 await self.backend.learn(rate, limit, max(0, left))
 
     async def backoff(self, model: ModelInfo, seconds: float) -> None:
@@ -620,6 +639,8 @@ class _Lane:
             self._remove(w, served=True)
             ask = w.ask if i == 0 else _without_shared_requests(w.ask)
             ticket = self.budget.issue(Ticket(self.model, ask, windows, batch, i))
+            if batch is not None:
+                batch.tickets.append(ticket)
             if w.future.done():  # its caller gave up meanwhile
                 asyncio.get_running_loop().create_task(self.budget.release(ticket))
             else:
