@@ -53,7 +53,7 @@ _MAX_NAP = 1.0
 # Seconds of refill kept back when "remaining" is learned: the provider's bucket and this one
 # refill on different clocks and see each call at slightly different moments. Without it, two
 # replicas on Redis overshot by a few dozen tokens now and then (429s "try again in 10ms").
-_HEADROOM = 0.1
+_HEADROOM = 0.25
 STOPPING = "quotabot is restarting: please ask again in a moment."
 
 

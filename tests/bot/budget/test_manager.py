@@ -48,8 +48,8 @@ def model(name: str = "m", rpm: int = 1000, tpm: int = 100_000) -> ModelInfo:
     return catalog.get(unique)
 
 
-HEADROOM = int(10_000 * 0.1 / 60)
-"""What learning keeps back of a 10,000 TPM bucket: 0.1 s of refill, for clock drift."""
+HEADROOM = int(10_000 * 0.25 / 60)
+"""What learning keeps back of a 10,000 TPM bucket: 0.25 s of refill, for clock drift."""
 
 
 def who(channel: str = "C1", user: str = "U1") -> Who:
