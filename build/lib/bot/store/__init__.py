@@ -1,7 +1,0 @@
-"""Where usage and per-channel settings live: SQLAlchemy 2 on SQLite (default) or PostgreSQL."""
-
-from bot.store.channels import ChannelStore
-from bot.store.db import Database
-from bot.store.usage import UsageRow, UsageStore
-
-__all__ = ["ChannelStore", "Database", "UsageRow", "UsageStore"]
