@@ -13,6 +13,7 @@ is checked against it in the tests, so both modes offer the same commands.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from adapters.discord import texts
 from adapters.discord.rest import DiscordREST
 from adapters.discord.split import LIMIT, split
 from bot import messages
-from bot.budget.manager import QueueInfo
+from bot.budget.manager import STOPPING, QueueInfo
 from bot.budget.policy import LIMIT_KINDS, Who
 from bot.catalog import ModelInfo
 from bot.commands import BUDGET_HELP, Commands
@@ -269,9 +270,16 @@ class CommandRunner:
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
-    async def drain(self) -> None:
-        if self.tasks:
-            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+    async def drain(self, grace: float | None = None) -> None:
+        """Let answers under way finish; stop those still going after ``grace`` seconds."""
+        if not self.tasks:
+            return
+        _, late = await asyncio.wait(list(self.tasks), timeout=grace)
+        if late:
+            log.warning("stopping %d Discord answers still under way after %s s", len(late), grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     async def first(self, key: str) -> bool:
         """Whether this interaction or message is new, in any replica. If the database cannot
@@ -385,6 +393,11 @@ class CommandRunner:
         except QuotabotError as exc:
             await out.edit(texts.warn(messages.explain(exc, model=request.model)))
             return
+        except asyncio.CancelledError:
+            # Shut down past the grace period before the answer came: say so, not silence.
+            with contextlib.suppress(Exception):
+                await out.edit(texts.warn(STOPPING))
+            raise
         await deliver(reply.text, out, deadline=inv.deadline, limit=self.piece_limit)
 
 

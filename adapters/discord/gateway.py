@@ -13,6 +13,7 @@ bot and of DMs, so only a reply to the bot that turns its ping off arrives witho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -37,7 +38,7 @@ from adapters.discord.commands import (
 )
 from adapters.discord.split import split
 from bot import messages
-from bot.budget.manager import QueueInfo
+from bot.budget.manager import STOPPING, QueueInfo
 from bot.errors import ConfigError, QuotabotError
 from bot.models import ChatRequest, Message
 from bot.service import Service
@@ -80,6 +81,7 @@ class DiscordGateway(discord.Client):
         self.service = service
         self.tree = build_tree(self, runner, config)
         self._connection_task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start_gateway(self) -> None:
         """Log in (a bad token fails here, at startup), then connect in the background.
@@ -95,12 +97,14 @@ class DiscordGateway(discord.Client):
         self._connection_task = asyncio.get_running_loop().create_task(self.connect())
         self._connection_task.add_done_callback(_log_end)
 
-    async def aclose(self) -> None:
-        """Stop taking events, then let answers under way finish."""
+    async def aclose(self, grace: float | None = None) -> None:
+        """Stop taking events, let answers under way finish (their replies need the client's
+        HTTP session, which closing it would close), then close the connection."""
+        self._stopping = True
+        await self.runner.drain(grace)
         await self.close()
         if self._connection_task is not None:
             await asyncio.gather(self._connection_task, return_exceptions=True)
-        await self.runner.drain()
 
     @property
     def bot_id(self) -> str | None:
@@ -108,7 +112,7 @@ class DiscordGateway(discord.Client):
 
     async def on_message(self, message: discord.Message) -> None:
         bot = self.bot_id
-        if bot is None or message.type not in _ANSWERED_TYPES:
+        if self._stopping or bot is None or message.type not in _ANSWERED_TYPES:
             return
         post = to_post(message)
         if not addressed(post, bot):
@@ -162,6 +166,11 @@ class DiscordGateway(discord.Client):
                 answer = (await self.service.handle(request, on_queued=queued)).text
         except QuotabotError as exc:
             answer = texts.warn(messages.explain(exc, model=request.model))
+        except asyncio.CancelledError:
+            # Shut down past the grace period before the answer came: say so, not silence.
+            with contextlib.suppress(Exception):
+                await _reply_in_pieces(message, notice, [texts.warn(STOPPING)])
+            raise
         except Exception:
             log.exception("answering Discord message %s failed", message.id)
             answer = texts.warn(messages.INTERNAL)

@@ -105,8 +105,8 @@ class Discord(AsyncResource):
     async def aclose(self) -> None:
         """Stop taking events, let answers under way finish, then close the REST client."""
         if self.gateway is not None:
-            await self.gateway.aclose()
-        await self.runner.drain()
+            await self.gateway.aclose(grace=self.settings.shutdown_grace)
+        await self.runner.drain(grace=self.settings.shutdown_grace)
         await self._stack.aclose()
 
 

@@ -401,3 +401,18 @@ async def test_two_replicas_answer_an_interaction_once(
             assert answer.edits == [answer.content]
             assert sandbox.stats.total.requests == 1
             assert len(await one.usage.rows()) == 1
+
+
+@pytest.mark.parametrize("rig", [10.0], indirect=True)
+async def test_an_answer_past_the_shutdown_grace_is_stopped_with_a_note(rig: Rig) -> None:
+    """quotabot is stopping and the provider is slow: the asker is told to ask again, not left
+    with "thinking…" until the token expires."""
+    payload = ask("a slow one")
+    assert (await rig.post(payload)).json()["type"] == 5
+    await asyncio.sleep(0.3)  # with the provider now
+    started = time.monotonic()
+    await rig.runner.drain(grace=0.3)
+    assert time.monotonic() - started < 3
+    (said,) = rig.api.thread(payload["token"])
+    assert "restarting" in said.content
+    assert await rig.app.usage.rows() == []  # no answer came: nothing to count
