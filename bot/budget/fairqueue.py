@@ -52,6 +52,9 @@ class FairQueue(Generic[T]):
         """Every item, in the order they would be served."""
         return (self._items[k][1] for k in list(self._order))
 
+    def __contains__(self, item: object) -> bool:
+        return id(item) in self._keys
+
     def flow_len(self, flow: Hashable) -> int:
         return len(self._flows.get(flow, ()))
 

@@ -594,6 +594,10 @@ class _Lane:
         self.queued.update(dict(waiter.ask.rates))
 
     def _remove(self, waiter: _Waiter, *, served: bool = False) -> None:
+        if waiter not in self.queue:
+            # Its caller gave up while the backend was being asked for it (a real await with
+            # Redis): already removed then; the grant gives its share back.
+            return
         if served:
             self.queue.take(waiter)
         else:

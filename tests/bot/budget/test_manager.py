@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from bot.budget.backend import BudgetBackend
-from bot.budget.limits import Rate
+from bot.budget.limits import Rate, Wait
 from bot.budget.manager import Budget, QueueInfo, Ticket
 from bot.budget.memory import MemoryBackend
 from bot.budget.policy import Policy, Who
@@ -299,3 +299,36 @@ async def test_a_small_bucket_is_not_paced(backend: BudgetBackend) -> None:
     for _ in range(3):
         await budget.acquire(who(), m, tokens=1, cost=None, deadline=soon())
     assert time.monotonic() - started < 0.5
+
+
+async def test_a_request_given_up_while_its_grant_is_decided_does_not_break_the_queue() -> None:
+    """With Redis the backend's answer is a real await: a caller can give up meanwhile. Its
+    grant is handed back and the model's queue goes on serving (it used to crash on it)."""
+    gate = asyncio.Event()
+    calls = 0
+
+    class Gated(MemoryBackend):
+        async def acquire(self, ask):  # type: ignore[no-untyped-def]
+            nonlocal calls
+            calls += 1
+            if calls == 1:  # the request is made to queue...
+                return Wait(0.01, ask.rates[0][0])
+            await gate.wait()  # ...and the queue's grant for it is slow to come
+            return await super().acquire(ask)
+
+    m = model(rpm=600)
+    budget = Budget(Gated(), Policy({}))
+    rpm, _ = budget.policy.model_rates(m)
+    gave_up = asyncio.create_task(budget.acquire(who(), m, tokens=1, cost=None, deadline=soon()))
+    while calls < 2:  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+    gave_up.cancel()
+    await asyncio.gather(gave_up, return_exceptions=True)
+    gate.set()
+    await asyncio.sleep(0.05)
+    lane = budget.lane(m)
+    assert lane._task is not None and (not lane._task.done() or lane._task.exception() is None)
+    assert await level(budget, rpm) == pytest.approx(600, abs=0.5)  # its request given back
+    ticket = await budget.acquire(who("C2"), m, tokens=1, cost=None, deadline=soon())
+    await budget.settle(ticket, tokens=1, cost=None)
+    await budget.aclose()
