@@ -137,9 +137,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         metrics.watch(
             "quotabot_queue_depth", "Requests waiting for budget, by model.", budget.queue_depths
         )
-        metrics.budget_fallback.set_function(
-            lambda: float(bool(getattr(backend, "degraded", False)))
-        )
+        metrics.budget_fallback.set_function(lambda: float(backend.degraded))
         builder = DigestBuilder(db, budget)
         digests = Digests(builder=builder, settings=DigestSettingsStore(db), claims=Claims(db))
         if settings.openai_admin_key is not None:

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from bot import __version__, logs
 from bot.app import App, open_app
+from bot.budget.memory import MemoryBackend
 from bot.budget.policy import Who
 from bot.commands import Commands
 from bot.config import Settings, load_settings
@@ -292,8 +293,8 @@ def readiness(
     each long-lived connection that is on (Slack Socket Mode, the Discord gateway)."""
 
     async def redis() -> bool | None:
-        degraded = getattr(app.budget.backend, "degraded", None)
-        return None if degraded is None else not degraded
+        backend = app.budget.backend
+        return None if isinstance(backend, MemoryBackend) else not backend.degraded
 
     async def slack_socket() -> bool | None:
         return None if slack is None else await slack.socket_healthy()

@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+
+log = logging.getLogger(__name__)
+
+
+async def finish(tasks: Iterable[asyncio.Task[Any]], grace: float | None, what: str) -> None:
+    """Shutdown: let ``tasks`` finish for ``grace`` seconds (None: as long as they take),
+    then cancel the rest (each says so to its user) and wait for them to end."""
+    pending = list(tasks)
+    if not pending:
+        return
+    _, late = await asyncio.wait(pending, timeout=grace)
+    if late:
+        log.warning("stopping %d %s still under way after %s s", len(late), what, grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
 
 
 class AsyncResource:

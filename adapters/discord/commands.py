@@ -28,6 +28,7 @@ from bot.budget.policy import LIMIT_KINDS, Who
 from bot.catalog import ModelInfo
 from bot.commands import BUDGET_HELP, Commands
 from bot.errors import QuotabotError, StoreError
+from bot.lifecycle import finish
 from bot.models import ChatRequest, Message
 from bot.service import Service
 from bot.store.events import EventLog
@@ -272,14 +273,7 @@ class CommandRunner:
 
     async def drain(self, grace: float | None = None) -> None:
         """Let answers under way finish; stop those still going after ``grace`` seconds."""
-        if not self.tasks:
-            return
-        _, late = await asyncio.wait(list(self.tasks), timeout=grace)
-        if late:
-            log.warning("stopping %d Discord answers still under way after %s s", len(late), grace)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+        await finish(self.tasks, grace, "Discord answers")
 
     async def first(self, key: str) -> bool:
         """Whether this interaction or message is new, in any replica. If the database cannot

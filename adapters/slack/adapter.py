@@ -46,6 +46,7 @@ from bot.commands import BUDGET_HELP, Commands
 from bot.digest.render import CHART_NAME, slack_blocks
 from bot.digest.send import DigestMessage
 from bot.errors import ConfigError, DigestError, QuotabotError, StoreError
+from bot.lifecycle import finish
 from bot.models import ChatRequest, Message
 from bot.service import Service
 from bot.store.events import EventLog
@@ -229,13 +230,7 @@ class SlackAdapter:
             await asyncio.gather(self._watchdog, return_exceptions=True)
         if self.socket is not None:
             await self.socket.close_async()  # type: ignore[no-untyped-call]  # bolt: untyped
-        if self.tasks:
-            _, late = await asyncio.wait(list(self.tasks), timeout=grace)
-            if late:
-                log.warning("stopping %d answers still under way after %s s", len(late), grace)
-                for task in late:
-                    task.cancel()
-                await asyncio.gather(*late, return_exceptions=True)
+        await finish(self.tasks, grace, "Slack answers")
         await self.session.close()
 
     # -- listeners ---------------------------------------------------------------------------

@@ -14,6 +14,11 @@ class BudgetBackend(Protocol):
 
     name: str
 
+    @property
+    def degraded(self) -> bool:
+        """Answering from a local share because the shared store is unreachable."""
+        ...
+
     async def acquire(self, ask: Ask) -> Outcome:
         """Take everything ``ask`` needs, or nothing: Refused if a cap has no room (checked
         first: waiting would not help), else Wait if a rate has no room (``seconds`` is

@@ -41,6 +41,8 @@ def _utcnow() -> datetime:
 
 class MemoryBackend(AsyncResource):
     name = "memory"
+    degraded = False
+    """Nothing shared to lose."""
 
     def __init__(
         self,
