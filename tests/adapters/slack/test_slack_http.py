@@ -18,6 +18,7 @@ from bot.commands import Commands
 from bot.config import load_settings
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store.events import EventLog
+from bot.store.schema import UsageRecord
 from bot.web import WebServer
 from tests.fakes import slack_events as ev
 from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
@@ -92,6 +93,16 @@ async def wait_for(predicate, within: float = 5.0) -> None:  # type: ignore[no-u
         await asyncio.sleep(0.02)
 
 
+async def usage_rows(rig: Rig, count: int, within: float = 5.0) -> list[UsageRecord]:
+    """The usage rows once ``count`` are there: they are group-committed just after the answer."""
+    deadline = time.monotonic() + within
+    while len(rows := await rig.app.usage.rows()) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(rows)} usage rows, expected {count}")
+        await asyncio.sleep(0.02)
+    return rows
+
+
 def answered(rig: Rig, channel: str, thread_ts: str) -> list[str]:
     return [t for t in rig.api.messages(channel, thread_ts) if t.startswith("Sandbox answer")]
 
@@ -111,7 +122,7 @@ async def test_a_mention_is_answered_in_its_thread(rig: Rig) -> None:
     assert placeholder["thread_ts"] == ts
     assert placeholder["text"] == "_Thinking…_"  # replaced by the answer:
     assert rig.api.calls_to("chat.update")[-1]["text"] == answer
-    (row,) = await rig.app.usage.rows()
+    (row,) = await usage_rows(rig, 1)
     assert (row.platform, row.workspace, row.channel, row.user, row.outcome) == (
         "slack",
         DEFAULT_WORKSPACE.team_id,
@@ -159,7 +170,7 @@ async def test_direct_messages_and_thread_follow_ups(rig: Rig) -> None:
     await rig.post(follow)
     await wait_for(lambda: len(answered(rig, DEFAULT_CHANNEL, root)) == 2)
     # The follow-up was asked with the thread as context: bigger prompt than the first.
-    first, second = [r for r in await rig.app.usage.rows() if r.thread == root]
+    first, second = [r for r in await usage_rows(rig, 3) if r.thread == root]
     assert second.prompt_tokens > first.prompt_tokens + 20
 
 
@@ -234,7 +245,7 @@ async def test_where_slack_streams_the_answer_streams_into_the_thread(rig: Rig) 
     assert "_Thinking…_" not in thread  # the placeholder made way for the stream
     start = rig.api.calls_to("chat.startStream")[0]
     assert (start["thread_ts"], start["recipient_user_id"]) == (ts, DEFAULT_USER)
-    (row,) = await rig.app.usage.rows()
+    (row,) = await usage_rows(rig, 1)
     assert row.completion_tokens > 0
 
 
