@@ -9,7 +9,6 @@ and retries it.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.errors import StoreError
 from bot.store.db import DB_ERRORS, Database
+from bot.store.group import GroupWriter
 from bot.store.schema import Claim, DigestSetting, RequestEvent
 
 DEFAULT_AT = "09:00"
@@ -237,8 +237,7 @@ class RequestEvents:
         # Group commit, as for usage rows: a burst queues hundreds of requests at once, and a
         # transaction each fought the usage writes for SQLite's one writer (answers took
         # seconds longer in bench.budgets).
-        self._pending: list[tuple[dict[str, object], asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._group = GroupWriter(self._write, max_batch=1000)
 
     async def note(
         self,
@@ -260,24 +259,13 @@ class RequestEvents:
             "model": model,
             "kind": kind,
         }
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((values, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write())
-        await asyncio.shield(done)
+        await self._group.submit(values)
 
-    async def _write(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:1000], self._pending[1000:]
-            try:
-                async with self.db.session() as s, s.begin():
-                    await s.execute(insert(RequestEvent), [values for values, _ in batch])
-            except DB_ERRORS as exc:
-                error = StoreError(f"Could not record {len(batch)} queued/refused requests: {exc}")
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(error)
-                continue
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+    async def _write(self, group: list[dict[str, object]]) -> list[None]:
+        try:
+            async with self.db.session() as s, s.begin():
+                await s.execute(insert(RequestEvent), group)
+        except DB_ERRORS as exc:
+            error = f"Could not record {len(group)} queued/refused requests: {exc}"
+            raise StoreError(error) from exc
+        return [None] * len(group)

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.errors import StoreError
 from bot.store import rollups
 from bot.store.db import DB_ERRORS, Database
+from bot.store.group import GroupWriter
 from bot.store.schema import Money, RequestEvent, UsageRecord
 
 if TYPE_CHECKING:  # spool.py imports UsageRow from here
@@ -66,16 +67,6 @@ class ReportLine:
     """Calls whose model has no price: their cost is not in ``cost``."""
 
 
-def _fail(batch: list[tuple[UsageRow, asyncio.Future[bool]]], exc: BaseException) -> None:
-    for _, done in batch:
-        if done.done():
-            continue
-        if isinstance(exc, asyncio.CancelledError):
-            done.cancel()
-        else:
-            done.set_exception(exc)
-
-
 class UsageStore:
     """Writes are group-committed: rows that arrive together share one transaction, so a
     burst of answers costs a few commits, not one each (and SQLite's single writer is not
@@ -90,8 +81,7 @@ class UsageStore:
         when it is back, instead of failing their callers."""
         self.db = db
         self.spool = spool
-        self._pending: list[tuple[UsageRow, asyncio.Future[bool]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._group = GroupWriter(self._write, max_batch=self.MAX_BATCH)
         self._replayer: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -108,29 +98,15 @@ class UsageStore:
 
     async def record(self, row: UsageRow) -> bool:
         """Store ``row``; False if a row with its ``call_id`` is already there (a replay)."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((row, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write())
-        return await asyncio.shield(done)
+        return await self._group.submit(row)
 
-    async def _write(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH :]
-            rows = [row for row, _ in batch]
-            try:
-                inserted = await self._insert(rows)
-            except StoreError as exc:
-                if self.spool is None or not await self._spool(rows, exc):
-                    _fail(batch, exc)
-                    continue
-                inserted = [True] * len(batch)  # safe on disk; written when the database is back
-            except BaseException as exc:  # a bug, or shutdown: no caller may wait forever
-                _fail(batch, exc)
+    async def _write(self, rows: list[UsageRow]) -> list[bool]:
+        try:
+            return await self._insert(rows)
+        except StoreError as exc:
+            if self.spool is None or not await self._spool(rows, exc):
                 raise
-            for (_, done), ok in zip(batch, inserted, strict=True):
-                if not done.done():
-                    done.set_result(ok)
+            return [True] * len(rows)  # safe on disk; written when the database is back
 
     async def _spool(self, rows: list[UsageRow], exc: StoreError) -> bool:
         assert self.spool is not None
