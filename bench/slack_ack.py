@@ -177,7 +177,7 @@ class Quotabot:
             QUOTABOT_DATA_DIR=str(data_dir),
             QUOTABOT_HTTP_HOST="127.0.0.1",
             QUOTABOT_HTTP_PORT=str(self.port),
-            QUOTABOT_LOG_LEVEL="WARNING",
+            QUOTABOT_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
             QUOTABOT_PROVIDER_TIER="paid",
             # Paid-tier gpt-3.5-turbo is 60 RPM in the catalog: raised so nothing waits on it.
             QUOTABOT_MODELS=json.dumps(

@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from bot.access import Access
+from bot.admission import Admission
 from bot.alerts import Alerts
 from bot.budget.backend import BudgetBackend
 from bot.budget.limits import Cap, usd_units
@@ -138,6 +139,8 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             "quotabot_queue_depth", "Requests waiting for budget, by model.", budget.queue_depths
         )
         metrics.budget_fallback.set_function(lambda: float(backend.degraded))
+        admission = Admission(settings.concurrent_answers or settings.provider_connections)
+        metrics.events_waiting.set_function(lambda: float(admission.waiting))
         builder = DigestBuilder(db, budget)
         digests = Digests(builder=builder, settings=DigestSettingsStore(db), claims=Claims(db))
         if settings.openai_admin_key is not None:
@@ -167,6 +170,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
                 frozenset(settings.denied_channels),
             ),
             events=RequestEvents(db),
+            admission=admission,
         )
         yield App(
             settings=settings,

@@ -203,6 +203,8 @@ class Settings(BaseSettings):
     queue_size: int = Field(1000, ge=1)
     provider_connections: int = Field(100, ge=1)
     """Provider calls in flight per process at most; more wait their turn (see README)."""
+    concurrent_answers: int | None = Field(None, ge=1)
+    """Chat events one process works on at once (None: as many as provider_connections)."""
     burst_spread: float = Field(2.0, ge=0)
     """Seconds over which a full bucket is handed out, so that a burst is served in fair order."""
     batching: bool = True

@@ -72,6 +72,11 @@ class Metrics:
             "1 while Redis is unreachable and budgets run on this process's local share.",
             registry=r,
         )
+        self.events_waiting = Gauge(
+            "quotabot_events_waiting",
+            "Chat events waiting for a turn in this process (QUOTABOT_CONCURRENT_ANSWERS).",
+            registry=r,
+        )
 
     def watch(self, name: str, help: str, read: Callable[[], Iterable[tuple[str, float]]]) -> None:
         """A gauge by model read when scraped (queue depth, budget use): always current."""

@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from bot import logs, tokens
 from bot.access import Access
+from bot.admission import Admission, Turn
 from bot.alerts import Alerts
 from bot.batching import BatchUnsupported, split
 from bot.budget.manager import Budget, OnQueued, QueueInfo, Ticket
@@ -97,6 +98,7 @@ class Service:
         access: Access | None = None,
         metrics: Metrics | None = None,
         events: RequestEvents | None = None,
+        admission: Admission | None = None,
     ):
         self.provider = provider
         self.catalog = catalog
@@ -112,6 +114,8 @@ class Service:
         self.metrics = metrics or Metrics()
         self.events = events
         """Where requests that waited or were refused by a cap are counted (for the digest)."""
+        self.admission = admission or Admission()
+        """Shared by the adapters: how many chat events this process works on at once."""
         self._warned_unpriced: set[str] = set()
 
     async def handle(
@@ -120,11 +124,13 @@ class Service:
         *,
         on_delta: OnDelta | None = None,
         on_queued: OnQueued | None = None,
+        turn: Turn | None = None,
     ) -> Reply:
         """Answer ``request``: wait for budget, call the provider, retry what is worth it.
 
         With ``on_delta`` the answer is streamed to it as it arrives; ``on_queued`` hears the
-        queue position and expected wait when the request has to wait for budget.
+        queue position and expected wait when the request has to wait for budget. ``turn``
+        (from ``self.admission``) is given back while the request waits for budget.
         Raises RequestRejected (refused; nothing more was sent) or ProviderError (the last
         failure); both carry a message fit for the user (see bot.messages).
         """
@@ -132,7 +138,7 @@ class Service:
         outcome = "failed"
         logs.request_id.set(request.request_id)  # this task's log lines carry it from here on
         try:
-            reply = await self._handle(request, on_delta=on_delta, on_queued=on_queued)
+            reply = await self._handle(request, on_delta=on_delta, on_queued=on_queued, turn=turn)
             outcome = "ok"
             return reply
         except RequestRejected:
@@ -150,6 +156,7 @@ class Service:
         *,
         on_delta: OnDelta | None,
         on_queued: OnQueued | None,
+        turn: Turn | None,
     ) -> Reply:
         prep = await self._prepare(request)
         who = Who(request.platform, request.workspace, request.channel, request.user)
@@ -161,6 +168,8 @@ class Service:
 
         async def queued(info: QueueInfo) -> None:
             nonlocal noted_queued
+            if turn is not None:
+                turn.release()  # waiting for budget costs nothing: let another event start
             if not noted_queued:
                 noted_queued = True
                 await self._note(who, prep.info, "queued")

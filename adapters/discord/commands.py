@@ -378,8 +378,11 @@ class CommandRunner:
             await out.edit(f"_{messages.queued(info).strip('()').capitalize()}_")
 
         try:
-            async with asyncio.timeout_at(inv.deadline):
-                reply = await self.service.handle(request, on_queued=queued)
+            async with (
+                asyncio.timeout_at(inv.deadline),
+                self.service.admission.turn((PLATFORM, who.workspace, who.channel)) as turn,
+            ):
+                reply = await self.service.handle(request, on_queued=queued, turn=turn)
         except TimeoutError:
             log.warning("Discord command %s ran out of time: answer cut off", inv.id)
             await out.edit(texts.warn(texts.CUT_OFF))

@@ -162,8 +162,11 @@ class DiscordGateway(discord.Client):
                 await notice.edit(content=line)
 
         try:
-            async with _typing(message.channel):
-                answer = (await self.service.handle(request, on_queued=queued)).text
+            async with (
+                self.service.admission.turn((PLATFORM, workspace, channel)) as turn,
+                _typing(message.channel),
+            ):
+                answer = (await self.service.handle(request, on_queued=queued, turn=turn)).text
         except QuotabotError as exc:
             answer = texts.warn(messages.explain(exc, model=request.model))
         except asyncio.CancelledError:

@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.slack.mrkdwn import split, to_mrkdwn
 from bot import messages
+from bot.admission import Turn
 from bot.budget.manager import STOPPING, QueueInfo
 from bot.budget.policy import Who
 from bot.commands import BUDGET_HELP, Commands
@@ -336,6 +337,23 @@ class SlackAdapter:
         if task is not None:
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+        try:
+            turn = await self.service.admission.acquire((PLATFORM, request.workspace, channel))
+        except asyncio.CancelledError:
+            # Shut down while the event waited for its turn (nothing posted yet): say so.
+            with contextlib.suppress(Exception):
+                await client.chat_postMessage(
+                    channel=channel, thread_ts=thread_ts, text=f":warning: {STOPPING}"
+                )
+            raise
+        try:
+            await self._answer_in_turn(client, request, channel, thread_ts, turn)
+        finally:
+            turn.release()
+
+    async def _answer_in_turn(
+        self, client: AsyncWebClient, request: ChatRequest, channel: str, thread_ts: str, turn: Turn
+    ) -> None:
         placeholder = await client.chat_postMessage(
             channel=channel, thread_ts=thread_ts, text=THINKING
         )
@@ -351,7 +369,7 @@ class SlackAdapter:
         )
         try:
             answer = await self.service.handle(
-                request, on_delta=reply.delta, on_queued=reply.queued
+                request, on_delta=reply.delta, on_queued=reply.queued, turn=turn
             )
         except QuotabotError as exc:
             await reply.fail(f":warning: {messages.explain(exc, model=request.model)}")

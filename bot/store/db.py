@@ -44,9 +44,16 @@ class Database(AsyncResource):
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         # A burst of chat events each touch the database briefly: a pool of 5 (SQLAlchemy's
-        # default) made them queue for connections until they timed out.
+        # default) made them queue for connections until they timed out. A ping before each
+        # use finds server connections that a restart broke; a file cannot break that way, and
+        # on SQLite the ping was one more trip through aiosqlite's thread per transaction.
         self.engine: AsyncEngine = create_async_engine(
-            self.url, echo=echo, pool_pre_ping=True, pool_size=20, max_overflow=30, pool_timeout=60
+            self.url,
+            echo=echo,
+            pool_pre_ping=parsed.get_backend_name() != "sqlite",
+            pool_size=20,
+            max_overflow=30,
+            pool_timeout=60,
         )
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

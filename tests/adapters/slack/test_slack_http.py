@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from adapters.slack import SlackAdapter, SlackConfig
+from bot.admission import Admission
 from bot.app import App, open_app
 from bot.commands import Commands
 from bot.config import load_settings
@@ -257,3 +258,37 @@ async def test_shutdown_lets_answers_under_way_finish(rig: Rig) -> None:
     await rig.api.wait_for_calls("chat.postMessage")  # the placeholder: the answer is under way
     await rig.adapter.aclose()
     assert answered(rig, DEFAULT_CHANNEL, ts)
+
+
+async def test_when_the_process_is_busy_channels_take_turns(rig: Rig) -> None:
+    """One event worked on at a time (QUOTABOT_CONCURRENT_ANSWERS=1), and that turn taken:
+    two questions arrive in one channel, then one in another. Nothing is posted for them
+    (not even a placeholder) until a turn is free; then the other channel's question is
+    answered second, not third. (Three questions: the free tier's 3 RPM.)"""
+    admission = rig.app.service.admission = Admission(1)
+    held = await admission.acquire("someone else's event")
+    for i in range(2):
+        await rig.post(rig.api.seed_event(ev.app_mention(f"busy {i}", channel="CBUSY00001")))
+    await rig.post(rig.api.seed_event(ev.app_mention("a quiet channel", channel="CQUIET0001")))
+    await wait_for(lambda: admission.waiting == 3)
+    assert rig.api.calls_to("chat.postMessage") == []
+    held.release()
+    assert len(await usage_rows(rig, 3)) == 3
+    order = [call["channel"] for call in rig.api.calls_to("chat.postMessage")]
+    # (Which channel's event reached its turn first depends on database reads before it.)
+    assert order.index("CQUIET0001") <= 1, order
+
+
+async def test_an_event_still_waiting_its_turn_at_shutdown_is_told_to_ask_again(
+    rig: Rig,
+) -> None:
+    admission = rig.app.service.admission = Admission(1)
+    held = await admission.acquire("someone else's event")
+    payload = rig.api.seed_event(ev.app_mention("will I be answered?"))
+    await rig.post(payload)
+    await wait_for(lambda: admission.waiting == 1)
+    await rig.adapter.aclose(grace=0.1)
+    held.release()
+    said = rig.api.messages(DEFAULT_CHANNEL, payload["event"]["ts"])[-1]  # type: ignore[index]
+    assert "restarting" in said and "ask again" in said
+    assert rig.sandbox.stats.total.requests == 0
