@@ -173,6 +173,8 @@ class Quotabot:
             for k, v in os.environ.items()
             if not k.startswith(("QUOTABOT_", "OPENAI_", "SLACK_", "DISCORD_"))
         }
+        if os.environ.get("BENCH_PYTHONPATH"):
+            env["PYTHONPATH"] = os.environ["BENCH_PYTHONPATH"]
         env.update(
             QUOTABOT_DATA_DIR=str(data_dir),
             QUOTABOT_HTTP_HOST="127.0.0.1",
