@@ -167,6 +167,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
                 frozenset(settings.denied_channels),
             ),
             events=RequestEvents(db),
+            transcription_model=settings.transcription_model,
         )
         yield App(
             settings=settings,

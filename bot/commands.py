@@ -13,6 +13,7 @@ from bot.budget.manager import Budget, Standing
 from bot.budget.policy import LIMIT_KINDS, SCOPES, Who
 from bot.catalog import ModelInfo
 from bot.digest.chat import DigestCommands
+from bot.digest.render import minutes
 from bot.messages import format_cost
 from bot.store.budgets import BudgetLimitStore
 from bot.store.usage import ReportLine, UsageStore
@@ -86,19 +87,23 @@ def _workspace(who: Who) -> tuple[tuple[str, str], ...]:
 def _line(r: ReportLine | None) -> str:
     if r is None:
         return "no requests yet"
-    return (
-        f"{r.calls} requests, {r.prompt_tokens + r.completion_tokens:,} tokens, "
-        f"{format_cost(r.cost)}"
-    )
+    return _figures(r.calls, r.prompt_tokens + r.completion_tokens, r.audio_seconds, r.cost)
 
 
 def _total(rows: list[ReportLine]) -> str:
     if not rows:
         return "no requests yet"
-    calls = sum(r.calls for r in rows)
-    tokens = sum(r.prompt_tokens + r.completion_tokens for r in rows)
-    cost = sum((r.cost for r in rows), Decimal(0))
-    return f"{calls} requests, {tokens:,} tokens, {format_cost(cost)}"
+    return _figures(
+        sum(r.calls for r in rows),
+        sum(r.prompt_tokens + r.completion_tokens for r in rows),
+        sum(r.audio_seconds for r in rows),
+        sum((r.cost for r in rows), Decimal(0)),
+    )
+
+
+def _figures(calls: int, tokens: int, audio_seconds: float, cost: Decimal) -> str:
+    audio = f"{minutes(audio_seconds)} of audio, " if audio_seconds else ""
+    return f"{calls} requests, {tokens:,} tokens, {audio}{format_cost(cost)}"
 
 
 def _standing(s: Standing) -> str:
