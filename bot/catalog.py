@@ -1,9 +1,10 @@
 """The models quotabot knows: endpoint, tokenizer, context window, price and default limits.
 
-Prices are USD per 1,000 tokens (per minute of audio for the transcription models), as ``Decimal`` so that costs add up to the cent. Limits are the
-provider account's defaults (requests and tokens per minute, requests per day) for the configured
-tier; the budgets learn the real ones from the provider's ``x-ratelimit-*`` headers. Every figure
-can be overridden, and models added, in the ``[models."name"]`` tables of the config file.
+Prices are USD per 1,000 tokens (per minute of audio for the transcription models), as
+``Decimal`` so that costs add up to the cent. Limits are the provider account's defaults
+(requests and tokens per minute, requests per day) for the configured tier; the budgets learn
+the real ones from the provider's ``x-ratelimit-*`` headers. Every figure can be overridden,
+and models added, in the ``[models."name"]`` tables of the config file.
 """
 
 from __future__ import annotations
