@@ -14,7 +14,8 @@
     │   └── AudioRejected      a file that cannot be transcribed
     │       ├── AudioTooLarge      over the provider's 25 MB
     │       ├── AudioUnsupported   not a format the transcription endpoint takes
-    │       └── AudioUnreadable    a known format whose length cannot be measured
+    │       ├── AudioUnreadable    a known format whose length cannot be measured
+    │       └── AudioDownloadFailed  the chat platform would not hand the file over
     ├── ProviderError          the provider answered with an error, or did not answer
     │   ├── RateLimited        429 rate_limit_exceeded; carries the server's retry hint
     │   ├── QuotaExhausted     429 insufficient_quota and the spend/credit codes that mean the same
@@ -158,6 +159,15 @@ class AudioUnreadable(AudioRejected):
         super().__init__(
             f"quotabot could not read the length of {name}: the file seems damaged or empty. "
             f"These formats work: {formats}."
+        )
+
+
+class AudioDownloadFailed(AudioRejected):
+    def __init__(self, *, name: str, why: str):
+        self.name, self.why = name, why
+        super().__init__(
+            f"quotabot could not download {name} ({why}). Please post it again; if this "
+            "keeps happening, an admin should check quotabot's access to files."
         )
 
 
