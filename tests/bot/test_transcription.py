@@ -120,3 +120,78 @@ async def test_the_providers_413_is_mapped_like_any_bad_request(provider: OpenAI
     big = b"RIFF" + bytes(26 * 1024 * 1024)
     with pytest.raises(BadRequest, match="Maximum content size limit"):
         await provider.transcribe(model="whisper-1", file=("big.wav", big, "audio/wav"))
+
+
+async def test_the_budget_learns_whispers_limits_from_the_headers(
+    db: Database, sandbox: SandboxServer
+) -> None:
+    """The account allows 2 a minute (the catalog assumes 3): the first answer's headers say
+    so, and the budget holds to 2 from then on."""
+    async with (
+        SandboxServer(SandboxConfig(audio_rpm=2)) as strict,
+        OpenAIClient(base_url=strict.base_url, api_key="sk-test") as provider,
+    ):
+        service = make_service(db, provider)
+        service.deadline = 5.0
+        await service.transcribe(recording(wav(1.0)))
+        info = service.catalog.get("whisper-1")
+        rpm = next(s for s in await service.budget.status(_who(), info) if s.unit == "requests")
+        assert (rpm.label, rpm.limit) == ("whisper-1 requests per minute", 2)
+        await service.transcribe(recording(wav(1.0)))
+        with pytest.raises(WaitTooLong):
+            await service.transcribe(recording(wav(1.0)))
+        assert strict.stats.model("whisper-1").rate_limited == 0
+
+
+def _who():  # type: ignore[no-untyped-def]
+    from bot.budget.policy import Who
+
+    return Who("slack", "T1", "C1", "U1")
+
+
+async def test_replicas_share_whispers_budget_through_redis(
+    db: Database, provider: OpenAIClient, sandbox: SandboxServer, redis_url: str
+) -> None:
+    import uuid
+
+    from bot.budget.manager import Budget
+    from bot.budget.policy import Policy
+    from bot.budget.redis import RedisBackend
+
+    prefix = f"qbtest:{uuid.uuid4().hex[:8]}"
+    backends = [RedisBackend(redis_url, prefix=prefix) for _ in range(2)]
+    try:
+        one, two = (make_service(db, provider) for _ in range(2))
+        for service, backend in zip((one, two), backends, strict=True):
+            await backend.start()
+            service.budget = Budget(backend, Policy({}))
+            service.deadline = 5.0
+        for _ in range(3):
+            await one.transcribe(recording(wav(1.0)))
+        with pytest.raises(WaitTooLong):  # the other replica sees the minute's 3 spent
+            await two.transcribe(recording(wav(1.0)))
+        assert sandbox.stats.model("whisper-1").requests == 3
+    finally:
+        await backends[0].delete_all()
+        for backend in backends:
+            await backend.aclose()
+
+
+async def test_digests_show_audio_minutes_and_spend_beside_tokens(
+    db: Database, provider: OpenAIClient
+) -> None:
+    from bot.digest.content import DigestBuilder
+    from bot.digest.render import to_text
+    from bot.store.digests import DigestConfig
+
+    service = make_service(db, provider)
+    await service.transcribe(recording(wav(90.0)))
+    await service.handle(ask("and a question"))
+    digest = await DigestBuilder(db).build(
+        DigestConfig("slack", "T1", "C1", tz="UTC"), datetime.now(UTC).date()
+    )
+    assert (digest.audio_seconds, digest.audio_cost) == (90.0, Decimal("0.009"))
+    assert digest.requests == 2 and digest.prompt_tokens > 0
+    text = to_text(digest)
+    assert "1.5 min of audio transcribed ($0.009000)" in text.splitlines()[1]
+    assert "whisper-1: $0.009000" in text and "· 1.5 min audio" in text
