@@ -292,7 +292,7 @@ class SlackAdapter:
         where = voice.Where(
             platform=PLATFORM, workspace=team, channel=channel, user=user, thread=thread_ts
         )
-        recordings = self._recordings(event.get("files"), context)
+        recordings = await self._recordings(event.get("files"), context)
         if recordings:
             settings = await self.service.channels.get(PLATFORM, team, channel)
             if settings.enabled:
@@ -314,11 +314,22 @@ class SlackAdapter:
             return
         await self._answer(context.client, request, channel, thread_ts)
 
-    def _recordings(
+    async def _recordings(
         self, files: list[dict[str, Any]] | None, context: AsyncBoltContext
     ) -> list[voice.Attachment]:
+        """The message's audio files. Some events carry a file as its id only
+        (``file_access: check_file_info``): files.info tells the rest."""
+        full = []
+        for f in files or []:
+            if f.get("file_access") == "check_file_info" and f.get("id"):
+                try:
+                    f = (await context.client.files_info(file=f["id"]))["file"]
+                except SlackApiError as exc:
+                    log.warning("could not read file %s: %s", f["id"], exc)
+                    continue
+            full.append(f)
         return slack_voice.attachments(
-            files,
+            full,
             http=self.downloads,
             token=context.client.token or self.config.bot_token,
             api_url=self.config.api_url,
@@ -390,7 +401,7 @@ class SlackAdapter:
         """The "Transcribe" message shortcut: the transcript in the message's thread."""
         await ack()
         message: dict[str, Any] = shortcut.get("message") or {}
-        recordings = self._recordings(message.get("files"), context)
+        recordings = await self._recordings(message.get("files"), context)
         if not recordings:
             await respond(response_type="ephemeral", text=slack_voice.NO_AUDIO)
             return

@@ -195,3 +195,28 @@ async def test_digests_show_audio_minutes_and_spend_beside_tokens(
     text = to_text(digest)
     assert "1.5 min of audio transcribed ($0.009000)" in text.splitlines()[1]
     assert "whisper-1: $0.009000" in text and "· 1.5 min audio" in text
+
+
+async def test_a_providers_429_is_recorded_and_blocks_the_model_like_a_chat_429(
+    db: Database,
+) -> None:
+    """The provider allows one a day (RPD has no headers, so the budget cannot know): the
+    second call meets a 429 whose retry hint is past the deadline. It is not retried, its
+    failed call is recorded, and the model waits before anyone else tries."""
+    from bot.errors import RateLimited
+
+    async with (
+        SandboxServer(SandboxConfig(audio_rpm=100, audio_rpd=1)) as strict,
+        OpenAIClient(base_url=strict.base_url, api_key="sk-test") as provider,
+    ):
+        service = make_service(db, provider)
+        service.deadline = 5.0
+        await service.transcribe(recording(wav(1.0)))
+        with pytest.raises(RateLimited):
+            await service.transcribe(recording(wav(1.0)))
+        ok, limited = await service.usage.rows()
+        assert (ok.outcome, limited.outcome) == ("ok", "RateLimited")
+        assert (limited.audio_seconds, limited.cost) == (0.0, None)  # nothing was billed
+        with pytest.raises(WaitTooLong):  # blocked for the hint, without another 429
+            await service.transcribe(recording(wav(1.0)))
+        assert strict.stats.model("whisper-1").rate_limited == 1

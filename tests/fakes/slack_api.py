@@ -266,7 +266,20 @@ class FakeSlackAPI:
         }
         if subtype is not None:
             obj["subtype"] = subtype
+        self.state.files[file_id] = obj
         return obj
+
+    @staticmethod
+    def check_file_info(file: JSON) -> JSON:
+        """The file as events carry it when Slack wants the app to ask ``files.info`` for
+        the rest (``file_access: check_file_info``): an id and little else."""
+        return {
+            "id": file["id"],
+            "file_access": "check_file_info",
+            "created": file["created"],
+            "timestamp": file["timestamp"],
+            "user": file["user"],
+        }
 
     def response_url(self, response_id: str) -> str:
         """A ``response_url`` for a slash command; what is posted to it is ``responses(id)``."""

@@ -148,3 +148,23 @@ async def test_usage_shows_audio_minutes_beside_tokens(rig: Rig) -> None:
     await rig.command(ev.slash_command("/usage", response_url=rig.api.response_url("u")))
     (usage,) = await rig.api.wait_for_responses("u")
     assert "This channel: 1 requests, 0 tokens, 1.5 min of audio, $0.009000" in usage["text"]
+
+
+async def test_a_recording_in_a_thread_the_bot_is_in_and_one_known_by_id_only(rig: Rig) -> None:
+    """A follow-up in the bot's thread needs no mention; a file that the event names by id
+    only (``check_file_info``) is looked up with files.info first."""
+    mention = rig.api.seed_event(ev.app_mention("hello"))
+    root = mention["event"]["ts"]
+    await rig.post(mention)
+    await wait_for(
+        lambda: any(t.startswith("Sandbox answer") for t in thread(rig, DEFAULT_CHANNEL, root))
+    )
+    memo = rig.api.add_file(encoded("flac", 2.0), "take2.flac", "audio/flac")
+    follow = rig.api.seed_event(
+        ev.with_files(ev.thread_reply("", thread_ts=root), [rig.api.check_file_info(memo)])
+    )
+    await rig.post(follow)
+    await wait_for(lambda: transcripts(rig, DEFAULT_CHANNEL, root))
+    (text,) = transcripts(rig, DEFAULT_CHANNEL, root)
+    assert text.startswith("*Transcript* (0:02 · $0.000200 · whisper-1)")
+    assert [c["file"] for c in rig.api.calls_to("files.info")] == [memo["id"]]
