@@ -331,6 +331,7 @@ class Service:
             self.metrics.provider_calls.labels(info.name, "ok").inc()
             self.metrics.provider_seconds.labels(info.name).observe(result.latency)
             self.metrics.answered(info.name, usage.prompt_tokens, usage.completion_tokens, cost)
+            self.metrics.audio_seconds.labels(info.name).inc(seconds)
             await self.budget.settle(ticket, tokens=usage.total_tokens, cost=cost)
             await self.budget.observe(info, result.rate_limits, ticket)
             await self._record(

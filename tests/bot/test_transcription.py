@@ -58,6 +58,9 @@ async def test_a_transcript_is_recorded_with_its_seconds_and_cost(
     (line,) = await service.usage.report(by="model")
     assert (line.audio_seconds, line.cost) == (3.0, Decimal("0.0003"))
     assert sandbox.stats.model("whisper-1").audio_seconds == 3
+    metrics = service.metrics.render().decode()
+    assert 'quotabot_audio_seconds_total{model="whisper-1"} 3.0' in metrics
+    assert 'quotabot_cost_usd_total{model="whisper-1"} 0.0003' in metrics
 
 
 async def test_the_gpt_4o_models_are_priced_by_the_minute_too(

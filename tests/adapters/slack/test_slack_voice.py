@@ -168,3 +168,15 @@ async def test_a_recording_in_a_thread_the_bot_is_in_and_one_known_by_id_only(ri
     (text,) = transcripts(rig, DEFAULT_CHANNEL, root)
     assert text.startswith("*Transcript* (0:02 · $0.000200 · whisper-1)")
     assert [c["file"] for c in rig.api.calls_to("files.info")] == [memo["id"]]
+
+
+def test_the_bot_token_only_goes_to_slack() -> None:
+    from adapters.slack.voice import slack_host
+
+    assert slack_host("https://files.slack.com/files-pri/T1-F1/download/a.webm", None)
+    assert not slack_host("http://files.slack.com/files-pri/T1-F1/a.webm", None)  # not TLS
+    assert not slack_host("https://files.slack.com.example.net/a.webm", None)
+    assert not slack_host("https://example.com/a.webm", None)
+    local = "http://127.0.0.1:8123/api/"
+    assert slack_host("http://127.0.0.1:8123/files-pri/T1-F1/a.webm", local)
+    assert not slack_host("http://127.0.0.1:9999/files-pri/T1-F1/a.webm", local)
