@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from bot.messages import format_cost
 from tests.adapters.slack import test_slack_http
 from tests.adapters.slack.test_slack_http import SECRET, Rig, usage_rows, wait_for
 from tests.fakes import slack_events as ev
@@ -139,35 +140,22 @@ async def test_refusals_say_the_limit_and_the_files_size_or_length(rig: Rig) -> 
     assert await rig.app.usage.rows() == []
 
 
-async def test_usage_shows_audio_minutes_beside_tokens(rig: Rig) -> None:
+async def test_usage_shows_audio_minutes_and_spend_beside_tokens(rig: Rig) -> None:
     memo = rig.api.add_file(wav(90.0), "long.wav", "audio/wav")
-    payload = rig.api.seed_event(ev.with_files(ev.app_mention(""), [memo]))
+    payload = rig.api.seed_event(ev.with_files(ev.app_mention("summarise it"), [memo]))
+    ts = payload["event"]["ts"]
     await rig.post(payload)
-    await wait_for(lambda: transcripts(rig, DEFAULT_CHANNEL, payload["event"]["ts"]))
-    await usage_rows(rig, 1)
+    await wait_for(
+        lambda: any(t.startswith("Sandbox answer") for t in thread(rig, DEFAULT_CHANNEL, ts))
+    )
+    audio, chat = sorted(await usage_rows(rig, 2), key=lambda r: r.endpoint, reverse=True)
+    total = audio.cost + chat.cost
+    tokens = chat.prompt_tokens + chat.completion_tokens
     await rig.command(ev.slash_command("/usage", response_url=rig.api.response_url("u")))
     (usage,) = await rig.api.wait_for_responses("u")
-    assert "This channel: 1 requests, 0 tokens, 1.5 min of audio, $0.009000" in usage["text"]
-
-
-async def test_a_recording_in_a_thread_the_bot_is_in_and_one_known_by_id_only(rig: Rig) -> None:
-    """A follow-up in the bot's thread needs no mention; a file that the event names by id
-    only (``check_file_info``) is looked up with files.info first."""
-    mention = rig.api.seed_event(ev.app_mention("hello"))
-    root = mention["event"]["ts"]
-    await rig.post(mention)
-    await wait_for(
-        lambda: any(t.startswith("Sandbox answer") for t in thread(rig, DEFAULT_CHANNEL, root))
-    )
-    memo = rig.api.add_file(encoded("flac", 2.0), "take2.flac", "audio/flac")
-    follow = rig.api.seed_event(
-        ev.with_files(ev.thread_reply("", thread_ts=root), [rig.api.check_file_info(memo)])
-    )
-    await rig.post(follow)
-    await wait_for(lambda: transcripts(rig, DEFAULT_CHANNEL, root))
-    (text,) = transcripts(rig, DEFAULT_CHANNEL, root)
-    assert text.startswith("*Transcript* (0:02 · $0.000200 · whisper-1)")
-    assert [c["file"] for c in rig.api.calls_to("files.info")] == [memo["id"]]
+    expected = f"2 requests, {tokens:,} tokens, {format_cost(total)} (audio: 1.5 min, $0.009000)"
+    assert f"This channel: {expected}" in usage["text"]
+    assert f"This workspace: {expected}" in usage["text"]
 
 
 def test_the_bot_token_only_goes_to_slack() -> None:
