@@ -171,6 +171,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             ),
             events=RequestEvents(db),
             admission=admission,
+            transcription_model=settings.transcription_model,
         )
         yield App(
             settings=settings,

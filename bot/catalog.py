@@ -1,9 +1,10 @@
 """The models quotabot knows: endpoint, tokenizer, context window, price and default limits.
 
-Prices are USD per 1,000 tokens, as ``Decimal`` so that costs add up to the cent. Limits are the
-provider account's defaults (requests and tokens per minute, requests per day) for the configured
-tier; the budgets learn the real ones from the provider's ``x-ratelimit-*`` headers. Every figure
-can be overridden, and models added, in the ``[models."name"]`` tables of the config file.
+Prices are USD per 1,000 tokens (per minute of audio for the transcription models), as
+``Decimal`` so that costs add up to the cent. Limits are the provider account's defaults
+(requests and tokens per minute, requests per day) for the configured tier; the budgets learn
+the real ones from the provider's ``x-ratelimit-*`` headers. Every figure can be overridden,
+and models added, in the ``[models."name"]`` tables of the config file.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from bot.models import Endpoint, Usage
 
 Tier = Literal["free", "paid"]
 _THOUSAND = Decimal(1000)
+_MINUTE = Decimal(60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +38,22 @@ class ModelInfo:
     input_price: Decimal | None = None
     output_price: Decimal | None = None
     limits: RateLimits = RateLimits()
+    audio_price: Decimal | None = None
+    """USD per minute of audio (transcription models)."""
     known: bool = True
     """False for a model that is neither built in nor configured (a self-hosted one, say)."""
 
     @property
     def priced(self) -> bool:
+        if self.endpoint == "transcriptions":
+            return self.audio_price is not None
         return self.input_price is not None and self.output_price is not None
+
+    def audio_cost(self, seconds: int) -> Decimal | None:
+        """USD for ``seconds`` of audio (whole seconds, as OpenAI bills them), or None."""
+        if self.audio_price is None:
+            return None
+        return self.audio_price * seconds / _MINUTE
 
     def cost(self, usage: Usage) -> Decimal | None:
         """Exact USD cost of ``usage``, or None when the model has no price."""
@@ -125,6 +137,14 @@ _BUILTIN: dict[
     ),
 }
 
+# name: (USD per minute of audio, {tier: (rpm, rpd)}). OpenAI's list prices; its free tier
+# allows Whisper 3 requests per minute and 200 per day, usage tier 1 allows 50 per minute.
+_AUDIO: dict[str, tuple[str, dict[Tier, tuple[int, int | None]]]] = {
+    "whisper-1": ("0.006", {"free": (3, 200), "paid": (50, None)}),
+    "gpt-4o-transcribe": ("0.006", {"free": (3, 200), "paid": (50, None)}),
+    "gpt-4o-mini-transcribe": ("0.003", {"free": (3, 200), "paid": (50, None)}),
+}
+
 # OpenAI answers with dated snapshot names ("gpt-4o-2024-08-06", "gpt-3.5-turbo-0125"): they are
 # priced as their base model. Anything else after the base name is a different model.
 _SNAPSHOT = re.compile(r"-(\d{4}|\d{4}-\d{2}-\d{2})$")
@@ -142,6 +162,7 @@ class ModelOverride:
     rpm: int | None = None
     tpm: int | None = None
     rpd: int | None = None
+    audio_price: Decimal | None = None
 
 
 def builtin_models(tier: Tier) -> dict[str, ModelInfo]:
@@ -156,6 +177,15 @@ def builtin_models(tier: Tier) -> dict[str, ModelInfo]:
             input_price=_d(inp),
             output_price=_d(outp),
             limits=RateLimits(rpm=rpm, tpm=tpm, rpd=rpd),
+        )
+    for name, (per_minute, audio_limits) in _AUDIO.items():
+        rpm, rpd = audio_limits.get(tier) or audio_limits["paid"]
+        out[name] = ModelInfo(
+            name=name,
+            endpoint="transcriptions",
+            context_window=None,
+            audio_price=_d(per_minute),
+            limits=RateLimits(rpm=rpm, rpd=rpd),
         )
     return out
 
@@ -183,6 +213,7 @@ class Catalog:
                 context_window=o.context_window or base.context_window,
                 input_price=o.input_price if o.input_price is not None else base.input_price,
                 output_price=o.output_price if o.output_price is not None else base.output_price,
+                audio_price=o.audio_price if o.audio_price is not None else base.audio_price,
                 limits=limits,
                 known=True,
             )

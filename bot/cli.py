@@ -107,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
     sb.add_argument("--tpm", type=int, default=150_000, help="tokens per minute per model")
     sb.add_argument("--rpd", type=int, default=6_000, help="requests per day per model")
     sb.add_argument("--quota-tokens", type=int, help="tokens until 429 insufficient_quota")
+    sb.add_argument(
+        "--audio-rpm", type=int, help="transcriptions per minute per model (default: catalog's)"
+    )
+    sb.add_argument(
+        "--audio-rpd", type=int, help="transcriptions per day per model (default: catalog's)"
+    )
     sb.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     sb.add_argument("--failure-rate", type=float, default=0.0, help="share of calls that fail")
     sb.add_argument("--seed", type=int, default=0, help="seed for replies and faults")
@@ -391,6 +397,8 @@ async def _sandbox(settings: Settings, args: argparse.Namespace) -> int:
         tpm=args.tpm,
         rpd=args.rpd,
         quota_tokens=args.quota_tokens,
+        audio_rpm=args.audio_rpm,
+        audio_rpd=args.audio_rpd,
         latency=args.latency,
         failure_rate=args.failure_rate,
         seed=args.seed,
@@ -429,13 +437,14 @@ def _line_json(line: ReportLine) -> dict[str, object]:
         "completion_tokens": line.completion_tokens,
         "cost_usd": str(line.cost),
         "unpriced_calls": line.unpriced_calls,
+        "audio_seconds": line.audio_seconds,
     }
 
 
 def _usage_table(by: str, lines: list[ReportLine]) -> str:
     if not lines:
         return "No usage recorded in this period."
-    rows = [(by, "calls", "failed", "tokens in", "tokens out", "cost")]
+    rows = [(by, "calls", "failed", "tokens in", "tokens out", "audio min", "cost")]
     for ln in lines:
         cost = format_cost(ln.cost) + (
             f" (+{ln.unpriced_calls} unpriced)" if ln.unpriced_calls else ""
@@ -447,6 +456,7 @@ def _usage_table(by: str, lines: list[ReportLine]) -> str:
                 str(ln.failed),
                 f"{ln.prompt_tokens:,}",
                 f"{ln.completion_tokens:,}",
+                f"{ln.audio_seconds / 60:,.1f}",
                 cost,
             )
         )
@@ -458,6 +468,7 @@ def _usage_table(by: str, lines: list[ReportLine]) -> str:
             str(sum(ln.failed for ln in lines)),
             f"{sum(ln.prompt_tokens for ln in lines):,}",
             f"{sum(ln.completion_tokens for ln in lines):,}",
+            f"{sum(ln.audio_seconds for ln in lines) / 60:,.1f}",
             format_cost(total),
         )
     )

@@ -13,6 +13,7 @@ from bot.budget.manager import Budget, Standing
 from bot.budget.policy import LIMIT_KINDS, SCOPES, Who
 from bot.catalog import ModelInfo
 from bot.digest.chat import DigestCommands
+from bot.digest.render import minutes
 from bot.messages import format_cost
 from bot.store.budgets import BudgetLimitStore
 from bot.store.usage import ReportLine, UsageStore
@@ -43,12 +44,14 @@ class Commands:
         """This channel's and this workspace's usage today (UTC), and the budgets left."""
         now = datetime.now(UTC)
         since = datetime(now.year, now.month, now.day, tzinfo=UTC)
-        rows = await self.usage.report(by="channel", since=since, where=_workspace(who))
-        channel = next((r for r in rows if r.key == who.channel), None)
+        ws = _workspace(who)
+        here = (*ws, ("channel", who.channel))
+        channel = await self.usage.report(by="model", since=since, where=here)
+        workspace = await self.usage.report(by="model", since=since, where=ws)
         lines = [
             "*Today (since 00:00 UTC)*",
-            f"This channel: {_line(channel)}",
-            f"This workspace: {_total(rows)}",
+            f"This channel: {_total(channel)}",
+            f"This workspace: {_total(workspace)}",
             "",
             await self.budget_text(who, model),
         ]
@@ -83,22 +86,20 @@ def _workspace(who: Who) -> tuple[tuple[str, str], ...]:
     return (("platform", who.platform), ("workspace", who.workspace))
 
 
-def _line(r: ReportLine | None) -> str:
-    if r is None:
-        return "no requests yet"
-    return (
-        f"{r.calls} requests, {r.prompt_tokens + r.completion_tokens:,} tokens, "
-        f"{format_cost(r.cost)}"
-    )
-
-
 def _total(rows: list[ReportLine]) -> str:
+    """Requests, tokens and spend; transcription models' minutes and spend beside them."""
     if not rows:
         return "no requests yet"
     calls = sum(r.calls for r in rows)
     tokens = sum(r.prompt_tokens + r.completion_tokens for r in rows)
     cost = sum((r.cost for r in rows), Decimal(0))
-    return f"{calls} requests, {tokens:,} tokens, {format_cost(cost)}"
+    text = f"{calls} requests, {tokens:,} tokens, {format_cost(cost)}"
+    audio = [r for r in rows if r.audio_seconds]
+    if audio:
+        seconds = sum(r.audio_seconds for r in audio)
+        spend = sum((r.cost for r in audio), Decimal(0))
+        text += f" (audio: {minutes(seconds)}, {format_cost(spend)})"
+    return text
 
 
 def _standing(s: Standing) -> str:

@@ -65,6 +65,7 @@ class ModelConfig(BaseModel):
     context_window: int | None = Field(None, gt=0)
     input_price: Decimal | None = Field(None, ge=0, description="USD per 1,000 prompt tokens")
     output_price: Decimal | None = Field(None, ge=0, description="USD per 1,000 completion tokens")
+    audio_price: Decimal | None = Field(None, ge=0, description="USD per minute of audio")
     rpm: int | None = Field(None, gt=0)
     tpm: int | None = Field(None, gt=0)
     rpd: int | None = Field(None, gt=0)
@@ -173,6 +174,8 @@ class Settings(BaseSettings):
     """json: one JSON object per line, with the chat request's id (for log pipelines)."""
 
     default_model: str = "gpt-3.5-turbo"
+    transcription_model: str = "whisper-1"
+    """Turns voice messages and audio files into text (see README, Voice messages and audio)."""
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     max_tokens: int = Field(512, gt=0)
     temperature: float | None = Field(None, ge=0, le=2)

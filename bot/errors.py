@@ -6,9 +6,16 @@
     │   ├── PromptTooLong      does not fit the model's context window
     │   ├── ChannelDisabled    the bot is switched off in this channel
     │   ├── BudgetExceeded     a daily or monthly cap has no room; says when it resets
+    │   │   └── AudioOverBudget    the same, for a recording: with its length and cost
     │   ├── TooLargeForLimit   needs more than a per-minute limit holds: can never be sent
     │   ├── QueueFull          too many requests already wait for this model
-    │   └── WaitTooLong        the queue would outlast the request's deadline
+    │   ├── WaitTooLong        the queue would outlast the request's deadline
+    │   ├── NotAChatModel      a transcription model asked to answer a question
+    │   └── AudioRejected      a file that cannot be transcribed
+    │       ├── AudioTooLarge      over the provider's 25 MB
+    │       ├── AudioUnsupported   not a format the transcription endpoint takes
+    │       ├── AudioUnreadable    a known format whose length cannot be measured
+    │       └── AudioDownloadFailed  the chat platform would not hand the file over
     ├── ProviderError          the provider answered with an error, or did not answer
     │   ├── RateLimited        429 rate_limit_exceeded; carries the server's retry hint
     │   ├── QuotaExhausted     429 insufficient_quota and the spend/credit codes that mean the same
@@ -103,6 +110,75 @@ class WaitTooLong(RequestRejected):
             f"{model} is busy: the wait would be about {_duration(round(wait))}, longer than "
             f"quotabot waits ({_duration(round(deadline))}). Please try again later."
         )
+
+
+class AudioOverBudget(BudgetExceeded):
+    def __init__(self, refused: BudgetExceeded, *, seconds: int, cost: str, model: str):
+        self.label, self.used, self.limit = refused.label, refused.used, refused.limit
+        self.resets_at, self.seconds = refused.resets_at, seconds
+        RequestRejected.__init__(
+            self,
+            f"This recording is {_clock(seconds)} long and may cost up to {cost} with {model}. "
+            f"{refused} A shorter recording may fit.",
+        )
+
+
+class NotAChatModel(RequestRejected):
+    def __init__(self, model: str):
+        self.model = model
+        super().__init__(
+            f"{model} turns audio into text; it cannot answer questions. "
+            "Choose a chat model for this channel."
+        )
+
+
+class AudioRejected(RequestRejected):
+    """A file that cannot be transcribed; nothing was spent."""
+
+
+class AudioTooLarge(AudioRejected):
+    def __init__(self, *, size: int, limit: int):
+        self.size, self.limit = size, limit
+        super().__init__(
+            f"This file is {_megabytes(size)}, but the transcription service takes files up to "
+            f"{_megabytes(limit)}. Send a shorter or more compressed recording."
+        )
+
+
+class AudioUnsupported(AudioRejected):
+    def __init__(self, *, name: str, formats: str):
+        self.name, self.formats = name, formats
+        super().__init__(
+            f"{name} is not in an audio format quotabot can transcribe. These work: {formats}."
+        )
+
+
+class AudioUnreadable(AudioRejected):
+    def __init__(self, *, name: str, formats: str):
+        self.name, self.formats = name, formats
+        super().__init__(
+            f"quotabot could not read the length of {name}: the file seems damaged or empty. "
+            f"These formats work: {formats}."
+        )
+
+
+class AudioDownloadFailed(AudioRejected):
+    def __init__(self, *, name: str, why: str):
+        self.name, self.why = name, why
+        super().__init__(
+            f"quotabot could not download {name} ({why}). Please post it again; if this "
+            "keeps happening, an admin should check quotabot's access to files."
+        )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _clock(seconds: int) -> str:
+    """3:07 for 187 seconds; 1:02:03 past an hour."""
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 def _duration(seconds: int) -> str:

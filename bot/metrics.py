@@ -41,6 +41,12 @@ class Metrics:
             ["model", "kind"],
             registry=r,
         )
+        self.audio_seconds = Counter(
+            "quotabot_audio_seconds",
+            "Seconds of audio transcribed (as billed), by model.",
+            ["model"],
+            registry=r,
+        )
         self.cost = Counter(
             "quotabot_cost_usd", "Spend in USD by model (priced calls only).", ["model"], registry=r
         )

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
+from bot.audio import AudioClip
+
 Role = Literal["system", "user", "assistant"]
-Endpoint = Literal["chat", "completions"]
+Endpoint = Literal["chat", "completions", "transcriptions"]
 
 
 def new_request_id() -> str:
@@ -82,3 +84,31 @@ class ChannelSettings:
     max_tokens: int
     temperature: float | None
     enabled: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TranscriptionRequest:
+    """One recording to turn into text. ``model`` None takes the configured transcription
+    model. The clip's duration was measured from the file (bot.audio)."""
+
+    platform: str
+    workspace: str
+    channel: str
+    user: str
+    clip: AudioClip
+    thread: str | None = None
+    model: str | None = None
+    prompt: str | None = None
+    """Words the recording is likely to hold (names, jargon), passed on as Whisper's prompt."""
+    request_id: str = field(default_factory=new_request_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transcript:
+    text: str
+    model: str
+    seconds: int
+    """Audio seconds billed: the provider's figure when it gives one, else the measured one."""
+    cost: Decimal | None
+    latency: float
+    request_id: str

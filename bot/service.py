@@ -1,6 +1,7 @@
 """The core: one chat request in, one reply out, with its usage recorded.
 
     adapter -> Service.handle(request) -> budget -> provider -> usage store -> Reply
+    adapter -> Service.transcribe(request) -> the same budget, provider and store -> Transcript
 
 Adapters call :meth:`Service.handle`; they never talk to the provider or the store directly.
 quotabot owns every retry: the provider client sends each call exactly once.
@@ -26,10 +27,12 @@ from bot.budget.manager import Budget, OnQueued, QueueInfo, Ticket
 from bot.budget.policy import Who
 from bot.catalog import Catalog, ModelInfo
 from bot.errors import (
+    AudioOverBudget,
     AuthenticationFailed,
     BadRequest,
     BudgetExceeded,
     ChannelDisabled,
+    NotAChatModel,
     PromptTooLong,
     ProviderError,
     QuotaExhausted,
@@ -38,8 +41,9 @@ from bot.errors import (
     ServerError,
     StoreError,
 )
+from bot.messages import format_cost
 from bot.metrics import Metrics
-from bot.models import ChatRequest, Message, Reply, Usage
+from bot.models import ChatRequest, Message, Reply, Transcript, TranscriptionRequest, Usage
 from bot.provider import Completion, OpenAIClient, RateLimitInfo
 from bot.retry import RetryPolicy
 from bot.store.channels import ChannelStore
@@ -99,6 +103,7 @@ class Service:
         metrics: Metrics | None = None,
         events: RequestEvents | None = None,
         admission: Admission | None = None,
+        transcription_model: str = "whisper-1",
     ):
         self.provider = provider
         self.catalog = catalog
@@ -116,6 +121,8 @@ class Service:
         """Where requests that waited or were refused by a cap are counted (for the digest)."""
         self.admission = admission or Admission()
         """Shared by the adapters: how many chat events this process works on at once."""
+        self.transcription_model = transcription_model
+        """What voice messages and audio files are sent to, unless a request names another."""
         self._warned_unpriced: set[str] = set()
 
     async def handle(
@@ -234,6 +241,150 @@ class Service:
             await self.budget.observe(prep.info, answer.rate_limits, ticket)
             return await self._finish(request, prep, answer, cost, attempt)
 
+    async def transcribe(
+        self, request: TranscriptionRequest, *, on_queued: OnQueued | None = None
+    ) -> Transcript:
+        """Turn a recording into text under the same budgets as a question: one request of
+        the transcription model's RPM and RPD, and the most it can cost (its measured length
+        at the model's price per minute) reserved against every spend cap before the call,
+        then settled at what it did cost. Raises RequestRejected or ProviderError, as
+        :meth:`handle` does; a spend cap without room for it raises AudioOverBudget."""
+        started = time.monotonic()
+        outcome = "failed"
+        logs.request_id.set(request.request_id)
+        try:
+            transcript = await self._transcribe(request, on_queued)
+            outcome = "ok"
+            return transcript
+        except RequestRejected:
+            outcome = "refused"
+            raise
+        finally:
+            self.metrics.requests.labels(request.platform, outcome).inc()
+            self.metrics.request_seconds.labels(request.platform).observe(
+                time.monotonic() - started
+            )
+
+    async def _transcribe(
+        self, request: TranscriptionRequest, on_queued: OnQueued | None
+    ) -> Transcript:
+        if not self.access.allows(request.workspace, request.channel):
+            raise ChannelDisabled(request.channel)
+        ch = await self.channels.get(request.platform, request.workspace, request.channel)
+        if not ch.enabled:
+            raise ChannelDisabled(request.channel)
+        info = self.catalog.get(request.model or self.transcription_model)
+        clip = request.clip
+        worst_cost = info.audio_cost(clip.seconds)
+        who = Who(request.platform, request.workspace, request.channel, request.user)
+        deadline = time.monotonic() + self.deadline
+        attempt = 0
+        noted_queued = False
+
+        async def queued(queue: QueueInfo) -> None:
+            nonlocal noted_queued
+            if not noted_queued:
+                noted_queued = True
+                await self._note(who, info, "queued")
+            if on_queued is not None:
+                await on_queued(queue)
+
+        while True:
+            waiting = time.monotonic()
+            try:
+                ticket = await self.budget.acquire(
+                    who, info, tokens=0, cost=worst_cost, deadline=deadline, on_queued=queued
+                )
+            except BudgetExceeded as exc:
+                await self._note(who, info, "refused")
+                raise AudioOverBudget(
+                    exc, seconds=clip.seconds, cost=format_cost(worst_cost), model=info.name
+                ) from exc
+            started = time.monotonic()
+            self.metrics.queue_wait.labels(info.name).observe(started - waiting)
+            try:
+                result = await self.provider.transcribe(
+                    model=info.name,
+                    file=(clip.name, clip.data, clip.media_type),
+                    prompt=request.prompt,
+                    on_send=ticket.sending,
+                )
+            except ProviderError as exc:
+                kind = "rate_limited" if isinstance(exc, RateLimited) else "error"
+                self.metrics.provider_calls.labels(info.name, kind).inc()
+                await self.budget.release(ticket)
+                await self._record(
+                    replace(
+                        self._audio_row(request, info, uuid.uuid4().hex, type(exc).__name__),
+                        latency_ms=round((time.monotonic() - started) * 1000),
+                        retries=attempt,
+                        provider_request_id=exc.request_id,
+                    )
+                )
+                delay = self.retry.delay(exc, attempt)
+                await self._after_failure(info, exc, ticket, retrying=delay is not None)
+                if delay is None or time.monotonic() + delay > deadline:
+                    raise
+                log.info("retrying %s after %s in %.2f s", request.request_id, exc, delay)
+                self.metrics.retries.labels(info.name).inc()
+                if not isinstance(exc, RateLimited):
+                    await asyncio.sleep(delay)
+                attempt += 1
+                continue
+            except BaseException:
+                await self.budget.release(ticket)
+                raise
+            seconds = result.seconds or clip.seconds
+            cost = info.audio_cost(seconds)
+            usage = result.usage or Usage(0, 0)
+            self.metrics.provider_calls.labels(info.name, "ok").inc()
+            self.metrics.provider_seconds.labels(info.name).observe(result.latency)
+            self.metrics.answered(info.name, usage.prompt_tokens, usage.completion_tokens, cost)
+            self.metrics.audio_seconds.labels(info.name).inc(seconds)
+            await self.budget.settle(ticket, tokens=usage.total_tokens, cost=cost)
+            await self.budget.observe(info, result.rate_limits, ticket)
+            await self._record(
+                replace(
+                    self._audio_row(request, info, uuid.uuid4().hex, "ok"),
+                    prompt_tokens=usage.prompt_tokens,
+                    completion_tokens=usage.completion_tokens,
+                    audio_seconds=seconds,
+                    cost=cost,
+                    latency_ms=round(result.latency * 1000),
+                    retries=attempt,
+                    provider_request_id=result.request_id,
+                    reply_text=result.text if self.store_message_text else None,
+                )
+            )
+            return Transcript(
+                text=result.text,
+                model=info.name,
+                seconds=seconds,
+                cost=cost,
+                latency=result.latency,
+                request_id=request.request_id,
+            )
+
+    def _audio_row(
+        self, request: TranscriptionRequest, info: ModelInfo, call_id: str, outcome: str
+    ) -> UsageRow:
+        return UsageRow(
+            call_id=call_id,
+            request_id=request.request_id,
+            created_at=datetime.now(UTC),
+            platform=request.platform,
+            workspace=request.workspace,
+            channel=request.channel,
+            thread=request.thread,
+            user=request.user,
+            model=info.name,
+            endpoint=info.endpoint,
+            prompt_tokens=0,
+            completion_tokens=0,
+            cost=None,
+            outcome=outcome,
+        )
+
     async def _note(self, who: Who, model: ModelInfo, kind: str) -> None:
         """Count a queued or refused request; never fails the request itself."""
         if self.events is None:
@@ -257,6 +408,8 @@ class Service:
         if not ch.enabled:
             raise ChannelDisabled(request.channel)
         info = self.catalog.get(request.model or ch.model)
+        if info.endpoint == "transcriptions":
+            raise NotAChatModel(info.name)
         max_tokens = request.max_tokens or ch.max_tokens
         messages = request.messages
         if not any(m.role == "system" for m in messages) and ch.system_prompt:

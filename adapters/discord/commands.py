@@ -19,10 +19,12 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import httpx
+
 from adapters.discord import texts
 from adapters.discord.rest import DiscordREST
 from adapters.discord.split import LIMIT, split
-from bot import messages
+from bot import messages, voice
 from bot.budget.manager import STOPPING, QueueInfo
 from bot.budget.policy import LIMIT_KINDS, Who
 from bot.catalog import ModelInfo
@@ -44,7 +46,7 @@ MANAGE_GUILD = 1 << 5
 TOKEN_TTL = 15 * 60.0
 """Seconds an interaction token can edit its response and post follow-ups."""
 
-_STRING, _BOOLEAN, _SUBCOMMAND, _CHANNEL = 3, 5, 1, 7
+_STRING, _BOOLEAN, _SUBCOMMAND, _CHANNEL, _ATTACHMENT = 3, 5, 1, 7, 11
 _SCOPE_HELP = "model, workspace, channel or user; or one by ID, e.g. channel:123"
 
 COMMANDS: list[dict[str, Any]] = [
@@ -162,8 +164,28 @@ DIGEST_COMMAND: dict[str, Any] = {
     ],
 }
 COMMANDS.append(DIGEST_COMMAND)
+TRANSCRIBE_COMMAND: dict[str, Any] = {
+    "name": "transcribe",
+    "type": 1,
+    "description": "Turn a voice message or audio file into text",
+    "options": [
+        {
+            "type": _ATTACHMENT,
+            "name": "file",
+            "description": "The recording: mp3, m4a, ogg/opus, wav, webm or flac, up to 25 MB",
+            "required": True,
+        },
+        {
+            "type": _STRING,
+            "name": "question",
+            "description": "Something to ask about it (optional)",
+            "required": False,
+        },
+    ],
+}
+COMMANDS.append(TRANSCRIBE_COMMAND)
 KNOWN = frozenset(
-    {"ask", "usage", "budget show", "budget set"}
+    {"ask", "usage", "budget show", "budget set", "transcribe"}
     | {f"digest {o['name']}" for o in DIGEST_COMMAND["options"]}
 )
 
@@ -187,6 +209,36 @@ async def sync_commands(rest: DiscordREST, application_id: str, guild: str | Non
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class File:
+    """An attachment as Discord describes it (an option of type 11, or on a message)."""
+
+    name: str
+    url: str
+    size: int | None = None
+    media_type: str | None = None
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> File:
+        size = raw.get("size")
+        return cls(
+            name=str(raw.get("filename") or "audio"),
+            url=str(raw["url"]),
+            size=size if isinstance(size, int) else None,
+            media_type=raw.get("content_type"),
+        )
+
+    def attachment(self, http: httpx.AsyncClient) -> voice.Attachment:
+        """Discord's attachment URLs are signed links: no token goes with them."""
+
+        async def fetch() -> bytes:
+            return await voice.download(http, self.url, self.name)
+
+        return voice.Attachment(
+            name=self.name, media_type=self.media_type, size=self.size, fetch=fetch
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Invocation:
     """One slash command, in the core's terms, whichever way it arrived."""
 
@@ -202,6 +254,8 @@ class Invocation:
     roles: frozenset[str] = frozenset()
     deadline: float
     """Loop time by which the last message must be on its way (the token expires soon after)."""
+    files: Mapping[str, File] = field(default_factory=dict)
+    """Attachment options, by option name."""
 
     @property
     def who(self) -> Who:
@@ -210,7 +264,7 @@ class Invocation:
     @property
     def private(self) -> bool:
         """/usage and /budget are only for the one who asked; /ask when asked to be."""
-        return self.name != "ask" or bool(self.options.get("private"))
+        return self.name not in ("ask", "transcribe") or bool(self.options.get("private"))
 
     @property
     def dedupe_key(self) -> str:
@@ -301,6 +355,8 @@ class CommandRunner:
         try:
             if inv.name == "ask":
                 await self._ask(inv, out)
+            elif inv.name == "transcribe":
+                await self._transcribe(inv, out)
             elif inv.name == "usage":
                 who, model = await self._here(inv)
                 await out.edit(texts.from_core(await self.commands.usage_today(who, model)))
@@ -396,6 +452,51 @@ class CommandRunner:
                 await out.edit(texts.warn(STOPPING))
             raise
         await deliver(reply.text, out, deadline=inv.deadline, limit=self.piece_limit)
+
+    async def _transcribe(self, inv: Invocation, out: Responder) -> None:
+        """/transcribe: the transcript, then the answer to ``question`` when one was asked."""
+        recording = inv.files.get("file")
+        if recording is None:
+            await out.edit(texts.warn(texts.NO_FILE))
+            return
+        question = str(inv.options.get("question") or "").strip()
+        who = inv.who
+        where = voice.Where(
+            platform=PLATFORM,
+            workspace=who.workspace,
+            channel=who.channel,
+            user=who.user,
+            thread=inv.id,
+        )
+
+        async def queued(info: QueueInfo) -> None:
+            await out.edit(f"_{messages.queued(info).strip('()').capitalize()}_")
+
+        try:
+            async with (
+                asyncio.timeout_at(inv.deadline),
+                httpx.AsyncClient(timeout=60.0, follow_redirects=True) as http,
+            ):
+                transcript = await voice.transcribe(
+                    self.service, recording.attachment(http), where, on_queued=queued
+                )
+                text = voice.transcript_text(transcript)
+                if question:
+                    await out.edit(texts.from_core(text) + "\n\n" + texts.THINKING)
+                    reply = await voice.answer(self.service, transcript, question, where)
+                    text += "\n\n" + reply.text
+        except TimeoutError:
+            log.warning("Discord command %s ran out of time: answer cut off", inv.id)
+            await out.edit(texts.warn(texts.CUT_OFF))
+            return
+        except QuotabotError as exc:
+            await out.edit(texts.warn(messages.explain(exc)))
+            return
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await out.edit(texts.warn(STOPPING))
+            raise
+        await deliver(texts.from_core(text), out, deadline=inv.deadline, limit=self.piece_limit)
 
 
 async def deliver(text: str, out: Responder, *, deadline: float, limit: int = LIMIT) -> None:

@@ -2,6 +2,8 @@
 
     MESSAGE_CREATE -> addressed? (mention, reply to the bot, DM; never bots) -> once per id
                    -> reply chain as context -> Service.handle -> replies (typing meanwhile)
+                   (a voice message or audio attachment: bot.voice -> the transcript, then
+                   the answer when the message asks something)
     INTERACTION_CREATE -> CommandTree -> once per id -> defer -> CommandRunner (shared with HTTP)
 
 discord.py handles the connection, reconnects and resumes, and Discord's 429s. Intents are
@@ -23,6 +25,7 @@ from typing import Any
 
 import aiohttp
 import discord
+import httpx
 from discord import app_commands
 
 from adapters.discord import texts
@@ -33,11 +36,13 @@ from adapters.discord.commands import (
     PLATFORM,
     TOKEN_TTL,
     CommandRunner,
+    File,
     Invocation,
     deadline_for,
 )
 from adapters.discord.split import split
-from bot import messages
+from bot import messages, voice
+from bot.audio import looks_like_audio
 from bot.budget.manager import STOPPING, QueueInfo
 from bot.errors import ConfigError, QuotabotError
 from bot.models import ChatRequest, Message
@@ -132,6 +137,20 @@ class DiscordGateway(discord.Client):
         if not settings.enabled:
             return
         text = strip_mention(message.content, bot)
+        recordings = [
+            a for a in message.attachments if looks_like_audio(a.filename, a.content_type)
+        ]
+        if recordings:
+            history, root = await conversation(post, bot, self._fetcher(message))
+            where = voice.Where(
+                platform=PLATFORM,
+                workspace=workspace,
+                channel=channel,
+                user=str(message.author.id),
+                thread=root,
+            )
+            await self._voice(message, _file(recordings[0]), where, text, history)
+            return
         if not text:
             if post.direct or bot in post.mentions:
                 await message.reply(texts.EMPTY_PROMPT, mention_author=False)
@@ -179,6 +198,41 @@ class DiscordGateway(discord.Client):
             answer = texts.warn(messages.INTERNAL)
         await _reply_in_pieces(message, notice, split(answer, self.runner.piece_limit))
 
+    async def _voice(
+        self,
+        message: discord.Message,
+        recording: File,
+        where: voice.Where,
+        question: str,
+        history: tuple[Message, ...],
+    ) -> None:
+        """A voice message (or audio attachment): its transcript as a reply, then the answer
+        to what the message asks, if anything."""
+        try:
+            async with (
+                _typing(message.channel),
+                httpx.AsyncClient(timeout=60.0, follow_redirects=True) as http,
+            ):
+                transcript = await voice.transcribe(self.service, recording.attachment(http), where)
+                answer = voice.transcript_text(transcript)
+                if question:
+                    reply = await voice.answer(
+                        self.service, transcript, question, where, history=history
+                    )
+                    answer += "\n\n" + reply.text
+        except QuotabotError as exc:
+            answer = texts.warn(messages.explain(exc))
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await _reply_in_pieces(message, None, [texts.warn(STOPPING)])
+            raise
+        except Exception:
+            log.exception("transcribing Discord message %s failed", message.id)
+            answer = texts.warn(messages.INTERNAL)
+        await _reply_in_pieces(
+            message, None, split(texts.from_core(answer), self.runner.piece_limit)
+        )
+
     def _fetcher(self, message: discord.Message) -> Fetch:
         """How the chain above ``message`` is read: what discord.py already holds, else REST."""
 
@@ -215,6 +269,10 @@ def to_post(message: discord.Message) -> Post:
         reply_to_author=str(resolved.author.id) if isinstance(resolved, discord.Message) else None,
         direct=isinstance(message.channel, discord.DMChannel),
     )
+
+
+def _file(a: discord.Attachment) -> File:
+    return File(name=a.filename, url=a.url, size=a.size, media_type=a.content_type)
 
 
 def guild_id(message: discord.Message) -> str | None:
@@ -348,6 +406,23 @@ def build_tree(
 
     tree.add_command(budget)
     tree.add_command(_digest_group(run))
+
+    @tree.command(name="transcribe", description=_doc("transcribe"))
+    @app_commands.describe(**_descriptions("transcribe"))
+    async def transcribe(
+        interaction: discord.Interaction[Any],
+        file: discord.Attachment,
+        question: str | None = None,
+    ) -> None:
+        options: dict[str, Any] = {"file": str(file.id)}
+        if question:
+            options["question"] = question
+        inv = invocation(interaction, "transcribe", options, config, files={"file": _file(file)})
+        if not await runner.first(inv.dedupe_key):
+            return
+        await interaction.response.defer(ephemeral=inv.private, thinking=True)
+        await runner.run(inv, _InteractionReply(interaction, ephemeral=inv.private))
+
     tree.on_error = _on_tree_error  # type: ignore[method-assign]
     return tree
 
@@ -392,7 +467,12 @@ async def _on_tree_error(
 
 
 def invocation(
-    interaction: discord.Interaction[Any], name: str, options: dict[str, Any], config: GatewayConfig
+    interaction: discord.Interaction[Any],
+    name: str,
+    options: dict[str, Any],
+    config: GatewayConfig,
+    *,
+    files: dict[str, File] | None = None,
 ) -> Invocation:
     user = interaction.user
     roles: frozenset[str] = frozenset()
@@ -414,4 +494,5 @@ def invocation(
             ttl=config.token_ttl,
             margin=config.margin,
         ),
+        files=files or {},
     )

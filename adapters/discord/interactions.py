@@ -30,6 +30,7 @@ from adapters.discord.commands import (
     KNOWN,
     TOKEN_TTL,
     CommandRunner,
+    File,
     Invocation,
     deadline_for,
 )
@@ -130,6 +131,12 @@ class InteractionsEndpoint:
         token = payload["token"]
         if not (channel and isinstance(token, str) and token):
             raise Malformed("no channel or token")
+        resolved = (data.get("resolved") or {}).get("attachments") or {}
+        files = {
+            name: File.from_json(resolved[value])
+            for name, value in options.items()
+            if isinstance(value, str) and value in resolved
+        }
         interaction_id = str(int(payload["id"]))
         loop_now, now = asyncio.get_running_loop().time(), time.time()
         created = ((int(interaction_id) >> 22) + DISCORD_EPOCH_MS) / 1000
@@ -145,6 +152,7 @@ class InteractionsEndpoint:
             deadline=deadline_for(
                 created, now, loop_now, ttl=self.config.token_ttl, margin=self.config.margin
             ),
+            files=files,
         )
         return inv, token
 

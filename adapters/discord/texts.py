@@ -26,6 +26,8 @@ CUT_OFF_REST = (
     "_(The rest of this answer is cut off: Discord allows 15 minutes to answer a command.)_"
 )
 DISABLED = "quotabot is switched off in this channel."
+NO_FILE = "Attach the recording to transcribe: `/transcribe file:<your voice message>`."
+THINKING = "_Thinking…_"
 
 
 def warn(text: str) -> str:

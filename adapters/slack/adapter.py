@@ -2,6 +2,8 @@
 
     Slack event -> bolt (signature checked, acked at once) -> SlackAdapter -> Service.handle
                 -> placeholder, queue notices, streamed edits, the answer in the thread
+    voice clip or audio file (or the "Transcribe" shortcut) -> bot.voice -> the transcript,
+                then the answer when the message asks something
 
 Bolt acknowledges every event before our listener runs, so the ack never waits for the
 provider or the database. Each message is answered once: the event log in the database makes
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import httpx
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -38,8 +41,9 @@ from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.slack import voice as slack_voice
 from adapters.slack.mrkdwn import split, to_mrkdwn
-from bot import messages
+from bot import messages, voice
 from bot.admission import Turn
 from bot.budget.manager import STOPPING, QueueInfo
 from bot.budget.policy import Who
@@ -63,6 +67,7 @@ BOT_SCOPES = (
     "mpim:history",
     "chat:write",
     "commands",
+    "files:read",
     "users:read",
 )
 """What deploy/slack-app-manifest.yaml asks for; OAuth installs ask for the same."""
@@ -121,6 +126,8 @@ class SlackAdapter:
         # One session for every Web API call: without it slack-sdk opens a new session, and a
         # new TCP (and TLS) connection, per call; a seventh of the CPU at 300 events/s.
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+        # Voice clips and audio files are downloaded with it (never more than 25 MB each).
+        self.downloads = httpx.AsyncClient(timeout=60.0, follow_redirects=True)
         client = AsyncWebClient(
             token=config.bot_token,
             base_url=config.api_url or AsyncWebClient.BASE_URL,
@@ -233,6 +240,7 @@ class SlackAdapter:
             await self.socket.close_async()  # type: ignore[no-untyped-call]  # bolt: untyped
         await finish(self.tasks, grace, "Slack answers")
         await self.session.close()
+        await self.downloads.aclose()
 
     # -- listeners ---------------------------------------------------------------------------
 
@@ -244,6 +252,7 @@ class SlackAdapter:
         app.command("/usage")(self._on_usage)
         app.command("/budget")(self._on_budget)
         app.command("/digest")(self._on_digest)
+        app.message_shortcut("transcribe")(self._on_transcribe)
         app.error(self._on_error)
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
@@ -253,7 +262,7 @@ class SlackAdapter:
         await self._take(event, context)
 
     async def _on_message(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
-        if event.get("subtype") or event.get("bot_id"):
+        if event.get("subtype") not in (None, "file_share") or event.get("bot_id"):
             return  # edits, joins, other bots (and ourselves): never answered
         if event.get("channel_type") == "im":
             await self._take(event, context)
@@ -281,6 +290,17 @@ class SlackAdapter:
         if only_if_bot_in_thread and not any(m.role == "assistant" for m in history):
             return
         text = _MENTION.sub("", event.get("text", "")).strip()
+        where = voice.Where(
+            platform=PLATFORM, workspace=team, channel=channel, user=user, thread=thread_ts
+        )
+        recordings = await self._recordings(event.get("files"), context)
+        if recordings:
+            settings = await self.service.channels.get(PLATFORM, team, channel)
+            if settings.enabled:
+                await self._voice(context.client, recordings[0], where, text, history)
+            return
+        if not text and event.get("files"):
+            return  # a file without words, and not audio: nothing to answer
         messages_ = (*history, Message("user", text))
         request = ChatRequest(
             platform=PLATFORM,
@@ -294,6 +314,110 @@ class SlackAdapter:
         if not settings.enabled:
             return
         await self._answer(context.client, request, channel, thread_ts)
+
+    async def _recordings(
+        self, files: list[dict[str, Any]] | None, context: AsyncBoltContext
+    ) -> list[voice.Attachment]:
+        """The message's audio files. Some events carry a file as its id only
+        (``file_access: check_file_info``): files.info tells the rest."""
+        full = []
+        for f in files or []:
+            if f.get("file_access") == "check_file_info" and f.get("id"):
+                try:
+                    f = (await context.client.files_info(file=f["id"]))["file"]
+                except SlackApiError as exc:
+                    log.warning("could not read file %s: %s", f["id"], exc)
+                    continue
+            full.append(f)
+        return slack_voice.attachments(
+            full,
+            http=self.downloads,
+            token=context.client.token or self.config.bot_token,
+            api_url=self.config.api_url,
+        )
+
+    async def _voice(
+        self,
+        client: AsyncWebClient,
+        recording: voice.Attachment,
+        where: voice.Where,
+        question: str,
+        history: tuple[Message, ...],
+    ) -> None:
+        """The transcript in the thread, then the answer to ``question`` (if any) about it.
+        (One recording per message: a second one in the same post is left alone.)"""
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        assert where.thread is not None
+        channel, thread_ts = where.channel, where.thread
+        placeholder = await client.chat_postMessage(
+            channel=channel, thread_ts=thread_ts, text=slack_voice.TRANSCRIBING
+        )
+        reply = _Reply(
+            client,
+            channel,
+            thread_ts,
+            placeholder["ts"],
+            self.config.update_interval,
+            team=where.workspace,
+            user=where.user,
+            streams={where.workspace: False},  # edited into place: nothing streams here
+        )
+        try:
+            transcript = await voice.transcribe(
+                self.service, recording, where, on_queued=reply.queued
+            )
+        except QuotabotError as exc:
+            await reply.fail(f":warning: {messages.explain(exc)}")
+            return
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await reply.fail(f":warning: {STOPPING}")
+            raise
+        except Exception:
+            log.exception("transcribing for %s failed", where.channel)
+            await reply.fail(f":warning: {messages.INTERNAL}")
+            return
+        await reply.finish(voice.transcript_text(transcript))
+        if question:
+            request = ChatRequest(
+                platform=PLATFORM,
+                workspace=where.workspace,
+                channel=channel,
+                thread=thread_ts,
+                user=where.user,
+                messages=(*history, Message("user", voice.question_prompt(transcript, question))),
+            )
+            await self._answer(client, request, channel, thread_ts)
+
+    async def _on_transcribe(
+        self,
+        ack: Callable[..., Awaitable[None]],
+        shortcut: dict[str, Any],
+        respond: Callable[..., Awaitable[Any]],
+        context: AsyncBoltContext,
+    ) -> None:
+        """The "Transcribe" message shortcut: the transcript in the message's thread."""
+        await ack()
+        message: dict[str, Any] = shortcut.get("message") or {}
+        recordings = await self._recordings(message.get("files"), context)
+        if not recordings:
+            await respond(response_type="ephemeral", text=slack_voice.NO_AUDIO)
+            return
+        if not await self._first(f"slack-shortcut:{shortcut.get('trigger_id')}"):
+            return
+        team = (shortcut.get("team") or {}).get("id") or context.team_id or ""
+        channel = (shortcut.get("channel") or {}).get("id") or ""
+        where = voice.Where(
+            platform=PLATFORM,
+            workspace=team,
+            channel=channel,
+            user=(shortcut.get("user") or {}).get("id") or "",
+            thread=message.get("thread_ts") or message.get("ts") or shortcut.get("message_ts"),
+        )
+        await self._voice(context.client, recordings[0], where, "", ())
 
     async def _first(self, key: str) -> bool:
         """Whether this event is new. If the database cannot say, answer anyway: the event

@@ -39,6 +39,7 @@ class Line:
     prompt_tokens: int
     completion_tokens: int
     cost: Decimal
+    audio_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,9 @@ class Digest:
     month_cap: Decimal | None
     budgets: list[BudgetUse] = field(default_factory=list)
     provider_cost: ProviderCost | None = None
+    audio_seconds: float = 0.0
+    """Seconds of audio transcribed (its spend is in ``cost`` and under its model)."""
+    audio_cost: Decimal = _ZERO
 
     @property
     def projection(self) -> Decimal:
@@ -203,8 +207,9 @@ class DigestBuilder:
         if self.budget is not None:
             cap = self.budget.policy.value("workspace", cfg.workspace, "spend_month")
             month_cap = Decimal(str(cap)) if cap is not None else None
-        requests, calls, failed, limited, retries, pt, ct, cost, unpriced = (
-            int(v) if m != "cost" else v for m, v in zip(MEASURES, totals, strict=True)
+        requests, calls, failed, limited, retries, pt, ct, cost, unpriced, audio = (
+            v if m in ("cost", "audio_seconds") else int(v)
+            for m, v in zip(MEASURES, totals, strict=True)
         )
         return Digest(
             platform=cfg.platform,
@@ -236,6 +241,8 @@ class DigestBuilder:
             days_elapsed=day.day,
             month_cap=month_cap,
             budgets=budgets,
+            audio_seconds=float(audio or 0),
+            audio_cost=sum((ln.cost for ln in by_model if ln.audio_seconds), _ZERO),
         )
 
     async def recorded_cost(self, start: datetime, end: datetime) -> Decimal:
@@ -373,10 +380,11 @@ async def _lines(s: Any, src: Subquery, key: str) -> list[Line]:
         _sum(src, "prompt_tokens"),
         _sum(src, "completion_tokens"),
         _sum(src, "cost"),
+        _sum(src, "audio_seconds"),
     ).group_by(src.c[key])
     lines = [
-        Line(str(k), int(n), int(pt), int(ct), Decimal(c or 0))
-        for k, n, pt, ct, c in await _all(s, stmt)
+        Line(str(k), int(n), int(pt), int(ct), Decimal(c or 0), float(a or 0))
+        for k, n, pt, ct, c, a in await _all(s, stmt)
     ]
     return sorted(lines, key=lambda ln: (-ln.cost, -ln.requests, ln.key))
 

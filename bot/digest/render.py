@@ -39,8 +39,13 @@ def layout(d: Digest, *, channel: Mention = str, user: Mention = str) -> Layout:
     title = f"quotabot digest: {d.day:%a %d %b %Y} ({d.tz})"
     tokens = f"{d.prompt_tokens:,} in / {d.completion_tokens:,} out tokens"
     spend = format_cost(d.cost) + (f" (+{d.unpriced} unpriced calls)" if d.unpriced else "")
+    audio = (
+        f" · {minutes(d.audio_seconds)} of audio transcribed ({format_cost(d.audio_cost)})"
+        if d.audio_seconds
+        else ""
+    )
     summary = [
-        f"Spend {spend} · {d.requests:,} requests answered · {tokens}",
+        f"Spend {spend} · {d.requests:,} requests answered · {tokens}{audio}",
         f"vs the day before: {_change(d.cost, d.previous_day)} · "
         f"vs the 7-day average: {_change(d.cost, d.week_average)}",
         _month(d),
@@ -127,9 +132,17 @@ def _colour(d: Digest) -> int:
     return 0x1A73E8
 
 
+def minutes(seconds: float) -> str:
+    """Audio minutes as people read them: 0.4 min, 12.5 min, 1,234 min."""
+    value = seconds / 60
+    return f"{value:,.1f} min" if value < 100 else f"{value:,.0f} min"
+
+
 def _line(ln: Line, total: Decimal, name: Mention) -> str:
     share = f" ({ln.cost / total:.0%})" if total else ""
     tokens = f"{ln.prompt_tokens + ln.completion_tokens:,} tokens"
+    if ln.audio_seconds:
+        tokens += f" · {minutes(ln.audio_seconds)} audio"
     return f"{name(ln.key)}: {format_cost(ln.cost)}{share} · {ln.requests:,} req · {tokens}"
 
 

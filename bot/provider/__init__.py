@@ -1,4 +1,5 @@
-"""OpenAI-compatible HTTP client: chat, streamed chat and legacy completions, on httpx.
+"""OpenAI-compatible HTTP client: chat, streamed chat, legacy completions and audio
+transcriptions, on httpx.
 
 It talks to OpenAI and to the servers that imitate it (vLLM, llama.cpp, Ollama). Their quirks
 (no rate-limit headers, no ``usage``, extra fields, null ``content`` or ``finish_reason``,
@@ -16,14 +17,20 @@ message, a log line or a ``repr``.
 
     client.py    OpenAIClient: builds requests, sends each once
     stream.py    ChatStream: server-sent events -> text deltas -> Completion
-    results.py   Completion, Choice, RateLimitInfo and parsing of successful answers
+    results.py   Completion, Choice, Transcription, RateLimitInfo: successful answers, parsed
     failures.py  failed calls -> bot.errors, with messages that tell an operator what to do
 """
 
 from __future__ import annotations
 
 from bot.provider.client import OpenAIClient
-from bot.provider.results import Choice, Completion, RateLimitInfo, parse_duration
+from bot.provider.results import (
+    Choice,
+    Completion,
+    RateLimitInfo,
+    Transcription,
+    parse_duration,
+)
 from bot.provider.stream import ChatStream
 
 __all__ = [
@@ -32,5 +39,6 @@ __all__ = [
     "Completion",
     "OpenAIClient",
     "RateLimitInfo",
+    "Transcription",
     "parse_duration",
 ]

@@ -13,7 +13,14 @@ from bot.errors import ConfigError
 from bot.lifecycle import AsyncResource
 from bot.models import Message
 from bot.provider.failures import ErrorMapper, describe_body, status_cause
-from bot.provider.results import BadBody, Completion, Kind, parse_completion
+from bot.provider.results import (
+    BadBody,
+    Completion,
+    Kind,
+    Transcription,
+    parse_completion,
+    parse_transcription,
+)
 from bot.provider.stream import ChatStream
 
 
@@ -153,15 +160,78 @@ class OpenAIClient(AsyncResource):
             "/completions", body, kind="completions", model=model, on_send=on_send
         )
 
-    def _request(self, path: str, body: dict[str, Any], *, accept: str) -> httpx.Request:
+    async def transcribe(
+        self,
+        *,
+        model: str,
+        file: tuple[str, bytes, str],
+        prompt: str | None = None,
+        language: str | None = None,
+        on_send: OnSend | None = None,
+    ) -> Transcription:
+        """/audio/transcriptions with ``file`` (name, content, media type), as multipart form
+        data; the answer is asked for as ``json``, which carries the usage."""
+        fields = {"model": model, "response_format": "json"}
+        if prompt:
+            fields["prompt"] = prompt
+        if language:
+            fields["language"] = language
+        request = self._request(
+            "/audio/transcriptions", None, accept="application/json", data=fields, files=file
+        )
+        response, latency = await self._send(request, on_send)
+        if not response.is_success:
+            raise self._errors.status(response, model=model) from status_cause(response)
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise self._errors.bad_body(response, describe_body(response)) from exc
+        try:
+            return parse_transcription(
+                payload, headers=response.headers, model=model, latency=latency
+            )
+        except BadBody as exc:
+            raise self._errors.bad_body(response, str(exc)) from exc
+
+    def _request(
+        self,
+        path: str,
+        body: dict[str, Any] | None,
+        *,
+        accept: str,
+        data: dict[str, str] | None = None,
+        files: tuple[str, bytes, str] | None = None,
+    ) -> httpx.Request:
         headers = {"Accept": accept}
         if self._api_key is not None:
             headers["Authorization"] = f"Bearer {self._api_key}"
         # copy_with keeps a query in base_url (Azure's ?api-version=...) after the new path.
         url = self._base_url.copy_with(path=self._base_url.path.rstrip("/") + path)
+        if files is not None:
+            return self._http.build_request(
+                "POST",
+                url,
+                data=data,
+                files={"file": files},
+                headers=headers,
+                timeout=self._timeout,
+            )
         return self._http.build_request(
             "POST", url, json=body, headers=headers, timeout=self._timeout
         )
+
+    async def _send(
+        self, request: httpx.Request, on_send: OnSend | None
+    ) -> tuple[httpx.Response, float]:
+        started = time.monotonic()
+        try:
+            async with self._slots:
+                if on_send is not None:
+                    on_send()
+                response = await self._http.send(request)
+        except httpx.RequestError as exc:
+            raise self._errors.transport(exc) from exc
+        return response, time.monotonic() - started
 
     async def _call(
         self,
@@ -173,15 +243,7 @@ class OpenAIClient(AsyncResource):
         on_send: OnSend | None,
     ) -> Completion:
         request = self._request(path, body, accept="application/json")
-        started = time.monotonic()
-        try:
-            async with self._slots:
-                if on_send is not None:
-                    on_send()
-                response = await self._http.send(request)
-        except httpx.RequestError as exc:
-            raise self._errors.transport(exc) from exc
-        latency = time.monotonic() - started
+        response, latency = await self._send(request, on_send)
         if not response.is_success:
             raise self._errors.status(response, model=model) from status_cause(response)
         try:

@@ -183,6 +183,51 @@ class BadBody(Exception):
     """A 2xx answer without the expected JSON; the client turns it into a ProviderError."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transcription:
+    """One answer of /v1/audio/transcriptions."""
+
+    text: str
+    model: str
+    seconds: int | None
+    """Audio seconds the provider billed (whisper-1 reports them); None when it did not say."""
+    usage: Usage | None
+    """Tokens in and out, for the models billed by token (gpt-4o-transcribe and its kin)."""
+    request_id: str | None
+    rate_limits: RateLimitInfo
+    latency: float
+
+
+def parse_transcription(
+    payload: object, *, headers: httpx.Headers, model: str, latency: float
+) -> Transcription:
+    """A ``json`` answer: ``{"text": ..., "usage": {"type": "duration", "seconds": 3}}`` or
+    ``{"type": "tokens", "input_tokens": ..., "output_tokens": ...}``; raises BadBody."""
+    text = payload.get("text") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict) or not isinstance(text, str):
+        raise BadBody("the JSON body has no text")
+    raw = payload.get("usage")
+    seconds, usage = None, None
+    if isinstance(raw, dict):
+        if raw.get("type") == "duration":
+            value = raw.get("seconds")
+            if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+                seconds = math.ceil(value)
+        else:
+            inp, out = nonneg_int(raw.get("input_tokens")), nonneg_int(raw.get("output_tokens"))
+            if inp is not None and out is not None:
+                usage = Usage(inp, out)
+    return Transcription(
+        text=text,
+        model=model,
+        seconds=seconds,
+        usage=usage,
+        request_id=headers.get("x-request-id"),
+        rate_limits=RateLimitInfo.from_headers(headers),
+        latency=latency,
+    )
+
+
 def parse_completion(
     payload: object, *, headers: httpx.Headers, kind: Kind, model: str, latency: float
 ) -> Completion:

@@ -1,5 +1,6 @@
 """The aiohttp application: every /v1 call goes auth -> latency -> body -> model -> quota ->
-fault -> rate limits -> reply, and leaves with OpenAI's headers whatever its answer."""
+fault -> rate limits -> reply, and leaves with OpenAI's headers whatever its answer.
+Transcriptions take the same path (their body: bot.sandbox.audio)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from aiohttp.typedefs import Handler
 
 from bot.catalog import Catalog
 from bot.models import Endpoint, Usage
-from bot.sandbox import errors
+from bot.sandbox import audio, errors
 from bot.sandbox.bodies import (
     Answer,
     Choice,
@@ -166,6 +167,34 @@ class Sandbox:
             stats.completion_tokens += answer.completion_tokens
             self.costs.add(info.cost(Usage(answer.prompt_tokens, answer.completion_tokens)))
 
+    async def transcriptions(self, request: web.Request, call: _Call) -> web.StreamResponse:
+        """One transcription: one request of the model's RPM and RPD buckets (not the
+        sandbox-wide ones: OpenAI limits Whisper apart, 3 RPM and 200 RPD on its free tier)."""
+        job = await audio.read_form(request, self.catalog)
+        call.model = job.model
+        rpm = self.config.audio_rpm or job.info.limits.rpm
+        rpd = self.config.audio_rpd or job.info.limits.rpd
+        limits = self.limiter.for_model(job.model, rpm=rpm, rpd=rpd)
+        stats = self.stats.model(job.model)
+        duration = audio.measure(job)
+        fault = self.faults.pick()
+        if fault is not None:
+            stats.failures += 1
+            return _fail(request, fault)
+        refusal = limits.refusal(0)
+        if refusal is not None:
+            stats.rate_limited += 1
+            raise errors.rate_limited(job.model, refusal)
+        limits.take(0)
+        text = audio.transcript(job.data, duration, job.prompt)
+        payload, seconds = audio.body(job, text, duration)
+        stats.requests += 1
+        stats.audio_seconds += seconds
+        self.costs.add(job.info.audio_cost(seconds))
+        if job.response_format == "text":
+            return web.Response(text=text + "\n", content_type="text/plain")
+        return web.json_response(payload)
+
     def _answer(self, job: Job) -> Answer:
         encoding = job.info.encoding
         window = job.info.context_window
@@ -262,6 +291,7 @@ def create_app(config: SandboxConfig) -> web.Application:
     app[SANDBOX] = sandbox
     app.router.add_post("/v1/chat/completions", sandbox.api(sandbox.chat))
     app.router.add_post("/v1/completions", sandbox.api(sandbox.completions))
+    app.router.add_post("/v1/audio/transcriptions", sandbox.api(sandbox.transcriptions))
     app.router.add_get("/v1/models", sandbox.api(sandbox.models))
     app.router.add_get("/v1/models/{model}", sandbox.api(sandbox.model))
     app.router.add_get("/v1/organization/costs", sandbox.api(sandbox.costs.handle))

@@ -22,6 +22,10 @@ class SandboxConfig:
     tpm: int | None = 150_000
     rpd: int | None = 6_000
     quota_tokens: int | None = None
+    audio_rpm: int | None = None
+    """Requests per minute of each transcription model; None: the catalog's (3 on the free
+    tier, as OpenAI's Whisper)."""
+    audio_rpd: int | None = None
     api_key: str | None = field(default=None, repr=False)
     latency: float = 0.0
     failure_rate: float = 0.0
@@ -31,7 +35,7 @@ class SandboxConfig:
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("rpm", "tpm", "rpd", "quota_tokens"):
+        for name in ("rpm", "tpm", "rpd", "quota_tokens", "audio_rpm", "audio_rpd"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, or None for no limit; got {value}")

@@ -167,9 +167,18 @@ class Limiter:
         self._clock = clock
         self._models: dict[str, ModelLimits] = {}
 
-    def for_model(self, name: str) -> ModelLimits:
+    def for_model(
+        self, name: str, *, rpm: int | None = None, rpd: int | None = None
+    ) -> ModelLimits:
+        """``rpm``/``rpd`` given: the model's own request limits and no TPM (transcription
+        models), instead of the sandbox-wide ones."""
         if name not in self._models:
-            self._models[name] = ModelLimits(**self._limits, clock=self._clock)
+            limits = (
+                self._limits
+                if rpm is None and rpd is None
+                else {"rpm": rpm, "tpm": None, "rpd": rpd}
+            )
+            self._models[name] = ModelLimits(**limits, clock=self._clock)
         return self._models[name]
 
     def headers(self, name: str | None) -> dict[str, str]:

@@ -15,6 +15,8 @@ class ModelStats:
     """Every 429: rate limits, requests too large for the TPM limit, and exhausted quota."""
     failures: int = 0
     """Faults injected: 500s, 503s and dropped connections."""
+    audio_seconds: int = 0
+    """Seconds of audio transcribed (billed: each file rounded up to a whole second)."""
 
     @property
     def total_tokens(self) -> int:

@@ -42,6 +42,7 @@ MEASURES = (
     "completion_tokens",
     "cost",
     "unpriced",
+    "audio_seconds",
 )
 _FINE_KEYS = ("platform", "workspace", "channel", "user", "model")
 _COARSE_KEYS = ("platform", "workspace", "model")
@@ -146,6 +147,7 @@ def _raw(
         UsageRecord.completion_tokens.label("completion_tokens"),
         func.coalesce(UsageRecord.cost, 0).label("cost"),
         _flag(ok & UsageRecord.cost.is_(None)).label("unpriced"),
+        UsageRecord.audio_seconds.label("audio_seconds"),
     ).where(
         *(getattr(UsageRecord, c) == v for c, v in where),
         or_(

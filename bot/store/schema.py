@@ -115,6 +115,8 @@ class UsageRecord(Base):
     provider_request_id: Mapped[str | None] = mapped_column(String(128))
     prompt_text: Mapped[str | None] = mapped_column(Text)
     reply_text: Mapped[str | None] = mapped_column(Text)
+    audio_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    """Seconds of audio transcribed by this call (migration 0006); 0 for text calls."""
 
 
 class BudgetLimit(Base):
@@ -226,6 +228,7 @@ class _Measures:
     cost: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
     """USD of the priced calls; unpriced ones are counted in ``unpriced``."""
     unpriced: Mapped[int] = mapped_column(Integer, default=0)
+    audio_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
 
 class UsageHourly(_Measures, Base):

@@ -46,6 +46,8 @@ class UsageRow:
     completion_tokens: int
     cost: Decimal | None
     outcome: str
+    audio_seconds: float = 0.0
+    """Seconds of audio transcribed (transcription calls); 0 for everything else."""
     thread: str | None = None
     usage_estimated: bool = False
     latency_ms: int = 0
@@ -65,6 +67,7 @@ class ReportLine:
     cost: Decimal
     unpriced_calls: int
     """Calls whose model has no price: their cost is not in ``cost``."""
+    audio_seconds: float = 0.0
 
 
 class UsageStore:
@@ -201,6 +204,7 @@ class UsageStore:
             func.sum(src.c.completion_tokens),
             type_coerce(func.sum(src.c.cost), Money()),
             func.sum(src.c.unpriced),
+            func.sum(src.c.audio_seconds),
         ).group_by(key)
         try:
             async with self.db.session() as s:
@@ -216,8 +220,9 @@ class UsageStore:
                 completion_tokens=int(ct),
                 cost=Decimal(cost) if cost is not None else Decimal(0),
                 unpriced_calls=int(unpriced),
+                audio_seconds=float(audio or 0),
             )
-            for k, calls, failed, pt, ct, cost, unpriced in result
+            for k, calls, failed, pt, ct, cost, unpriced, audio in result
         ]
         if by == "day":
             return sorted(lines, key=lambda line: line.key)

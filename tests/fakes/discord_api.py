@@ -7,8 +7,9 @@ and ``Signer``: signs interaction posts with a test Ed25519 key pair, as Discord
         api.thread(token)   # what the user sees of an interaction: the response, follow-ups
 
 It serves what quotabot calls: interaction callbacks and webhooks (edit ``@original``,
-follow-ups), channel messages (send, edit, fetch, typing), command registration, and what
-discord.py's ``login`` reads (``/users/@me``, ``/oauth2/applications/@me``). Every answer
+follow-ups), channel messages (send, edit, fetch, typing), command registration, what
+discord.py's ``login`` reads (``/users/@me``, ``/oauth2/applications/@me``), and, as Discord's
+CDN does, the files of attachments made by ``add_attachment``. Every answer
 carries Discord's rate-limit headers; each route and top-level resource has a real bucket
 (``limit`` requests per ``window`` seconds) that answers 429 with ``retry_after`` when
 overdrawn, and ``rate_limit()`` forces 429s. Interaction tokens expire after ``token_ttl``.
@@ -68,8 +69,11 @@ def message(
     mentions: list[JSON] | None = None,
     reply_to: JSON | None = None,
     message_id: str | None = None,
+    attachments: list[JSON] | None = None,
+    flags: int = 0,
 ) -> JSON:
-    """A message object as Discord sends it (MESSAGE_CREATE, or a REST answer)."""
+    """A message object as Discord sends it (MESSAGE_CREATE, or a REST answer).
+    ``flags=IS_VOICE_MESSAGE`` with one audio attachment is a voice message."""
     out: JSON = {
         "id": message_id or snowflake(),
         "channel_id": channel,
@@ -81,11 +85,11 @@ def message(
         "mention_everyone": False,
         "mentions": mentions or [],
         "mention_roles": [],
-        "attachments": [],
+        "attachments": attachments or [],
         "embeds": [],
         "pinned": False,
         "type": 19 if reply_to else 0,
-        "flags": 0,
+        "flags": flags,
     }
     if guild:
         out["guild_id"] = guild
@@ -204,6 +208,16 @@ def _channel(channel: str, guild: str | None, user_id: str) -> JSON:
     }
 
 
+IS_VOICE_MESSAGE = 1 << 13
+
+
+def resolved(payload: JSON, *attachments: JSON) -> JSON:
+    """The interaction with ``attachments`` in ``data.resolved``, as Discord sends the files
+    of attachment options (type 11, whose value is the attachment's id)."""
+    payload["data"]["resolved"] = {"attachments": {a["id"]: a for a in attachments}}
+    return payload
+
+
 def option(name: str, value: Any, kind: int = 3) -> JSON:
     return {"name": name, "type": kind, "value": value}
 
@@ -277,6 +291,9 @@ class FakeDiscordAPI:
         self.stored: dict[str, JSON] = {}
         """Every message the fake knows, by id (for fetches)."""
         self.typing: list[str] = []
+        self.files: dict[str, tuple[bytes, str]] = {}
+        """Attachment id -> (content, media type), served like Discord's CDN."""
+        self.downloads: list[str] = []
         self._interactions: dict[str, _Interaction] = {}
         self._faults: list[_Fault] = []
         self._buckets: dict[tuple[str, str], _Bucket] = {}
@@ -290,6 +307,7 @@ class FakeDiscordAPI:
         app = web.Application()
         for method, path, handler in self._routes():
             app.router.add_route(method, "/api/v10" + path, handler)
+        app.router.add_get("/attachments/{channel}/{id}/{filename}", self._attachment)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -325,6 +343,35 @@ class FakeDiscordAPI:
     ) -> None:
         """The next ``times`` calls to ``route`` (a name from ``_ROUTES``) answer 429."""
         self._faults.append(_Fault(route, times, retry_after, is_global))
+
+    def add_attachment(
+        self,
+        content: bytes,
+        filename: str,
+        content_type: str,
+        *,
+        channel: str = CHANNEL,
+        duration: float | None = None,
+        size: int | None = None,
+    ) -> JSON:
+        """An uploaded file, as an attachment object; ``duration`` (seconds) makes it the
+        recording of a voice message (``duration_secs`` and ``waveform``)."""
+        attachment_id = snowflake()
+        self.files[attachment_id] = (content, content_type)
+        url = f"http://127.0.0.1:{self._port}/attachments/{channel}/{attachment_id}/{filename}"
+        out: JSON = {
+            "id": attachment_id,
+            "filename": filename,
+            "size": len(content) if size is None else size,
+            "url": url + "?ex=6790a1b2&is=678f5032&hm=0f1e2d",
+            "proxy_url": url,
+            "content_type": content_type,
+        }
+        if duration is not None:
+            out["duration_secs"] = duration
+            out["waveform"] = "AAAAAAAAAAAA"
+            out["flags"] = 0
+        return out
 
     def seed(self, msg: JSON) -> JSON:
         """A message someone wrote earlier, so that fetching it works."""
@@ -374,6 +421,13 @@ class FakeDiscordAPI:
             ("GET", "/channels/{channel}/messages", self._list),
             ("POST", "/channels/{channel}/typing", self._typing),
         ]
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        found = self.files.get(request.match_info["id"])
+        if found is None:
+            return web.Response(status=404, text="Not Found")
+        self.downloads.append(request.match_info["id"])
+        return web.Response(body=found[0], content_type=found[1])
 
     async def _handle(
         self, request: web.Request, route: str, major: str, answer: Callable[[Any], Any]

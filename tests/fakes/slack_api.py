@@ -10,13 +10,17 @@ Bodies may be form-encoded or JSON, parameters may also ride in the query string
 sends ``auth.test``, ``users.info`` and ``reactions.add`` that way); the token comes as
 ``Authorization: Bearer ...`` or a ``token`` parameter. Every answer is HTTP 200 with
 ``{"ok": ...}`` unless a test asked for a fault (``rate_limit``, ``fail``). Besides ``/api/``
-it serves ``POST /response/<id>`` (a slash command's ``response_url``) and
-``POST /upload/v1/<file_id>`` (the upload URL ``files.getUploadURLExternal`` hands out).
+it serves ``POST /response/<id>`` (a slash command's ``response_url``),
+``POST /upload/v1/<file_id>`` (the upload URL ``files.getUploadURLExternal`` hands out) and
+``GET /files-pri/<team>-<file_id>/<name>``: the ``url_private_download`` of files that
+``add_file`` shared, readable with the bot token (without it Slack sends its sign-in page).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -98,6 +102,10 @@ class FakeSlackAPI:
         self._runner: web.AppRunner | None = None
         self._bound_port: int | None = None
         self.socket = FakeSocketMode()
+        self.files: dict[str, tuple[bytes, str]] = {}
+        """Shared files by id: (content, mimetype), served at their url_private_download."""
+        self.downloads: list[str] = []
+        """File ids downloaded (with a valid token), in order."""
         self.oauth_codes: set[str] = set()
         """Codes that oauth.v2.access accepts (as Slack issues them when a workspace installs)."""
         """Socket Mode: apps.connections.open (with the app-level token) and its WebSocket."""
@@ -111,6 +119,7 @@ class FakeSlackAPI:
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/response/{response_id}", self._handle_response_url)
         app.router.add_post("/upload/v1/{file_id}", self._handle_upload)
+        app.router.add_get("/files-pri/{team_file}/{name}", self._handle_file_download)
         self.socket.routes(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await runner.setup()
@@ -218,6 +227,59 @@ class FakeSlackAPI:
                 blocks=event.get("blocks"),
             )
         return payload
+
+    def add_file(
+        self,
+        content: bytes,
+        name: str,
+        mimetype: str,
+        *,
+        subtype: str | None = None,
+        size: int | None = None,
+    ) -> JSON:
+        """A file shared in the workspace; returns its file object as events carry it.
+        ``subtype="slack_audio"`` for a voice clip recorded in Slack; ``size`` to claim
+        another size than the content's."""
+        file_id = "F" + uuid.uuid4().hex[:10].upper()
+        self.files[file_id] = (content, mimetype)
+        team = self.workspace.team_id
+        url = f"{self.base_url}/files-pri/{team}-{file_id}/{name}"
+        obj: JSON = {
+            "id": file_id,
+            "created": int(time.time()),
+            "timestamp": int(time.time()),
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": name.rsplit(".", 1)[-1] if "." in name else "binary",
+            "pretty_type": mimetype,
+            "user": DEFAULT_USER,
+            "user_team": team,
+            "editable": False,
+            "size": len(content) if size is None else size,
+            "mode": "hosted",
+            "is_external": False,
+            "is_public": True,
+            "url_private": url,
+            "url_private_download": url + "?download=1",
+            "permalink": f"https://quotabot-test.slack.com/files/{DEFAULT_USER}/{file_id}/{name}",
+        }
+        if subtype is not None:
+            obj["subtype"] = subtype
+        self.state.files[file_id] = obj
+        return obj
+
+    @staticmethod
+    def check_file_info(file: JSON) -> JSON:
+        """The file as events carry it when Slack wants the app to ask ``files.info`` for
+        the rest (``file_access: check_file_info``): an id and little else."""
+        return {
+            "id": file["id"],
+            "file_access": "check_file_info",
+            "created": file["created"],
+            "timestamp": file["timestamp"],
+            "user": file["user"],
+        }
 
     def response_url(self, response_id: str) -> str:
         """A ``response_url`` for a slash command; what is posted to it is ``responses(id)``."""
@@ -397,6 +459,16 @@ class FakeSlackAPI:
         upload.content = await request.read()
         # What files.slack.com answers, and slack-sdk only checks the status.
         return web.Response(text=f"OK - {len(upload.content)}", content_type="text/plain")
+
+    async def _handle_file_download(self, request: web.Request) -> web.Response:
+        header = request.headers.get("Authorization", "")
+        file_id = request.match_info["team_file"].rsplit("-", 1)[-1]
+        if header != f"Bearer {self.token}" or file_id not in self.files:
+            # What files.slack.com answers without a valid token: its sign-in page, 200.
+            return web.Response(text="<html><title>Slack</title></html>", content_type="text/html")
+        content, mimetype = self.files[file_id]
+        self.downloads.append(file_id)
+        return web.Response(body=content, content_type=mimetype)
 
 
 async def _read_body(request: web.Request) -> JSON:

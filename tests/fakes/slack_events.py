@@ -436,3 +436,55 @@ def slash_command(
         trigger_id=trigger_id or new_trigger_id(),
     )
     return form
+
+
+# --- files and shortcuts -------------------------------------------------------------------
+
+
+def with_files(payload: JSON, files: list[JSON]) -> JSON:
+    """The event with ``files`` shared in it, as Slack sends a post with attachments: a
+    ``message`` becomes subtype ``file_share``; an ``app_mention`` keeps its type."""
+    event = payload["event"]
+    event["files"] = files
+    event["upload"] = False
+    if event["type"] == "message":
+        event["subtype"] = "file_share"
+        event["display_as_bot"] = False
+    return payload
+
+
+def message_shortcut(
+    message: JSON,
+    *,
+    callback_id: str = "transcribe",
+    user: str = DEFAULT_USER,
+    channel: str = DEFAULT_CHANNEL,
+    response_url: str = "https://hooks.slack.com/app/T0QB0TTEST/1/fake",
+    workspace: SlackWorkspace = DEFAULT_WORKSPACE,
+) -> JSON:
+    """The ``message_action`` payload of a message shortcut used on ``message`` (an event's
+    inner message, e.g. ``payload["event"]``)."""
+    return {
+        "type": "message_action",
+        "token": workspace.verification_token,
+        "action_ts": f"{time.time():.6f}",
+        "team": {"id": workspace.team_id, "domain": workspace.team_domain},
+        "user": {"id": user, "username": user.lower(), "team_id": workspace.team_id},
+        "channel": {"id": channel, "name": f"channel-{channel.lower()}"},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": new_trigger_id(),
+        "response_url": response_url,
+        "message_ts": message["ts"],
+        "message": {k: v for k, v in message.items() if k not in ("channel", "event_ts")},
+    }
+
+
+async def post_interactivity(
+    client: httpx.AsyncClient, url: str, payload: JSON, secret: str
+) -> httpx.Response:
+    """POST an interactivity payload as Slack does: form-encoded ``payload=<JSON>``, signed."""
+    body = urlencode({"payload": json.dumps(payload, separators=(",", ":"))}).encode()
+    headers = _headers(body, secret, "application/x-www-form-urlencoded", None, False)
+    return await client.post(url, content=body, headers=headers)

@@ -379,6 +379,14 @@ def files_complete_upload_external(ctx: Context, params: JSON) -> JSON:
     return {"ok": True, "files": out}
 
 
+@method("files.info")
+def files_info(ctx: Context, params: JSON) -> JSON:
+    found = ctx.state.files.get(_required(params, "file", "file_not_found"))
+    if found is None:
+        raise SlackError("file_not_found")
+    return {"ok": True, "file": found}
+
+
 @method("reactions.add")
 def reactions_add(ctx: Context, params: JSON) -> JSON:
     channel = _channel(ctx, params)

@@ -152,6 +152,8 @@ class SlackState:
         self.users: dict[str, JSON] = {}
         self.channels: dict[str, JSON] = {}
         self.uploads: dict[str, Upload] = {}
+        self.files: dict[str, JSON] = {}
+        """Shared files' objects by id, for files.info."""
         self.add_user(
             workspace.bot_user_id,
             name=workspace.bot_name,

@@ -25,21 +25,36 @@ async def test_commands_are_registered_in_a_guild_and_globally(
     api: FakeDiscordAPI, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert await asyncio.to_thread(cli.main, ["discord", "sync-commands", "--guild", GUILD]) == 0
-    assert "registered /ask, /usage, /budget, /digest in server" in capsys.readouterr().out
+    assert (
+        "registered /ask, /usage, /budget, /digest, /transcribe in server"
+        in capsys.readouterr().out
+    )
     (put,) = api.calls
     assert (put.method, put.path) == (
         "PUT",
         f"/applications/{APPLICATION_ID}/guilds/{GUILD}/commands",
     )
     assert put.body == COMMANDS
-    assert [c["name"] for c in api.commands[GUILD]] == ["ask", "usage", "budget", "digest"]
+    assert [c["name"] for c in api.commands[GUILD]] == [
+        "ask",
+        "usage",
+        "budget",
+        "digest",
+        "transcribe",
+    ]
 
     api.rate_limit("commands", times=1, retry_after=0.2)  # honoured, then registered
     assert await asyncio.to_thread(cli.main, ["discord", "sync-commands"]) == 0
     assert "globally" in capsys.readouterr().out
     assert [c.status for c in api.calls[1:]] == [429, 200]
     assert api.calls[2].path == f"/applications/{APPLICATION_ID}/commands"
-    assert [c["name"] for c in api.commands["global"]] == ["ask", "usage", "budget", "digest"]
+    assert [c["name"] for c in api.commands["global"]] == [
+        "ask",
+        "usage",
+        "budget",
+        "digest",
+        "transcribe",
+    ]
 
 
 async def test_without_a_bot_token_it_says_what_is_missing(

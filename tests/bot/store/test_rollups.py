@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import MetaData, Table, func, insert, select
 
 from bot.digest.content import DigestBuilder
 from bot.store import Database, UsageStore, migrate
@@ -23,7 +23,13 @@ async def test_the_migration_backfills_rollups_from_existing_rows(db_url: str) -
     async with Database(db_url) as db:
         await migrate.upgrade(db, "0003")
         async with db.session() as s, s.begin():
-            s.add_all(UsageRecord(**_fields(r)) for r in rows)
+            # Rows as 0003 knew them: audio_seconds came with 0006.
+            old = Table(
+                "usage",
+                MetaData(),
+                *(c._copy() for c in UsageRecord.__table__.columns if c.key != "audio_seconds"),
+            )
+            await s.execute(insert(old), [_fields(r) for r in rows])
         await migrate.upgrade(db)
         store = UsageStore(db)
         rolled = await store.report(by="model")
@@ -37,7 +43,7 @@ async def test_the_migration_backfills_rollups_from_existing_rows(db_url: str) -
 
 
 def _fields(r: object) -> dict[str, object]:
-    names = [c.key for c in UsageRecord.__table__.columns if c.key != "id"]
+    names = [c.key for c in UsageRecord.__table__.columns if c.key not in ("id", "audio_seconds")]
     return {n: getattr(r, n) for n in names}
 
 
