@@ -13,7 +13,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -141,13 +142,19 @@ class Service:
         Raises RequestRejected (refused; nothing more was sent) or ProviderError (the last
         failure); both carry a message fit for the user (see bot.messages).
         """
+        with self._measured(request):
+            return await self._handle(request, on_delta=on_delta, on_queued=on_queued, turn=turn)
+
+    @contextmanager
+    def _measured(self, request: ChatRequest | TranscriptionRequest) -> Iterator[None]:
+        """Counts the request by outcome and times it, for /metrics; from here on this task's
+        log lines carry its id."""
         started = time.monotonic()
         outcome = "failed"
-        logs.request_id.set(request.request_id)  # this task's log lines carry it from here on
+        logs.request_id.set(request.request_id)
         try:
-            reply = await self._handle(request, on_delta=on_delta, on_queued=on_queued, turn=turn)
+            yield
             outcome = "ok"
-            return reply
         except RequestRejected:
             outcome = "refused"
             raise
@@ -249,21 +256,8 @@ class Service:
         at the model's price per minute) reserved against every spend cap before the call,
         then settled at what it did cost. Raises RequestRejected or ProviderError, as
         :meth:`handle` does; a spend cap without room for it raises AudioOverBudget."""
-        started = time.monotonic()
-        outcome = "failed"
-        logs.request_id.set(request.request_id)
-        try:
-            transcript = await self._transcribe(request, on_queued)
-            outcome = "ok"
-            return transcript
-        except RequestRejected:
-            outcome = "refused"
-            raise
-        finally:
-            self.metrics.requests.labels(request.platform, outcome).inc()
-            self.metrics.request_seconds.labels(request.platform).observe(
-                time.monotonic() - started
-            )
+        with self._measured(request):
+            return await self._transcribe(request, on_queued)
 
     async def _transcribe(
         self, request: TranscriptionRequest, on_queued: OnQueued | None

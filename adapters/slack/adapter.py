@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx
@@ -59,6 +59,7 @@ from bot.store.events import EventLog
 log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
+_T = TypeVar("_T")
 BOT_SCOPES = (
     "app_mentions:read",
     "channels:history",
@@ -365,20 +366,11 @@ class SlackAdapter:
             user=where.user,
             streams={where.workspace: False},  # edited into place: nothing streams here
         )
-        try:
-            transcript = await voice.transcribe(
-                self.service, recording, where, on_queued=reply.queued
-            )
-        except QuotabotError as exc:
-            await reply.fail(f":warning: {messages.explain(exc)}")
-            return
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await reply.fail(f":warning: {STOPPING}")
-            raise
-        except Exception:
-            log.exception("transcribing for %s failed", where.channel)
-            await reply.fail(f":warning: {messages.INTERNAL}")
+        transcript = await reply.told(
+            voice.transcribe(self.service, recording, where, on_queued=reply.queued),
+            what=f"transcribing for {where.channel}",
+        )
+        if transcript is None:
             return
         await reply.finish(voice.transcript_text(transcript))
         if question:
@@ -491,23 +483,13 @@ class SlackAdapter:
             user=request.user,
             streams=self.streams,
         )
-        try:
-            answer = await self.service.handle(
-                request, on_delta=reply.delta, on_queued=reply.queued, turn=turn
-            )
-        except QuotabotError as exc:
-            await reply.fail(f":warning: {messages.explain(exc, model=request.model)}")
-            return
-        except asyncio.CancelledError:
-            # Shut down past the grace period before the answer came: say so, not silence.
-            with contextlib.suppress(Exception):
-                await reply.fail(f":warning: {STOPPING}")
-            raise
-        except Exception:
-            log.exception("answering %s failed", request.request_id)
-            await reply.fail(f":warning: {messages.INTERNAL}")
-            return
-        await reply.finish(answer.text)
+        answer = await reply.told(
+            self.service.handle(request, on_delta=reply.delta, on_queued=reply.queued, turn=turn),
+            what=f"answering {request.request_id}",
+            model=request.model,
+        )
+        if answer is not None:
+            await reply.finish(answer.text)
 
     async def _on_ask(
         self,
@@ -755,6 +737,22 @@ class _Reply:
         self._tried_stream = False
         self._last_edit = 0.0
         self._editing: asyncio.Task[None] | None = None
+
+    async def told(self, work: Awaitable[_T], *, what: str, model: str | None = None) -> _T | None:
+        """``work``'s result; or None once its failure is told in the thread, in words for
+        people (also when shutdown stops it past the grace period: not silence)."""
+        try:
+            return await work
+        except QuotabotError as exc:
+            await self.fail(f":warning: {messages.explain(exc, model=model)}")
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await self.fail(f":warning: {STOPPING}")
+            raise
+        except Exception:
+            log.exception("%s failed", what)
+            await self.fail(f":warning: {messages.INTERNAL}")
+        return None
 
     async def queued(self, info: QueueInfo) -> None:
         await self._edit(f"_{messages.queued(info).strip('()').capitalize()}_")
