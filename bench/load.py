@@ -1,0 +1,1036 @@
+"""Many simulated users on Slack and Discord, over HTTP, against two ``quotabot serve`` replicas.
+
+    .venv/bin/python -m bench.load                          # 300 users for 180 s, ~4 min in all
+    .venv/bin/python -m bench.load --duration 20 --users 40  # a smoke run
+
+Everything on 127.0.0.1, each in a process of its own:
+
+* the sandbox provider (``SandboxServer``, ``--latency`` seconds per call, 1.5 by default; its
+  RPM/TPM/RPD off, and quotabot's own limits for the model raised, so that no budget holds a
+  request back: this measures the HTTP path, the two replicas, PostgreSQL and Redis under many
+  users; ``bench.budgets`` measures budgets);
+* the fake Slack Web API and the fake Discord REST API (``tests/fakes``), each with a small
+  control server: the load generator seeds the messages Slack would have (so that
+  ``conversations.replies`` shows a thread), tells the fake Discord that an interaction was
+  answered with a deferred response (as Discord learns from the HTTP answer), and reads back
+  every finished answer (Slack: a stopped stream or a final edit; Discord: the edit of
+  ``@original``) with its time;
+* a fresh PostgreSQL database on the shared server (``quotabot_load_<random>``, dropped at the
+  end) and a Redis key prefix of its own (``quotabot-load-<random>``, deleted at the end);
+* two ``quotabot serve --no-scheduler`` replicas on ports of their own, Slack (HTTP) and Discord
+  (HTTP interactions) on both;
+* this process: the users. Each user is on Slack or Discord and asks a question, waits for the
+  answer (or ``--answer-timeout``), thinks (``--think`` seconds, uniform), asks again, until the
+  end of ``--duration``. Slack users mention the bot in a channel (Slack also sends the
+  ``message`` twin of a mention: both are posted), follow up in the thread without a mention,
+  write in a DM, or use ``/ask``; Discord users use ``/ask`` (one in ten privately). Every
+  request is signed as the platforms sign them. There is no load balancer: the generator
+  sends each HTTP request to the next replica in turn (round robin), so a mention and its twin,
+  or a question and its follow-up, usually reach different replicas.
+
+Afterwards it checks, in the database, that every answered question has exactly one usage row
+(per user and per thread), and in the fakes that no question got two answers. It prints a
+table and writes ``bench/results/load.md`` and ``load.json``. Figures depend on the machine and
+on whatever else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import re
+import signal
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "load.json"
+SECRET = "load-signing-secret-0123456789abcdef"
+START_TIMEOUT = 60.0
+SLACK_CHANNELS = 40
+DISCORD_GUILDS, DISCORD_CHANNELS = 5, 20
+_TAG = re.compile(r"\b(q\d+)\b")
+
+
+# -- the child processes: sandbox, fake Slack, fake Discord ----------------------------------
+
+
+def _finished(text: str) -> bool:
+    """A final answer or error, not a placeholder, a queue notice or a streamed preview."""
+    return bool(text) and not text.startswith("_") and not text.endswith(" …")
+
+
+async def _child(role: str, latency: float) -> None:
+    from aiohttp import web
+
+    control = web.Application()
+    finals: list[dict[str, Any]] = []
+    server: Any
+    if role == "sandbox":
+        from bot.sandbox import SandboxConfig, SandboxServer
+
+        server = SandboxServer(SandboxConfig(rpm=None, tpm=None, rpd=None, latency=latency))
+    elif role == "slack":
+        from tests.fakes.slack_api import FakeSlackAPI
+
+        class RecordingSlack(FakeSlackAPI):
+            def _answer(self, method: str, params: Any, token: Any, error: Any) -> Any:
+                status, body, headers = super()._answer(method, params, token, error)
+                if body.get("ok") and method in ("chat.stopStream", "chat.update"):
+                    message = self.state.find(str(params.get("channel")), str(params.get("ts")))
+                    if message is not None and _finished(message.visible_text):
+                        parent = self.state.find(message.channel, message.thread_ts or "")
+                        finals.append(
+                            {
+                                "channel": message.channel,
+                                "thread": message.thread_ts,
+                                "text": message.visible_text[:300],
+                                "parent": parent.text[:200] if parent else "",
+                                "at": time.time(),
+                            }
+                        )
+                return status, body, headers
+
+        server = RecordingSlack()
+
+        async def seed(request: web.Request) -> web.Response:
+            for payload in await request.json():
+                server.seed_event(payload)
+            return web.json_response({"ok": True})
+
+        control.router.add_post("/seed", seed)
+    else:
+        from tests.fakes.discord_api import FakeDiscordAPI
+
+        class RecordingDiscord(FakeDiscordAPI):
+            async def _edit_original(self, request: web.Request) -> web.Response:
+                response = await super()._edit_original(request)
+                token = request.match_info["token"]
+                sent = self.thread(token)
+                if response.status == 200 and sent and _finished(sent[0].content):
+                    finals.append(
+                        {"token": token, "text": sent[0].content[:300], "at": time.time()}
+                    )
+                return response
+
+        server = RecordingDiscord()
+
+        async def acknowledged(request: web.Request) -> web.Response:
+            for item in await request.json():
+                server.acknowledged(item["payload"], item["response"])
+            return web.json_response({"ok": True})
+
+        control.router.add_post("/acknowledged", acknowledged)
+
+    async def read_finals(request: web.Request) -> web.Response:
+        after = int(request.query.get("after", "0"))
+        return web.json_response({"finals": finals[after:], "next": len(finals)})
+
+    control.router.add_get("/finals", read_finals)
+    runner = web.AppRunner(control, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    async with server:
+        port = server.port if role == "sandbox" else int(server.url.split(":")[2].split("/")[0])
+        print(json.dumps({"port": port, "control": runner.addresses[0][1]}), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await runner.cleanup()
+
+
+class Child:
+    """``python -m bench.load --child ROLE``: prints its ports, serves until stdin closes."""
+
+    def __init__(self, role: str, log: Path, latency: float = 0.0):
+        self.role, self.log, self.latency = role, log, latency
+        self.proc: asyncio.subprocess.Process | None = None
+        self.port = self.control = 0
+
+    async def __aenter__(self) -> Child:
+        with open(self.log, "ab") as log:  # noqa: ASYNC230 - opening a log file is instant
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.load",
+                "--child",
+                self.role,
+                "--latency",
+                str(self.latency),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                cwd=ROOT,
+            )
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), START_TIMEOUT)
+        try:
+            ports = json.loads(line)
+        except ValueError:
+            raise RuntimeError(f"{self.role} did not start; see {self.log}") from None
+        self.port, self.control = int(ports["port"]), int(ports["control"])
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def __aexit__(self, *exc: object) -> None:
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+# -- /proc -----------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- PostgreSQL, Redis, the replicas ---------------------------------------------------------
+
+
+async def create_database(admin_url: str) -> str:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    name = f"quotabot_load_{uuid.uuid4().hex[:12]}"
+    dsn = make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(admin_url: str, url: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    dsn = make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def quotabot_env(
+    *, database: str, redis: str, prefix: str, provider: str, slack: str, discord: str, key: str
+) -> dict[str, str]:
+    from tests.fakes.discord_api import APPLICATION_ID
+    from tests.fakes.slack_api import DEFAULT_TOKEN
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("QUOTABOT_", "OPENAI_", "SLACK_", "DISCORD_"))
+    }
+    env.update(
+        QUOTABOT_DATABASE_URL=database,
+        QUOTABOT_REDIS_URL=redis,
+        QUOTABOT_REDIS_PREFIX=prefix,
+        QUOTABOT_HTTP_HOST="127.0.0.1",
+        QUOTABOT_LOG_LEVEL="WARNING",
+        QUOTABOT_PROVIDER_TIER="paid",
+        # The catalog's paid-tier gpt-3.5-turbo is 60 RPM: raised so that no budget waits.
+        QUOTABOT_MODELS=json.dumps({"gpt-3.5-turbo": {"rpm": 10**7, "tpm": 10**10, "rpd": 10**9}}),
+        QUOTABOT_MAX_TOKENS="64",
+        QUOTABOT_SHUTDOWN_GRACE="5",
+        OPENAI_BASE_URL=provider,
+        OPENAI_API_KEY="sk-load",
+        SLACK_BOT_TOKEN=DEFAULT_TOKEN,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=slack,
+        DISCORD_PUBLIC_KEY=key,
+        DISCORD_APPLICATION_ID=APPLICATION_ID,
+        DISCORD_API_URL=discord,
+    )
+    return env
+
+
+def _quotabot() -> list[str]:
+    exe = Path(sys.executable).parent / "quotabot"
+    return [str(exe)] if exe.exists() else [sys.executable, "-c", "import bot.cli as c; c.main()"]
+
+
+async def migrate(env: dict[str, str], log: Path) -> None:
+    with open(log, "ab") as out:  # noqa: ASYNC230 - opening a log file is instant
+        proc = await asyncio.create_subprocess_exec(
+            *_quotabot(), "db", "upgrade", env=env, cwd=ROOT, stdout=out, stderr=out
+        )
+    if await proc.wait() != 0:
+        raise RuntimeError(f"quotabot db upgrade failed; see {log}")
+
+
+class Replica:
+    def __init__(self, index: int, env: dict[str, str], data: Path):
+        self.index = index
+        self.port = _free_port()
+        self.log = data / f"replica-{index}.log"
+        self.env = {
+            **env,
+            "QUOTABOT_HTTP_PORT": str(self.port),
+            "QUOTABOT_DATA_DIR": str(data / f"replica-{index}"),
+        }
+        self.proc: asyncio.subprocess.Process | None = None
+        self.rss: list[float] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def start(self, http: aiohttp.ClientSession) -> None:
+        with open(self.log, "ab") as log:  # noqa: ASYNC230 - opening a log file is instant
+            self.proc = await asyncio.create_subprocess_exec(
+                *_quotabot(),
+                "serve",
+                "--no-scheduler",
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{self.url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            if self.proc.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"replica {self.index} did not start; see {self.log}")
+            await asyncio.sleep(0.2)
+
+    async def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 15)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+    def problems(self) -> list[str]:
+        if not self.log.exists():
+            return []
+        quiet = ("quotabot serving on", "`token` will be unused")
+        return [
+            line
+            for line in self.log.read_text().splitlines()
+            if (" WARNING " in line or " ERROR " in line or "Traceback" in line)
+            and not any(q in line for q in quiet)
+        ]
+
+
+# -- the users -------------------------------------------------------------------------------
+
+
+@dataclass
+class Question:
+    tag: str
+    user: str
+    platform: str
+    kind: str
+    sent_at: float = 0.0
+    acked: bool = False
+    answered_at: float | None = None
+    text: str = ""
+    error: str | None = None
+    thread: str | None = None
+    """Slack: the (channel, thread ts) its answer goes to, when known before it comes."""
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class Ack:
+    platform: str
+    kind: str
+    status: int
+    ms: float
+    at: float
+
+
+class Load:
+    """The generator: users, the round robin over replicas, and what became of each request."""
+
+    def __init__(self, args: argparse.Namespace, urls: list[str], slack: Child, discord: Child):
+        from tests.fakes.discord_api import Signer
+
+        self.args = args
+        self.urls = urls
+        self.slack_control = f"http://127.0.0.1:{slack.control}"
+        self.discord_control = f"http://127.0.0.1:{discord.control}"
+        self.signer = Signer()
+        self.rng = random.Random(args.seed)
+        self.turn = 0
+        self.acks: list[Ack] = []
+        self.questions: list[Question] = []
+        self.by_thread: dict[tuple[str, str], Question] = {}
+        self.by_tag: dict[str, Question] = {}
+        self.by_token: dict[str, Question] = {}
+        self.extra: list[dict[str, Any]] = []
+        """Finished answers that no question was waiting for: a second answer, or a stray."""
+        self.http: aiohttp.ClientSession | None = None
+        self._count = 0
+        self.stop_at = 0.0
+
+    def _next_url(self) -> str:
+        self.turn += 1
+        return self.urls[self.turn % len(self.urls)]
+
+    def _tag(self) -> str:
+        self._count += 1
+        return f"q{self._count}"
+
+    async def _post(
+        self, platform: str, kind: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, Any]:
+        assert self.http is not None
+        started = time.perf_counter()
+        try:
+            async with self.http.post(self._next_url() + path, data=body, headers=headers) as r:
+                raw = await r.read()
+                status = r.status
+        except (aiohttp.ClientError, TimeoutError):
+            status, raw = 0, b""
+        self.acks.append(
+            Ack(platform, kind, status, (time.perf_counter() - started) * 1000, time.time())
+        )
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            return status, None
+
+    async def _control(self, url: str, items: list[Any]) -> None:
+        assert self.http is not None
+        async with self.http.post(url, json=items) as response:
+            response.raise_for_status()
+
+    # -- one user --
+
+    async def slack_user(self, n: int) -> None:
+        from tests.fakes import slack_events as ev
+
+        rng = random.Random(self.args.seed * 1_000_003 + n)
+        user = f"U{n:08d}"
+        channel = f"CLOAD{rng.randrange(SLACK_CHANNELS):04d}"
+        dm = f"D{n:08d}"
+        last_thread: str | None = None
+        await asyncio.sleep(rng.uniform(0, self.args.think[1]))
+        while time.monotonic() < self.stop_at:
+            tag = self._tag()
+            roll = rng.random()
+            kind = (
+                "follow-up"
+                if roll < 0.25 and last_thread
+                else "mention"
+                if roll < 0.55
+                else "dm"
+                if roll < 0.75
+                else "ask"
+            )
+            words = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 25)))
+            q = Question(tag, user, "slack", kind)
+            text = f"{tag} {words}"
+            if kind == "ask":
+                form = ev.slash_command("/ask", text, user_id=user, channel_id=channel)
+                body = ev.encode_command(form)
+                self.by_tag[tag] = q
+                deliveries = [(body, "application/x-www-form-urlencoded")]
+                seeds: list[Any] = []
+            else:
+                if kind == "mention":
+                    payload = ev.app_mention(text, user=user, channel=channel)
+                    event = payload["event"]
+                    twin = ev.message(event["text"], user=user, channel=channel, ts=event["ts"])
+                    payloads = [payload, twin]
+                    thread = event["ts"]
+                    last_thread = thread
+                elif kind == "dm":
+                    payload = ev.direct_message(text, user=user, channel=dm)
+                    payloads, thread = [payload], payload["event"]["ts"]
+                else:
+                    assert last_thread is not None
+                    payload = ev.thread_reply(
+                        text, thread_ts=last_thread, user=user, channel=channel
+                    )
+                    payloads, thread = [payload], last_thread
+                where = dm if kind == "dm" else channel
+                q.thread = thread
+                self.by_thread[(where, thread)] = q
+                seeds = [payloads[0]]
+                deliveries = [(ev.encode_event(p), "application/json") for p in payloads]
+            if seeds:
+                await self._control(f"{self.slack_control}/seed", seeds)
+            self.questions.append(q)
+            q.sent_at = time.time()
+            for i, (body, ctype) in enumerate(deliveries):
+                headers = {"Content-Type": ctype, **ev.signed_request(body, SECRET)}
+                status, _ = await self._post(
+                    "slack", kind if i == 0 else "twin", "/slack/events", body, headers
+                )
+                if i == 0:
+                    q.acked = 200 <= status < 300
+            await self._wait_and_think(q, rng)
+
+    async def discord_user(self, n: int) -> None:
+        from tests.fakes.discord_api import interaction, option
+
+        rng = random.Random(self.args.seed * 1_000_033 + n)
+        user = f"14{n:017d}"
+        guild = f"12{rng.randrange(DISCORD_GUILDS):017d}"
+        channel = f"13{rng.randrange(DISCORD_CHANNELS):017d}"
+        await asyncio.sleep(rng.uniform(0, self.args.think[1]))
+        while time.monotonic() < self.stop_at:
+            tag = self._tag()
+            private = rng.random() < 0.1
+            words = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 25)))
+            options = [option("prompt", f"{tag} {words}")]
+            if private:
+                options.append(option("private", True, kind=5))
+            payload = interaction("ask", options, user_id=user, guild=guild, channel=channel)
+            q = Question(tag, user, "discord", "ask private" if private else "ask")
+            q.thread = payload["id"]  # what its usage row has as the thread
+            self.by_token[payload["token"]] = q
+            deferred = {"type": 5, "data": {"flags": 64} if private else {}}
+            await self._control(
+                f"{self.discord_control}/acknowledged", [{"payload": payload, "response": deferred}]
+            )
+            body = json.dumps(payload).encode()
+            self.questions.append(q)
+            q.sent_at = time.time()
+            status, answer = await self._post(
+                "discord", q.kind, "/discord/interactions", body, self.signer.headers(body)
+            )
+            q.acked = status == 200 and isinstance(answer, dict) and answer.get("type") == 5
+            await self._wait_and_think(q, rng)
+
+    async def _wait_and_think(self, q: Question, rng: random.Random) -> None:
+        if q.acked:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(q.done.wait(), self.args.answer_timeout)
+        # Thinking stops at the end of the window: nothing more will be asked.
+        think = rng.uniform(*self.args.think)
+        await asyncio.sleep(max(0.0, min(think, self.stop_at - time.monotonic())))
+
+    # -- answers --
+
+    async def poll(self) -> None:
+        assert self.http is not None
+        after = {"slack": 0, "discord": 0}
+        while True:
+            for platform, base in (
+                ("slack", self.slack_control),
+                ("discord", self.discord_control),
+            ):
+                async with self.http.get(f"{base}/finals?after={after[platform]}") as response:
+                    got = await response.json()
+                after[platform] = got["next"]
+                for final in got["finals"]:
+                    self._match(platform, final)
+            await asyncio.sleep(0.25)
+
+    def _match(self, platform: str, final: dict[str, Any]) -> None:
+        q: Question | None
+        if platform == "discord":
+            q = self.by_token.pop(final["token"], None)
+        else:
+            q = self.by_thread.pop((final["channel"], final["thread"]), None)
+            if q is None and (m := _TAG.search(final["parent"])):
+                q = self.by_tag.pop(m.group(1), None)
+        text = final["text"]
+        answer = text.startswith("Sandbox answer") and not (":warning:" in text or "⚠️" in text)
+        if q is None or q.answered_at is not None or (answer and q.tag not in _TAG.findall(text)):
+            self.extra.append({"platform": platform, **final})
+            return
+        q.answered_at, q.text = final["at"], text
+        if not answer:
+            q.error = _error_kind(text)
+        q.done.set()
+
+
+_WORDS = (  # noqa: SIM905 - a sentence reads better than a list of 29 strings
+    "what is a token bucket how do budgets work explain jitter why does the queue wait "
+    "compare models cost per request summarise this thread write a haiku about limits"
+).split()
+
+
+def _error_kind(text: str) -> str:
+    words = re.sub(r"[:*_`]|warning|⚠️", " ", text).split()
+    return " ".join(words[:7])
+
+
+# -- one run ---------------------------------------------------------------------------------
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def usage_checks(database: str, questions: list[Question]) -> dict[str, Any]:
+    """Usage rows against the answers: per user, and per thread where the row has one."""
+    from sqlalchemy import func, select
+
+    from bot.store import Database
+    from bot.store.schema import UsageRecord
+
+    async with Database(database) as db, db.session() as s:
+        rows = (
+            await s.execute(
+                select(
+                    UsageRecord.platform,
+                    UsageRecord.user,
+                    UsageRecord.thread,
+                    UsageRecord.outcome,
+                    func.count(),
+                ).group_by(
+                    UsageRecord.platform, UsageRecord.user, UsageRecord.thread, UsageRecord.outcome
+                )
+            )
+        ).all()
+    per_user: Counter[tuple[str, str]] = Counter()
+    outcomes: Counter[str] = Counter()
+    per_thread: Counter[str] = Counter()
+    for platform, user, thread, outcome, n in rows:
+        outcomes[outcome] += n
+        if outcome == "ok":
+            per_user[(platform, user)] += n
+            if thread:
+                per_thread[f"{platform}:{thread}"] += n
+    answered: Counter[tuple[str, str]] = Counter(
+        (q.platform, q.user) for q in questions if q.answered_at and not q.error
+    )
+    users = set(per_user) | set(answered)
+    wrong_users = sorted(u for u in users if per_user[u] != answered[u])
+    in_thread: Counter[str] = Counter(
+        f"{q.platform}:{q.thread}" for q in questions if q.answered_at and not q.error and q.thread
+    )
+    threads = set(in_thread) | set(per_thread)
+    return {
+        "rows": sum(outcomes.values()),
+        "outcomes": dict(outcomes),
+        "users_checked": len(users),
+        "users_rows_not_answers": len(wrong_users),
+        "examples": [
+            f"{p}:{u} rows {per_user[(p, u)]} answers {answered[(p, u)]}"
+            for p, u in wrong_users[:5]
+        ],
+        "threads_checked": len(threads),
+        "threads_rows_not_answers": sum(1 for t in threads if per_thread[t] != in_thread[t]),
+        "threads_more_rows_than_answers": sum(1 for t in threads if per_thread[t] > in_thread[t]),
+    }
+
+
+@dataclass
+class Report:
+    users: int
+    slack_users: int
+    discord_users: int
+    duration: float
+    think: tuple[float, float]
+    latency: float
+    requests: int = 0
+    acked: int = 0
+    non_2xx: int = 0
+    offered_per_s: float = 0.0
+    acked_per_s: float = 0.0
+    ack_p50_ms: float = 0.0
+    ack_p99_ms: float = 0.0
+    ack_max_ms: float = 0.0
+    ack_by_platform: dict[str, dict[str, float]] = field(default_factory=dict)
+    questions: int = 0
+    answered: int = 0
+    failed: int = 0
+    unanswered: int = 0
+    answers_per_min: float = 0.0
+    tta_p50_s: float = 0.0
+    tta_p95_s: float = 0.0
+    tta_max_s: float = 0.0
+    by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    extra_answers: int = 0
+    extra_examples: list[dict[str, Any]] = field(default_factory=list)
+    provider_calls: int = 0
+    usage: dict[str, Any] = field(default_factory=dict)
+    replicas: list[dict[str, Any]] = field(default_factory=list)
+    others_cpu: dict[str, float] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    runtime_s: float = 0.0
+
+
+async def run(args: argparse.Namespace, tmp: Path) -> Report:
+    from bot.budget.redis import RedisBackend
+
+    discord_users = round(args.users * args.discord_share)
+    report = Report(
+        users=args.users,
+        slack_users=args.users - discord_users,
+        discord_users=discord_users,
+        duration=args.duration,
+        think=tuple(args.think),
+        latency=args.latency,
+    )
+    prefix = f"quotabot-load-{uuid.uuid4().hex[:12]}"
+    database = await create_database(args.postgres_url)
+    replicas: list[Replica] = []
+    connector = aiohttp.TCPConnector(limit=512)
+    timeout = aiohttp.ClientTimeout(total=30)
+    try:
+        async with (
+            aiohttp.ClientSession(connector=connector, timeout=timeout) as http,
+            Child("sandbox", tmp / "sandbox.log", args.latency) as sandbox,
+            Child("slack", tmp / "slack.log") as slack,
+            Child("discord", tmp / "discord.log") as discord,
+        ):
+            load = Load(args, [], slack, discord)
+            env = quotabot_env(
+                database=database,
+                redis=args.redis_url,
+                prefix=prefix,
+                provider=f"http://127.0.0.1:{sandbox.port}/v1",
+                slack=f"http://127.0.0.1:{slack.port}/api/",
+                discord=f"http://127.0.0.1:{discord.port}/api/v10",
+                key=load.signer.public_key,
+            )
+            await migrate(env, tmp / "migrate.log")
+            replicas = [Replica(i, env, tmp) for i in range(2)]
+            await asyncio.gather(*(r.start(http) for r in replicas))
+            load.urls = [r.url for r in replicas]
+            load.http = http
+            poller = asyncio.create_task(load.poll())
+
+            # Warm-up: one Slack mention and one Discord /ask per replica, answers waited for.
+            saved = args.think, args.duration
+            await warm_up(load)
+            warm_questions = len(load.questions)
+            del load.acks[:]
+            args.think, args.duration = saved
+
+            cpu0 = {r.index: cpu_seconds(r.pid) for r in replicas}
+            others0 = {c.role: cpu_seconds(c.pid) for c in (sandbox, slack, discord)}
+            self0 = time.process_time()
+            for r in replicas:
+                r.rss = [rss_mb(r.pid)]
+
+            async def sample() -> None:
+                while True:
+                    await asyncio.sleep(1.0)
+                    for r in replicas:
+                        r.rss.append(rss_mb(r.pid))
+
+            sampler = asyncio.create_task(sample())
+            began = time.monotonic()
+            load.stop_at = began + args.duration
+            print(
+                f"{args.users} users ({report.slack_users} Slack, {report.discord_users} "
+                f"Discord) for {args.duration:.0f} s ...",
+                flush=True,
+            )
+            users = [asyncio.create_task(load.slack_user(n)) for n in range(report.slack_users)]
+            users += [asyncio.create_task(load.discord_user(n)) for n in range(discord_users)]
+            await asyncio.sleep(args.duration)
+            window = time.monotonic() - began
+            cpu1 = {r.index: cpu_seconds(r.pid) for r in replicas}
+            others1 = {c.role: cpu_seconds(c.pid) for c in (sandbox, slack, discord)}
+            self1 = time.process_time()
+            # Users ask nothing new now; what was asked gets its answer or its timeout.
+            await asyncio.gather(*users)
+            await asyncio.sleep(2.0)  # the last finals, and the usage rows' group commit
+            sampler.cancel()
+            poller.cancel()
+            for r in replicas:
+                r.rss.append(rss_mb(r.pid))
+            async with http.get(f"http://127.0.0.1:{sandbox.port}/sandbox/stats") as response:
+                report.provider_calls = (await response.json())["total"]["requests"]
+
+            questions = load.questions[warm_questions:]
+            summarise(report, load, questions, window)
+            for r in replicas:
+                report.replicas.append(
+                    {
+                        "replica": r.index,
+                        "rss_start_mb": round(r.rss[0], 1),
+                        "rss_peak_mb": round(max(r.rss), 1),
+                        "rss_end_mb": round(r.rss[-1], 1),
+                        "cpu_percent": round(100 * (cpu1[r.index] - cpu0[r.index]) / window, 1),
+                    }
+                )
+            report.others_cpu = {
+                role: round(100 * (others1[role] - others0[role]) / window, 1) for role in others0
+            }
+            report.others_cpu["load generator"] = round(100 * (self1 - self0) / window, 1)
+            report.usage = await usage_checks(database, load.questions)
+            await asyncio.gather(*(r.stop() for r in replicas))
+            for r in replicas:
+                report.problems += [f"replica {r.index}: {p}" for p in r.problems()]
+    finally:
+        for r in replicas:
+            await r.stop()
+        with contextlib.suppress(Exception):
+            async with RedisBackend(args.redis_url, prefix=prefix) as backend:
+                await backend.delete_all()
+        await drop_database(args.postgres_url, database)
+    return report
+
+
+async def warm_up(load: Load) -> None:
+    args = load.args
+    args.think = (0.0, 0.0)
+    load.stop_at = time.monotonic() + 0.5
+    await asyncio.gather(
+        *(load.slack_user(10_000_000 + i) for i in range(2)),
+        *(load.discord_user(10_000_000 + i) for i in range(2)),
+    )
+    missing = [q.tag for q in load.questions if not q.answered_at]
+    if missing:
+        raise RuntimeError(f"warm-up questions not answered: {missing}")
+
+
+def summarise(report: Report, load: Load, questions: list[Question], window: float) -> None:
+    acks = load.acks
+    report.requests = len(acks)
+    ok = [a for a in acks if 200 <= a.status < 300]
+    report.acked = len(ok)
+    report.non_2xx = report.requests - report.acked
+    report.offered_per_s = report.requests / window
+    report.acked_per_s = report.acked / window
+    ms = [a.ms for a in ok]
+    report.ack_p50_ms, report.ack_p99_ms = _pct(ms, 0.5), _pct(ms, 0.99)
+    report.ack_max_ms = max(ms, default=0.0)
+    for platform in ("slack", "discord"):
+        mine = [a.ms for a in ok if a.platform == platform]
+        report.ack_by_platform[platform] = {
+            "requests": sum(a.platform == platform for a in acks),
+            "p50_ms": round(_pct(mine, 0.5), 1),
+            "p99_ms": round(_pct(mine, 0.99), 1),
+        }
+    report.questions = len(questions)
+    answered = [q for q in questions if q.answered_at and not q.error]
+    report.answered = len(answered)
+    report.failed = sum(1 for q in questions if q.error)
+    report.unanswered = sum(1 for q in questions if not q.answered_at)
+    report.answers_per_min = 60 * report.answered / window
+    tta = [q.answered_at - q.sent_at for q in answered if q.answered_at]
+    report.tta_p50_s, report.tta_p95_s = _pct(tta, 0.5), _pct(tta, 0.95)
+    report.tta_max_s = max(tta, default=0.0)
+    kinds: dict[str, dict[str, int]] = {}
+    for q in questions:
+        k = kinds.setdefault(f"{q.platform} {q.kind}", {"asked": 0, "answered": 0, "failed": 0})
+        k["asked"] += 1
+        k["answered"] += bool(q.answered_at and not q.error)
+        k["failed"] += bool(q.error)
+    report.by_kind = kinds
+    report.errors = dict(Counter(q.error for q in questions if q.error))
+    for q in questions:
+        if not q.acked:
+            report.errors["request not acknowledged"] = (
+                report.errors.get("request not acknowledged", 0) + 1
+            )
+        elif not q.answered_at:
+            report.errors["no answer within the timeout"] = (
+                report.errors.get("no answer within the timeout", 0) + 1
+            )
+    report.extra_answers = len(load.extra)
+    report.extra_examples = load.extra[:5]
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def table(r: Report) -> str:
+    rows = [
+        ("users (Slack / Discord)", f"{r.users} ({r.slack_users} / {r.discord_users})"),
+        (
+            "window, think time, provider latency",
+            f"{r.duration:.0f} s, {r.think[0]:.0f}-{r.think[1]:.0f} s, {r.latency:.1f} s",
+        ),
+        (
+            "HTTP requests offered / acked (2xx)",
+            f"{r.requests:,} / {r.acked:,} ({r.non_2xx} not 2xx)",
+        ),
+        ("requests offered / acked per s", f"{r.offered_per_s:.1f} / {r.acked_per_s:.1f}"),
+        (
+            "ack latency p50 / p99 / max",
+            f"{r.ack_p50_ms:.1f} / {r.ack_p99_ms:.1f} / {r.ack_max_ms:.0f} ms",
+        ),
+        *[
+            (
+                f"  {p} ack p50 / p99 ({v['requests']:.0f} requests)",
+                f"{v['p50_ms']:.1f} / {v['p99_ms']:.1f} ms",
+            )
+            for p, v in r.ack_by_platform.items()
+        ],
+        ("questions asked / answered", f"{r.questions:,} / {r.answered:,}"),
+        ("answers per minute", f"{r.answers_per_min:,.0f}"),
+        (
+            "time to answer p50 / p95 / max",
+            f"{r.tta_p50_s:.2f} / {r.tta_p95_s:.2f} / {r.tta_max_s:.1f} s",
+        ),
+        ("error messages shown / no answer", f"{r.failed} / {r.unanswered}"),
+        (
+            "error rate (questions not answered)",
+            f"{100 * (r.questions - r.answered) / max(1, r.questions):.2f}%",
+        ),
+        ("second or stray answers", str(r.extra_answers)),
+        (
+            "provider calls / usage rows",
+            f"{r.provider_calls:,} / {r.usage.get('rows', 0):,} (incl. warm-up)",
+        ),
+        (
+            "users / threads whose usage rows ≠ answers",
+            f"{r.usage.get('users_rows_not_answers')} of {r.usage.get('users_checked')} / "
+            f"{r.usage.get('threads_rows_not_answers')} of {r.usage.get('threads_checked')}",
+        ),
+        *[
+            (
+                f"replica {x['replica']}: RSS start / peak / end, CPU",
+                f"{x['rss_start_mb']:.0f} / {x['rss_peak_mb']:.0f} / {x['rss_end_mb']:.0f} MB, "
+                f"{x['cpu_percent']:.0f}%",
+            )
+            for x in r.replicas
+        ],
+        (
+            "CPU of the others (% of one core)",
+            ", ".join(f"{k} {v:.0f}%" for k, v in r.others_cpu.items()),
+        ),
+    ]
+    lines = ["| | |", "| --- | ---: |"] + [f"| {a} | {b} |" for a, b in rows]
+    return "\n".join(lines)
+
+
+def kinds_table(r: Report) -> str:
+    lines = ["| kind | asked | answered | error shown |", "| --- | ---: | ---: | ---: |"]
+    for kind, v in sorted(r.by_kind.items()):
+        lines.append(f"| {kind} | {v['asked']:,} | {v['answered']:,} | {v['failed']} |")
+    return "\n".join(lines)
+
+
+def markdown(r: Report, meta: dict[str, Any]) -> str:
+    errors = "\n".join(f"- {k}: {v}" for k, v in sorted(r.errors.items())) or "- none"
+    return (
+        "# Load test (`python -m bench.load`)\n\n"
+        f"Two `quotabot serve` replicas (PostgreSQL, Redis), round robin from the load "
+        f"generator; sandbox provider {r.latency:.1f} s per call; fake Slack and Discord APIs; "
+        f"{meta['cpus']} CPUs, shared with other work; {meta['date']}.\n\n"
+        + table(r)
+        + "\n\n"
+        + kinds_table(r)
+        + "\n\nWhat users were shown instead of an answer:\n\n"
+        + errors
+        + "\n"
+    )
+
+
+async def main_async(args: argparse.Namespace) -> Report:
+    with tempfile.TemporaryDirectory(prefix="quotabot-load-") as tmp:
+        return await run(args, Path(tmp))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__)
+    parser.add_argument("--duration", type=float, default=180.0, help="seconds of load (180)")
+    parser.add_argument("--users", type=int, default=300, help="simulated users (300)")
+    parser.add_argument(
+        "--discord-share", type=float, default=0.4, help="share of users on Discord (0.4)"
+    )
+    parser.add_argument(
+        "--think",
+        type=float,
+        nargs=2,
+        default=(5.0, 25.0),
+        metavar=("MIN", "MAX"),
+        help="seconds a user waits between an answer and the next question (5 25)",
+    )
+    parser.add_argument("--latency", type=float, default=1.5, help="provider seconds per call")
+    parser.add_argument("--answer-timeout", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "QUOTABOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="a server to create the run's database on (QUOTABOT_TEST_POSTGRES_URL)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("QUOTABOT_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--child", choices=("sandbox", "slack", "discord"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_child(args.child, args.latency))
+        return
+    began = time.monotonic()
+    report = asyncio.run(main_async(args))
+    report.runtime_s = round(time.monotonic() - began, 1)
+    meta = {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "argv": sys.argv[1:],
+    }
+    print()
+    print(table(report))
+    print()
+    print(kinds_table(report))
+    print("\nshown instead of an answer:", report.errors or "nothing")
+    for line in report.problems[:10]:
+        print(f"  logged: {line[:200]}")
+    if report.extra_examples:
+        print("second or stray answers, e.g.:", report.extra_examples[:3])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": meta, "report": asdict(report)}, indent=2, default=str))
+    args.out.with_suffix(".md").write_text(markdown(report, meta))
+    print(f"\nwrote {args.out} and {args.out.with_suffix('.md')}; total {report.runtime_s} s")
+
+
+if __name__ == "__main__":
+    main()
