@@ -44,9 +44,12 @@ class Database(AsyncResource):
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         # A burst of chat events each touch the database briefly: a pool of 5 (SQLAlchemy's
-        # default) made them queue for connections until they timed out.
+        # default) made them queue for connections until they timed out. At most 30 per
+        # process, though: every replica opens its own, and PostgreSQL allows 100 connections
+        # by default (3 kept for superusers). With 50 each, two replicas under load (bench.load,
+        # 600 users) took them all, and "too many clients" failed their repeat checks.
         self.engine: AsyncEngine = create_async_engine(
-            self.url, echo=echo, pool_pre_ping=True, pool_size=20, max_overflow=30, pool_timeout=60
+            self.url, echo=echo, pool_pre_ping=True, pool_size=20, max_overflow=10, pool_timeout=60
         )
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
