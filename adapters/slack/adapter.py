@@ -233,10 +233,14 @@ class SlackAdapter:
                 query=request.query_string,
                 headers=request.headers,  # type: ignore[arg-type]  # a CIMultiDict of str
             )
+            problem = _envelope_problem(bolt_request.body)
         except (ValueError, TypeError, AttributeError, LookupError) as exc:
-            # Not UTF-8, not the JSON or form it claims to be, or JSON of another shape: Slack
-            # signed it, so it is logged, and refused without a retry-inviting 5xx.
-            log.warning("signed Slack request with a malformed body: %r", exc)
+            problem = repr(exc)
+        if problem is not None:
+            # Not UTF-8, not the JSON or form it claims to be, or JSON of a shape bolt's own
+            # middleware fails on (a 500): Slack signed it, so it is logged, and refused
+            # without a retry-inviting 5xx.
+            log.warning("signed Slack request with a malformed body: %s", problem)
             return web.json_response({"error": "malformed request"}, status=400)
         return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
@@ -607,6 +611,16 @@ _CANNOT_POST = (
     "Slack refused to post in <#{channel}> ({error}): invite quotabot to that channel "
     "(`/invite @quotabot`), or choose another with `/digest set`."
 )
+
+
+def _envelope_problem(body: Any) -> str | None:
+    """What bolt would fail on before our listeners run (its authorization middleware reads
+    ``body["event"]["type"]`` of every event_callback), or None."""
+    if not isinstance(body, dict):
+        return f"a JSON {type(body).__name__}, not an object"
+    if body.get("type") == "event_callback" and not isinstance(body.get("event"), dict):
+        return "an event_callback without an event object"
+    return None
 
 
 _EVENT_STRINGS = ("channel", "ts", "user")

@@ -743,6 +743,8 @@ def test_regressions_found_by_fuzzing(monkeypatch: pytest.MonkeyPatch) -> None:
         ("slack", b"\x80", {}),  # not UTF-8: bolt parsed it before checking the signature
         ("slack", b"{", {"Content-Type": "application/json"}),
         ("slack", b"[1]", {"Content-Type": "application/json"}),
+        ("slack", ev.encode_event({**ev.app_mention("q hi"), "event": None}), {}),  # bolt's 500
+        ("slack", ev.encode_event({**ev.app_mention("q hi"), "event": "x"}), {}),
         ("slack", b"command=%2Fask&text=\x00", {}),  # /ask without user_id, before its ack
         ("slack", b"command=%2Fusage&user_id=U1", {}),  # no channel_id, after the ack
         ("slack", ev.encode_event(_without(ev.app_mention("q hi"), "ts")), {}),
