@@ -603,6 +603,38 @@ def _error_kind(text: str) -> str:
     return " ".join(words[:7])
 
 
+# -- quotabot's own view: its /metrics ------------------------------------------------------
+
+HISTOGRAMS = {
+    "in quotabot (core)": "quotabot_request_seconds",
+    "waiting for budget": "quotabot_queue_wait_seconds",
+    "provider call": "quotabot_provider_seconds",
+}
+
+
+def histograms(texts: list[str]) -> dict[str, dict[str, float]]:
+    """Mean and p95 (the upper bound of its bucket) of each histogram in ``HISTOGRAMS``,
+    over every label and every replica's ``/metrics``."""
+    out = {}
+    for title, name in HISTOGRAMS.items():
+        total = count = 0.0
+        buckets: Counter[float] = Counter()
+        for text in texts:
+            for line in text.splitlines():
+                metric, _, value = line.rpartition(" ")
+                if metric.startswith(f"{name}_sum"):
+                    total += float(value)
+                elif metric.startswith(f"{name}_count"):
+                    count += float(value)
+                elif metric.startswith(f"{name}_bucket") and (
+                    m := re.search(r'le="([^"]+)"', metric)
+                ):
+                    buckets[float(m.group(1))] += float(value)
+        p95 = next((le for le in sorted(buckets) if buckets[le] >= 0.95 * count), 0.0)
+        out[title] = {"count": count, "mean_s": total / count if count else 0.0, "p95_le_s": p95}
+    return out
+
+
 # -- one run ---------------------------------------------------------------------------------
 
 
@@ -700,6 +732,8 @@ class Report:
     usage: dict[str, Any] = field(default_factory=dict)
     replicas: list[dict[str, Any]] = field(default_factory=list)
     others_cpu: dict[str, float] = field(default_factory=dict)
+    inside: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Where the time to answer goes, from the replicas' /metrics (means, p95 bucket)."""
     problems: list[str] = field(default_factory=list)
     runtime_s: float = 0.0
 
@@ -784,6 +818,11 @@ async def run(args: argparse.Namespace, tmp: Path) -> Report:
             await asyncio.sleep(2.0)  # the last finals, and the usage rows' group commit
             sampler.cancel()
             poller.cancel()
+            texts = []
+            for r in replicas:
+                async with http.get(f"{r.url}/metrics") as response:
+                    texts.append(await response.text())
+            report.inside = histograms(texts)
             for r in replicas:
                 r.rss.append(rss_mb(r.pid))
             async with http.get(f"http://127.0.0.1:{sandbox.port}/sandbox/stats") as response:
@@ -912,6 +951,10 @@ def table(r: Report) -> str:
             "time to answer p50 / p95 / max",
             f"{r.tta_p50_s:.2f} / {r.tta_p95_s:.2f} / {r.tta_max_s:.1f} s",
         ),
+        *[
+            (f"  {title}: mean / p95 (bucket)", f"{v['mean_s']:.2f} / ≤ {v['p95_le_s']:g} s")
+            for title, v in r.inside.items()
+        ],
         ("error messages shown / no answer", f"{r.failed} / {r.unanswered}"),
         (
             "error rate (questions not answered)",
@@ -953,6 +996,7 @@ def kinds_table(r: Report) -> str:
 
 def markdown(r: Report, meta: dict[str, Any]) -> str:
     errors = "\n".join(f"- {k}: {v}" for k, v in sorted(r.errors.items())) or "- none"
+    logged = "\n".join(f"- `{line[:300]}`" for line in r.problems[:10]) or "- nothing"
     return (
         "# Load test (`python -m bench.load`)\n\n"
         f"Two `quotabot serve` replicas (PostgreSQL, Redis), round robin from the load "
@@ -963,6 +1007,8 @@ def markdown(r: Report, meta: dict[str, Any]) -> str:
         + kinds_table(r)
         + "\n\nWhat users were shown instead of an answer:\n\n"
         + errors
+        + f"\n\nWhat the replicas logged at WARNING or above ({len(r.problems)} lines):\n\n"
+        + logged
         + "\n"
     )
 

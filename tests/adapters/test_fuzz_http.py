@@ -15,8 +15,9 @@ After every example: the sandbox has served nothing, neither chat API was called
 holds a row. After each run a good request is still answered.
 
 CI runs a fixed number of examples (150 unsigned, 8 oversized and 300 signed per endpoint),
-derandomized so that a run is reproducible: about 40 s in all. To search longer, with fresh
-random examples each time:
+derandomized so that a run is reproducible: about 40 s in all. (The same command draws the
+same examples; Hypothesis also draws on constants from the modules loaded, so this file alone
+and the whole suite draw different ones.) To search longer, with fresh random examples:
 
     QUOTABOT_FUZZ_SCALE=50 .venv/bin/pytest tests/adapters/test_fuzz_http.py
 
