@@ -137,7 +137,7 @@ class InteractionsEndpoint:
             for name, value in options.items()
             if isinstance(value, str) and value in resolved
         }
-        interaction_id = str(int(payload["id"]))
+        interaction_id = _snowflake(payload["id"])
         loop_now, now = asyncio.get_running_loop().time(), time.time()
         created = ((int(interaction_id) >> 22) + DISCORD_EPOCH_MS) / 1000
         inv = Invocation(
@@ -200,6 +200,19 @@ class _Webhook:
             webhook_token=self.token,
             json=body,
         )
+
+
+def _snowflake(value: object) -> str:
+    """An id as Discord sends it: a string (or number) of ASCII digits that fits in 64 bits.
+    ``int()`` alone took "1_000", other scripts' digits, and 400-digit ids whose timestamp
+    overflowed a float (a 500, found by fuzzing)."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if (
+        not (isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 20)
+        or int(text) >= 2**64
+    ):
+        raise Malformed(f"id {str(value)[:40]!r} is not a snowflake")
+    return str(int(text))
 
 
 def _flatten(name: str, options: list[dict[str, Any]]) -> tuple[str, dict[str, str | bool]]:

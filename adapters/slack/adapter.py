@@ -29,6 +29,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -41,6 +42,7 @@ from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.slack import signing
 from adapters.slack import voice as slack_voice
 from adapters.slack.mrkdwn import split, to_mrkdwn
 from bot import messages, voice
@@ -227,9 +229,29 @@ class SlackAdapter:
                     log.exception("could not reconnect to Slack over Socket Mode; will retry")
 
     async def handle_http(self, request: web.Request) -> web.Response:
-        """Events, slash commands and interactivity; bolt verifies the signature first."""
-        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(bolt_response)
+        """Events, slash commands and interactivity. The signature is checked on the raw bytes
+        before bolt sees them (bolt parses first, and raised on bodies that were not UTF-8 or
+        not the JSON they claimed to be); bolt then checks it again."""
+        assert self.config.signing_secret is not None  # routes() serves this only with one
+        body = await request.read()  # over web.MAX_BODY: 413, unread
+        if not signing.verified(self.config.signing_secret, request.headers, body):
+            return web.json_response({"error": "invalid request"}, status=401)
+        try:
+            bolt_request = AsyncBoltRequest(
+                body=body.decode(),
+                query=request.query_string,
+                headers=request.headers,  # type: ignore[arg-type]  # a CIMultiDict of str
+            )
+            problem = _envelope_problem(bolt_request.body)
+        except (ValueError, TypeError, AttributeError, LookupError) as exc:
+            problem = repr(exc)
+        if problem is not None:
+            # Not UTF-8, not the JSON or form it claims to be, or JSON of a shape bolt's own
+            # middleware fails on (a 500): Slack signed it, so it is logged, and refused
+            # without a retry-inviting 5xx.
+            log.warning("signed Slack request with a malformed body: %s", problem)
+            return web.json_response({"error": "malformed request"}, status=400)
+        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
     async def aclose(self, grace: float | None = None) -> None:
         """Stop taking events, then let answers already under way finish; those still going
@@ -260,11 +282,15 @@ class SlackAdapter:
         log.error("Slack listener failed: %s", error, exc_info=error)
 
     async def _on_mention(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        if _malformed(event):
+            return
         await self._take(event, context)
 
     async def _on_message(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         if event.get("subtype") not in (None, "file_share") or event.get("bot_id"):
             return  # edits, joins, other bots (and ourselves): never answered
+        if _malformed(event):
+            return
         if event.get("channel_type") == "im":
             await self._take(event, context)
         elif event.get("thread_ts") and f"<@{context.bot_user_id}>" not in event.get("text", ""):
@@ -279,11 +305,8 @@ class SlackAdapter:
         *,
         only_if_bot_in_thread: bool = False,
     ) -> None:
-        channel, ts, user = event.get("channel"), event.get("ts"), event.get("user")
+        channel, ts, user = event["channel"], event["ts"], event["user"]
         team = context.team_id or event.get("team") or ""
-        if not (channel and ts and user):
-            log.warning("Slack event without channel, ts or user ignored: %s", event.get("type"))
-            return
         if not await self._first(f"slack:{team}:{channel}:{ts}"):
             return  # Slack's retry, the app_mention/message twin, or another replica
         thread_ts = event.get("thread_ts") or ts
@@ -497,6 +520,9 @@ class SlackAdapter:
         command: dict[str, Any],
         context: AsyncBoltContext,
     ) -> None:
+        if _incomplete(command):
+            await ack()
+            return
         text = (command.get("text") or "").strip()
         if not text:
             await ack(text="Ask a question: `/ask what is a token bucket?`")
@@ -526,6 +552,8 @@ class SlackAdapter:
         context: AsyncBoltContext,
     ) -> None:
         await ack()
+        if _incomplete(command):
+            return
         who, model = await self._who(command, context)
         await respond(
             response_type="ephemeral", text=to_mrkdwn(await self.commands.usage_today(who, model))
@@ -539,6 +567,8 @@ class SlackAdapter:
         context: AsyncBoltContext,
     ) -> None:
         await ack()
+        if _incomplete(command):
+            return
         who, model = await self._who(command, context)
         args = (command.get("text") or "").split()
         if not args or args[0] == "show":
@@ -584,6 +614,8 @@ class SlackAdapter:
         context: AsyncBoltContext,
     ) -> None:
         await ack()
+        if _incomplete(command):
+            return
         if self.commands.digests is None:
             text = "Daily digests are not available in this quotabot."
         else:
@@ -703,6 +735,39 @@ _CANNOT_POST = (
     "Slack refused to post in <#{channel}> ({error}): invite quotabot to that channel "
     "(`/invite @quotabot`), or choose another with `/digest set`."
 )
+
+
+def _envelope_problem(body: Any) -> str | None:
+    """What bolt would fail on before our listeners run (its authorization middleware reads
+    ``body["event"]["type"]`` of every event_callback), or None."""
+    if not isinstance(body, dict):
+        return f"a JSON {type(body).__name__}, not an object"
+    if body.get("type") == "event_callback" and not isinstance(body.get("event"), dict):
+        return "an event_callback without an event object"
+    return None
+
+
+_EVENT_STRINGS = ("channel", "ts", "user")
+_OPTIONAL_STRINGS = ("text", "thread_ts", "team", "channel_type")
+_COMMAND_STRINGS = ("user_id", "channel_id", "trigger_id")
+
+
+def _malformed(event: dict[str, Any]) -> bool:
+    """Whether a person's message event lacks what answering it needs, or has a field of
+    another type than Slack sends: logged and ignored, before anything is written."""
+    bad = [k for k in _EVENT_STRINGS if not (isinstance(event.get(k), str) and event[k])]
+    bad += [k for k in _OPTIONAL_STRINGS if not isinstance(event.get(k, ""), str)]
+    if bad:
+        log.warning("Slack %s event without a usable %s ignored", event.get("type"), bad)
+    return bool(bad)
+
+
+def _incomplete(command: dict[str, Any]) -> bool:
+    """The same for a slash command (its ``team_id`` may come from the context instead)."""
+    bad = [k for k in _COMMAND_STRINGS if not (isinstance(command.get(k), str) and command[k])]
+    if bad:
+        log.warning("Slack command %r without %s ignored", command.get("command"), bad)
+    return bool(bad)
 
 
 def _error(exc: SlackApiError) -> str:

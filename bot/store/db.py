@@ -44,15 +44,18 @@ class Database(AsyncResource):
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         # A burst of chat events each touch the database briefly: a pool of 5 (SQLAlchemy's
-        # default) made them queue for connections until they timed out. A ping before each
-        # use finds server connections that a restart broke; a file cannot break that way, and
-        # on SQLite the ping was one more trip through aiosqlite's thread per transaction.
+        # default) made them queue for connections until they timed out. At most 30 per
+        # process, though: every replica opens its own, and PostgreSQL allows 100 connections
+        # by default (3 kept for superusers). With 50 each, two replicas under load (bench.load,
+        # 600 users) took them all, and "too many clients" failed their repeat checks.
+        # A ping before each use finds server connections that a restart broke; a file cannot
+        # break that way, and on SQLite the ping was one more trip through aiosqlite's thread.
         self.engine: AsyncEngine = create_async_engine(
             self.url,
             echo=echo,
             pool_pre_ping=parsed.get_backend_name() != "sqlite",
             pool_size=20,
-            max_overflow=30,
+            max_overflow=10,
             pool_timeout=60,
         )
         if self.engine.dialect.name == "sqlite":
