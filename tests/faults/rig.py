@@ -1,0 +1,486 @@
+"""A small quotabot deployment of the test's own, to break on purpose.
+
+    async with Rig(tmp_path) as rig:           # PostgreSQL, Redis, sandbox, fake Slack
+        await rig.start_replicas(2)            # two `quotabot serve` processes
+        events = await rig.drive(40, rate=20)  # signed Slack events, spread over both
+        await rig.settle(events)
+        check = await rig.check(events)
+
+Everything quotabot talks to is real and of the test's own: a throwaway PostgreSQL (initdb +
+pg_ctl, migrated with ``quotabot db upgrade``), a throwaway ``redis-server``, the sandbox as a
+process of its own (its count of what it served outlives a killed replica) and the fake Slack
+Web API (in this process: it records every message posted and edited). The shared PostgreSQL
+and Redis are never touched.
+
+The load driver plays Slack: each event is a new message (its own thread), posted signed to a
+replica; an event that got no 200 (the replica died, or refused it) is delivered again, to a
+live replica, with ``X-Slack-Retry-Num``, as Slack redelivers unacknowledged events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import signal
+import socket
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.config import async_database_url
+from tests.fakes import slack_events as ev
+from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
+from tests.fakes.slack_workspace import DEFAULT_CHANNEL, DEFAULT_WORKSPACE
+from tests.faults import pgserver, redisserver
+from tests.faults.pgserver import PgServer
+from tests.faults.redisserver import RedisServer
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+THINKING = "_Thinking…_"
+_CLI = ("-c", "import bot.cli as c; c.main()")
+
+
+def require_servers() -> None:
+    """Skip when initdb/pg_ctl or redis-server are missing; in CI (``CI=true``), fail."""
+    missing = [why for why in (pgserver.available(), redisserver.available()) if why]
+    if not missing:
+        return
+    reason = "fault tests need a throwaway PostgreSQL and Redis: " + "; ".join(missing)
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("QUOTABOT_", "SLACK_", "DISCORD_", "OPENAI_"))
+    }
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Process:
+    """A child process with its output in a log file (read when a test fails)."""
+
+    name: str
+    log: Path
+    proc: asyncio.subprocess.Process | None = None
+
+    async def spawn(self, *args: str, env: dict[str, str]) -> None:
+        with self.log.open("ab") as out:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, *_CLI, *args, env=env, stdout=out, stderr=out
+            )
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown, no grace, nothing flushed."""
+        if self.running:
+            assert self.proc is not None
+            self.proc.kill()
+            await self.proc.wait()
+
+    async def terminate(self, grace: float = 30) -> int | None:
+        if not self.running:
+            return None if self.proc is None else self.proc.returncode
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), grace)
+        except TimeoutError:
+            await self.kill()
+            return None
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+@dataclass
+class Replica(Process):
+    port: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        await self.spawn("serve", "--no-scheduler", "--no-discord", env=self.env)
+        async with httpx.AsyncClient(timeout=2) as http:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if not self.running:
+                    raise RuntimeError(f"{self.name} ended at start:\n{self.tail()}")
+                try:
+                    if (await http.get(f"{self.url}/healthz")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not start:\n{self.tail()}")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One user message, asked in a thread of its own."""
+
+    number: int
+    payload: dict[str, Any]
+
+    @property
+    def ts(self) -> str:
+        return str(self.payload["event"]["ts"])
+
+    @property
+    def event_id(self) -> str:
+        return str(self.payload["event_id"])
+
+
+@dataclass
+class Deliveries:
+    """What the load driver did: every POST, and which events were never acknowledged."""
+
+    events: list[Event] = field(default_factory=list)
+    posts: Counter[str] = field(default_factory=Counter)
+    """Deliveries per event_id (1 + Slack's redeliveries)."""
+    unacked: list[Event] = field(default_factory=list)
+    """Events no replica acknowledged, even after every redelivery."""
+
+
+@dataclass
+class Thread:
+    event: Event
+    bot_messages: list[str]
+
+    @property
+    def answered(self) -> bool:
+        return len(self.bot_messages) == 1 and self.bot_messages[0].startswith("Sandbox")
+
+    @property
+    def settled(self) -> bool:
+        """The bot has said its last word here: an answer or an error, not a placeholder."""
+        return all(
+            m != THINKING and not m.startswith("_") and not m.endswith(" …")
+            for m in self.bot_messages
+        ) and bool(self.bot_messages)
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    call_id: str
+    provider_request_id: str | None
+    thread: str | None
+    outcome: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class Check:
+    """Everything the assertions compare, gathered after the dust settled."""
+
+    threads: list[Thread]
+    rows: list[UsageRow]
+    served: dict[str, dict[str, Any]]
+    """Per x-request-id: what the sandbox answered with a completion."""
+    stats: dict[str, Any]
+
+    @property
+    def ok_rows(self) -> list[UsageRow]:
+        return [r for r in self.rows if r.outcome == "ok"]
+
+    def rows_by_response(self) -> Counter[str | None]:
+        return Counter(r.provider_request_id for r in self.ok_rows)
+
+    def doubled_answers(self) -> list[Thread]:
+        return [t for t in self.threads if len(t.bot_messages) > 1]
+
+    def recorded_tokens(self) -> int:
+        return sum(r.prompt_tokens + r.completion_tokens for r in self.ok_rows)
+
+    def served_tokens(self, ids: set[str] | None = None) -> int:
+        return sum(
+            s["prompt_tokens"] + s["completion_tokens"]
+            for rid, s in self.served.items()
+            if ids is None or rid in ids
+        )
+
+    def assert_rows_match_served(self) -> None:
+        """Every ok row is a response the sandbox served, with its tokens, and no response has
+        two rows (the row's provider_request_id is the response's x-request-id)."""
+        doubled = {rid: n for rid, n in self.rows_by_response().items() if n > 1}
+        assert not doubled, f"responses with more than one usage row: {doubled}"
+        for row in self.ok_rows:
+            assert row.provider_request_id in self.served, f"row of no served response: {row}"
+            served = self.served[row.provider_request_id]
+            assert (row.prompt_tokens, row.completion_tokens) == (
+                served["prompt_tokens"],
+                served["completion_tokens"],
+            ), (row, served)
+        assert len({r.call_id for r in self.rows}) == len(self.rows)
+
+
+class Rig:
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        latency: float = 0.3,
+        failure_rate: float = 0.0,
+        seed: int = 7,
+        replica_env: dict[str, str] | None = None,
+    ) -> None:
+        self.tmp = tmp_path
+        self.latency = latency
+        self.failure_rate = failure_rate
+        self.seed = seed
+        self.replica_env = replica_env or {}
+        self.pg = PgServer()
+        self.redis = RedisServer(tmp_path)
+        self.sandbox = Process("sandbox", tmp_path / "sandbox.log")
+        self.sandbox_port = free_port()
+        self.slack = FakeSlackAPI(streaming_supported=False)
+        self.replicas: list[Replica] = []
+        self._stack = contextlib.AsyncExitStack()
+        self._numbers = itertools.count()
+        self._http = httpx.AsyncClient(timeout=10)
+
+    @property
+    def database_url(self) -> str:
+        return self.pg.url
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.sandbox_port}"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        require_servers()
+        self._stack.push_async_callback(self._http.aclose)
+        try:
+            await asyncio.to_thread(self._start_databases)
+            self._stack.callback(self._stop_databases)
+            await self._migrate()
+            await self._start_sandbox()
+            self._stack.push_async_callback(self.sandbox.kill)
+            await self._stack.enter_async_context(self.slack)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            for replica in self.replicas:
+                await replica.kill()
+        finally:
+            await self._stack.aclose()
+
+    def _start_databases(self) -> None:
+        self.pg.init()
+        self.pg.start()
+        self.redis.start()
+
+    def _stop_databases(self) -> None:
+        self.redis.kill()
+        with contextlib.suppress(Exception):
+            self.pg.stop("immediate")
+        self.pg.remove()
+
+    async def _migrate(self) -> None:
+        migrate = Process("db upgrade", self.tmp / "migrate.log")
+        await migrate.spawn("db", "upgrade", env=_env(QUOTABOT_DATABASE_URL=self.database_url))
+        assert migrate.proc is not None
+        if await asyncio.wait_for(migrate.proc.wait(), 120) != 0:
+            raise RuntimeError(f"quotabot db upgrade failed:\n{migrate.tail()}")
+
+    async def _start_sandbox(self) -> None:
+        args = ["sandbox", "--port", str(self.sandbox_port), "--seed", str(self.seed)]
+        # Limits out of the way: the faults under test are the injected ones.
+        args += ["--rpm", "1000000", "--tpm", "1000000000", "--rpd", "100000000"]
+        args += ["--latency", str(self.latency), "--failure-rate", str(self.failure_rate)]
+        await self.sandbox.spawn(*args, env=_env())
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if not self.sandbox.running:
+                raise RuntimeError(f"the sandbox ended at start:\n{self.sandbox.tail()}")
+            try:
+                if (await self._http.get(f"{self.sandbox_url}/sandbox/stats")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                await asyncio.sleep(0.1)
+        raise RuntimeError("the sandbox did not start")
+
+    def replica(self, index: int) -> Replica:
+        """The settings of replica ``index``: its own port and data directory (spool), the
+        shared database, Redis, sandbox and Slack."""
+        data = self.tmp / f"replica-{index}"
+        data.mkdir(exist_ok=True)
+        port = free_port()
+        env = _env(
+            QUOTABOT_DATA_DIR=str(data),
+            QUOTABOT_HTTP_PORT=str(port),
+            QUOTABOT_DATABASE_URL=self.database_url,
+            QUOTABOT_REDIS_URL=self.redis.url,
+            QUOTABOT_PROVIDER_TIER="paid",
+            QUOTABOT_SHUTDOWN_GRACE="5",
+            OPENAI_BASE_URL=f"{self.sandbox_url}/v1",
+            OPENAI_API_KEY="sk-test",
+            SLACK_BOT_TOKEN=DEFAULT_TOKEN,
+            SLACK_SIGNING_SECRET=SECRET,
+            SLACK_API_URL=self.slack.url,
+        )
+        env.update(self.replica_env)
+        return Replica(f"replica-{index}", self.tmp / f"replica-{index}.log", port=port, env=env)
+
+    async def start_replicas(self, count: int = 2) -> list[Replica]:
+        self.replicas = [self.replica(i) for i in range(count)]
+        await asyncio.gather(*(r.start() for r in self.replicas))
+        return self.replicas
+
+    def spool(self, replica: Replica) -> Path:
+        return Path(replica.env["QUOTABOT_DATA_DIR"]) / "usage-spool.jsonl"
+
+    def logs(self) -> str:
+        """The tail of every process's log, for a failing assertion's message."""
+        procs: list[Process] = [self.sandbox, *self.replicas]
+        return "\n".join(f"--- {p.name}\n{p.tail()}" for p in procs)
+
+    # -- load --------------------------------------------------------------------------------
+
+    def new_event(self) -> Event:
+        n = next(self._numbers)
+        payload = ev.app_mention(f"question {n}", user=f"U{n:05d}")
+        self.slack.seed_event(payload)
+        return Event(n, payload)
+
+    async def deliver(self, event: Event, deliveries: Deliveries, first: int) -> None:
+        """Slack's delivery of one event: to a replica, then again (to whichever replica is up)
+        until acknowledged, at most 3 retries, as Slack does (it waits 1 min and 5 min between
+        them; here a moment)."""
+        for attempt in range(4):
+            replica = self.replicas[(first + attempt) % len(self.replicas)]
+            deliveries.posts[event.event_id] += 1
+            try:
+                response = await ev.post_event(
+                    self._http,
+                    f"{replica.url}/slack/events",
+                    event.payload,
+                    SECRET,
+                    retry_num=attempt or None,
+                    retry_reason="http_error",
+                )
+                if response.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.3)
+        deliveries.unacked.append(event)
+
+    async def drive(
+        self, count: int, *, rate: float, deliveries: Deliveries | None = None
+    ) -> Deliveries:
+        """Post ``count`` new events, ``rate`` a second, alternating between the replicas."""
+        deliveries = deliveries or Deliveries()
+        tasks = []
+        for i in range(count):
+            event = self.new_event()
+            deliveries.events.append(event)
+            tasks.append(asyncio.create_task(self.deliver(event, deliveries, i)))
+            await asyncio.sleep(1 / rate)
+        await asyncio.gather(*tasks)
+        return deliveries
+
+    # -- what happened -----------------------------------------------------------------------
+
+    def thread(self, event: Event) -> Thread:
+        bot = DEFAULT_WORKSPACE.bot_id
+        messages = [
+            m.visible_text
+            for m in self.slack.history(DEFAULT_CHANNEL, event.ts)
+            if m.ts != event.ts and m.bot_id == bot
+        ]
+        return Thread(event, messages)
+
+    def in_flight(self, events: list[Event]) -> list[Thread]:
+        """Threads where the bot has started an answer and not finished it."""
+        threads = [self.thread(e) for e in events]
+        return [t for t in threads if t.bot_messages and not t.settled]
+
+    async def settle(
+        self, events: list[Event], *, within: float = 45, expect_stuck: int = 0
+    ) -> None:
+        """Wait until the bot has answered (or given up on) every thread but ``expect_stuck``
+        of them, no spool is left, and the usage rows stop changing."""
+        deadline = time.monotonic() + within
+        last: tuple[int, int] | None = None
+        while time.monotonic() < deadline:
+            unsettled = sum(not self.thread(e).settled for e in events)
+            spooled = any(self.spool(r).exists() for r in self.replicas)
+            rows = len(await self.usage_rows())
+            if unsettled <= expect_stuck and not spooled and last == (unsettled, rows):
+                return
+            last = (unsettled, rows)
+            await asyncio.sleep(0.5)
+        # Not fatal here: the assertions say what is wrong, with the threads in hand.
+
+    async def usage_rows(self) -> list[UsageRow]:
+        engine = create_async_engine(async_database_url(self.database_url))
+        try:
+            async with engine.connect() as conn:
+                result = await conn.execute(
+                    text(
+                        "SELECT call_id, provider_request_id, thread, outcome, prompt_tokens,"
+                        " completion_tokens FROM usage ORDER BY id"
+                    )
+                )
+                return [UsageRow(*row) for row in result.all()]
+        finally:
+            await engine.dispose()
+
+    async def sandbox_served(self) -> dict[str, dict[str, Any]]:
+        data = (await self._http.get(f"{self.sandbox_url}/sandbox/responses")).json()["data"]
+        return {d["request_id"]: d for d in data}
+
+    async def check(self, events: list[Event]) -> Check:
+        stats = (await self._http.get(f"{self.sandbox_url}/sandbox/stats")).json()
+        served = await self.sandbox_served()
+        assert len(served) == stats["total"]["requests"], "the per-response log lost entries"
+        return Check(
+            threads=[self.thread(e) for e in events],
+            rows=await self.usage_rows(),
+            served=served,
+            stats=stats,
+        )
