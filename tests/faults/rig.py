@@ -114,11 +114,13 @@ class Process:
             await self.kill()
             return None
 
-    def tail(self, lines: int = 40) -> str:
+    def tail(self, lines: int | None = 40) -> str:
+        """The last ``lines`` lines of the log (None: all of it)."""
         try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+            text = self.log.read_text(errors="replace").splitlines()
         except FileNotFoundError:
             return ""
+        return "\n".join(text if lines is None else text[-lines:])
 
 
 @dataclass
@@ -171,6 +173,8 @@ class Deliveries:
     """Deliveries per event_id (1 + Slack's redeliveries)."""
     unacked: list[Event] = field(default_factory=list)
     """Events no replica acknowledged, even after every redelivery."""
+    acked_by: dict[str, tuple[str, float]] = field(default_factory=dict)
+    """Per event_id: the replica that acknowledged it, and when (``time.monotonic()``)."""
 
 
 @dataclass
@@ -217,6 +221,14 @@ class Check:
 
     def rows_by_response(self) -> Counter[str | None]:
         return Counter(r.provider_request_id for r in self.ok_rows)
+
+    def summary(self) -> str:
+        """What the threads show and the sandbox counted, for assertion messages."""
+        shown = Counter(
+            "answer" if t.answered else " | ".join(m[:40] for m in t.bot_messages) or "nothing"
+            for t in self.threads
+        )
+        return f"threads: {dict(shown)}; rows: {len(self.rows)}; sandbox: {self.stats['total']}"
 
     def doubled_answers(self) -> list[Thread]:
         return [t for t in self.threads if len(t.bot_messages) > 1]
@@ -373,10 +385,10 @@ class Rig:
     def spool(self, replica: Replica) -> Path:
         return Path(replica.env["QUOTABOT_DATA_DIR"]) / "usage-spool.jsonl"
 
-    def logs(self) -> str:
-        """The tail of every process's log, for a failing assertion's message."""
+    def logs(self, lines: int | None = None) -> str:
+        """Every process's log (or its last ``lines`` lines), one after the other."""
         procs: list[Process] = [self.sandbox, *self.replicas]
-        return "\n".join(f"--- {p.name}\n{p.tail()}" for p in procs)
+        return "\n".join(f"--- {p.name}\n{p.tail(lines)}" for p in procs)
 
     # -- load --------------------------------------------------------------------------------
 
@@ -403,6 +415,7 @@ class Rig:
                     retry_reason="http_error",
                 )
                 if response.status_code == 200:
+                    deliveries.acked_by[event.event_id] = (replica.name, time.monotonic())
                     return
             except httpx.HTTPError:
                 pass
@@ -470,6 +483,9 @@ class Rig:
         finally:
             await engine.dispose()
 
+    async def metrics(self, replica: Replica) -> str:
+        return (await self._http.get(f"{replica.url}/metrics")).text
+
     async def sandbox_served(self) -> dict[str, dict[str, Any]]:
         data = (await self._http.get(f"{self.sandbox_url}/sandbox/responses")).json()["data"]
         return {d["request_id"]: d for d in data}
@@ -478,8 +494,9 @@ class Rig:
         stats = (await self._http.get(f"{self.sandbox_url}/sandbox/stats")).json()
         served = await self.sandbox_served()
         assert len(served) == stats["total"]["requests"], "the per-response log lost entries"
+        threads = [self.thread(e) for e in events]
         return Check(
-            threads=[self.thread(e) for e in events],
+            threads=threads,
             rows=await self.usage_rows(),
             served=served,
             stats=stats,
