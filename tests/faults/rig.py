@@ -456,17 +456,25 @@ class Rig:
         self, events: list[Event], *, within: float = 45, expect_stuck: int = 0
     ) -> None:
         """Wait until the bot has answered (or given up on) every thread but ``expect_stuck``
-        of them, no spool is left, and the usage rows stop changing."""
+        of them, no spool is left, and nothing has changed for ``quiet`` seconds: not a thread,
+        not the usage rows, not the sandbox's count (a thread still under way when some may be
+        stuck for good must not pass for a stuck one)."""
+        quiet = 2 * self.latency + 1.0
         deadline = time.monotonic() + within
-        last: tuple[int, int] | None = None
+        last: object = None
+        since = time.monotonic()
         while time.monotonic() < deadline:
+            threads = tuple(tuple(self.thread(e).bot_messages) for e in events)
             unsettled = sum(not self.thread(e).settled for e in events)
             spooled = any(self.spool(r).exists() for r in self.replicas)
             rows = len(await self.usage_rows())
-            if unsettled <= expect_stuck and not spooled and last == (unsettled, rows):
+            served = len(await self.sandbox_served())
+            state = (threads, rows, served)
+            if state != last:
+                last, since = state, time.monotonic()
+            elif unsettled <= expect_stuck and not spooled and time.monotonic() - since >= quiet:
                 return
-            last = (unsettled, rows)
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.25)
         # Not fatal here: the assertions say what is wrong, with the threads in hand.
 
     async def usage_rows(self) -> list[UsageRow]:
@@ -491,8 +499,8 @@ class Rig:
         return {d["request_id"]: d for d in data}
 
     async def check(self, events: list[Event]) -> Check:
-        stats = (await self._http.get(f"{self.sandbox_url}/sandbox/stats")).json()
         served = await self.sandbox_served()
+        stats = (await self._http.get(f"{self.sandbox_url}/sandbox/stats")).json()
         assert len(served) == stats["total"]["requests"], "the per-response log lost entries"
         threads = [self.thread(e) for e in events]
         return Check(
