@@ -9,12 +9,14 @@
 Everything quotabot talks to is real and of the test's own: a throwaway PostgreSQL (initdb +
 pg_ctl, migrated with ``quotabot db upgrade``), a throwaway ``redis-server``, the sandbox as a
 process of its own (its count of what it served outlives a killed replica) and the fake Slack
-Web API (in this process: it records every message posted and edited). The shared PostgreSQL
-and Redis are never touched.
+and Discord APIs (in this process: they record every message posted and edited). The shared
+PostgreSQL and Redis are never touched.
 
 The load driver plays Slack: each event is a new message (its own thread), posted signed to a
 replica; an event that got no 200 (the replica died, or refused it) is delivered again, to a
-live replica, with ``X-Slack-Retry-Num``, as Slack redelivers unacknowledged events.
+live replica, with ``X-Slack-Retry-Num``, as Slack redelivers unacknowledged events. It can
+play Discord too (``discord_every``): signed ``/ask`` interactions, posted once, as Discord
+does (the fake Discord API then takes the interaction's webhook calls).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.config import async_database_url
 from tests.fakes import slack_events as ev
+from tests.fakes.discord_api import APPLICATION_ID, FakeDiscordAPI, Signer, interaction, option
 from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
 from tests.fakes.slack_workspace import DEFAULT_CHANNEL, DEFAULT_WORKSPACE
 from tests.faults import pgserver, redisserver
@@ -133,7 +136,7 @@ class Replica(Process):
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        await self.spawn("serve", "--no-scheduler", "--no-discord", env=self.env)
+        await self.spawn("serve", "--no-scheduler", env=self.env)
         async with httpx.AsyncClient(timeout=2) as http:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -150,18 +153,22 @@ class Replica(Process):
 
 @dataclass(frozen=True)
 class Event:
-    """One user message, asked in a thread of its own."""
+    """One question: a Slack message in a thread of its own, or a Discord ``/ask``."""
 
     number: int
     payload: dict[str, Any]
+    platform: str = "slack"
 
     @property
-    def ts(self) -> str:
+    def key(self) -> str:
+        """The usage rows' ``thread``: the message's ts, or the interaction's id."""
+        if self.platform == "discord":
+            return str(self.payload["id"])
         return str(self.payload["event"]["ts"])
 
     @property
     def event_id(self) -> str:
-        return str(self.payload["event_id"])
+        return str(self.payload["id" if self.platform == "discord" else "event_id"])
 
 
 @dataclass
@@ -278,6 +285,8 @@ class Rig:
         self.sandbox = Process("sandbox", tmp_path / "sandbox.log")
         self.sandbox_port = free_port()
         self.slack = FakeSlackAPI(streaming_supported=False)
+        self.discord = FakeDiscordAPI(limit=1000)
+        self.signer = Signer()
         self.replicas: list[Replica] = []
         self._stack = contextlib.AsyncExitStack()
         self._numbers = itertools.count()
@@ -303,6 +312,7 @@ class Rig:
             await self._start_sandbox()
             self._stack.push_async_callback(self.sandbox.kill)
             await self._stack.enter_async_context(self.slack)
+            await self._stack.enter_async_context(self.discord)
         except BaseException:
             await self._stack.aclose()
             raise
@@ -373,6 +383,9 @@ class Rig:
             SLACK_BOT_TOKEN=DEFAULT_TOKEN,
             SLACK_SIGNING_SECRET=SECRET,
             SLACK_API_URL=self.slack.url,
+            DISCORD_PUBLIC_KEY=self.signer.public_key,
+            DISCORD_APPLICATION_ID=APPLICATION_ID,
+            DISCORD_API_URL=self.discord.url,
         )
         env.update(self.replica_env)
         return Replica(f"replica-{index}", self.tmp / f"replica-{index}.log", port=port, env=env)
@@ -392,16 +405,41 @@ class Rig:
 
     # -- load --------------------------------------------------------------------------------
 
-    def new_event(self) -> Event:
+    def new_event(self, platform: str = "slack") -> Event:
         n = next(self._numbers)
+        if platform == "discord":
+            user = str(1400000000000001000 + n)
+            return Event(
+                n, interaction("ask", [option("prompt", f"question {n}")], user_id=user), platform
+            )
         payload = ev.app_mention(f"question {n}", user=f"U{n:05d}")
         self.slack.seed_event(payload)
         return Event(n, payload)
+
+    async def _deliver_interaction(self, event: Event, deliveries: Deliveries, first: int) -> None:
+        """Discord posts an interaction once, and never again: a failed post is the user's
+        "The application did not respond"."""
+        replica = self.replicas[first % len(self.replicas)]
+        deliveries.posts[event.event_id] += 1
+        url = f"{replica.url}/discord/interactions"
+        try:
+            response = await self.signer.post(self._http, url, event.payload)
+        except httpx.HTTPError:
+            deliveries.unacked.append(event)
+            return
+        if response.status_code != 200:
+            deliveries.unacked.append(event)
+            return
+        self.discord.acknowledged(event.payload, response.json())
+        deliveries.acked_by[event.event_id] = (replica.name, time.monotonic())
 
     async def deliver(self, event: Event, deliveries: Deliveries, first: int) -> None:
         """Slack's delivery of one event: to a replica, then again (to whichever replica is up)
         until acknowledged, at most 3 retries, as Slack does (it waits 1 min and 5 min between
         them; here a moment)."""
+        if event.platform == "discord":
+            await self._deliver_interaction(event, deliveries, first)
+            return
         for attempt in range(4):
             replica = self.replicas[(first + attempt) % len(self.replicas)]
             deliveries.posts[event.event_id] += 1
@@ -423,13 +461,20 @@ class Rig:
         deliveries.unacked.append(event)
 
     async def drive(
-        self, count: int, *, rate: float, deliveries: Deliveries | None = None
+        self,
+        count: int,
+        *,
+        rate: float,
+        deliveries: Deliveries | None = None,
+        discord_every: int = 0,
     ) -> Deliveries:
-        """Post ``count`` new events, ``rate`` a second, alternating between the replicas."""
+        """Post ``count`` new events, ``rate`` a second, alternating between the replicas;
+        with ``discord_every=n``, every n-th is a Discord ``/ask`` instead of a Slack message."""
         deliveries = deliveries or Deliveries()
         tasks = []
         for i in range(count):
-            event = self.new_event()
+            discord = discord_every and i % discord_every == discord_every - 1
+            event = self.new_event("discord" if discord else "slack")
             deliveries.events.append(event)
             tasks.append(asyncio.create_task(self.deliver(event, deliveries, i)))
             await asyncio.sleep(1 / rate)
@@ -439,11 +484,14 @@ class Rig:
     # -- what happened -----------------------------------------------------------------------
 
     def thread(self, event: Event) -> Thread:
+        if event.platform == "discord":
+            sent = self.discord.thread(event.payload["token"])
+            return Thread(event, [m.content for m in sent])
         bot = DEFAULT_WORKSPACE.bot_id
         messages = [
             m.visible_text
-            for m in self.slack.history(DEFAULT_CHANNEL, event.ts)
-            if m.ts != event.ts and m.bot_id == bot
+            for m in self.slack.history(DEFAULT_CHANNEL, event.key)
+            if m.ts != event.key and m.bot_id == bot
         ]
         return Thread(event, messages)
 

@@ -1,14 +1,16 @@
 """Break a two-replica quotabot under load and check that nothing is lost or doubled.
 
 Each test runs its own deployment (see ``rig.py``): a throwaway PostgreSQL and Redis, the
-sandbox as a process, the fake Slack Web API and two ``quotabot serve`` replicas, with signed
-Slack events spread over both, each a new message in a thread of its own. After the fault and
-the recovery, it compares three independent records:
+sandbox as a process, the fake Slack and Discord APIs and two ``quotabot serve`` replicas, with
+signed Slack events (each a new message in a thread of its own) and, but in the kill test,
+signed Discord ``/ask`` interactions (every third question) spread over both. After the fault
+and the recovery, it compares three independent records:
 
 - the sandbox's log of every completion it served (``GET /sandbox/responses``: the
   ``x-request-id`` of each, with its tokens),
 - the usage table (each ``ok`` row names the response it records in ``provider_request_id``),
-- what the fake Slack shows in each thread (every message the bot posted, as edited last).
+- what each asker sees: every message the bot posted in the Slack thread, as edited last, or
+  the interaction's response and follow-ups on Discord.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.discord.texts import warn
 from bot import messages
 from tests.faults.rig import Check, Deliveries, Rig
 
@@ -43,7 +46,7 @@ def assert_exactly_once(check: Check, deliveries: Deliveries) -> None:
     assert set(check.rows_by_response()) == set(check.served)
     assert check.recorded_tokens() == check.served_tokens() == check.stats["total"]["total_tokens"]
     per_thread = Counter(r.thread for r in check.ok_rows)
-    assert all(per_thread[t.event.ts] == 1 for t in check.threads), per_thread
+    assert all(per_thread[t.event.key] == 1 for t in check.threads), per_thread
 
 
 @dataclass
@@ -65,7 +68,7 @@ async def kill_and_restart(tmp_path: Path) -> KillRun:
         deliveries = Deliveries()
         load = asyncio.create_task(rig.drive(48, rate=12, deliveries=deliveries))
         await asyncio.sleep(1.5)
-        unsettled = {e.ts for e in deliveries.events if not rig.thread(e).settled}
+        unsettled = {e.key for e in deliveries.events if not rig.thread(e).settled}
         await rig.replicas[0].kill()
         await asyncio.sleep(1.5)
         await rig.replicas[0].start()
@@ -114,13 +117,13 @@ async def test_kill_9_of_a_replica_with_answers_in_flight_then_restart(tmp_path:
     assert check.recorded_tokens() == check.served_tokens({i for i in recorded if i})
 
     stuck = [t for t in check.threads if not t.settled]
-    assert {t.event.ts for t in stuck} <= run.unsettled_at_kill, (check.summary(), run.logs)
+    assert {t.event.key for t in stuck} <= run.unsettled_at_kill, (check.summary(), run.logs)
     lost = set(check.served) - recorded
     assert len(lost) <= len(stuck), (lost, check.summary())
     per_thread = Counter(r.thread for r in check.ok_rows)
     answered = [t for t in check.threads if t.answered]
-    assert all(per_thread[t.event.ts] == 1 for t in answered), per_thread
-    assert all(per_thread[t.event.ts] <= 1 for t in stuck), per_thread
+    assert all(per_thread[t.event.key] == 1 for t in answered), per_thread
+    assert all(per_thread[t.event.key] <= 1 for t in stuck), per_thread
     assert len(answered) + len(stuck) == len(check.threads), check.summary()
 
 
@@ -146,7 +149,7 @@ async def test_postgresql_stopped_and_started_during_load(tmp_path: Path) -> Non
     async with Rig(tmp_path, latency=0.3) as rig:
         await rig.start_replicas(2)
         deliveries = Deliveries()
-        load = asyncio.create_task(rig.drive(90, rate=6, deliveries=deliveries))
+        load = asyncio.create_task(rig.drive(90, rate=6, deliveries=deliveries, discord_every=3))
         await asyncio.sleep(1.5)
         await asyncio.to_thread(rig.pg.stop, "fast")
         await asyncio.sleep(12)
@@ -169,7 +172,7 @@ async def test_redis_stopped_and_started_during_load(tmp_path: Path) -> None:
     async with Rig(tmp_path, latency=0.3) as rig:
         await rig.start_replicas(2)
         deliveries = Deliveries()
-        load = asyncio.create_task(rig.drive(64, rate=8, deliveries=deliveries))
+        load = asyncio.create_task(rig.drive(64, rate=8, deliveries=deliveries, discord_every=3))
         await asyncio.sleep(1.5)
         await asyncio.to_thread(rig.redis.kill)
         await asyncio.sleep(4)
@@ -208,14 +211,17 @@ async def test_provider_500s_and_dropped_connections(tmp_path: Path) -> None:
     }
     async with Rig(tmp_path, latency=0.2, failure_rate=0.5, replica_env=env) as rig:
         await rig.start_replicas(2)
-        deliveries = await rig.drive(40, rate=10)
+        deliveries = await rig.drive(45, rate=10, discord_every=3)
         await rig.settle(deliveries.events)
         check = await rig.check(deliveries.events)
 
     assert not deliveries.unacked
-    failed_msg = f":warning: {messages.PROVIDER_DOWN}"
+    told = {"slack": f":warning: {messages.PROVIDER_DOWN}", "discord": warn(messages.PROVIDER_DOWN)}
     for t in check.threads:
-        assert t.answered or t.bot_messages == [failed_msg], (t.event.number, t.bot_messages)
+        assert t.answered or t.bot_messages == [told[t.event.platform]], (
+            t.event.number,
+            t.bot_messages,
+        )
     check.assert_rows_match_served()
     assert set(check.rows_by_response()) == set(check.served)
     assert check.recorded_tokens() == check.served_tokens() == check.stats["total"]["total_tokens"]
@@ -224,10 +230,10 @@ async def test_provider_500s_and_dropped_connections(tmp_path: Path) -> None:
     rows = Counter(r.thread for r in check.rows)
     ok = Counter(r.thread for r in check.ok_rows)
     for t in check.threads:
-        assert 1 <= rows[t.event.ts] <= MAX_ATTEMPTS
-        assert ok[t.event.ts] == (1 if t.answered else 0)
+        assert 1 <= rows[t.event.key] <= MAX_ATTEMPTS
+        assert ok[t.event.key] == (1 if t.answered else 0)
         if not t.answered:
-            assert rows[t.event.ts] == MAX_ATTEMPTS
+            assert rows[t.event.key] == MAX_ATTEMPTS
     # The seeded faults make both outcomes happen (retries that worked, and users told).
-    assert any(rows[t.event.ts] > 1 for t in check.threads if t.answered)
+    assert any(rows[t.event.key] > 1 for t in check.threads if t.answered)
     assert any(not t.answered for t in check.threads)
