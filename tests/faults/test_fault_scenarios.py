@@ -16,6 +16,7 @@ and the recovery, it compares three independent records:
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -162,6 +163,60 @@ async def test_postgresql_stopped_and_started_during_load(tmp_path: Path) -> Non
     assert "the database did not take" in logs
     assert "spooled usage rows to the database" in logs
     assert_exactly_once(check, deliveries)
+
+
+async def test_a_replica_killed_with_usage_spooled_writes_it_after_its_restart(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL stops under load; once replica 1 has usage rows in its spool, it is killed
+    (SIGKILL). Started again while the database is still down, it exits at once with a
+    one-line reason (it checks the schema first); started once the database is back, it writes
+    what it had spooled. Asserted: every row in the spool at the kill (fsynced: acknowledged)
+    is in the table exactly once afterwards, and the spool is gone; and, as in the kill test, no
+    thread has two answers, every ok row is a served response with its tokens and no response
+    has two rows, the responses served but not recorded are no more than the threads left
+    unanswered, and those were all unanswered at the kill."""
+    async with Rig(tmp_path, latency=0.3) as rig:
+        await rig.start_replicas(2)
+        victim = rig.replicas[1]
+        deliveries = Deliveries()
+        load = asyncio.create_task(rig.drive(60, rate=6, deliveries=deliveries))
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(rig.pg.stop, "fast")
+        for _ in range(100):  # until the victim has spooled a few rows
+            if rig.spool(victim).exists() and len(rig.spool(victim).read_text().splitlines()) >= 3:
+                break
+            await asyncio.sleep(0.1)
+        unsettled = {e.key for e in deliveries.events if not rig.thread(e).settled}
+        await victim.kill()
+        spooled = [
+            json.loads(line)["call_id"] for line in rig.spool(victim).read_text().splitlines()
+        ]
+        await asyncio.sleep(1.0)
+        with pytest.raises(RuntimeError, match="ended at start"):
+            await victim.start()  # the database is still down: it cannot start, and says so
+        refused = victim.tail(1)
+        await asyncio.sleep(2.0)
+        await asyncio.to_thread(rig.pg.start)
+        await victim.start()
+        await load
+        await rig.settle(deliveries.events, expect_stuck=len(unsettled))
+        check = await rig.check(deliveries.events)
+        logs = rig.logs()
+
+    assert len(spooled) >= 3, "the victim had spooled nothing"
+    assert refused.startswith("quotabot: The database at ") and "does not answer" in refused
+    in_table = Counter(r.call_id for r in check.rows)
+    assert all(in_table[call] == 1 for call in spooled), (spooled, logs)
+    assert not rig.spool(victim).exists()
+    assert not deliveries.unacked, [e.number for e in deliveries.unacked]
+    doubled = [(t.event.number, t.bot_messages) for t in check.doubled_answers()]
+    assert not doubled, doubled
+    check.assert_rows_match_served()
+    recorded = {r.provider_request_id for r in check.ok_rows}
+    stuck = [t for t in check.threads if not t.settled]
+    assert {t.event.key for t in stuck} <= unsettled, check.summary()
+    assert len(set(check.served) - recorded) <= len(stuck), check.summary()
 
 
 async def test_redis_stopped_and_started_during_load(tmp_path: Path) -> None:
