@@ -188,10 +188,18 @@ class Deliveries:
 class Thread:
     event: Event
     bot_messages: list[str]
+    """Every message from the bot that the asker sees, as it reads now."""
+    answers_given: int = 0
+    """Times an answer was written: a second handling of a Discord interaction would edit the
+    same message again, so its edits are counted."""
 
     @property
     def answered(self) -> bool:
-        return len(self.bot_messages) == 1 and self.bot_messages[0].startswith("Sandbox")
+        return (
+            len(self.bot_messages) == 1
+            and self.bot_messages[0].startswith("Sandbox")
+            and self.answers_given == 1
+        )
 
     @property
     def settled(self) -> bool:
@@ -238,7 +246,7 @@ class Check:
         return f"threads: {dict(shown)}; rows: {len(self.rows)}; sandbox: {self.stats['total']}"
 
     def doubled_answers(self) -> list[Thread]:
-        return [t for t in self.threads if len(t.bot_messages) > 1]
+        return [t for t in self.threads if len(t.bot_messages) > 1 or t.answers_given > 1]
 
     def recorded_tokens(self) -> int:
         return sum(r.prompt_tokens + r.completion_tokens for r in self.ok_rows)
@@ -486,14 +494,15 @@ class Rig:
     def thread(self, event: Event) -> Thread:
         if event.platform == "discord":
             sent = self.discord.thread(event.payload["token"])
-            return Thread(event, [m.content for m in sent])
+            given = sum(e.startswith("Sandbox") for m in sent for e in m.edits)
+            return Thread(event, [m.content for m in sent], given)
         bot = DEFAULT_WORKSPACE.bot_id
         messages = [
             m.visible_text
             for m in self.slack.history(DEFAULT_CHANNEL, event.key)
             if m.ts != event.key and m.bot_id == bot
         ]
-        return Thread(event, messages)
+        return Thread(event, messages, sum(m.startswith("Sandbox") for m in messages))
 
     def in_flight(self, events: list[Event]) -> list[Thread]:
         """Threads where the bot has started an answer and not finished it."""
