@@ -2,9 +2,9 @@
 
 Each test runs its own deployment (see ``rig.py``): a throwaway PostgreSQL and Redis, the
 sandbox as a process, the fake Slack and Discord APIs and two ``quotabot serve`` replicas, with
-signed Slack events (each a new message in a thread of its own) and, but in the kill test,
-signed Discord ``/ask`` interactions (every third question) spread over both. After the fault
-and the recovery, it compares three independent records:
+signed Slack events (each a new message in a thread of its own) and, in the tests that kill
+no replica, signed Discord ``/ask`` interactions (every third question) spread over both.
+After the fault and the recovery, it compares three independent records:
 
 - the sandbox's log of every completion it served (``GET /sandbox/responses``: the
   ``x-request-id`` of each, with its tokens),
