@@ -334,8 +334,11 @@ class SlackAdapter:
             user=user,
             messages=messages_,
         )
-        settings = await self.service.channels.get(PLATFORM, team, channel)
-        if not settings.enabled:
+        try:
+            enabled = (await self.service.channels.get(PLATFORM, team, channel)).enabled
+        except StoreError:
+            enabled = True  # unknown: the answer tells the user what failed, not silence
+        if not enabled:
             return
         await self._answer(context.client, request, channel, thread_ts)
 

@@ -162,9 +162,7 @@ class Sandbox:
             return await self._stream(request, call, chunks)
         finally:
             limits.refund_tokens(reserved - answer.prompt_tokens - answer.completion_tokens)
-            stats.requests += 1
-            stats.prompt_tokens += answer.prompt_tokens
-            stats.completion_tokens += answer.completion_tokens
+            self.stats.serve(call.request_id, model, answer.prompt_tokens, answer.completion_tokens)
             self.costs.add(info.cost(Usage(answer.prompt_tokens, answer.completion_tokens)))
 
     async def transcriptions(self, request: web.Request, call: _Call) -> web.StreamResponse:
@@ -255,6 +253,12 @@ class Sandbox:
     async def stats_json(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.stats.to_json())
 
+    async def responses_json(self, request: web.Request) -> web.StreamResponse:
+        """Every completion served (the latest 100,000), oldest first: its ``x-request-id``,
+        model and tokens. Counted when served, whether or not the caller was still there to
+        read it (a caller killed mid-call leaves a response here and no usage anywhere)."""
+        return web.json_response({"data": [r.to_json() for r in self.stats.responses]})
+
 
 def _model_entry(name: str) -> JsonObject:
     return {"id": name, "object": "model", "created": _MODEL_CREATED, "owned_by": "sandbox"}
@@ -296,4 +300,5 @@ def create_app(config: SandboxConfig) -> web.Application:
     app.router.add_get("/v1/models/{model}", sandbox.api(sandbox.model))
     app.router.add_get("/v1/organization/costs", sandbox.api(sandbox.costs.handle))
     app.router.add_get("/sandbox/stats", sandbox.stats_json)
+    app.router.add_get("/sandbox/responses", sandbox.responses_json)
     return app

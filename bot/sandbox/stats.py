@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import asdict, dataclass, field, fields
+
+KEEP_RESPONSES = 100_000
+"""Served responses kept for ``GET /sandbox/responses``; older ones are forgotten."""
 
 
 @dataclass(slots=True)
@@ -30,10 +34,32 @@ class ModelStats:
         return {**asdict(self), "total_tokens": self.total_tokens}
 
 
+@dataclass(frozen=True, slots=True)
+class Served:
+    """One completion answered, under the ``x-request-id`` its response carried."""
+
+    request_id: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
 @dataclass(slots=True)
 class SandboxStats:
     models: dict[str, ModelStats] = field(default_factory=dict)
     """Keyed by the model name as requested, so snapshots are counted apart."""
+    responses: deque[Served] = field(default_factory=lambda: deque(maxlen=KEEP_RESPONSES))
+    """The latest served completions, so fault tests can match each to the bot's usage row."""
+
+    def serve(self, request_id: str, model: str, prompt_tokens: int, completion: int) -> None:
+        stats = self.model(model)
+        stats.requests += 1
+        stats.prompt_tokens += prompt_tokens
+        stats.completion_tokens += completion
+        self.responses.append(Served(request_id, model, prompt_tokens, completion))
 
     def model(self, name: str) -> ModelStats:
         return self.models.setdefault(name, ModelStats())

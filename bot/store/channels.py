@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import replace
 from typing import Any
@@ -12,13 +13,18 @@ from bot.models import ChannelSettings
 from bot.store.db import DB_ERRORS, Database
 from bot.store.schema import ChannelSetting
 
+log = logging.getLogger(__name__)
+
 FIELDS = ("model", "system_prompt", "max_tokens", "temperature", "enabled")
 
 
 class ChannelStore:
     """Read on every request, changed rarely: reads are cached for ``ttl`` seconds (a change
     made on another replica shows within that time; one made here, at once). Concurrent
-    misses of one channel share one read: a burst of 1,000 requests is one query, not 1,000."""
+    misses of one channel share one read: a burst of 1,000 requests is one query, not 1,000.
+
+    While the database is down, a channel read before keeps its last known settings (tried
+    again once per ``ttl``), so that answers go on; only a channel never read raises."""
 
     def __init__(self, db: Database, defaults: ChannelSettings, *, ttl: float = 10.0):
         self.db = db
@@ -38,9 +44,16 @@ class ChannelStore:
         self._reading[key] = reading
         try:
             settings = await self._read(platform, workspace, channel)
+        except StoreError as exc:
+            if hit is None:
+                reading.set_exception(exc)
+                reading.exception()  # retrieved: no "never retrieved" warning when nobody waits
+                raise
+            log.warning("%s: using its settings as last read, until the database answers", exc)
+            settings = hit[1]
         except BaseException as exc:
             reading.set_exception(exc)
-            reading.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            reading.exception()
             raise
         finally:
             del self._reading[key]

@@ -15,8 +15,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
 
-from bot.errors import ConfigError
-from bot.store.db import Database
+from bot.errors import ConfigError, StoreError
+from bot.store.db import DB_ERRORS, Database
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -51,7 +51,14 @@ async def ensure_schema(db: Database, *, migrate: bool | None = None) -> None:
     if migrate:
         await upgrade(db)
         return
-    have, want = await current(db), head()
+    try:
+        have = await current(db)
+    except DB_ERRORS as exc:
+        # A one-line reason, not a traceback: a process restarted during a database outage
+        # exits with this until the database is back (its spool is written then).
+        where = make_url(db.url).render_as_string(hide_password=True)
+        raise StoreError(f"The database at {where} does not answer: {exc}") from exc
+    want = head()
     if have != want:
         raise ConfigError(
             f"The database schema is at revision {have or 'none'} but this quotabot needs {want}: "

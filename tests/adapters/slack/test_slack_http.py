@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from adapters.slack import SlackAdapter, SlackConfig
+from bot import messages
 from bot.admission import Admission
 from bot.app import App, open_app
 from bot.commands import Commands
@@ -292,3 +294,18 @@ async def test_an_event_still_waiting_its_turn_at_shutdown_is_told_to_ask_again(
     said = rig.api.messages(DEFAULT_CHANNEL, payload["event"]["ts"])[-1]  # type: ignore[index]
     assert "restarting" in said and "ask again" in said
     assert rig.sandbox.stats.total.requests == 0
+
+
+async def test_a_channel_whose_settings_cannot_be_read_gets_the_error_not_silence(
+    rig: Rig,
+) -> None:
+    """The database cannot say whether the channel is enabled (here its table is gone): the
+    asker is told something went wrong, instead of the message being dropped unanswered."""
+    async with rig.app.db.session() as s, s.begin():
+        await s.execute(text("DROP TABLE channel_settings"))
+    payload = rig.api.seed_event(ev.app_mention("anyone there?", channel="CNEVERREAD"))
+    ts = payload["event"]["ts"]  # type: ignore[index]
+    assert (await rig.post(payload)).status_code == 200
+    said = f":warning: {messages.INTERNAL}"
+    await wait_for(lambda: said in rig.api.messages("CNEVERREAD", ts))
+    assert rig.api.messages("CNEVERREAD", ts)[1:] == [said]

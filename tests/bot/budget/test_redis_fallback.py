@@ -9,19 +9,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 import redis.asyncio as aioredis
 
 from bot.budget.limits import Ask, Cap, Granted, Outcome, Rate, Refused, Wait
 from bot.budget.redis import RedisBackend
+from tests.faults.redisserver import RedisServer as Server
 
 PASSWORD = "s3cret-pw"
 LOGGER = "bot.budget.redis"
@@ -29,65 +27,9 @@ LOGGER = "bot.budget.redis"
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """A redis-server of our own, on one port for its whole life, so it can come back."""
-
-    def __init__(self, directory: Path):
-        self.port = _free_port()
-        self.url = f"redis://:{PASSWORD}@127.0.0.1:{self.port}/0"
-        self._dir = directory
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self._proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--requirepass",
-                PASSWORD,
-                "--dir",
-                str(self._dir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    client.ping()
-                    return
-                except (redis.ConnectionError, OSError):
-                    if time.monotonic() > deadline or self._proc.poll() is not None:
-                        raise
-                    time.sleep(0.02)
-        finally:
-            client.close()
-
-    def kill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait(timeout=10)
-        self._proc = None
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    s = Server(tmp_path)
+    s = Server(tmp_path, password=PASSWORD)
     s.start()
     try:
         yield s

@@ -117,3 +117,36 @@ async def test_stats_endpoint_reports_what_was_served(serve: Any) -> None:
     assert stats["total"]["requests"] == 3
     assert stats["total"]["total_tokens"] == 2 * a["total_tokens"] + b["total_tokens"]
     assert stats == server.stats.to_json()
+
+
+async def test_responses_endpoint_lists_each_served_completion_by_request_id(serve: Any) -> None:
+    """What fault tests match usage rows against: one entry per 200, none for faults."""
+    server, client = await serve(failure_rate=0.5, failures=("500",), seed=3)
+    served = []
+    for _ in range(8):
+        r = await client.post("/chat/completions", json={**BODY, "stream": False})
+        if r.status_code == 200:
+            usage = r.json()["usage"]
+            served.append(
+                {
+                    "request_id": r.headers["x-request-id"],
+                    "model": "gpt-4o",
+                    "prompt_tokens": usage["prompt_tokens"],
+                    "completion_tokens": usage["completion_tokens"],
+                }
+            )
+    r = await client.post(
+        "/chat/completions",
+        json={**BODY, "stream": True, "stream_options": {"include_usage": True}},
+    )
+    if r.status_code == 200:
+        served.append(r.headers["x-request-id"])
+    assert 0 < server.stats.total.failures < 9
+    async with httpx.AsyncClient(trust_env=False) as anonymous:
+        got = (await anonymous.get(server.url + "/sandbox/responses")).json()["data"]
+    assert len(got) == server.stats.total.requests == len(served)
+    for entry, want in zip(got, served, strict=True):
+        if isinstance(want, str):  # the stream: its id in the headers, its tokens counted
+            assert entry["request_id"] == want and entry["completion_tokens"] > 0
+        else:
+            assert entry == want

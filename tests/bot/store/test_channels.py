@@ -3,7 +3,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy import text
 
+from bot.errors import StoreError
 from bot.models import ChannelSettings
 from bot.store import ChannelStore, Database
 
@@ -52,3 +54,19 @@ async def test_a_burst_of_requests_reads_a_channel_once(
     got = await asyncio.gather(*(store.get("slack", "T1", "C1") for _ in range(200)))
     assert {g.model for g in got} == {"gpt-4o"}
     assert reads == 1
+
+
+async def test_while_the_database_is_down_a_channel_keeps_its_last_known_settings(
+    db: Database,
+) -> None:
+    """Found by the PostgreSQL fault test: once the cache expired during an outage, every
+    message was dropped unanswered. A channel read before keeps its settings; one never read
+    still raises (nothing to go on)."""
+    store = ChannelStore(db, DEFAULTS, ttl=0.0)  # every get reads the database
+    await store.set("slack", "T1", "C1", model="gpt-4o", enabled=True)
+    async with db.session() as s, s.begin():  # the table is gone: every read fails
+        await s.execute(text("DROP TABLE channel_settings"))
+    got = await asyncio.gather(*(store.get("slack", "T1", "C1") for _ in range(3)))
+    assert {g.model for g in got} == {"gpt-4o"}
+    with pytest.raises(StoreError):
+        await store.get("slack", "T1", "C2")

@@ -58,6 +58,22 @@ async def test_outdated_schema_is_refused_with_instructions(db_url: str) -> None
         await migrate.ensure_schema(db, migrate=False)  # now current: accepted
 
 
+async def test_a_database_that_does_not_answer_at_start_is_one_line_not_a_traceback() -> None:
+    """Found by the fault tests: `quotabot serve` restarted during an outage died with
+    asyncpg's traceback. It still cannot start without the database, but says so."""
+    import socket
+
+    from bot.errors import StoreError
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with Database(f"postgresql://postgres:pw@127.0.0.1:{port}/x") as db:
+        with pytest.raises(StoreError, match=f"127.0.0.1:{port}/x does not answer") as caught:
+            await migrate.ensure_schema(db, migrate=False)
+    assert "pw" not in str(caught.value)
+
+
 async def test_processes_starting_together_migrate_once(db_url: str) -> None:
     """Three replicas start at once on a new database: one migrates, the others wait."""
     import asyncio
