@@ -163,7 +163,9 @@ def _cpu_seconds(pid: int) -> float:
 class Quotabot:
     """``quotabot serve`` with Slack on, as a process of its own."""
 
-    def __init__(self, *, provider: str, slack_api: str, data_dir: Path):
+    def __init__(
+        self, *, provider: str, slack_api: str, data_dir: Path, concurrent: int | None = None
+    ):
         from tests.fakes.slack_api import DEFAULT_TOKEN
 
         self.port = _free_port()
@@ -189,6 +191,7 @@ class Quotabot:
             QUOTABOT_REQUEST_DEADLINE="600",
             QUOTABOT_MAX_TOKENS="64",
             QUOTABOT_PROVIDER_CONNECTIONS=str(PROVIDER_CONNECTIONS),
+            QUOTABOT_CONCURRENT_ANSWERS=str(concurrent or PROVIDER_CONNECTIONS),
             OPENAI_BASE_URL=provider,
             OPENAI_API_KEY="sk-bench",
             SLACK_BOT_TOKEN=DEFAULT_TOKEN,
@@ -343,7 +346,9 @@ async def warm_up(url: str) -> None:
             response.raise_for_status()
 
 
-async def one_run(rate: float, duration: float, drain: float, workdir: Path) -> Run:
+async def one_run(
+    rate: float, duration: float, drain: float, workdir: Path, concurrent: int | None = None
+) -> Run:
     run = Run(rate=rate, duration=duration)
     data = workdir / f"rate{int(rate)}"
     data.mkdir()
@@ -354,7 +359,9 @@ async def one_run(rate: float, duration: float, drain: float, workdir: Path) -> 
     ):
         provider = f"http://127.0.0.1:{sandbox.port}/v1"
         slack_api = f"http://127.0.0.1:{slack.port}/api/"
-        async with Quotabot(provider=provider, slack_api=slack_api, data_dir=data) as bot:
+        async with Quotabot(
+            provider=provider, slack_api=slack_api, data_dir=data, concurrent=concurrent
+        ) as bot:
             url = f"{bot.url}/slack/events"
             await warm_up(url)
             for _ in range(100):  # let the warm-up's answers land, then count from there
@@ -451,7 +458,7 @@ async def main_async(args: argparse.Namespace) -> list[Run]:
     with tempfile.TemporaryDirectory(prefix="quotabot-slack-ack-") as tmp:
         for rate in rates:
             print(f"running {rate:.0f} events/s for {args.duration:.0f} s ...", flush=True)
-            run = await one_run(rate, args.duration, args.drain, Path(tmp))
+            run = await one_run(rate, args.duration, args.drain, Path(tmp), args.concurrent)
             runs.append(run)
             print(table([run]).splitlines()[-1], flush=True)
             for note in run.notes:
@@ -470,6 +477,12 @@ def main() -> None:
         "--drain", type=float, default=15.0, help="max seconds to wait for answers (15)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--concurrent-answers",
+        dest="concurrent",
+        type=int,
+        help=f"QUOTABOT_CONCURRENT_ANSWERS of the process (default {PROVIDER_CONNECTIONS})",
+    )
     parser.add_argument("--child", choices=("sandbox", "slack-api"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -35,16 +35,21 @@ class EventLog:
     async def _claim(self, keys: list[str]) -> list[bool]:
         now = datetime.now(UTC)
         dialect = sqlite if self.db.dialect == "sqlite" else postgresql
+        # One statement, compiled once and cached: with a list of rows SQLAlchemy sends them
+        # as multi-row VALUES itself ("insertmanyvalues"). Building a VALUES clause of this
+        # group's size instead compiled a new statement for every group (most of the CPU an
+        # event cost at 300 events a second).
+        table = SeenEvent.__table__
         stmt = (
-            dialect.insert(SeenEvent)
-            .values([{"key": key, "created_at": now} for key in keys])
+            dialect.insert(table)
             .on_conflict_do_nothing(index_elements=["key"])
-            .returning(SeenEvent.key)
+            .returning(table.c.key)
         )
         prune = self._claims // self.PRUNE_EVERY != (self._claims + len(keys)) // self.PRUNE_EVERY
         try:
             async with self.db.session() as s, s.begin():
-                new = set((await s.scalars(stmt)).all())
+                rows = [{"key": key, "created_at": now} for key in keys]
+                new = set((await s.scalars(stmt, rows)).all())
                 if prune:
                     await s.execute(delete(SeenEvent).where(SeenEvent.created_at < now - KEEP))
         except DB_ERRORS as exc:
