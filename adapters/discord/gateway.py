@@ -44,7 +44,7 @@ from adapters.discord.split import split
 from bot import messages, voice
 from bot.audio import looks_like_audio
 from bot.budget.manager import STOPPING, QueueInfo
-from bot.errors import ConfigError, QuotabotError
+from bot.errors import ConfigError, QuotabotError, StoreError
 from bot.models import ChatRequest, Message
 from bot.service import Service
 
@@ -133,8 +133,11 @@ class DiscordGateway(discord.Client):
     async def _answer(self, message: discord.Message, post: Post, bot: str) -> None:
         guild = guild_id(message)
         workspace, channel = guild or DM_WORKSPACE, str(message.channel.id)
-        settings = await self.service.channels.get(PLATFORM, workspace, channel)
-        if not settings.enabled:
+        try:
+            enabled = (await self.service.channels.get(PLATFORM, workspace, channel)).enabled
+        except StoreError:
+            enabled = True  # unknown: the answer tells the asker what failed, not silence
+        if not enabled:
             return
         text = strip_mention(message.content, bot)
         recordings = [

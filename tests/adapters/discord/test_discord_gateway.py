@@ -14,9 +14,11 @@ from typing import Any
 
 import discord
 import pytest
+from sqlalchemy import text
 
 from adapters.discord import COMMANDS, CommandRunner, DiscordGateway, GatewayConfig
 from adapters.discord.gateway import intents
+from bot import messages
 from bot.app import App, open_app
 from bot.commands import Commands
 from bot.config import load_settings
@@ -205,6 +207,16 @@ async def test_a_replayed_message_is_answered_once(rig: Rig) -> None:
 async def test_a_disabled_channel_is_not_answered(rig: Rig) -> None:
     await rig.app.channels.set("discord", GUILD, CHANNEL, enabled=False)
     assert await rig.message(message(f"{MENTION} hello?", mentions=[BOT])) == []
+    assert rig.sandbox.stats.total.requests == 0
+
+
+async def test_a_channel_whose_settings_cannot_be_read_gets_the_error_not_silence(
+    rig: Rig,
+) -> None:
+    async with rig.app.db.session() as s, s.begin():
+        await s.execute(text("DROP TABLE channel_settings"))
+    (said,) = await rig.message(message(f"{MENTION} anyone there?", mentions=[BOT]))
+    assert messages.INTERNAL in said
     assert rig.sandbox.stats.total.requests == 0
 
 
