@@ -164,7 +164,13 @@ class Quotabot:
     """``quotabot serve`` with Slack on, as a process of its own."""
 
     def __init__(
-        self, *, provider: str, slack_api: str, data_dir: Path, concurrent: int | None = None
+        self,
+        *,
+        provider: str,
+        slack_api: str,
+        data_dir: Path,
+        concurrent: int | None = None,
+        database: str | None = None,
     ):
         from tests.fakes.slack_api import DEFAULT_TOKEN
 
@@ -192,6 +198,7 @@ class Quotabot:
             QUOTABOT_MAX_TOKENS="64",
             QUOTABOT_PROVIDER_CONNECTIONS=str(PROVIDER_CONNECTIONS),
             QUOTABOT_CONCURRENT_ANSWERS=str(concurrent or PROVIDER_CONNECTIONS),
+            **({"QUOTABOT_DATABASE_URL": database} if database else {}),
             OPENAI_BASE_URL=provider,
             OPENAI_API_KEY="sk-bench",
             SLACK_BOT_TOKEN=DEFAULT_TOKEN,
@@ -347,7 +354,37 @@ async def warm_up(url: str) -> None:
 
 
 async def one_run(
-    rate: float, duration: float, drain: float, workdir: Path, concurrent: int | None = None
+    rate: float,
+    duration: float,
+    drain: float,
+    workdir: Path,
+    concurrent: int | None = None,
+    postgres: str | None = None,
+) -> Run:
+    """With ``postgres`` (a server's URL), quotabot runs on a fresh database made there for
+    this run (and dropped after it) instead of SQLite."""
+    if postgres is None:
+        return await _one_run(rate, duration, drain, workdir, concurrent, None)
+    from bench.load_processes import create_database, drop_database
+    from bot.store import Database, migrate
+
+    database = await create_database(postgres)
+    try:
+        db = Database(database)
+        await migrate.upgrade(db)
+        await db.aclose()
+        return await _one_run(rate, duration, drain, workdir, concurrent, database)
+    finally:
+        await drop_database(postgres, database)
+
+
+async def _one_run(
+    rate: float,
+    duration: float,
+    drain: float,
+    workdir: Path,
+    concurrent: int | None,
+    database: str | None,
 ) -> Run:
     run = Run(rate=rate, duration=duration)
     data = workdir / f"rate{int(rate)}"
@@ -360,7 +397,11 @@ async def one_run(
         provider = f"http://127.0.0.1:{sandbox.port}/v1"
         slack_api = f"http://127.0.0.1:{slack.port}/api/"
         async with Quotabot(
-            provider=provider, slack_api=slack_api, data_dir=data, concurrent=concurrent
+            provider=provider,
+            slack_api=slack_api,
+            data_dir=data,
+            concurrent=concurrent,
+            database=database,
         ) as bot:
             url = f"{bot.url}/slack/events"
             await warm_up(url)
@@ -458,7 +499,9 @@ async def main_async(args: argparse.Namespace) -> list[Run]:
     with tempfile.TemporaryDirectory(prefix="quotabot-slack-ack-") as tmp:
         for rate in rates:
             print(f"running {rate:.0f} events/s for {args.duration:.0f} s ...", flush=True)
-            run = await one_run(rate, args.duration, args.drain, Path(tmp), args.concurrent)
+            run = await one_run(
+                rate, args.duration, args.drain, Path(tmp), args.concurrent, args.postgres
+            )
             runs.append(run)
             print(table([run]).splitlines()[-1], flush=True)
             for note in run.notes:
@@ -477,6 +520,11 @@ def main() -> None:
         "--drain", type=float, default=15.0, help="max seconds to wait for answers (15)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run quotabot on a fresh database on this PostgreSQL server instead of SQLite",
+    )
     parser.add_argument(
         "--concurrent-answers",
         dest="concurrent",
