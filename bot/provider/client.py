@@ -179,13 +179,7 @@ class OpenAIClient(AsyncResource):
         request = self._request(
             "/audio/transcriptions", None, accept="application/json", data=fields, files=file
         )
-        response, latency = await self._send(request, on_send)
-        if not response.is_success:
-            raise self._errors.status(response, model=model) from status_cause(response)
-        try:
-            payload = response.json()
-        except ValueError as exc:
-            raise self._errors.bad_body(response, describe_body(response)) from exc
+        payload, response, latency = await self._json(request, model=model, on_send=on_send)
         try:
             return parse_transcription(
                 payload, headers=response.headers, model=model, latency=latency
@@ -233,6 +227,19 @@ class OpenAIClient(AsyncResource):
             raise self._errors.transport(exc) from exc
         return response, time.monotonic() - started
 
+    async def _json(
+        self, request: httpx.Request, *, model: str, on_send: OnSend | None
+    ) -> tuple[Any, httpx.Response, float]:
+        """The answer's JSON, the response and the latency; an error status or a body that is
+        not JSON is raised as the ProviderError it maps to."""
+        response, latency = await self._send(request, on_send)
+        if not response.is_success:
+            raise self._errors.status(response, model=model) from status_cause(response)
+        try:
+            return response.json(), response, latency
+        except ValueError as exc:
+            raise self._errors.bad_body(response, describe_body(response)) from exc
+
     async def _call(
         self,
         path: str,
@@ -243,13 +250,7 @@ class OpenAIClient(AsyncResource):
         on_send: OnSend | None,
     ) -> Completion:
         request = self._request(path, body, accept="application/json")
-        response, latency = await self._send(request, on_send)
-        if not response.is_success:
-            raise self._errors.status(response, model=model) from status_cause(response)
-        try:
-            payload = response.json()
-        except ValueError as exc:
-            raise self._errors.bad_body(response, describe_body(response)) from exc
+        payload, response, latency = await self._json(request, model=model, on_send=on_send)
         try:
             return parse_completion(
                 payload, headers=response.headers, kind=kind, model=model, latency=latency
