@@ -32,6 +32,7 @@ from bot.service import Service
 from bot.store import ChannelStore, Database, UsageStore, migrate
 from bot.store.budgets import BudgetLimitStore
 from bot.store.digests import Claims, DigestSettingsStore, RequestEvents
+from bot.store.events import EventLog
 from bot.store.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ class App:
     digests: Digests
     """Daily digests; the adapters that can post add themselves to ``digests.posters``."""
     digest_commands: DigestCommands
+    events: EventLog
+    """Chat events taken on (answer once), with the leases that let a process take over."""
 
     @property
     def provider_url(self) -> str:
@@ -187,4 +190,5 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             sandbox=sandbox,
             digests=digests,
             digest_commands=DigestCommands(digests),
+            events=EventLog(db, lease=settings.event_lease),
         )

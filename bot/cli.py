@@ -31,8 +31,8 @@ from bot.messages import format_cost
 from bot.sandbox import SandboxConfig, run_sandbox
 from bot.scheduler import DigestScheduler, Retention
 from bot.store import Database, migrate
-from bot.store.events import EventLog
 from bot.store.usage import GROUPS, ReportLine
+from bot.takeover import Takeover
 from bot.web import Check, WebServer
 
 if TYPE_CHECKING:  # the adapters (and their SDKs) are imported only when serving
@@ -202,7 +202,12 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.no_discord:  # e.g. HTTP replicas beside the one process that holds the gateway
         off = dict.fromkeys(("discord_token", "discord_public_key", "discord_application_id"))
         settings = settings.model_copy(update=off)
-    async with open_app(settings) as app, Discord(settings, app) as discord:
+    async with (
+        open_app(settings) as app,
+        # Outlives the adapters: leases are renewed until their last answer is done.
+        Takeover(app.events) as takeover,
+        Discord(settings, app) as discord,
+    ):
         routes = []
         slack = None
         s = settings
@@ -230,11 +235,12 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
                     limits=app.limits,
                     digests=app.digest_commands,
                 ),
-                events=EventLog(app.db),
+                events=app.events,
                 engine=app.db.engine,
             )
             routes += slack.routes()
             app.digests.posters[slack.platform] = slack
+            takeover.on(f"{slack.platform}:", slack.resume)
             if app_token:
                 await slack.start_socket_mode()
         else:
@@ -246,6 +252,10 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 "and SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)",
             )
         routes += discord.routes()
+        if discord.endpoint is not None:
+            takeover.on("discord:interaction:", discord.endpoint.resume)
+        if discord.gateway is not None:
+            takeover.on("discord:message:", discord.gateway.resume)
         scheduler = None
         if not args.no_scheduler:
             scheduler = DigestScheduler(
@@ -286,6 +296,7 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
         try:
             await stop.wait()
         finally:
+            takeover.stop_taking()
             await server.aclose()  # no new work; then let answers under way finish
             if scheduler is not None:
                 await scheduler.aclose()
@@ -368,7 +379,7 @@ async def _digest_posters(settings: Settings, app: App, stack: AsyncExitStack) -
             ),
             service=app.service,
             commands=Commands(usage=app.usage, budget=app.budget, limits=app.limits),
-            events=EventLog(app.db),
+            events=app.events,
         )
     if settings.discord_token:
         from adapters.discord.digest import DiscordDigestPoster

@@ -329,11 +329,12 @@ class CommandRunner:
         """Let answers under way finish; stop those still going after ``grace`` seconds."""
         await finish(self.tasks, grace, "Discord answers")
 
-    async def first(self, key: str) -> bool:
+    async def first(self, key: str, payload: dict[str, Any] | None = None) -> bool:
         """Whether this interaction or message is new, in any replica. If the database cannot
-        say, answer anyway: a rare second answer is better than none."""
+        say, answer anyway: a rare second answer is better than none. With ``payload``, kept
+        until done, for another process to answer if this one dies (``bot.takeover``)."""
         try:
-            return await self.events.first(key)
+            return await self.events.first(key, payload)
         except StoreError as exc:
             log.warning("could not check %s for repeats, answering it anyway: %s", key, exc)
             return True

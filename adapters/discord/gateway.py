@@ -47,6 +47,7 @@ from bot.budget.manager import STOPPING, QueueInfo
 from bot.errors import ConfigError, QuotabotError, StoreError
 from bot.models import ChatRequest, Message
 from bot.service import Service
+from bot.store.events import Orphan
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +124,34 @@ class DiscordGateway(discord.Client):
         if not addressed(post, bot):
             return
         self.runner.track()
-        if not await self.runner.first(f"discord:message:{message.id}"):
+        key = f"discord:message:{message.id}"
+        # Kept until answered: if this process dies first, the next to hold the gateway
+        # answers it (Discord sends no message twice to a new session).
+        where = {"channel": str(message.channel.id), "message": str(message.id)}
+        where["guild"] = guild_id(message) or ""
+        if not await self.runner.first(key, where):
             return
         try:
             await self._answer(message, post, bot)
         except discord.HTTPException as exc:
             log.warning("could not answer Discord message %s: %s", message.id, exc)
+        finally:
+            await self.runner.events.done(key)
+
+    async def resume(self, orphan: Orphan) -> None:
+        """A message a stopped process took on and did not answer (``bot.takeover``): read
+        again over REST, and answered like a new one."""
+        bot = self.bot_id
+        if bot is None:
+            raise QuotabotError("not logged in to Discord: cannot answer a message taken over")
+        where = orphan.payload
+        channel = self.get_channel(int(where["channel"])) or self.get_partial_messageable(
+            int(where["channel"]), guild_id=int(where["guild"]) if where["guild"] else None
+        )
+        if not isinstance(channel, discord.abc.Messageable):
+            return
+        message = await channel.fetch_message(int(where["message"]))
+        await self._answer(message, to_post(message), bot)
 
     async def _answer(self, message: discord.Message, post: Post, bot: str) -> None:
         guild = guild_id(message)

@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,8 @@ from adapters.discord.commands import (
     deadline_for,
 )
 from adapters.discord.rest import DiscordREST
+from bot.store.events import Orphan
+from bot.takeover import claimed
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,10 @@ class InteractionsEndpoint:
             return self._message(texts.warn(texts.MALFORMED))
         if inv.name not in KNOWN:
             return self._message(texts.warn(texts.UNKNOWN_COMMAND.format(name=inv.name)))
-        self.runner.spawn(self._answer(inv, token))
+        # On record before Discord hears back: it never sends an interaction twice, so if this
+        # process dies before answering, another one answers from the claim (bot.takeover).
+        claim = await claimed(self.runner.first(inv.dedupe_key, {"interaction": payload}))
+        self.runner.spawn(self._answer(inv, token, claim))
         data = {"flags": EPHEMERAL} if inv.private else {}
         return web.json_response({"type": DEFERRED_CHANNEL_MESSAGE, "data": data})
 
@@ -156,10 +161,19 @@ class InteractionsEndpoint:
         )
         return inv, token
 
-    async def _answer(self, inv: Invocation, token: str) -> None:
-        if not await self.runner.first(inv.dedupe_key):
+    async def _answer(self, inv: Invocation, token: str, claim: Awaitable[bool]) -> None:
+        if not await claim:
             log.info("Discord interaction %s seen before: not answered again", inv.id)
             return
+        try:
+            await self.runner.run(inv, _Webhook(self, token, ephemeral=inv.private))
+        finally:
+            await self.runner.events.done(inv.dedupe_key)
+
+    async def resume(self, orphan: Orphan) -> None:
+        """An interaction a stopped process deferred and did not answer (``bot.takeover``):
+        answered through its webhook, while its token lives (15 minutes)."""
+        inv, token = self.parse(orphan.payload["interaction"])
         await self.runner.run(inv, _Webhook(self, token, ephemeral=inv.private))
 
     def _message(self, text: str) -> web.Response:

@@ -19,7 +19,6 @@ from bot.commands import Commands
 from bot.config import Settings
 from bot.errors import ConfigError, QuotabotError
 from bot.lifecycle import AsyncResource
-from bot.store.events import EventLog
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ class Discord(AsyncResource):
                 limits=app.limits,
                 digests=app.digest_commands,
             ),
-            events=EventLog(app.db),
+            events=app.events,
             admins=frozenset(settings.admin_users),
             admin_roles=frozenset(settings.discord_admin_roles),
         )

@@ -6,9 +6,12 @@
                 then the answer when the message asks something
 
 Bolt acknowledges every event before our listener runs, so the ack never waits for the
-provider or the database. Each message is answered once: the event log in the database makes
-Slack's retries (same event, ``X-Slack-Retry-Num``), a second replica, and the ``app_mention``
-plus ``message`` pair that one mention produces all come to one answer.
+provider. Each message is answered once: the event log in the database makes Slack's retries
+(same event, ``X-Slack-Retry-Num``), a second replica, and the ``app_mention`` plus ``message``
+pair that one mention produces all come to one answer. A message to answer is claimed there
+before the ack (a group commit, about a millisecond; never more than ``takeover.CLAIM_WAIT``),
+with the event itself: Slack sends nothing twice that it got a 200 for, so if this process
+dies before answering, another one answers from the claim (``bot.takeover``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -56,7 +60,8 @@ from bot.errors import ConfigError, DigestError, QuotabotError, StoreError
 from bot.lifecycle import finish
 from bot.models import ChatRequest, Message
 from bot.service import Service
-from bot.store.events import EventLog
+from bot.store.events import EventLog, Orphan
+from bot.takeover import claimed
 
 log = logging.getLogger(__name__)
 
@@ -269,8 +274,9 @@ class SlackAdapter:
 
     def _register(self) -> None:
         app = self.app
-        app.event("app_mention")(self._on_mention)
-        app.event("message")(self._on_message)
+        app.use(self._claim)
+        app.event("app_mention")(self._on_event)
+        app.event("message")(self._on_event)
         app.command("/ask")(self._on_ask)
         app.command("/usage")(self._on_usage)
         app.command("/budget")(self._on_budget)
@@ -281,47 +287,86 @@ class SlackAdapter:
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Slack listener failed: %s", error, exc_info=error)
 
-    async def _on_mention(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
-        if _malformed(event):
-            return
-        await self._take(event, context)
+    async def _claim(
+        self,
+        context: AsyncBoltContext,
+        body: dict[str, Any],
+        next: Callable[[], Awaitable[None]],  # bolt passes it by this name
+    ) -> BoltResponse | None:
+        """Global middleware, before the ack: a message the bot will take on is claimed, with
+        the event, so that whoever answers it, here or after a crash elsewhere, answers once."""
+        event = body.get("event") if body.get("type") == "event_callback" else None
+        route = _route(event, context.bot_user_id) if isinstance(event, dict) else None
+        if event is None or route is None:
+            await next()
+            return None
+        team = context.team_id or event.get("team") or ""
+        key = f"slack:{team}:{event['channel']}:{event['ts']}"
+        payload = {"event": event, "team": team, "bot_user_id": context.bot_user_id}
+        claim = await claimed(self._first(key, payload))
+        if claim.done() and not claim.result():
+            # Slack's retry, the app_mention/message twin, or another replica's: acked, no more.
+            return BoltResponse(status=200, body="")
+        context["quotabot_claim"] = (key, claim, route)
+        await next()
+        return None
 
-    async def _on_message(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
-        if event.get("subtype") not in (None, "file_share") or event.get("bot_id"):
-            return  # edits, joins, other bots (and ourselves): never answered
-        if _malformed(event):
+    async def _on_event(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        """app_mention and message: those to answer were claimed by ``_claim``."""
+        taken: tuple[str, asyncio.Future[bool], str] | None = context.get("quotabot_claim")
+        if taken is None:
+            return  # edits, joins, bots (ourselves too), channel chatter: never answered
+        key, claim, route = taken
+        if not await claim:
             return
-        if event.get("channel_type") == "im":
-            await self._take(event, context)
-        elif event.get("thread_ts") and f"<@{context.bot_user_id}>" not in event.get("text", ""):
-            # A reply in a thread: answered when the bot is part of that thread. (A reply that
-            # mentions the bot arrives as app_mention too.)
-            await self._take(event, context, only_if_bot_in_thread=True)
+        try:
+            await self._take(
+                event,
+                context.team_id or event.get("team") or "",
+                context.client,
+                context.bot_user_id,
+                only_if_bot_in_thread=route == "thread",
+            )
+        finally:
+            await self.events.done(key)
+
+    async def resume(self, orphan: Orphan) -> None:
+        """An event a stopped process claimed and did not answer (``bot.takeover``)."""
+        event, team = orphan.payload["event"], orphan.payload["team"]
+        route = _route(event, orphan.payload.get("bot_user_id"))
+        await self._take(
+            event,
+            team,
+            await self._client_for(team),
+            orphan.payload.get("bot_user_id"),
+            only_if_bot_in_thread=route == "thread",
+            resumed=True,
+        )
 
     async def _take(
         self,
         event: dict[str, Any],
-        context: AsyncBoltContext,
+        team: str,
+        client: AsyncWebClient,
+        bot_user: str | None,
         *,
         only_if_bot_in_thread: bool = False,
+        resumed: bool = False,
     ) -> None:
         channel, ts, user = event["channel"], event["ts"], event["user"]
-        team = context.team_id or event.get("team") or ""
-        if not await self._first(f"slack:{team}:{channel}:{ts}"):
-            return  # Slack's retry, the app_mention/message twin, or another replica
         thread_ts = event.get("thread_ts") or ts
-        history = await self._history(context.client, channel, thread_ts, ts, context.bot_user_id)
+        history = await self._history(client, channel, thread_ts, ts, bot_user)
         if only_if_bot_in_thread and not any(m.role == "assistant" for m in history):
             return
         text = _MENTION.sub("", event.get("text", "")).strip()
         where = voice.Where(
             platform=PLATFORM, workspace=team, channel=channel, user=user, thread=thread_ts
         )
-        recordings = await self._recordings(event.get("files"), context)
+        recordings = await self._recordings(event.get("files"), client)
         if recordings:
             settings = await self.service.channels.get(PLATFORM, team, channel)
             if settings.enabled:
-                await self._voice(context.client, recordings[0], where, text, history)
+                await self._voice(client, recordings[0], where, text, history)
             return
         if not text and event.get("files"):
             return  # a file without words, and not audio: nothing to answer
@@ -340,10 +385,11 @@ class SlackAdapter:
             enabled = True  # unknown: the answer tells the user what failed, not silence
         if not enabled:
             return
-        await self._answer(context.client, request, channel, thread_ts)
+        left = await self._leftovers(client, channel, thread_ts, ts, bot_user) if resumed else []
+        await self._answer(client, request, channel, thread_ts, leftovers=left)
 
     async def _recordings(
-        self, files: list[dict[str, Any]] | None, context: AsyncBoltContext
+        self, files: list[dict[str, Any]] | None, client: AsyncWebClient
     ) -> list[voice.Attachment]:
         """The message's audio files. Some events carry a file as its id only
         (``file_access: check_file_info``): files.info tells the rest."""
@@ -351,7 +397,7 @@ class SlackAdapter:
         for f in files or []:
             if f.get("file_access") == "check_file_info" and f.get("id"):
                 try:
-                    f = (await context.client.files_info(file=f["id"]))["file"]
+                    f = (await client.files_info(file=f["id"]))["file"]
                 except SlackApiError as exc:
                     log.warning("could not read file %s: %s", f["id"], exc)
                     continue
@@ -359,7 +405,7 @@ class SlackAdapter:
         return slack_voice.attachments(
             full,
             http=self.downloads,
-            token=context.client.token or self.config.bot_token,
+            token=client.token or self.config.bot_token,
             api_url=self.config.api_url,
         )
 
@@ -420,7 +466,7 @@ class SlackAdapter:
         """The "Transcribe" message shortcut: the transcript in the message's thread."""
         await ack()
         message: dict[str, Any] = shortcut.get("message") or {}
-        recordings = await self._recordings(message.get("files"), context)
+        recordings = await self._recordings(message.get("files"), context.client)
         if not recordings:
             await respond(response_type="ephemeral", text=slack_voice.NO_AUDIO)
             return
@@ -437,11 +483,11 @@ class SlackAdapter:
         )
         await self._voice(context.client, recordings[0], where, "", ())
 
-    async def _first(self, key: str) -> bool:
+    async def _first(self, key: str, payload: dict[str, Any] | None = None) -> bool:
         """Whether this event is new. If the database cannot say, answer anyway: the event
         was acknowledged, and a rare second answer is better than none."""
         try:
-            return await self.events.first(key)
+            return await self.events.first(key, payload)
         except StoreError as exc:
             log.warning("could not check event %s for repeats, answering it anyway: %s", key, exc)
             return True
@@ -460,19 +506,47 @@ class SlackAdapter:
         out: list[Message] = []
         m: dict[str, Any]
         for m in response.get("messages", []):
-            if m.get("ts") == ts or not m.get("text") or m.get("text") == THINKING:
+            if not m.get("text") or m.get("text") == THINKING:
                 continue
-            mine = m.get("user") == bot_user or (
-                m.get("bot_id") and m.get("user") in (None, bot_user)
-            )
+            if _ts_order(m.get("ts")) >= _ts_order(ts):
+                continue  # the message itself, and what came after it (a takeover's leftovers)
+            mine = _from(m, bot_user)
             out.append(
                 Message("assistant" if mine else "user", _MENTION.sub("", m["text"]).strip())
             )
         return tuple(out)
 
+    async def _leftovers(
+        self, client: AsyncWebClient, channel: str, thread_ts: str, ts: str, bot_user: str | None
+    ) -> list[str]:
+        """What the bot posted after the message ``ts`` before anyone else spoke: a stopped
+        process's placeholder or partial answer (taking over, Slack's thread is the record)."""
+        try:
+            response = await client.conversations_replies(channel=channel, ts=thread_ts, limit=200)
+        except SlackApiError as exc:
+            log.warning("could not read thread %s in %s: %s", thread_ts, channel, exc)
+            return []
+        out = []
+        m: dict[str, Any]
+        for m in response.get("messages", []):
+            if _ts_order(m.get("ts")) <= _ts_order(ts):
+                continue
+            if not _from(m, bot_user):
+                break
+            out.append(str(m["ts"]))
+        return out
+
     async def _answer(
-        self, client: AsyncWebClient, request: ChatRequest, channel: str, thread_ts: str
+        self,
+        client: AsyncWebClient,
+        request: ChatRequest,
+        channel: str,
+        thread_ts: str,
+        *,
+        leftovers: list[str] | None = None,
     ) -> None:
+        """``leftovers``: messages a stopped process posted for this answer (a placeholder, a
+        part of the answer): the first becomes this answer's placeholder, the others go."""
         # Bolt runs each listener as a task of its own: remember this one, so that a shutdown
         # waits for the answer instead of cutting it off.
         task = asyncio.current_task()
@@ -489,21 +563,36 @@ class SlackAdapter:
                 )
             raise
         try:
-            await self._answer_in_turn(client, request, channel, thread_ts, turn)
+            await self._answer_in_turn(client, request, channel, thread_ts, turn, leftovers or [])
         finally:
             turn.release()
 
     async def _answer_in_turn(
-        self, client: AsyncWebClient, request: ChatRequest, channel: str, thread_ts: str, turn: Turn
+        self,
+        client: AsyncWebClient,
+        request: ChatRequest,
+        channel: str,
+        thread_ts: str,
+        turn: Turn,
+        leftovers: list[str],
     ) -> None:
-        placeholder = await client.chat_postMessage(
-            channel=channel, thread_ts=thread_ts, text=THINKING
-        )
+        for ts in leftovers[1:]:
+            with contextlib.suppress(SlackApiError):
+                await client.chat_delete(channel=channel, ts=ts)
+        if leftovers:
+            placeholder_ts = leftovers[0]
+            with contextlib.suppress(SlackApiError):
+                await client.chat_update(channel=channel, ts=placeholder_ts, text=THINKING)
+        else:
+            posted = await client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, text=THINKING
+            )
+            placeholder_ts = posted["ts"]
         reply = _Reply(
             client,
             channel,
             thread_ts,
-            placeholder["ts"],
+            placeholder_ts,
             self.config.update_interval,
             team=request.workspace,
             user=request.user,
@@ -763,6 +852,40 @@ def _malformed(event: dict[str, Any]) -> bool:
     if bad:
         log.warning("Slack %s event without a usable %s ignored", event.get("type"), bad)
     return bool(bad)
+
+
+def _route(event: dict[str, Any], bot_user: str | None) -> str | None:
+    """How the bot takes on a message event: "mention", "im" (a direct message), "thread" (a
+    reply in a thread, answered when the bot is part of it); None: not at all."""
+    if event.get("type") == "app_mention":
+        return None if _malformed(event) else "mention"
+    if event.get("type") != "message":
+        return None
+    if event.get("subtype") not in (None, "file_share") or event.get("bot_id"):
+        return None  # edits, joins, other bots (and ourselves): never answered
+    if _malformed(event):
+        return None
+    if event.get("channel_type") == "im":
+        return "im"
+    if event.get("thread_ts") and f"<@{bot_user}>" not in event.get("text", ""):
+        return "thread"  # (a reply that mentions the bot arrives as app_mention too)
+    return None
+
+
+def _from(message: dict[str, Any], bot_user: str | None) -> bool:
+    """Whether the bot posted ``message`` (a ``conversations.replies`` message)."""
+    return message.get("user") == bot_user or bool(
+        message.get("bot_id") and message.get("user") in (None, bot_user)
+    )
+
+
+def _ts_order(ts: Any) -> tuple[int, int]:
+    """Slack's ``ts`` ("1712345678.000200") in time order; anything else first."""
+    seconds, _, micros = str(ts).partition(".")
+    try:
+        return int(seconds), int(micros or 0)
+    except ValueError:
+        return (-1, 0)
 
 
 def _incomplete(command: dict[str, Any]) -> bool:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     LargeBinary,
     Numeric,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Unicode,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -136,12 +138,33 @@ class BudgetLimit(Base):
 
 
 class SeenEvent(Base):
-    """Chat events already taken on: a platform's retry, or a second replica, finds it here."""
+    """Chat events already taken on: a platform's retry, or a second replica, finds it here.
+
+    While an event is being answered, its row also holds the event itself and a lease that the
+    answering process keeps renewing (migration 0007): if that process dies, another one takes
+    the event over when the lease has run out (``bot.takeover``). Both are cleared when done.
+    """
 
     __tablename__ = "seen_events"
+    __table_args__ = (
+        Index(
+            "ix_seen_events_open",
+            "lease_until",
+            sqlite_where=text("lease_until IS NOT NULL"),
+            postgresql_where=text("lease_until IS NOT NULL"),
+        ),
+    )
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    """The process answering the event (a random id per process)."""
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """NULL once done (or for events nobody would take over)."""
+    payload: Mapped[str | None] = mapped_column(Text)
+    """The event as JSON, for the process that takes it over; NULL once done."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Times the event was taken over from a dead process."""
 
 
 class ChannelSetting(Base):

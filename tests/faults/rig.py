@@ -51,6 +51,8 @@ from tests.faults.redisserver import RedisServer
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 THINKING = "_Thinking…_"
+LEASE = 3.0
+"""Seconds before a killed replica's events are taken over (``QUOTABOT_EVENT_LEASE``)."""
 _CLI = ("-c", "import bot.cli as c; c.main()")
 
 
@@ -386,6 +388,8 @@ class Rig:
             QUOTABOT_REDIS_URL=self.redis.url,
             QUOTABOT_PROVIDER_TIER="paid",
             QUOTABOT_SHUTDOWN_GRACE="5",
+            # A killed replica's events are taken over after 3 s (30 by default).
+            QUOTABOT_EVENT_LEASE=str(LEASE),
             OPENAI_BASE_URL=f"{self.sandbox_url}/v1",
             OPENAI_API_KEY="sk-test",
             SLACK_BOT_TOKEN=DEFAULT_TOKEN,

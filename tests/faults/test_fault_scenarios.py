@@ -76,26 +76,27 @@ async def kill_and_restart(tmp_path: Path) -> KillRun:
         restarted_at = time.monotonic()
         await load
         await rig.drive(12, rate=12, deliveries=deliveries)  # to both again
-        await rig.settle(deliveries.events, expect_stuck=len(unsettled))
+        await rig.settle(deliveries.events)
         check = await rig.check(deliveries.events)
-        return KillRun(check, deliveries, unsettled, restarted_at, rig.logs(40))
+        logs = "\n".join(r.log.read_text(errors="replace")[-3000:] for r in rig.replicas)
+        return KillRun(check, deliveries, unsettled, restarted_at, logs)
 
 
 async def test_kill_9_of_a_replica_with_answers_in_flight_then_restart(tmp_path: Path) -> None:
     """Slack redelivers what got no 200 (the driver does: ``X-Slack-Retry-Num``, to whichever
-    replica is up). Asserted:
+    replica is up); what the killed replica acknowledged, a live one takes over once its lease
+    has run out (3 s here). Asserted:
 
     - every event was acknowledged in the end, some only on redelivery, and the restarted
       replica acknowledged and answered events again;
-    - no thread has two messages from the bot;
+    - every thread has exactly one message from the bot, and it is the answer: also those
+      the killed replica had acknowledged, and left a placeholder or half an answer in;
     - every ok usage row records a response the sandbox served, with its tokens, and no
       response has two rows: the table's tokens are the served tokens of those responses;
-    - a response served but never recorded can only be a call the killed process had under
-      way: there are no more of them than "stuck" threads (no answer in the end), and every
-      stuck thread was unanswered at the kill (no faults here: one provider call per thread);
-    - every answered thread has exactly one ok row, a stuck one at most one.
-
-    Not asserted here: that every thread is answered. See the xfail test below.
+    - a response served but never recorded can only be a call the killed replica had under
+      way: there are no more of them than threads unanswered at the kill;
+    - every thread has exactly one ok row, but one that the killed replica's call may have
+      answered too (recorded before the kill, delivered by nobody): at most two.
     """
     run = await kill_and_restart(tmp_path)
     check, deliveries = run.check, run.deliveries
@@ -108,38 +109,19 @@ async def test_kill_9_of_a_replica_with_answers_in_flight_then_restart(tmp_path:
         if name == "replica-0" and at > run.restarted_at
     ]
     assert after, "the restarted replica took no event"
-    by_id = {t.event.event_id: t for t in check.threads}
-    assert all(by_id[eid].answered for eid in after), check.summary()
 
-    doubled = [(t.event.number, t.bot_messages) for t in check.doubled_answers()]
-    assert not doubled, doubled
+    unanswered = [(t.event.number, t.bot_messages) for t in check.threads if not t.answered]
+    assert not unanswered, (unanswered, check.summary(), run.logs)
+    assert "taking over event slack:" in run.logs, "no event was taken over"
     check.assert_rows_match_served()
     recorded = {r.provider_request_id for r in check.ok_rows}
     assert check.recorded_tokens() == check.served_tokens({i for i in recorded if i})
-
-    stuck = [t for t in check.threads if not t.settled]
-    assert {t.event.key for t in stuck} <= run.unsettled_at_kill, (check.summary(), run.logs)
     lost = set(check.served) - recorded
-    assert len(lost) <= len(stuck), (lost, check.summary())
+    assert len(lost) <= len(run.unsettled_at_kill), (lost, check.summary())
     per_thread = Counter(r.thread for r in check.ok_rows)
-    answered = [t for t in check.threads if t.answered]
-    assert all(per_thread[t.event.key] == 1 for t in answered), per_thread
-    assert all(per_thread[t.event.key] <= 1 for t in stuck), per_thread
-    assert len(answered) + len(stuck) == len(check.threads), check.summary()
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="An event is acknowledged to Slack before it is answered (bolt acks at once, as "
-    "Slack's 3 s deadline requires) and claimed in the event log by the replica that took it; "
-    "if that replica is killed, Slack never redelivers the event and no other replica picks "
-    "the claim up, so the user keeps the placeholder (or sees nothing). Needs a durable "
-    "inbox: claims with an owner and a lease, taken over from a dead replica.",
-)
-async def test_every_acknowledged_message_is_answered_despite_a_kill_9(tmp_path: Path) -> None:
-    run = await kill_and_restart(tmp_path)
-    stuck = [t.event.number for t in run.check.threads if not t.answered]
-    assert not stuck, run.check.summary()
+    for t in check.threads:
+        most = 2 if t.event.key in run.unsettled_at_kill else 1
+        assert 1 <= per_thread[t.event.key] <= most, (t.event.number, per_thread)
 
 
 async def test_postgresql_stopped_and_started_during_load(tmp_path: Path) -> None:
@@ -174,8 +156,9 @@ async def test_a_replica_killed_with_usage_spooled_writes_it_after_its_restart(
     what it had spooled. Asserted: every row in the spool at the kill (fsynced: acknowledged)
     is in the table exactly once afterwards, and the spool is gone; and, as in the kill test, no
     thread has two answers, every ok row is a served response with its tokens and no response
-    has two rows, the responses served but not recorded are no more than the threads left
-    unanswered, and those were all unanswered at the kill."""
+    has two rows, the responses served but not recorded are no more than the threads
+    unanswered at the kill, and threads left unanswered were all unanswered at the kill (the
+    victim's claims made while the database was down could not be kept for a takeover)."""
     async with Rig(tmp_path, latency=0.3) as rig:
         await rig.start_replicas(2)
         victim = rig.replicas[1]
@@ -216,7 +199,9 @@ async def test_a_replica_killed_with_usage_spooled_writes_it_after_its_restart(
     recorded = {r.provider_request_id for r in check.ok_rows}
     stuck = [t for t in check.threads if not t.settled]
     assert {t.event.key for t in stuck} <= unsettled, check.summary()
-    assert len(set(check.served) - recorded) <= len(stuck), check.summary()
+    # Calls the victim had under way at the kill: served, never recorded; their threads were
+    # unanswered then (and were answered by a takeover since, when their claim was written).
+    assert len(set(check.served) - recorded) <= len(unsettled), check.summary()
 
 
 async def test_redis_stopped_and_started_during_load(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from bot.commands import Commands
 from bot.config import load_settings
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store.events import EventLog
+from bot.takeover import Takeover
 from tests.fakes.discord_api import (
     APPLICATION_ID,
     BOT_ID,
@@ -249,3 +250,27 @@ async def test_slash_budget_set_checks_permissions(rig: Rig) -> None:
     assert f"channel:{CHANNEL}" in done.content
     assert await rig.app.limits.all() == {f"channel:{CHANNEL}": {"rpm": 4}}
     assert APPLICATION_ID in rig.api.calls[-1].path  # edited through the app's webhook
+
+
+async def test_a_message_left_by_a_process_that_died_is_answered_after_the_restart(
+    rig: Rig,
+) -> None:
+    """The process holding the gateway took a mention on and was killed before answering;
+    Discord sends the new session nothing it missed. Once the claim's lease has run out, the
+    new process reads the message again over REST and answers it, as a reply, once."""
+    asked = message(f"{MENTION} still there?", mentions=[BOT])
+    rig.api.seed(asked)
+    key = f"discord:message:{asked['id']}"
+    where = {"channel": asked["channel_id"], "message": asked["id"], "guild": GUILD}
+    assert await EventLog(rig.app.db, lease=0.1).first(key, where)
+    await asyncio.sleep(0.2)
+    takeover = Takeover(rig.client.runner.events, wait=0)
+    takeover.on("discord:message:", rig.client.resume)
+    assert [o.key for o in await takeover.tick()] == [key]
+    await asyncio.gather(*takeover.tasks)
+    (reply,) = rig.api.channels[CHANNEL]
+    assert reply.reply_to == asked["id"]
+    assert reply.content.startswith('Sandbox answer: you said "still there"')
+    (row,) = await rig.app.usage.rows()
+    assert (row.workspace, row.channel) == (GUILD, CHANNEL)
+    assert await rig.message(asked) == []  # and Discord replaying it gets no second answer

@@ -21,6 +21,7 @@ from bot.config import load_settings
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store.events import EventLog
 from bot.store.schema import SeenEvent
+from bot.takeover import Takeover
 from bot.web import WebServer
 from tests.fakes.discord_api import (
     APPLICATION_ID,
@@ -33,6 +34,7 @@ from tests.fakes.discord_api import (
     option,
     subcommand,
 )
+from tests.slow_claims import slow_claims
 
 ADMIN_ROLE = "1500000000000000001"
 TRUSTED_USER = "1400000000000000077"
@@ -416,3 +418,41 @@ async def test_an_answer_past_the_shutdown_grace_is_stopped_with_a_note(rig: Rig
     (said,) = rig.api.thread(payload["token"])
     assert "restarting" in said.content
     assert await rig.app.usage.rows() == []  # no answer came: nothing to count
+
+
+async def test_an_interaction_is_on_record_before_discord_hears_back(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Discord never sends an interaction twice: its claim, with the interaction, is written
+    before the deferred response (were this process killed then, another one answers)."""
+    slow_claims(rig.runner.events, 0.3, monkeypatch)
+    payload = ask("on record?")
+    assert (await rig.post(payload)).json()["type"] == 5
+    assert await rig.seen_events() == 1
+    await rig.runner.drain()
+    assert len(rig.api.thread(payload["token"])) == 1
+
+
+async def test_an_interaction_left_by_a_process_that_died_is_answered_by_another(
+    rig: Rig,
+) -> None:
+    """A process deferred an /ask ("quotabot is thinking…"), claimed it and was killed: once
+    the lease has run out, this process answers it through the interaction's webhook."""
+    payload = ask("anyone there?")
+    rig.api.acknowledged(payload, {"type": 5, "data": {}})  # what the dead process sent
+    dead = EventLog(rig.app.db, lease=0.1)
+    assert await dead.first(f"discord:interaction:{payload['id']}", {"interaction": payload})
+    await asyncio.sleep(0.2)
+    endpoint = InteractionsEndpoint(
+        InteractionsConfig(application_id=APPLICATION_ID, public_key=rig.signer.public_key),
+        runner=rig.runner,
+        rest=rig.rest,
+    )
+    takeover = Takeover(rig.runner.events, wait=0)
+    takeover.on("discord:interaction:", endpoint.resume)
+    assert [o.key for o in await takeover.tick()] == [f"discord:interaction:{payload['id']}"]
+    await asyncio.gather(*takeover.tasks)
+    (answer,) = rig.api.thread(payload["token"])
+    assert answer.content.startswith('Sandbox answer: you said "anyone there"')
+    assert len(await rig.app.usage.rows()) == 1
+    assert await takeover.tick() == []

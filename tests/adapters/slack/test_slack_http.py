@@ -11,21 +11,23 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from adapters.slack import SlackAdapter, SlackConfig
-from bot import messages
+from bot import messages, takeover
 from bot.admission import Admission
 from bot.app import App, open_app
 from bot.commands import Commands
 from bot.config import load_settings
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store.events import EventLog
-from bot.store.schema import UsageRecord
+from bot.store.schema import SeenEvent, UsageRecord
+from bot.takeover import Takeover
 from bot.web import WebServer
 from tests.fakes import slack_events as ev
 from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
 from tests.fakes.slack_workspace import DEFAULT_CHANNEL, DEFAULT_DM, DEFAULT_USER, DEFAULT_WORKSPACE
+from tests.slow_claims import slow_claims
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT = DEFAULT_WORKSPACE.bot_user_id
@@ -309,3 +311,73 @@ async def test_a_channel_whose_settings_cannot_be_read_gets_the_error_not_silenc
     said = f":warning: {messages.INTERNAL}"
     await wait_for(lambda: said in rig.api.messages("CNEVERREAD", ts))
     assert rig.api.messages("CNEVERREAD", ts)[1:] == [said]
+
+
+async def test_an_event_is_on_record_before_slack_hears_it_was_received(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack sends nothing again that it got a 200 for: the claim, with the event, is written
+    first (were this process killed after the 200, another one answers from it)."""
+    slow_claims(rig.adapter.events, 0.3, monkeypatch)
+    payload = rig.api.seed_event(ev.app_mention("do you remember me?"))
+    ts = payload["event"]["ts"]  # type: ignore[index]
+    assert (await rig.post(payload)).status_code == 200
+    async with rig.app.db.session() as s:
+        kept = await s.scalar(select(SeenEvent.key).where(SeenEvent.key.endswith(ts)))
+    assert kept == f"slack:{DEFAULT_WORKSPACE.team_id}:{DEFAULT_CHANNEL}:{ts}"
+    await wait_for(lambda: answered(rig, DEFAULT_CHANNEL, ts))
+
+
+async def test_a_slow_database_does_not_hold_the_ack_past_its_bound(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``CLAIM_WAIT`` Slack gets its 200 anyway (it allows 3 s), and the answer waits
+    for the claim instead: still one answer, also for Slack's retry."""
+    monkeypatch.setattr(takeover, "CLAIM_WAIT", 0.1)
+    slow_claims(rig.adapter.events, 1.0, monkeypatch)
+    payload = rig.api.seed_event(ev.app_mention("are you there?"))
+    ts = payload["event"]["ts"]  # type: ignore[index]
+    started = time.monotonic()
+    assert (await rig.post(payload)).status_code == 200
+    assert time.monotonic() - started < 0.8
+    assert (await rig.post(payload, retry_num=1)).status_code == 200
+    await wait_for(lambda: answered(rig, DEFAULT_CHANNEL, ts))
+    await rig.settle()
+    assert len(answered(rig, DEFAULT_CHANNEL, ts)) == 1
+    assert len(await usage_rows(rig, 1)) == 1
+
+
+@pytest.mark.parametrize("rig", [False, True], indirect=True, ids=["edits", "streaming"])
+async def test_an_event_left_by_a_process_that_died_is_answered_by_another(rig: Rig) -> None:
+    """A process acknowledged a question, claimed it, posted its placeholder and half an
+    answer, and was killed. Once the claim's lease has run out, this process takes the event
+    over: the asker ends with one message from the bot, the whole answer, and the event keeps
+    nothing more in the database."""
+    payload = rig.api.seed_event(ev.app_mention("what did I miss?"))
+    event, ts = payload["event"], payload["event"]["ts"]  # type: ignore[index]
+    key = f"slack:{DEFAULT_WORKSPACE.team_id}:{DEFAULT_CHANNEL}:{ts}"
+    dead = EventLog(rig.app.db, lease=0.1)
+    kept = {"event": event, "team": DEFAULT_WORKSPACE.team_id, "bot_user_id": BOT}
+    assert await dead.first(key, kept)
+    bot_id = DEFAULT_WORKSPACE.bot_id
+    rig.api.seed_message(DEFAULT_CHANNEL, "_Thinking…_", user=BOT, thread_ts=ts, bot_id=bot_id)
+    rig.api.seed_message(
+        DEFAULT_CHANNEL, "Sandbox answer to wh …", user=BOT, thread_ts=ts, bot_id=bot_id
+    )
+    assert (await rig.post(payload, retry_num=1)).status_code == 200  # a late retry: no answer
+    await asyncio.sleep(0.2)
+
+    takeover = Takeover(rig.adapter.events, wait=0)
+    takeover.on("slack:", rig.adapter.resume)
+    [orphan] = await takeover.tick()
+    assert orphan.key == key
+    await asyncio.gather(*takeover.tasks)
+
+    bot_messages = [m.text for m in rig.api.history(DEFAULT_CHANNEL, ts) if m.user == BOT]
+    assert len(bot_messages) == 1 and bot_messages[0].startswith("Sandbox answer")
+    assert "what did I miss" in bot_messages[0]
+    assert len(await usage_rows(rig, 1)) == 1
+    async with rig.app.db.session() as s:
+        row = (await s.execute(select(SeenEvent).where(SeenEvent.key == key))).scalar_one()
+        assert (row.payload, row.lease_until, row.attempts) == (None, None, 1)
+    assert await takeover.tick() == []

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from bot.errors import StoreError
 from bot.store import Database
-from bot.store.events import KEEP, EventLog
+from bot.store.events import KEEP, MAX_TAKEOVERS, EventLog
 from bot.store.group import GroupWriter
 from bot.store.schema import SeenEvent
 
@@ -98,3 +98,90 @@ async def test_a_caller_that_gives_up_does_not_cancel_the_others() -> None:
     assert await first == "a" and await second == "b"
     with pytest.raises(asyncio.CancelledError):
         await impatient
+
+
+# -- leases: a process that dies mid-answer -------------------------------------------------
+
+EVENT = {"event": {"type": "app_mention", "text": "<@U0BOT> why?"}, "team": "T1"}
+
+
+async def _columns(db: Database, key: str) -> tuple[str | None, datetime | None, str | None]:
+    async with db.session() as s:
+        row = (
+            await s.execute(
+                select(SeenEvent.owner, SeenEvent.lease_until, SeenEvent.payload).where(
+                    SeenEvent.key == key
+                )
+            )
+        ).one()
+    return row[0], row[1], row[2]
+
+
+async def test_an_event_of_a_process_that_died_is_taken_over_by_exactly_one_other(
+    db: Database,
+) -> None:
+    """The dead process claimed ten events with their payloads and never finished them: once
+    the lease has run out, two live replicas look at once, and each event goes to one."""
+    dead = EventLog(db, lease=0.2)
+    keys = [f"slack:T1:C1:{i}" for i in range(10)]
+    assert all(await asyncio.gather(*(dead.first(k, EVENT) for k in keys)))
+    one, two = EventLog(db, lease=30), EventLog(Database(db.url), lease=30)
+    assert await one.orphans(["slack:"]) == []  # not before the lease has run out
+    await asyncio.sleep(0.3)
+    found = await asyncio.gather(one.orphans(["slack:"]), two.orphans(["slack:"]))
+    taken = [o.key for batch in found for o in batch]
+    assert sorted(taken) == sorted(keys)
+    orphan = found[0][0] if found[0] else found[1][0]
+    assert orphan.payload == EVENT and orphan.attempts == 1
+    assert await one.orphans(["slack:"]) == await two.orphans(["slack:"]) == []
+    await two.db.aclose()
+
+
+async def test_a_done_event_keeps_nothing_and_is_never_taken_over(db: Database) -> None:
+    log = EventLog(db, lease=0.1)
+    assert await log.first("slack:T1:C1:1", EVENT)
+    owner, lease_until, payload = await _columns(db, "slack:T1:C1:1")
+    assert owner == log.owner and lease_until is not None and payload is not None
+    await log.done("slack:T1:C1:1")
+    assert await _columns(db, "slack:T1:C1:1") == (log.owner, None, None)  # no message text
+    await asyncio.sleep(0.2)
+    assert await EventLog(db).orphans(["slack:"]) == []
+    assert await log.first("slack:T1:C1:1", EVENT) is False  # still answered once
+
+
+async def test_renewed_leases_are_not_taken_over(db: Database) -> None:
+    """A slow answer (queued for budget, say) outlives its first lease: its process renews it."""
+    log, other = EventLog(db, lease=0.3), EventLog(db)
+    assert await log.first("slack:T1:C1:slow", EVENT)
+    for _ in range(4):
+        await asyncio.sleep(0.15)
+        await log.renew()
+        assert await other.orphans(["slack:"]) == []
+    await asyncio.sleep(0.4)  # then its process stops renewing: it dies
+    assert [o.key for o in await other.orphans(["slack:"])] == ["slack:T1:C1:slow"]
+
+
+async def test_only_the_platforms_asked_for_are_taken_over(db: Database) -> None:
+    log = EventLog(db, lease=0.1)
+    await log.first("slack:T1:C1:1", EVENT)
+    await log.first("discord:message:2", EVENT)
+    await asyncio.sleep(0.2)
+    assert [o.key for o in await EventLog(db).orphans(["discord:"])] == ["discord:message:2"]
+
+
+async def test_an_event_that_keeps_killing_its_processes_is_given_up(db: Database) -> None:
+    await EventLog(db, lease=0.05).first("slack:T1:C1:poison", EVENT)
+    for attempt in range(1, MAX_TAKEOVERS + 1):
+        await asyncio.sleep(0.1)
+        [orphan] = await EventLog(db, lease=0.05).orphans(["slack:"])
+        assert orphan.attempts == attempt
+    await asyncio.sleep(0.1)
+    assert await EventLog(db, lease=0.05).orphans(["slack:"]) == []
+    assert (await _columns(db, "slack:T1:C1:poison"))[1:] == (None, None)
+
+
+async def test_with_no_lease_no_event_is_kept(db: Database) -> None:
+    """``QUOTABOT_EVENT_LEASE=0``: only the key, as before takeovers existed."""
+    log = EventLog(db, lease=0)
+    assert await log.first("slack:T1:C1:1", EVENT)
+    assert (await _columns(db, "slack:T1:C1:1"))[1:] == (None, None)
