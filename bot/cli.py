@@ -240,7 +240,8 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
             )
             routes += slack.routes()
             app.digests.posters[slack.platform] = slack
-            takeover.on(f"{slack.platform}:", slack.resume)
+            takeover.on(f"{slack.platform}:", slack.resume)  # mentions, DMs, thread replies
+            takeover.on(f"{slack.platform}-cmd:", slack.resume)  # /ask
             if app_token:
                 await slack.start_socket_mode()
         else:

@@ -331,15 +331,20 @@ class SlackAdapter:
             await self.events.done(key)
 
     async def resume(self, orphan: Orphan) -> None:
-        """An event a stopped process claimed and did not answer (``bot.takeover``)."""
-        event, team = orphan.payload["event"], orphan.payload["team"]
-        route = _route(event, orphan.payload.get("bot_user_id"))
+        """An event or ``/ask`` a stopped process claimed and did not answer
+        (``bot.takeover``): what it posted already is reused or removed, not posted twice."""
+        team, bot_user = orphan.payload["team"], orphan.payload.get("bot_user_id")
+        client = await self._client_for(team)
+        if "command" in orphan.payload:
+            await self._ask(orphan.payload["command"], team, client, bot_user, resumed=True)
+            return
+        event = orphan.payload["event"]
         await self._take(
             event,
             team,
-            await self._client_for(team),
-            orphan.payload.get("bot_user_id"),
-            only_if_bot_in_thread=route == "thread",
+            client,
+            bot_user,
+            only_if_bot_in_thread=_route(event, bot_user) == "thread",
             resumed=True,
         )
 
@@ -619,22 +624,57 @@ class SlackAdapter:
         if not text:
             await ack(text="Ask a question: `/ask what is a token bucket?`")
             return
-        await ack(response_type="in_channel", text=f"<@{command['user_id']}> asked: {text}")
-        if not await self._first(f"slack-cmd:{command.get('trigger_id')}"):
+        team = command.get("team_id") or context.team_id or ""
+        key = f"slack-cmd:{command['trigger_id']}"
+        payload = {"command": command, "team": team, "bot_user_id": context.bot_user_id}
+        claim = await claimed(self._first(key, payload))  # before the ack: see _claim
+        await ack(response_type="in_channel", text=_asked(command))
+        if not await claim:
             return
-        channel, team = command["channel_id"], command.get("team_id") or context.team_id or ""
+        try:
+            await self._ask(command, team, context.client, context.bot_user_id)
+        finally:
+            await self.events.done(key)
+
+    async def _ask(
+        self,
+        command: dict[str, Any],
+        team: str,
+        client: AsyncWebClient,
+        bot_user: str | None,
+        *,
+        resumed: bool = False,
+    ) -> None:
+        """``/ask``'s answer, in a thread under the question, like a mention's."""
+        channel = command["channel_id"]
         request = ChatRequest(
             platform=PLATFORM,
             workspace=team,
             channel=channel,
             user=command["user_id"],
-            messages=(Message("user", text),),
+            messages=(Message("user", (command.get("text") or "").strip()),),
         )
-        # The answer goes in a thread under the question, like a mention's.
-        question = await context.client.chat_postMessage(
-            channel=channel, text=f"<@{command['user_id']}> asked: {text}"
-        )
-        await self._answer(context.client, request, channel, question["ts"])
+        root = await self._posted(client, channel, _asked(command), bot_user) if resumed else None
+        if root is None:
+            root = str((await client.chat_postMessage(channel=channel, text=_asked(command)))["ts"])
+        left = await self._leftovers(client, channel, root, root, bot_user) if resumed else []
+        await self._answer(client, request, channel, root, leftovers=left)
+
+    async def _posted(
+        self, client: AsyncWebClient, channel: str, text: str, bot_user: str | None
+    ) -> str | None:
+        """The ts of the bot's latest message ``text`` in ``channel``: a question a stopped
+        process posted for its ``/ask`` before it could answer."""
+        try:
+            response = await client.conversations_history(channel=channel, limit=100)
+        except SlackApiError as exc:
+            log.warning("could not read %s: %s", channel, exc)
+            return None
+        m: dict[str, Any]
+        for m in response.get("messages", []):  # newest first
+            if m.get("text") == text and _from(m, bot_user):
+                return str(m["ts"])
+        return None
 
     async def _on_usage(
         self,
@@ -852,6 +892,11 @@ def _malformed(event: dict[str, Any]) -> bool:
     if bad:
         log.warning("Slack %s event without a usable %s ignored", event.get("type"), bad)
     return bool(bad)
+
+
+def _asked(command: dict[str, Any]) -> str:
+    """``/ask``'s question as the channel sees it."""
+    return f"<@{command['user_id']}> asked: {(command.get('text') or '').strip()}"
 
 
 def _route(event: dict[str, Any], bot_user: str | None) -> str | None:

@@ -108,6 +108,8 @@ class EventLog:
         for keys in _chunks(self._unwritten):
             await self._finish(keys)
             self._unwritten.difference_update(keys)
+        if not self._open:
+            return
         until = datetime.now(UTC) + self.lease
         try:
             async with self.db.session() as s, s.begin():

@@ -381,3 +381,38 @@ async def test_an_event_left_by_a_process_that_died_is_answered_by_another(rig: 
         row = (await s.execute(select(SeenEvent).where(SeenEvent.key == key))).scalar_one()
         assert (row.payload, row.lease_until, row.attempts) == (None, None, 1)
     assert await takeover.tick() == []
+
+
+@pytest.mark.parametrize("posted", [False, True], ids=["nothing-posted", "question-posted"])
+async def test_an_ask_left_by_a_process_that_died_is_answered_by_another(
+    rig: Rig, posted: bool
+) -> None:
+    """``/ask`` acknowledged and claimed by a process that was then killed, before or after
+    it posted the question in the channel: the taking-over process posts the question only if
+    it is not there yet, and answers under it, once."""
+    form = ev.slash_command("/ask", "who took over?")
+    kept = {"command": form, "team": DEFAULT_WORKSPACE.team_id, "bot_user_id": BOT}
+    key = f"slack-cmd:{form['trigger_id']}"
+    assert await EventLog(rig.app.db, lease=0.1).first(key, kept)
+    question = f"<@{DEFAULT_USER}> asked: who took over?"
+    if posted:
+        root = rig.api.seed_message(
+            DEFAULT_CHANNEL, question, user=BOT, bot_id=DEFAULT_WORKSPACE.bot_id
+        )
+        rig.api.seed_message(
+            DEFAULT_CHANNEL,
+            "_Thinking…_",
+            user=BOT,
+            thread_ts=root.ts,
+            bot_id=DEFAULT_WORKSPACE.bot_id,
+        )
+    await asyncio.sleep(0.2)
+    takeover = Takeover(rig.adapter.events, wait=0)
+    takeover.on("slack-cmd:", rig.adapter.resume)
+    assert [o.key for o in await takeover.tick()] == [key]
+    await asyncio.gather(*takeover.tasks)
+
+    (asked,) = [m for m in rig.api.history(DEFAULT_CHANNEL) if m.text == question]
+    replies = [m.text for m in rig.api.history(DEFAULT_CHANNEL, asked.ts) if m.ts != asked.ts]
+    assert len(replies) == 1 and replies[0].startswith("Sandbox answer"), replies
+    assert len(await usage_rows(rig, 1)) == 1
