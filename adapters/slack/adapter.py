@@ -144,9 +144,10 @@ class SlackAdapter:
         )
         self.app = AsyncApp(
             client=client,
-            # Socket Mode has no HTTP requests to verify; HTTP mode is only served with a secret.
+            # handle_http has checked the signature on the raw bytes before bolt sees a request
+            # (bolt's check again was a second HMAC per event); Socket Mode has none to check.
             signing_secret=config.signing_secret or "",
-            request_verification_enabled=config.signing_secret is not None,
+            request_verification_enabled=False,
             process_before_response=False,
             oauth_settings=_oauth_settings(config, engine),
             logger=logging.getLogger("slack_bolt"),
@@ -229,9 +230,9 @@ class SlackAdapter:
                     log.exception("could not reconnect to Slack over Socket Mode; will retry")
 
     async def handle_http(self, request: web.Request) -> web.Response:
-        """Events, slash commands and interactivity. The signature is checked on the raw bytes
-        before bolt sees them (bolt parses first, and raised on bodies that were not UTF-8 or
-        not the JSON they claimed to be); bolt then checks it again."""
+        """Events, slash commands and interactivity. The signature is checked here, on the raw
+        bytes, and only here: bolt parses first, and raised on bodies that were not UTF-8 or
+        not the JSON they claimed to be (its own check is off)."""
         assert self.config.signing_secret is not None  # routes() serves this only with one
         body = await request.read()  # over web.MAX_BODY: 413, unread
         if not signing.verified(self.config.signing_secret, request.headers, body):

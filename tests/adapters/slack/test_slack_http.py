@@ -146,6 +146,20 @@ async def test_bad_or_stale_signatures_cost_nothing(rig: Rig) -> None:
     assert await rig.app.usage.rows() == []
 
 
+async def test_only_our_signature_check_guards_bolt(rig: Rig) -> None:
+    """Bolt's own check is off (ours, on the raw bytes, is the one): a slash command with a
+    bad signature, and an event without signature headers, still never reach a listener."""
+    command = await rig.command(ev.slash_command("/ask", "free answer?"), bad_signature=True)
+    body = ev.encode_event(ev.app_mention("unsigned"))
+    unsigned = await rig.http.post(
+        rig.url, content=body, headers={"Content-Type": "application/json"}
+    )
+    assert (command.status_code, unsigned.status_code) == (401, 401)
+    await asyncio.sleep(0.3)
+    assert rig.sandbox.stats.total.requests == 0
+    assert [c for c, _ in rig.api.calls if c != "auth.test"] == []
+
+
 async def test_retries_and_twin_events_get_one_answer(rig: Rig) -> None:
     mention = rig.api.seed_event(ev.app_mention("once please"))
     event = mention["event"]  # type: ignore[index]
