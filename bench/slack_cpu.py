@@ -12,7 +12,9 @@ changes with. Two processes, the same setup as ``bench.slack_ack``:
 * answers: 100 at a time, 40 events/s for 5 s, every one answered: the CPU time until the last
   answer is posted, less the events' own cost, per answer.
 
-``BENCH_PROFILE=DIR`` also records each phase with py-spy (raw folded stacks) into DIR.
+``BENCH_PYTHONPATH=<an exported checkout>`` runs quotabot from that code instead (as in
+``bench.slack_ack``): interleave runs of two commits to compare them. ``BENCH_PROFILE=DIR``
+also records each phase with py-spy (``pip install py-spy``; raw folded stacks) into DIR.
 """
 
 from __future__ import annotations
