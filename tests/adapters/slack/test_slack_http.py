@@ -148,6 +148,34 @@ async def test_bad_or_stale_signatures_cost_nothing(rig: Rig) -> None:
     assert await rig.app.usage.rows() == []
 
 
+async def test_only_our_signature_check_guards_bolt(rig: Rig) -> None:
+    """Bolt's own check is off (ours, on the raw bytes, is the one): a slash command with a
+    bad signature, and an event without signature headers, still never reach a listener."""
+    command = await rig.command(ev.slash_command("/ask", "free answer?"), bad_signature=True)
+    body = ev.encode_event(ev.app_mention("unsigned"))
+    unsigned = await rig.http.post(
+        rig.url, content=body, headers={"Content-Type": "application/json"}
+    )
+    assert (command.status_code, unsigned.status_code) == (401, 401)
+    await asyncio.sleep(0.3)
+    assert rig.sandbox.stats.total.requests == 0
+    assert [c for c, _ in rig.api.calls if c != "auth.test"] == []
+
+
+async def test_an_answer_that_fails_outside_the_reply_is_logged(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Answers run in tasks of their own, not in bolt's listener: a failure there (Slack
+    refusing the placeholder) is still logged, as bolt's error handler logged it."""
+    rig.api.fail("chat.postMessage", error="channel_not_found", status=200)
+    assert (await rig.post(ev.app_mention("anyone there?"))).status_code == 200
+    await rig.settle()
+    failures = [r for r in caplog.records if r.getMessage().startswith("Slack listener failed")]
+    assert len(failures) == 1 and "channel_not_found" in failures[0].getMessage()
+    assert rig.sandbox.stats.total.requests == 0
+    assert not rig.adapter.tasks
+
+
 async def test_retries_and_twin_events_get_one_answer(rig: Rig) -> None:
     mention = rig.api.seed_event(ev.app_mention("once please"))
     event = mention["event"]  # type: ignore[index]
