@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.slack_ack                  # 300/s and 600/s, 10 s each, ~1.5 min
     .venv/bin/python -m bench.slack_ack --rate 300 --duration 10 --break-rate 0
+    BENCH_ACK_AFTER_CLAIM=true .venv/bin/python -m bench.slack_ack ...   # acks wait for claims
 
 Three processes besides this one, all on 127.0.0.1:
 
@@ -188,6 +189,8 @@ class Quotabot:
             QUOTABOT_HTTP_HOST="127.0.0.1",
             QUOTABOT_HTTP_PORT=str(self.port),
             QUOTABOT_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+            # BENCH_ACK_AFTER_CLAIM=true: acks wait for each event's claim (see README).
+            QUOTABOT_ACK_AFTER_CLAIM=os.environ.get("BENCH_ACK_AFTER_CLAIM", "false"),
             QUOTABOT_PROVIDER_TIER="paid",
             # Paid-tier gpt-3.5-turbo is 60 RPM in the catalog: raised so nothing waits on it.
             QUOTABOT_MODELS=json.dumps(

@@ -34,6 +34,7 @@ from bot.store.budgets import BudgetLimitStore
 from bot.store.digests import Claims, DigestSettingsStore, RequestEvents
 from bot.store.events import EventLog
 from bot.store.spool import Spool
+from bot.takeover import CLAIM_WAIT
 
 log = logging.getLogger(__name__)
 
@@ -190,5 +191,9 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             sandbox=sandbox,
             digests=digests,
             digest_commands=DigestCommands(digests),
-            events=EventLog(db, lease=settings.event_lease),
+            events=EventLog(
+                db,
+                lease=settings.event_lease,
+                ack_wait=CLAIM_WAIT if settings.ack_after_claim else 0.0,
+            ),
         )

@@ -199,6 +199,8 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(30.0, ge=0)
     event_lease: float = Field(30.0, ge=0)
     """Seconds after which a live process answers an event whose process died; 0: never."""
+    ack_after_claim: bool = False
+    """Acknowledge chat events only once their claim is written (see bot.takeover.claimed)."""
     """Seconds ``serve`` lets answers under way finish after SIGTERM before stopping them."""
     request_deadline: float = Field(120.0, gt=0)
     """Seconds a request may spend queued and retried before the user is told to try later."""

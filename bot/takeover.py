@@ -23,18 +23,21 @@ log = logging.getLogger(__name__)
 Resume = Callable[[Orphan], Awaitable[None]]
 
 CLAIM_WAIT = 1.0
-"""Seconds an acknowledgement waits at most for its event's claim to be written (Slack and
-Discord allow 3); past that it goes anyway, and the answer waits for the claim instead (only
-a crash just then could lose the event)."""
+"""With ``QUOTABOT_ACK_AFTER_CLAIM``: seconds an acknowledgement waits at most for its
+event's claim to be written (Slack and Discord allow 3); past that it goes anyway, and the
+answer waits for the claim instead."""
 
 
-async def claimed(claim: Awaitable[bool]) -> asyncio.Future[bool]:
-    """Start writing an event's claim (``EventLog.first``) and wait for it, up to
-    ``CLAIM_WAIT``, before the platform is told the event arrived: after that, the platform
-    sends it no more, and only the claim can bring it to another process. Await the result
-    for whether this process answers it."""
+async def claimed(claim: Awaitable[bool], wait: float) -> asyncio.Future[bool]:
+    """Start writing an event's claim (``EventLog.first``); with a ``wait``, wait for it (at
+    most that long) before the platform is told the event arrived. After that the platform
+    sends the event no more, and only the claim brings it to another process if this one
+    dies; without a wait the acknowledgement never waits for the database, and an event
+    acknowledged just before a crash, its claim not yet written, is lost. Await the result
+    for whether this process answers the event."""
     future = asyncio.ensure_future(claim)
-    await asyncio.wait({future}, timeout=CLAIM_WAIT)
+    if wait > 0:
+        await asyncio.wait({future}, timeout=wait)
     return future
 
 

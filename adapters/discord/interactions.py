@@ -106,9 +106,12 @@ class InteractionsEndpoint:
             return self._message(texts.warn(texts.MALFORMED))
         if inv.name not in KNOWN:
             return self._message(texts.warn(texts.UNKNOWN_COMMAND.format(name=inv.name)))
-        # On record before Discord hears back: it never sends an interaction twice, so if this
-        # process dies before answering, another one answers from the claim (bot.takeover).
-        claim = await claimed(self.runner.first(inv.dedupe_key, {"interaction": payload}))
+        # Discord never sends an interaction twice: if this process dies before answering,
+        # another one answers from the claim (bot.takeover).
+        events = self.runner.events
+        claim = await claimed(
+            self.runner.first(inv.dedupe_key, {"interaction": payload}), events.ack_wait
+        )
         self.runner.spawn(self._answer(inv, token, claim))
         data = {"flags": EPHEMERAL} if inv.private else {}
         return web.json_response({"type": DEFERRED_CHANNEL_MESSAGE, "data": data})

@@ -9,9 +9,9 @@ Bolt acknowledges every event before our listener runs, so the ack never waits f
 provider. Each message is answered once: the event log in the database makes Slack's retries
 (same event, ``X-Slack-Retry-Num``), a second replica, and the ``app_mention`` plus ``message``
 pair that one mention produces all come to one answer. A message to answer is claimed there
-before the ack (a group commit, about a millisecond; never more than ``takeover.CLAIM_WAIT``),
-with the event itself: Slack sends nothing twice that it got a 200 for, so if this process
-dies before answering, another one answers from the claim (``bot.takeover``).
+with the event itself, as the ack goes (or before it, with ``QUOTABOT_ACK_AFTER_CLAIM``):
+Slack sends nothing twice that it got a 200 for, so if this process dies before answering,
+another one answers from the claim (``bot.takeover``).
 """
 
 from __future__ import annotations
@@ -296,7 +296,8 @@ class SlackAdapter:
         next: Callable[[], Awaitable[None]],  # bolt passes it by this name
     ) -> BoltResponse | None:
         """Global middleware, before the ack: a message the bot will take on is claimed, with
-        the event, so that whoever answers it, here or after a crash elsewhere, answers once."""
+        the event, so that whoever answers it, here or after a crash elsewhere, answers once.
+        (The ack waits for the claim only with ``QUOTABOT_ACK_AFTER_CLAIM``.)"""
         event = body.get("event") if body.get("type") == "event_callback" else None
         route = _route(event, context.bot_user_id) if isinstance(event, dict) else None
         if event is None or route is None:
@@ -305,7 +306,7 @@ class SlackAdapter:
         team = context.team_id or event.get("team") or ""
         key = f"slack:{team}:{event['channel']}:{event['ts']}"
         payload = {"event": event, "team": team, "bot_user_id": context.bot_user_id}
-        claim = await claimed(self._first(key, payload))
+        claim = await claimed(self._first(key, payload), self.events.ack_wait)
         if claim.done() and not claim.result():
             # Slack's retry, the app_mention/message twin, or another replica's: acked, no more.
             return BoltResponse(status=200, body="")
@@ -654,7 +655,7 @@ class SlackAdapter:
         team = command.get("team_id") or context.team_id or ""
         key = f"slack-cmd:{command['trigger_id']}"
         payload = {"command": command, "team": team, "bot_user_id": context.bot_user_id}
-        claim = await claimed(self._first(key, payload))  # before the ack: see _claim
+        claim = await claimed(self._first(key, payload), self.events.ack_wait)  # see _claim
         await ack(response_type="in_channel", text=_asked(command))
         ask = functools.partial(self._ask, command, team, context.client, context.bot_user_id)
         self._spawn(self._once(key, claim, ask))

@@ -52,15 +52,25 @@ class EventLog:
     anything else, so at a few hundred events a second a transaction each was the bottleneck.
 
     ``lease`` is how long a claim with a payload stays this process's without being renewed
-    (``renew``); 0 keeps no payloads, and nothing is ever taken over.
+    (``renew``); 0 keeps no payloads, and nothing is ever taken over. ``ack_wait``: see
+    ``bot.takeover.claimed``.
     """
 
     PRUNE_EVERY = 1000
     """Claims between deletions of the ones older than ``KEEP``."""
 
-    def __init__(self, db: Database, *, lease: float = 30.0, owner: str | None = None):
+    def __init__(
+        self,
+        db: Database,
+        *,
+        lease: float = 30.0,
+        ack_wait: float = 0.0,
+        owner: str | None = None,
+    ):
         self.db = db
         self.lease = timedelta(seconds=lease)
+        self.ack_wait = ack_wait
+        """Seconds an acknowledgement waits for a claim to be written (``bot.takeover``)."""
         self.owner = owner or uuid.uuid4().hex
         self._claims = 0
         self._group = GroupWriter(self._claim, max_batch=1000)

@@ -420,11 +420,13 @@ async def test_an_answer_past_the_shutdown_grace_is_stopped_with_a_note(rig: Rig
     assert await rig.app.usage.rows() == []  # no answer came: nothing to count
 
 
-async def test_an_interaction_is_on_record_before_discord_hears_back(
+async def test_with_ack_after_claim_an_interaction_is_on_record_before_discord_hears_back(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Discord never sends an interaction twice: its claim, with the interaction, is written
-    before the deferred response (were this process killed then, another one answers)."""
+    """Discord never sends an interaction twice: with ``QUOTABOT_ACK_AFTER_CLAIM`` its claim,
+    with the interaction, is written before the deferred response (were this process killed
+    then, another one answers)."""
+    rig.runner.events.ack_wait = 1.0
     slow_claims(rig.runner.events, 0.3, monkeypatch)
     payload = ask("on record?")
     assert (await rig.post(payload)).json()["type"] == 5
