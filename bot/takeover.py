@@ -52,6 +52,12 @@ class Takeover:
     events done, by then.
     """
 
+    BATCH = 100
+    """Events taken over per transaction."""
+    MOST = 1000
+    """Events taken over per round at most (the rest in the next): their answers wait for
+    turns like any other (``QUOTABOT_CONCURRENT_ANSWERS``)."""
+
     def __init__(self, events: EventLog, *, wait: float | None = None):
         self.events = events
         self.every = events.lease.total_seconds() / 3
@@ -99,7 +105,12 @@ class Takeover:
                 self._reachable_since = now
             if not self._taking or not self._resume or now - self._reachable_since < self.wait:
                 return []
-            orphans = await self.events.orphans(tuple(self._resume))
+            orphans: list[Orphan] = []
+            while len(orphans) < self.MOST:  # a dead replica may have left hundreds
+                batch = await self.events.orphans(tuple(self._resume), limit=self.BATCH)
+                orphans += batch
+                if len(batch) < self.BATCH:
+                    break
         except StoreError:
             self._reachable_since = None
             raise

@@ -67,3 +67,21 @@ async def test_while_shutting_down_nothing_is_taken_over_but_leases_are_kept(
     assert await takeover.tick() == []
     await asyncio.sleep(0.2)  # past the first lease of "mine": renewed by the tick
     assert [o.key for o in await EventLog(db).orphans(["slack:"])] == ["slack:T1:C1:dead"]
+
+
+async def test_everything_a_dead_replica_left_is_taken_over_in_one_round(db: Database) -> None:
+    """A busy replica dies with more events under way than one transaction takes over."""
+    dead = EventLog(db, lease=0.1)
+    keys = {f"slack:T1:C1:{i}" for i in range(Takeover.BATCH + 50)}
+    await asyncio.gather(*(dead.first(key, EVENT) for key in keys))
+    await asyncio.sleep(0.2)
+    answered: list[str] = []
+
+    async def resume(orphan: Orphan) -> None:
+        answered.append(orphan.key)
+
+    takeover = Takeover(EventLog(db), wait=0)
+    takeover.on("slack:", resume)
+    assert {o.key for o in await takeover.tick()} == keys
+    await asyncio.gather(*takeover.tasks)
+    assert set(answered) == keys
