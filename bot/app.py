@@ -33,6 +33,7 @@ from bot.store import ChannelStore, Database, UsageStore, migrate
 from bot.store.budgets import BudgetLimitStore
 from bot.store.digests import Claims, DigestSettingsStore, RequestEvents
 from bot.store.events import EventLog
+from bot.store.journal import Journal
 from bot.store.spool import Spool
 from bot.takeover import CLAIM_WAIT
 
@@ -138,6 +139,8 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         stack.push_async_callback(budget.aclose)
 
         channels = ChannelStore(db, channel_defaults(settings))
+        journal = Journal(settings.data_dir / "inbox")
+        stack.callback(journal.close)
         metrics = Metrics()
         metrics.watch(
             "quotabot_queue_depth", "Requests waiting for budget, by model.", budget.queue_depths
@@ -195,5 +198,6 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
                 db,
                 lease=settings.event_lease,
                 ack_wait=CLAIM_WAIT if settings.ack_after_claim else 0.0,
+                journal=journal,
             ),
         )

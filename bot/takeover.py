@@ -103,9 +103,12 @@ class Takeover:
             await self.events.renew()
             if self._reachable_since is None:
                 self._reachable_since = now
-            if not self._taking or not self._resume or now - self._reachable_since < self.wait:
+            if not self._taking or not self._resume:
                 return []
-            orphans: list[Orphan] = []
+            # Never claimed, so nobody else can be answering them: no need to wait.
+            orphans = await self.events.recover(tuple(self._resume))
+            if now - self._reachable_since < self.wait:
+                return self._answer_all(orphans)
             while len(orphans) < self.MOST:  # a dead replica may have left hundreds
                 batch = await self.events.orphans(tuple(self._resume), limit=self.BATCH)
                 orphans += batch
@@ -114,11 +117,14 @@ class Takeover:
         except StoreError:
             self._reachable_since = None
             raise
+        return self._answer_all(orphans)
+
+    def _answer_all(self, orphans: list[Orphan]) -> list[Orphan]:
         for orphan in orphans:
             log.warning(
-                "taking over event %s from a process that stopped (attempt %d)",
+                "taking over event %s from a process that stopped (%s)",
                 orphan.key,
-                orphan.attempts,
+                f"attempt {orphan.attempts}" if orphan.attempts else "acknowledged, not claimed",
             )
             resume = next(r for p, r in self._resume.items() if orphan.key.startswith(p))
             task = asyncio.get_running_loop().create_task(self._answer(resume, orphan))

@@ -129,6 +129,7 @@ class DiscordGateway(discord.Client):
         # answers it (Discord sends no message twice to a new session).
         where = {"channel": str(message.channel.id), "message": str(message.id)}
         where["guild"] = guild_id(message) or ""
+        self.runner.events.hold(key, where)
         if not await self.runner.first(key, where):
             return
         try:

@@ -108,10 +108,9 @@ class InteractionsEndpoint:
             return self._message(texts.warn(texts.UNKNOWN_COMMAND.format(name=inv.name)))
         # Discord never sends an interaction twice: if this process dies before answering,
         # another one answers from the claim (bot.takeover).
-        events = self.runner.events
-        claim = await claimed(
-            self.runner.first(inv.dedupe_key, {"interaction": payload}), events.ack_wait
-        )
+        events, kept = self.runner.events, {"interaction": payload}
+        events.hold(inv.dedupe_key, kept)  # on local disk until claimed
+        claim = await claimed(self.runner.first(inv.dedupe_key, kept), events.ack_wait)
         self.runner.spawn(self._answer(inv, token, claim))
         data = {"flags": EPHEMERAL} if inv.private else {}
         return web.json_response({"type": DEFERRED_CHANNEL_MESSAGE, "data": data})

@@ -306,6 +306,7 @@ class SlackAdapter:
         team = context.team_id or event.get("team") or ""
         key = f"slack:{team}:{event['channel']}:{event['ts']}"
         payload = {"event": event, "team": team, "bot_user_id": context.bot_user_id}
+        self.events.hold(key, payload)  # on local disk before the ack, until claimed
         claim = await claimed(self._first(key, payload), self.events.ack_wait)
         if claim.done() and not claim.result():
             # Slack's retry, the app_mention/message twin, or another replica's: acked, no more.
@@ -655,7 +656,8 @@ class SlackAdapter:
         team = command.get("team_id") or context.team_id or ""
         key = f"slack-cmd:{command['trigger_id']}"
         payload = {"command": command, "team": team, "bot_user_id": context.bot_user_id}
-        claim = await claimed(self._first(key, payload), self.events.ack_wait)  # see _claim
+        self.events.hold(key, payload)  # see _claim
+        claim = await claimed(self._first(key, payload), self.events.ack_wait)
         await ack(response_type="in_channel", text=_asked(command))
         ask = functools.partial(self._ask, command, team, context.client, context.bot_user_id)
         self._spawn(self._once(key, claim, ask))

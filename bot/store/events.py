@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from bot.errors import StoreError
 from bot.store.db import DB_ERRORS, Database
 from bot.store.group import GroupWriter
+from bot.store.journal import Journal
 from bot.store.schema import SeenEvent
 
 log = logging.getLogger(__name__)
@@ -65,12 +66,14 @@ class EventLog:
         *,
         lease: float = 30.0,
         ack_wait: float = 0.0,
+        journal: Journal | None = None,
         owner: str | None = None,
     ):
         self.db = db
         self.lease = timedelta(seconds=lease)
         self.ack_wait = ack_wait
         """Seconds an acknowledgement waits for a claim to be written (``bot.takeover``)."""
+        self.journal = journal if self.takes_over else None
         self.owner = owner or uuid.uuid4().hex
         self._claims = 0
         self._group = GroupWriter(self._claim, max_batch=1000)
@@ -84,6 +87,12 @@ class EventLog:
     def takes_over(self) -> bool:
         return self.lease > timedelta(0)
 
+    def hold(self, key: str, payload: dict[str, Any]) -> None:
+        """Before acknowledging an event that ``first`` is about to claim: keep it in the local
+        journal (if any) until the claim is written, for a restart after a crash to find."""
+        if self.journal is not None:
+            self.journal.hold(key[:200], payload)
+
     async def first(self, key: str, payload: Mapping[str, Any] | None = None) -> bool:
         """True for the first caller with ``key``, in any process sharing the database.
 
@@ -92,10 +101,35 @@ class EventLog:
         """
         key = key[:200]
         kept = json.dumps(payload) if payload is not None and self.takes_over else None
-        won = await self._group.submit((key, kept))
+        try:
+            won = await self._group.submit((key, kept))
+        finally:
+            if self.journal is not None:
+                self.journal.release(key)
         if won and kept is not None:
             self._open.add(key)
         return won
+
+    async def recover(self, prefixes: Sequence[str]) -> list[Orphan]:
+        """Events a process that died on this data directory acknowledged but never claimed
+        (its journal): claimed now, by this process, to be answered like ``orphans``."""
+        if self.journal is None:
+            return []
+        taken = []
+        for path, events in self.journal.left():
+            try:
+                for key, payload in events:
+                    if not key.startswith(tuple(prefixes)):
+                        log.warning("event %s left in %s: not served here, dropped", key, path)
+                    elif await self.first(key, payload):  # else: claimed before the crash
+                        taken.append(Orphan(key, payload, 0))
+            except StoreError as exc:
+                # Those claimed so far are answered; the file is read again next time.
+                log.warning("could not claim the events left in %s yet: %s", path, exc)
+                self.journal.drop(path, done=False)
+                break
+            self.journal.drop(path)
+        return taken
 
     async def done(self, key: str) -> None:
         """The event needs nothing more: nobody is to take it over. Never raises: a write

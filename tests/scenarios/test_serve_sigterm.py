@@ -110,7 +110,10 @@ async def test_sigterm_stops_taking_events_then_finishes_or_stops_answers_and_ex
         assert sandbox.stats.total.requests == (3 if finished else 0)
     with sqlite3.connect(tmp_path / "quotabot.db") as db:
         outcomes = [r[0] for r in db.execute("SELECT outcome FROM usage")]
+        kept = db.execute("SELECT count(*) FROM seen_events WHERE payload IS NOT NULL")
+        assert kept.fetchone() == (0,)  # every event done: no message text kept
     assert outcomes == (["ok", "ok", "ok"] if finished else [])
+    assert list((tmp_path / "inbox").glob("*")) == []  # nor in the journal
 
 
 async def test_adapters_can_be_switched_off_per_process(tmp_path: Path) -> None:
