@@ -20,6 +20,7 @@ from bot.config import load_settings
 from bot.errors import ConfigError
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store.events import EventLog
+from bot.takeover import Takeover
 from bot.web import WebServer
 from tests.fakes import slack_events as ev
 from tests.fakes.slack_api import FakeSlackAPI
@@ -36,6 +37,7 @@ class Rig:
     sandbox: SandboxServer
     http: httpx.AsyncClient
     base: str
+    adapter: SlackAdapter
 
 
 @pytest.fixture
@@ -62,7 +64,7 @@ async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
             server = WebServer(adapter.routes(), host="127.0.0.1", port=0)
             await server.start()
             async with httpx.AsyncClient(timeout=10) as http:
-                yield Rig(app, api, sandbox, http, server.url)
+                yield Rig(app, api, sandbox, http, server.url, adapter)
             await server.aclose()
             await adapter.aclose()
 
@@ -74,12 +76,8 @@ async def mention(rig: Rig, words: str) -> str:
     return str(payload["event"]["ts"])  # type: ignore[index]
 
 
-async def test_a_workspace_installs_and_is_answered_with_its_own_token(rig: Rig) -> None:
-    ts = await mention(rig, "before the install")
-    await asyncio.sleep(0.5)
-    assert rig.api.calls_to("chat.postMessage") == []  # not installed: no answer, no cost
-    assert rig.sandbox.stats.total.requests == 0
-
+async def install(rig: Rig) -> None:
+    """The workspace installs the app: the "Add to Slack" page, Slack's redirect back."""
     page = await rig.http.get(f"{rig.base}/slack/install")
     assert page.status_code == 200
     link = re.search(r'https://slack\.com/oauth/v2/authorize\?[^"\']+', page.text)
@@ -103,6 +101,14 @@ async def test_a_workspace_installs_and_is_answered_with_its_own_token(rig: Rig)
         teams = (await s.execute(text("SELECT team_id FROM slack_bots"))).scalars().all()
     assert teams == [DEFAULT_WORKSPACE.team_id]
 
+
+async def test_a_workspace_installs_and_is_answered_with_its_own_token(rig: Rig) -> None:
+    ts = await mention(rig, "before the install")
+    await asyncio.sleep(0.5)
+    assert rig.api.calls_to("chat.postMessage") == []  # not installed: no answer, no cost
+    assert rig.sandbox.stats.total.requests == 0
+
+    await install(rig)
     ts = await mention(rig, "after the install")
     for _ in range(250):
         answers = [m for m in rig.api.messages(DEFAULT_CHANNEL, ts) if m.startswith("Sandbox")]
@@ -112,6 +118,28 @@ async def test_a_workspace_installs_and_is_answered_with_its_own_token(rig: Rig)
     assert answers and "after the install" in answers[0]
     posts = [x for x in rig.api.exchanges if x.call.method == "chat.postMessage"]
     assert posts and all(x.token == rig.api.token for x in posts)  # the installed bot token
+
+
+async def test_an_event_taken_over_is_answered_with_the_workspace_token(rig: Rig) -> None:
+    """A process that died left an installed workspace's event: the process taking it over
+    has no bolt context for it, and finds the workspace's token in the installation store."""
+    await install(rig)
+    payload = rig.api.seed_event(ev.app_mention("taken over"))
+    event = payload["event"]
+    ws = DEFAULT_WORKSPACE
+    kept = {"event": event, "team": ws.team_id, "bot_user_id": ws.bot_user_id}
+    key = f"slack:{DEFAULT_WORKSPACE.team_id}:{DEFAULT_CHANNEL}:{event['ts']}"  # type: ignore[index]
+    assert await EventLog(rig.app.db, lease=0.1).first(key, kept)
+    await asyncio.sleep(0.2)
+    takeover = Takeover(EventLog(rig.app.db), wait=0)
+    takeover.on("slack:", rig.adapter.resume)
+    assert len(await takeover.tick()) == 1
+    await asyncio.gather(*takeover.tasks)
+    ts = str(event["ts"])  # type: ignore[index]
+    answers = [m for m in rig.api.messages(DEFAULT_CHANNEL, ts) if m.startswith("Sandbox")]
+    assert len(answers) == 1 and "taken over" in answers[0]
+    posts = [x for x in rig.api.exchanges if x.call.method == "chat.postMessage"]
+    assert posts and all(x.token == rig.api.token for x in posts)
 
 
 async def test_a_forged_state_installs_nothing(rig: Rig) -> None:
