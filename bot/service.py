@@ -249,18 +249,23 @@ class Service:
             return await self._finish(request, prep, answer, cost, attempt)
 
     async def transcribe(
-        self, request: TranscriptionRequest, *, on_queued: OnQueued | None = None
+        self,
+        request: TranscriptionRequest,
+        *,
+        on_queued: OnQueued | None = None,
+        turn: Turn | None = None,
     ) -> Transcript:
         """Turn a recording into text under the same budgets as a question: one request of
         the transcription model's RPM and RPD, and the most it can cost (its measured length
         at the model's price per minute) reserved against every spend cap before the call,
         then settled at what it did cost. Raises RequestRejected or ProviderError, as
-        :meth:`handle` does; a spend cap without room for it raises AudioOverBudget."""
+        :meth:`handle` does; a spend cap without room for it raises AudioOverBudget.
+        ``turn``: as for :meth:`handle`, given back while the recording waits for budget."""
         with self._measured(request):
-            return await self._transcribe(request, on_queued)
+            return await self._transcribe(request, on_queued, turn)
 
     async def _transcribe(
-        self, request: TranscriptionRequest, on_queued: OnQueued | None
+        self, request: TranscriptionRequest, on_queued: OnQueued | None, turn: Turn | None
     ) -> Transcript:
         if not self.access.allows(request.workspace, request.channel):
             raise ChannelDisabled(request.channel)
@@ -277,6 +282,8 @@ class Service:
 
         async def queued(queue: QueueInfo) -> None:
             nonlocal noted_queued
+            if turn is not None:
+                turn.release()  # waiting for budget costs nothing: let another event start
             if not noted_queued:
                 noted_queued = True
                 await self._note(who, info, "queued")

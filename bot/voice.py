@@ -58,22 +58,26 @@ async def transcribe(
     on_queued: OnQueued | None = None,
 ) -> Transcript:
     """Raises AudioRejected (too large, not audio, unreadable, not downloadable) before
-    anything is spent, or what Service.transcribe raises."""
+    anything is spent, or what Service.transcribe raises. Waits for a turn first, as an
+    answer does (``QUOTABOT_CONCURRENT_ANSWERS``): a download and a provider call each."""
     if attachment.size is not None:
         audio.check_size(attachment.size)
-    data = await attachment.fetch()
-    recording = audio.clip(attachment.name, data)
-    return await service.transcribe(
-        TranscriptionRequest(
-            platform=where.platform,
-            workspace=where.workspace,
-            channel=where.channel,
-            user=where.user,
-            thread=where.thread,
-            clip=recording,
-        ),
-        on_queued=on_queued,
-    )
+    key = (where.platform, where.workspace, where.channel)
+    async with service.admission.turn(key) as turn:
+        data = await attachment.fetch()
+        recording = audio.clip(attachment.name, data)
+        return await service.transcribe(
+            TranscriptionRequest(
+                platform=where.platform,
+                workspace=where.workspace,
+                channel=where.channel,
+                user=where.user,
+                thread=where.thread,
+                clip=recording,
+            ),
+            on_queued=on_queued,
+            turn=turn,
+        )
 
 
 async def answer(

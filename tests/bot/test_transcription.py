@@ -3,12 +3,15 @@ question, with the recording's measured length as what is reserved and recorded.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
+from bot import voice
+from bot.admission import Admission
 from bot.audio import clip
 from bot.errors import AudioOverBudget, BadRequest, NotAChatModel, WaitTooLong
 from bot.models import TranscriptionRequest
@@ -223,3 +226,49 @@ async def test_a_providers_429_is_recorded_and_blocks_the_model_like_a_chat_429(
         with pytest.raises(WaitTooLong):  # blocked for the hint, without another 429
             await service.transcribe(recording(wav(1.0)))
         assert strict.stats.model("whisper-1").rate_limited == 1
+
+
+async def test_a_recording_waits_for_its_turn_and_gives_it_back_while_queued(
+    db: Database, sandbox: SandboxServer, provider: OpenAIClient
+) -> None:
+    """One turn in the process. While it is taken, a voice message is not even downloaded;
+    once it has the turn, a recording that must wait for Whisper's budget (free tier: 3 a
+    minute) gives the turn back, so a question in another channel is answered meanwhile."""
+    service = make_service(db, provider)
+    service.admission = Admission(1)
+    fetched: list[str] = []
+
+    def attachment(name: str) -> voice.Attachment:
+        async def fetch() -> bytes:
+            fetched.append(name)
+            return wav(1.0)
+
+        return voice.Attachment(name=f"{name}.wav", media_type="audio/wav", size=None, fetch=fetch)
+
+    here = voice.Where(platform="slack", workspace="T1", channel="C1", user="U1")
+    held = await service.admission.acquire("someone else's event")
+    first = asyncio.create_task(voice.transcribe(service, attachment("first"), here))
+    await asyncio.sleep(0.2)
+    assert fetched == []  # waiting for a turn: nothing downloaded, nothing spent
+    held.release()
+    await first
+    for _ in range(2):
+        await voice.transcribe(service, attachment("again"), here)
+    queued = asyncio.Event()
+
+    async def on_queued(_: object) -> None:
+        queued.set()
+
+    fourth = asyncio.create_task(
+        voice.transcribe(service, attachment("fourth"), here, on_queued=on_queued)
+    )
+    await asyncio.wait_for(queued.wait(), 5)
+
+    async def meanwhile() -> None:
+        async with service.admission.turn("C2") as turn:  # the turn is free: C2 goes now
+            await service.handle(ask("meanwhile in C2", channel="C2"), turn=turn)
+
+    await asyncio.wait_for(meanwhile(), 5)
+    fourth.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await fourth
