@@ -18,6 +18,7 @@ from bot.budget.manager import Budget
 from bot.budget.memory import MemoryBackend
 from bot.budget.policy import Policy
 from bot.catalog import Catalog
+from bot.commands import Commands
 from bot.config import Settings
 from bot.digest.chat import DigestCommands
 from bot.digest.content import DigestBuilder
@@ -59,6 +60,16 @@ class App:
     digest_commands: DigestCommands
     events: EventLog
     """Chat events taken on (answer once), with the leases that let a process take over."""
+
+    def commands(self) -> Commands:
+        """What ``/usage``, ``/budget`` and ``/digest`` do, for the chat adapters."""
+        return Commands(
+            usage=self.usage,
+            budget=self.budget,
+            limits=self.limits,
+            digests=self.digest_commands,
+            transcription=self.catalog.get(self.settings.transcription_model),
+        )
 
     @property
     def provider_url(self) -> str:

@@ -229,12 +229,7 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
                     admins=frozenset(s.admin_users),
                 ),
                 service=app.service,
-                commands=Commands(
-                    usage=app.usage,
-                    budget=app.budget,
-                    limits=app.limits,
-                    digests=app.digest_commands,
-                ),
+                commands=app.commands(),
                 events=app.events,
                 engine=app.db.engine,
             )

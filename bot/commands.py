@@ -33,12 +33,15 @@ class Commands:
         budget: Budget,
         limits: BudgetLimitStore,
         digests: DigestCommands | None = None,
+        transcription: ModelInfo | None = None,
     ):
         self.usage = usage
         self.budget = budget
         self.limits = limits
         self.digests = digests
         """``/digest``; None where digests are not wired (some tests)."""
+        self.transcription = transcription
+        """The model voice messages are transcribed with: its budgets are shown too."""
 
     async def usage_today(self, who: Who, model: ModelInfo) -> str:
         """This channel's and this workspace's usage today (UTC), and the budgets left."""
@@ -58,10 +61,17 @@ class Commands:
         return "\n".join(lines)
 
     async def budget_text(self, who: Who, model: ModelInfo) -> str:
+        """The budgets left for the channel's model and, if set, the transcription model."""
+        parts = [await self._budgets(who, model, "")]
+        if self.transcription is not None and self.transcription.name != model.name:
+            parts.append(await self._budgets(who, self.transcription, " (voice messages)"))
+        return "\n\n".join(parts)
+
+    async def _budgets(self, who: Who, model: ModelInfo, what: str) -> str:
         standings = await self.budget.status(who, model)
         if not standings:
-            return f"No budget limits apply here for {model.name}."
-        return "\n".join([f"*Budgets for {model.name}*", *(_standing(s) for s in standings)])
+            return f"No budget limits apply here for {model.name}{what}."
+        return "\n".join([f"*Budgets for {model.name}{what}*", *(_standing(s) for s in standings)])
 
     async def budget_set(self, scope: str, kind: str, value: str, *, by: str, who: Who) -> str:
         """Raises ValueError (with a message for the admin) for a bad scope, limit or value."""

@@ -15,7 +15,6 @@ from adapters.discord.gateway import DiscordGateway, GatewayConfig
 from adapters.discord.interactions import InteractionsConfig, InteractionsEndpoint
 from adapters.discord.rest import DiscordAPIError, DiscordREST
 from bot.app import App
-from bot.commands import Commands
 from bot.config import Settings
 from bot.errors import ConfigError, QuotabotError
 from bot.lifecycle import AsyncResource
@@ -28,12 +27,7 @@ class Discord(AsyncResource):
         self.settings = settings
         self.runner = CommandRunner(
             service=app.service,
-            commands=Commands(
-                usage=app.usage,
-                budget=app.budget,
-                limits=app.limits,
-                digests=app.digest_commands,
-            ),
+            commands=app.commands(),
             events=app.events,
             admins=frozenset(settings.admin_users),
             admin_roles=frozenset(settings.discord_admin_roles),

@@ -17,7 +17,6 @@ from adapters.slack import SlackAdapter, SlackConfig
 from bot import messages, takeover
 from bot.admission import Admission
 from bot.app import App, open_app
-from bot.commands import Commands
 from bot.config import load_settings
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store.events import EventLog
@@ -79,7 +78,7 @@ async def rig(
                     update_interval=0.05,
                 ),
                 service=app.service,
-                commands=Commands(usage=app.usage, budget=app.budget, limits=app.limits),
+                commands=app.commands(),
                 events=EventLog(app.db),
             )
             server = WebServer(adapter.routes(), host="127.0.0.1", port=0)
@@ -240,6 +239,13 @@ async def test_ask_usage_and_budget_commands(rig: Rig) -> None:
     (usage,) = await rig.api.wait_for_responses("u")
     assert usage["response_type"] == "ephemeral"
     assert "This channel: 1 requests" in usage["text"]
+
+    await rig.command(ev.slash_command("/budget", response_url=rig.api.response_url("b")))
+    (shown,) = await rig.api.wait_for_responses("b")
+    assert "Budgets for gpt-3.5-turbo" in shown["text"]
+    # Voice messages are transcribed under Whisper's own limits (free tier: 3 a minute).
+    whisper = shown["text"].split("Budgets for whisper-1 (voice messages)")[1]
+    assert "of 3 requests" in whisper and "of 200 requests" in whisper, shown["text"]
 
     await rig.command(
         ev.slash_command("/budget", "set channel rpm 5", response_url=rig.api.response_url("nope"))
