@@ -58,14 +58,13 @@ from bench.load_processes import (
     ROOT,
     Child,
     Replica,
-    cpu_seconds,
     create_database,
     drop_database,
     migrate,
     quotabot_env,
-    rss_mb,
 )
 from bench.load_users import Load, Question
+from bench.processes import cpu_seconds, rss_mb
 
 RESULTS = ROOT / "bench" / "results" / "load.json"
 

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from bench.processes import free_port, stop_child
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "load-signing-secret-0123456789abcdef"
@@ -151,37 +152,10 @@ class Child:
         return self.proc.pid
 
     async def __aexit__(self, *exc: object) -> None:
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
-            return
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), 5)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await stop_child(self.proc)
 
 
 # -- /proc -----------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- PostgreSQL, Redis, the replicas ---------------------------------------------------------
@@ -265,7 +239,7 @@ async def migrate(env: dict[str, str], log: Path) -> None:
 class Replica:
     def __init__(self, index: int, env: dict[str, str], data: Path):
         self.index = index
-        self.port = _free_port()
+        self.port = free_port()
         self.log = data / f"replica-{index}.log"
         self.env = {
             **env,

@@ -31,7 +31,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -41,6 +40,8 @@ from typing import Any
 
 import aiohttp
 import httpx
+
+from bench.processes import cpu_seconds, free_port, stop_child
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "slack_ack.json"
@@ -134,31 +135,10 @@ class Child:
         return json.loads(await asyncio.wait_for(self._readline(), 10))
 
     async def __aexit__(self, *exc: object) -> None:
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
-            return
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), 5)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await stop_child(self.proc)
 
 
 # -- quotabot under test ---------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Quotabot:
@@ -175,7 +155,7 @@ class Quotabot:
     ):
         from tests.fakes.slack_api import DEFAULT_TOKEN
 
-        self.port = _free_port()
+        self.port = free_port()
         self.log = data_dir / "quotabot.log"
         env = {
             k: v
@@ -236,7 +216,7 @@ class Quotabot:
 
     def cpu(self) -> float:
         assert self.proc is not None
-        return _cpu_seconds(self.proc.pid)
+        return cpu_seconds(self.proc.pid)
 
     async def __aexit__(self, *exc: object) -> None:
         proc = self.proc

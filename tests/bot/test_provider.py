@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -40,6 +39,7 @@ from bot.provider import (
     RateLimitInfo,
     parse_duration,
 )
+from tests.ports import free_port
 
 BASE_URL = "https://api.openai.com/v1"
 KEY = "sk-proj-Zq3VtX9secretKEYdoNotLeak0123456789"
@@ -842,14 +842,8 @@ async def test_transport_failure_when_opening_a_stream(make_client):
     assert len(fake.requests) == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_refused_connection_on_the_clients_own_transport():
-    port = _free_port()
+    port = free_port()
     async with OpenAIClient(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY) as client:
         with pytest.raises(ProviderUnreachable) as info:
             await client.chat(model="gpt-4o-mini", messages=MESSAGES)

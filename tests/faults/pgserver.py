@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.ports import free_port
+
 
 def _bin(name: str) -> str | None:
     found = shutil.which(name) or next(
@@ -29,12 +31,6 @@ def available() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PgServer:
     def __init__(self) -> None:
         # Not under pytest's tmp_path: that is private to root, and initdb runs as postgres.
@@ -42,7 +38,7 @@ class PgServer:
         self.base.chmod(0o755)
         self.dir = self.base / "pgdata"
         self.sock = self.base / "sock"
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *cmd: str) -> None:

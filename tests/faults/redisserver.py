@@ -5,12 +5,13 @@ server is empty, as a Redis without persistence is after a crash."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
+
+from tests.ports import free_port
 
 
 def available() -> str | None:
@@ -18,15 +19,9 @@ def available() -> str | None:
     return None if shutil.which("redis-server") else "redis-server is not installed"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class RedisServer:
     def __init__(self, directory: Path, *, password: str | None = None):
-        self.port = _free_port()
+        self.port = free_port()
         auth = f":{password}@" if password else ""
         self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
         self._password = password

@@ -26,7 +26,6 @@ import contextlib
 import itertools
 import os
 import signal
-import socket
 import sys
 import time
 from collections import Counter
@@ -48,6 +47,7 @@ from tests.fakes.slack_workspace import DEFAULT_CHANNEL, DEFAULT_WORKSPACE
 from tests.faults import pgserver, redisserver
 from tests.faults.pgserver import PgServer
 from tests.faults.redisserver import RedisServer
+from tests.ports import free_port
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 THINKING = "_Thinking…_"
@@ -65,12 +65,6 @@ def require_servers() -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(reason)
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(**extra: str) -> dict[str, str]:

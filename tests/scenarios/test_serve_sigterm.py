@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sqlite3
 import sys
 from pathlib import Path
@@ -18,14 +17,9 @@ from bot.sandbox import SandboxConfig, SandboxServer
 from tests.fakes import slack_events as ev
 from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
 from tests.fakes.slack_workspace import DEFAULT_CHANNEL
+from tests.ports import free_port
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize(
