@@ -178,17 +178,7 @@ class Service:
         worst_cost = prep.info.cost(Usage(prep.prompt_tokens, prep.max_tokens))
         batchable = self.batching and prep.info.endpoint == "completions" and on_delta is None
         attempt = 0
-        noted_queued = False
-
-        async def queued(info: QueueInfo) -> None:
-            nonlocal noted_queued
-            if turn is not None:
-                turn.release()  # waiting for budget costs nothing: let another event start
-            if not noted_queued:
-                noted_queued = True
-                await self._note(who, prep.info, "queued")
-            if on_queued is not None:
-                await on_queued(info)
+        queued = self._queued(who, prep.info, turn, on_queued)
 
         while True:
             waiting = time.monotonic()
@@ -248,6 +238,25 @@ class Service:
             await self.budget.observe(prep.info, answer.rate_limits, ticket)
             return await self._finish(request, prep, answer, cost, attempt)
 
+    def _queued(
+        self, who: Who, info: ModelInfo, turn: Turn | None, on_queued: OnQueued | None
+    ) -> OnQueued:
+        """What the budget calls while a request waits: its turn goes back (waiting for budget
+        costs nothing: let another event start), the wait is counted once, the asker told."""
+        noted = False
+
+        async def queued(queue: QueueInfo) -> None:
+            nonlocal noted
+            if turn is not None:
+                turn.release()
+            if not noted:
+                noted = True
+                await self._note(who, info, "queued")
+            if on_queued is not None:
+                await on_queued(queue)
+
+        return queued
+
     async def transcribe(
         self,
         request: TranscriptionRequest,
@@ -278,17 +287,7 @@ class Service:
         who = Who(request.platform, request.workspace, request.channel, request.user)
         deadline = time.monotonic() + self.deadline
         attempt = 0
-        noted_queued = False
-
-        async def queued(queue: QueueInfo) -> None:
-            nonlocal noted_queued
-            if turn is not None:
-                turn.release()  # waiting for budget costs nothing: let another event start
-            if not noted_queued:
-                noted_queued = True
-                await self._note(who, info, "queued")
-            if on_queued is not None:
-                await on_queued(queue)
+        queued = self._queued(who, info, turn, on_queued)
 
         while True:
             waiting = time.monotonic()
