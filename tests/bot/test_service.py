@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import httpx
@@ -54,18 +53,6 @@ def make_service(
         budget=Budget(MemoryBackend(), Policy(limits or {})),  # type: ignore[arg-type]
         retry=retry,
     )
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    async with SandboxServer(SandboxConfig(rpm=None, tpm=None, rpd=None)) as server:
-        yield server
-
-
-@pytest.fixture
-async def provider(sandbox: SandboxServer) -> AsyncIterator[OpenAIClient]:
-    async with OpenAIClient(base_url=sandbox.base_url, api_key="sk-test") as client:
-        yield client
 
 
 async def test_an_answer_is_recorded_with_the_providers_figures(

@@ -4,7 +4,6 @@ question, with the recording's measured length as what is reserved and recorded.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -32,19 +31,6 @@ def recording(data: bytes, name: str = "memo.wav", **kw: object) -> Transcriptio
     }
     fields.update(kw)
     return TranscriptionRequest(**fields)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    """Chat unlimited; transcription models at their catalog limits (3 RPM, 200 RPD)."""
-    async with SandboxServer(SandboxConfig(rpm=None, tpm=None, rpd=None)) as server:
-        yield server
-
-
-@pytest.fixture
-async def provider(sandbox: SandboxServer) -> AsyncIterator[OpenAIClient]:
-    async with OpenAIClient(base_url=sandbox.base_url, api_key="sk-test") as client:
-        yield client
 
 
 async def test_a_transcript_is_recorded_with_its_seconds_and_cost(
