@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sys
 import time
 import uuid
@@ -22,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.processes import free_port, stop_child
+from bench.processes import free_port, stop_child, stop_quotabot
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "load-signing-secret-0123456789abcdef"
@@ -280,15 +279,7 @@ class Replica:
             await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 15)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await stop_quotabot(self.proc, 15)
 
     def problems(self) -> list[str]:
         if not self.log.exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -35,6 +36,18 @@ async def stop_child(proc: asyncio.subprocess.Process | None) -> None:
     proc.stdin.close()
     try:
         await asyncio.wait_for(proc.wait(), 5)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
+async def stop_quotabot(proc: asyncio.subprocess.Process | None, wait: float) -> None:
+    """SIGTERM (quotabot then lets answers under way finish), killed after ``wait`` seconds."""
+    if proc is None or proc.returncode is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), wait)
     except TimeoutError:
         proc.kill()
         await proc.wait()

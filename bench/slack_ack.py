@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from bench.processes import cpu_seconds, free_port, stop_child
+from bench.processes import cpu_seconds, free_port, stop_child, stop_quotabot
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "slack_ack.json"
@@ -219,15 +218,7 @@ class Quotabot:
         return cpu_seconds(self.proc.pid)
 
     async def __aexit__(self, *exc: object) -> None:
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
-            return
-        proc.send_signal(signal.SIGTERM)  # it then lets answers under way finish: not worth it
-        try:
-            await asyncio.wait_for(proc.wait(), 3)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await stop_quotabot(self.proc, 3)  # letting answers under way finish: not worth it
 
     def problems(self) -> list[str]:
         """What quotabot logged (at WARNING and above: its log level here)."""
