@@ -1,10 +1,14 @@
 """The models quotabot knows: endpoint, tokenizer, context window, price and default limits.
 
 Prices are USD per 1,000 tokens (per minute of audio for the transcription models), as
-``Decimal`` so that costs add up to the cent. Limits are the provider account's defaults
-(requests and tokens per minute, requests per day) for the configured tier; the budgets learn
-the real ones from the provider's ``x-ratelimit-*`` headers. Every figure can be overridden,
-and models added, in the ``[models."name"]`` tables of the config file.
+``Decimal`` so that costs add up exactly; prompt tokens read from the provider's cache have a
+price of their own. Reasoning models (o-series, gpt-5) are flagged: they take
+``max_completion_tokens`` instead of ``max_tokens`` and bill hidden reasoning tokens as output.
+
+Limits are the provider account's defaults (requests and tokens per minute, requests per day)
+for the configured tier; the budgets learn the real ones from the provider's ``x-ratelimit-*``
+headers. Every figure can be overridden, and models added, in the ``[models."name"]`` tables of
+the config file.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, TypeVar
 
 from bot.models import Endpoint, Usage
 
@@ -36,10 +40,21 @@ class ModelInfo:
     encoding: str = "cl100k_base"
     context_window: int | None = None
     input_price: Decimal | None = None
+    cached_input_price: Decimal | None = None
+    """USD per 1,000 prompt tokens read from the provider's prompt cache; None: no discount
+    (billed at ``input_price``)."""
     output_price: Decimal | None = None
     limits: RateLimits = RateLimits()
     audio_price: Decimal | None = None
     """USD per minute of audio (transcription models)."""
+    reasoning: bool = False
+    """A reasoning model (o-series, gpt-5): it takes ``max_completion_tokens``, which bounds
+    the hidden reasoning tokens and the answer together, and refuses ``max_tokens``."""
+    fixed_temperature: bool = False
+    """True for models that refuse any temperature but their default: none is sent."""
+    reasoning_budget: int = 0
+    """Tokens allowed for reasoning on top of an answer's ``max_tokens`` (reasoning models):
+    what is sent as ``max_completion_tokens``, and reserved in the budgets, is the sum."""
     known: bool = True
     """False for a model that is neither built in nor configured (a self-hosted one, say)."""
 
@@ -49,6 +64,10 @@ class ModelInfo:
             return self.audio_price is not None
         return self.input_price is not None and self.output_price is not None
 
+    def completion_limit(self, max_tokens: int) -> int:
+        """The most completion tokens one answer of ``max_tokens`` visible tokens may take."""
+        return max_tokens + (self.reasoning_budget if self.reasoning else 0)
+
     def audio_cost(self, seconds: int) -> Decimal | None:
         """USD for ``seconds`` of audio (whole seconds, as OpenAI bills them), or None."""
         if self.audio_price is None:
@@ -56,86 +75,101 @@ class ModelInfo:
         return self.audio_price * seconds / _MINUTE
 
     def cost(self, usage: Usage) -> Decimal | None:
-        """Exact USD cost of ``usage``, or None when the model has no price."""
+        """Exact USD cost of ``usage``, or None when the model has no price. Cached prompt
+        tokens are billed at ``cached_input_price``; reasoning tokens are part of
+        ``completion_tokens`` and billed as output, as OpenAI bills them."""
         if self.input_price is None or self.output_price is None:
             return None
+        cached = min(max(usage.cached_tokens, 0), usage.prompt_tokens)
+        cached_price = (
+            self.input_price if self.cached_input_price is None else self.cached_input_price
+        )
         return (
-            self.input_price * usage.prompt_tokens + self.output_price * usage.completion_tokens
+            self.input_price * (usage.prompt_tokens - cached)
+            + cached_price * cached
+            + self.output_price * usage.completion_tokens
         ) / _THOUSAND
 
 
-def _d(value: str) -> Decimal:
-    return Decimal(value)
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    endpoint: Endpoint
+    encoding: str
+    window: int
+    prices: tuple[str, str | None, str]
+    """USD per 1M tokens: input, cached input (None: no discount), output."""
+    limits: dict[Tier, tuple[int, int, int | None]]
+    """(RPM, TPM, RPD) per tier; a tier not listed takes the paid figures."""
+    reasoning: bool = False
 
 
-# name: (endpoint, encoding, context window, input, output, {tier: (rpm, tpm, rpd)})
-# The gpt-3.5-turbo and gpt-4 figures are the ones this project was specified with; the others
-# are OpenAI's published list prices and usage-tier-1 limits.
-_BUILTIN: dict[
-    str, tuple[Endpoint, str, int, str, str, dict[Tier, tuple[int, int, int | None]]]
-] = {
-    "gpt-3.5-turbo": (
-        "chat",
-        "cl100k_base",
+def _chat(
+    window: int,
+    prices: tuple[str, str | None, str],
+    limits: dict[Tier, tuple[int, int, int | None]],
+    *,
+    encoding: str = "o200k_base",
+    reasoning: bool = False,
+) -> _Entry:
+    return _Entry("chat", encoding, window, prices, limits, reasoning)
+
+
+def _legacy(window: int, price: str, limits: tuple[int, int, int | None]) -> _Entry:
+    return _Entry("completions", "cl100k_base", window, (price, None, price), {"paid": limits})
+
+
+# Per-1M-token list prices (input, cached input, output) and usage-tier-1 limits (RPM, TPM,
+# RPD) from OpenAI's published model pages and pricing page
+# (https://developers.openai.com/api/docs/models/<model> and .../docs/pricing), read on
+# 2026-12-04; "paid" is usage tier 1. The gpt-3.5-turbo and gpt-4 family figures are the ones
+# this project was specified with (per 1K tokens: 0.0015/0.002, 0.03/0.06, 0.06/0.12,
+# 0.01/0.03), kept as they were. Dated snapshots ("gpt-4o-2024-08-06") are priced as their base
+# model (see Catalog.get).
+_BUILTIN: dict[str, _Entry] = {
+    "gpt-3.5-turbo": _chat(
         16_385,
-        "0.0015",
-        "0.002",
+        ("1.5", None, "2"),
         {"free": (3, 40_000, 200), "paid": (60, 150_000, 6_000)},
+        encoding="cl100k_base",
     ),
-    "gpt-4": ("chat", "cl100k_base", 8_192, "0.03", "0.06", {"paid": (20, 40_000, 1_000)}),
-    "gpt-4-32k": ("chat", "cl100k_base", 32_768, "0.06", "0.12", {"paid": (20, 40_000, 1_000)}),
-    "gpt-4-turbo": ("chat", "cl100k_base", 128_000, "0.01", "0.03", {"paid": (500, 30_000, None)}),
-    "gpt-4o": ("chat", "o200k_base", 128_000, "0.0025", "0.01", {"paid": (500, 30_000, None)}),
-    "gpt-4o-mini": (
-        "chat",
-        "o200k_base",
+    "gpt-4": _chat(
+        8_192, ("30", None, "60"), {"paid": (20, 40_000, 1_000)}, encoding="cl100k_base"
+    ),
+    "gpt-4-32k": _chat(
+        32_768, ("60", None, "120"), {"paid": (20, 40_000, 1_000)}, encoding="cl100k_base"
+    ),
+    "gpt-4-turbo": _chat(
+        128_000, ("10", None, "30"), {"paid": (500, 30_000, None)}, encoding="cl100k_base"
+    ),
+    "gpt-4o": _chat(128_000, ("2.5", "1.25", "10"), {"paid": (500, 30_000, None)}),
+    "gpt-4o-mini": _chat(
         128_000,
-        "0.00015",
-        "0.0006",
+        ("0.15", "0.075", "0.6"),
         {"free": (3, 40_000, 200), "paid": (500, 200_000, 10_000)},
     ),
-    "gpt-4.1": ("chat", "o200k_base", 1_047_576, "0.002", "0.008", {"paid": (500, 30_000, None)}),
-    "gpt-4.1-mini": (
-        "chat",
-        "o200k_base",
-        1_047_576,
-        "0.0004",
-        "0.0016",
-        {"paid": (500, 200_000, None)},
+    "gpt-4.1": _chat(1_047_576, ("2", "0.5", "8"), {"paid": (500, 30_000, None)}),
+    "gpt-4.1-mini": _chat(1_047_576, ("0.4", "0.1", "1.6"), {"paid": (500, 200_000, None)}),
+    "gpt-4.1-nano": _chat(1_047_576, ("0.1", "0.025", "0.4"), {"paid": (500, 200_000, None)}),
+    "gpt-5": _chat(
+        400_000, ("1.25", "0.125", "10"), {"paid": (500, 500_000, None)}, reasoning=True
     ),
-    "gpt-4.1-nano": (
-        "chat",
-        "o200k_base",
-        1_047_576,
-        "0.0001",
-        "0.0004",
-        {"paid": (500, 200_000, None)},
+    "gpt-5-mini": _chat(
+        400_000, ("0.25", "0.025", "2"), {"paid": (500, 500_000, None)}, reasoning=True
     ),
-    "gpt-3.5-turbo-instruct": (
-        "completions",
-        "cl100k_base",
-        4_096,
-        "0.0015",
-        "0.002",
-        {"paid": (3_500, 90_000, None)},
+    "gpt-5-nano": _chat(
+        400_000, ("0.05", "0.005", "0.4"), {"paid": (500, 200_000, None)}, reasoning=True
     ),
-    "davinci-002": (
-        "completions",
-        "cl100k_base",
-        16_384,
-        "0.002",
-        "0.002",
-        {"paid": (3_000, 250_000, None)},
+    "o3": _chat(200_000, ("2", "0.5", "8"), {"paid": (500, 30_000, None)}, reasoning=True),
+    "o4-mini": _chat(
+        200_000, ("1.1", "0.275", "4.4"), {"paid": (1_000, 100_000, None)}, reasoning=True
     ),
-    "babbage-002": (
-        "completions",
-        "cl100k_base",
-        16_384,
-        "0.0004",
-        "0.0004",
-        {"paid": (3_000, 250_000, None)},
-    ),
+    "gpt-3.5-turbo-instruct": _legacy(4_096, "1.5", (3_500, 90_000, None)),
+    "davinci-002": _legacy(16_384, "2", (3_000, 250_000, None)),
+    "babbage-002": _legacy(16_384, "0.4", (3_000, 250_000, None)),
 }
+REASONING_BUDGET = 4_096
+"""Reasoning tokens allowed per answer of a reasoning model unless configured: medium effort
+on a chat question takes a few hundred to a few thousand."""
 
 # name: (USD per minute of audio, {tier: (rpm, rpd)}). OpenAI's list prices; its free tier
 # allows Whisper 3 requests per minute and 200 per day, usage tier 1 allows 50 per minute.
@@ -158,25 +192,34 @@ class ModelOverride:
     encoding: str | None = None
     context_window: int | None = None
     input_price: Decimal | None = None
+    cached_input_price: Decimal | None = None
     output_price: Decimal | None = None
     rpm: int | None = None
     tpm: int | None = None
     rpd: int | None = None
     audio_price: Decimal | None = None
+    reasoning: bool | None = None
+    fixed_temperature: bool | None = None
+    reasoning_budget: int | None = None
 
 
 def builtin_models(tier: Tier) -> dict[str, ModelInfo]:
     out = {}
-    for name, (endpoint, encoding, window, inp, outp, limits) in _BUILTIN.items():
-        rpm, tpm, rpd = limits.get(tier) or limits.get("paid") or (None, None, None)
+    for name, e in _BUILTIN.items():
+        rpm, tpm, rpd = e.limits.get(tier) or e.limits.get("paid") or (None, None, None)
+        inp, cached, outp = (None if p is None else Decimal(p) / _THOUSAND for p in e.prices)
         out[name] = ModelInfo(
             name=name,
-            endpoint=endpoint,
-            encoding=encoding,
-            context_window=window,
-            input_price=_d(inp),
-            output_price=_d(outp),
+            endpoint=e.endpoint,
+            encoding=e.encoding,
+            context_window=e.window,
+            input_price=inp,
+            cached_input_price=cached,
+            output_price=outp,
             limits=RateLimits(rpm=rpm, tpm=tpm, rpd=rpd),
+            reasoning=e.reasoning,
+            fixed_temperature=e.reasoning,
+            reasoning_budget=REASONING_BUDGET if e.reasoning else 0,
         )
     for name, (per_minute, audio_limits) in _AUDIO.items():
         rpm, rpd = audio_limits.get(tier) or audio_limits["paid"]
@@ -184,10 +227,17 @@ def builtin_models(tier: Tier) -> dict[str, ModelInfo]:
             name=name,
             endpoint="transcriptions",
             context_window=None,
-            audio_price=_d(per_minute),
+            audio_price=Decimal(per_minute),
             limits=RateLimits(rpm=rpm, rpd=rpd),
         )
     return out
+
+
+_T = TypeVar("_T")
+
+
+def _pick(value: _T | None, default: _T) -> _T:
+    return default if value is None else value
 
 
 class Catalog:
@@ -202,19 +252,30 @@ class Catalog:
         for name, o in overrides.items():
             base = models.get(name) or ModelInfo(name=name)
             limits = RateLimits(
-                rpm=o.rpm if o.rpm is not None else base.limits.rpm,
-                tpm=o.tpm if o.tpm is not None else base.limits.tpm,
-                rpd=o.rpd if o.rpd is not None else base.limits.rpd,
+                rpm=_pick(o.rpm, base.limits.rpm),
+                tpm=_pick(o.tpm, base.limits.tpm),
+                rpd=_pick(o.rpd, base.limits.rpd),
             )
+            reasoning = _pick(o.reasoning, base.reasoning)
             models[name] = replace(
                 base,
                 endpoint=o.endpoint or base.endpoint,
                 encoding=o.encoding or base.encoding,
                 context_window=o.context_window or base.context_window,
-                input_price=o.input_price if o.input_price is not None else base.input_price,
-                output_price=o.output_price if o.output_price is not None else base.output_price,
-                audio_price=o.audio_price if o.audio_price is not None else base.audio_price,
+                input_price=_pick(o.input_price, base.input_price),
+                cached_input_price=_pick(o.cached_input_price, base.cached_input_price),
+                output_price=_pick(o.output_price, base.output_price),
+                audio_price=_pick(o.audio_price, base.audio_price),
                 limits=limits,
+                reasoning=reasoning,
+                # Declaring a model a reasoning one implies the usual for those, unless said.
+                fixed_temperature=_pick(
+                    o.fixed_temperature, reasoning if o.reasoning else base.fixed_temperature
+                ),
+                reasoning_budget=_pick(
+                    o.reasoning_budget,
+                    base.reasoning_budget or (REASONING_BUDGET if reasoning else 0),
+                ),
                 known=True,
             )
         return cls(models)

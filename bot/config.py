@@ -64,11 +64,21 @@ class ModelConfig(BaseModel):
     encoding: Literal["cl100k_base", "o200k_base"] | None = None
     context_window: int | None = Field(None, gt=0)
     input_price: Decimal | None = Field(None, ge=0, description="USD per 1,000 prompt tokens")
+    cached_input_price: Decimal | None = Field(
+        None, ge=0, description="USD per 1,000 prompt tokens read from the provider's cache"
+    )
     output_price: Decimal | None = Field(None, ge=0, description="USD per 1,000 completion tokens")
     audio_price: Decimal | None = Field(None, ge=0, description="USD per minute of audio")
     rpm: int | None = Field(None, gt=0)
     tpm: int | None = Field(None, gt=0)
     rpd: int | None = Field(None, gt=0)
+    reasoning: bool | None = Field(
+        None, description="takes max_completion_tokens, bills hidden reasoning tokens"
+    )
+    fixed_temperature: bool | None = Field(None, description="refuses a non-default temperature")
+    reasoning_budget: int | None = Field(
+        None, ge=0, description="reasoning tokens allowed on top of max_tokens"
+    )
 
 
 class LimitsConfig(BaseModel):

@@ -53,8 +53,16 @@ class ChatRequest:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens of one call, as the provider bills them."""
+
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
+    """Of ``prompt_tokens``, those read from the provider's prompt cache (billed at a discount:
+    ``usage.prompt_tokens_details.cached_tokens``)."""
+    reasoning_tokens: int = 0
+    """Of ``completion_tokens``, those a reasoning model spent thinking (billed as output, never
+    shown: ``usage.completion_tokens_details.reasoning_tokens``)."""
 
     @property
     def total_tokens(self) -> int:

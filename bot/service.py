@@ -65,6 +65,8 @@ class _Prepared:
     messages: tuple[Message, ...]
     prompt_tokens: int
     max_tokens: int
+    """What the answer may take: for a reasoning model, its reasoning included (sent as
+    ``max_completion_tokens``)."""
     temperature: float | None
 
     @property
@@ -410,7 +412,7 @@ class Service:
         info = self.catalog.get(request.model or ch.model)
         if info.endpoint == "transcriptions":
             raise NotAChatModel(info.name)
-        max_tokens = request.max_tokens or ch.max_tokens
+        max_tokens = info.completion_limit(request.max_tokens or ch.max_tokens)
         messages = request.messages
         if not any(m.role == "system" for m in messages) and ch.system_prompt:
             messages = (Message("system", ch.system_prompt), *messages)
@@ -426,6 +428,8 @@ class Service:
                 context_window=info.context_window,
             )
         temperature = request.temperature if request.temperature is not None else ch.temperature
+        if info.fixed_temperature:
+            temperature = None  # the model refuses any but its default
         return _Prepared(info, messages, prompt_tokens, max_tokens, temperature)
 
     @staticmethod
@@ -465,18 +469,22 @@ class Service:
                 temperature=temperature,
                 on_send=sent,
             )
+        # Reasoning models refuse max_tokens; other servers may not know its successor.
+        reasoning = prep.info.reasoning
         if on_delta is None:
             return await self.provider.chat(
                 model=model,
                 messages=prep.messages,
-                max_tokens=max_tokens,
+                max_tokens=None if reasoning else max_tokens,
+                max_completion_tokens=max_tokens if reasoning else None,
                 temperature=temperature,
                 on_send=sent,
             )
         stream = self.provider.stream_chat(
             model=model,
             messages=prep.messages,
-            max_tokens=max_tokens,
+            max_tokens=None if reasoning else max_tokens,
+            max_completion_tokens=max_tokens if reasoning else None,
             temperature=temperature,
             on_send=sent,
         )

@@ -24,16 +24,9 @@ from bot.provider.results import (
 from bot.provider.stream import ChatStream
 
 
-def _body(
-    model: str, max_tokens: int | None, temperature: float | None, **fields: Any
-) -> dict[str, Any]:
-    """The JSON body; unset options are left out so that the server's defaults apply."""
-    body: dict[str, Any] = {"model": model, **fields}
-    if max_tokens is not None:
-        body["max_tokens"] = max_tokens
-    if temperature is not None:
-        body["temperature"] = temperature
-    return body
+def _body(model: str, **fields: Any) -> dict[str, Any]:
+    """The JSON body; unset options (None) are left out so that the server's defaults apply."""
+    return {"model": model, **{k: v for k, v in fields.items() if v is not None}}
 
 
 _KEEPALIVE = 40
@@ -104,10 +97,18 @@ class OpenAIClient(AsyncResource):
         model: str,
         messages: Sequence[Message],
         max_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
         temperature: float | None = None,
         on_send: OnSend | None = None,
     ) -> Completion:
-        body = _body(model, max_tokens, temperature, messages=[m.to_openai() for m in messages])
+        """``max_completion_tokens`` is what reasoning models take instead of ``max_tokens``."""
+        body = _body(
+            model,
+            messages=[m.to_openai() for m in messages],
+            max_tokens=max_tokens,
+            max_completion_tokens=max_completion_tokens,
+            temperature=temperature,
+        )
         return await self._call(
             "/chat/completions", body, kind="chat", model=model, on_send=on_send
         )
@@ -118,15 +119,17 @@ class OpenAIClient(AsyncResource):
         model: str,
         messages: Sequence[Message],
         max_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
         temperature: float | None = None,
         on_send: OnSend | None = None,
     ) -> ChatStream:
         """Nothing is sent until ``async with``; ``include_usage`` asks for a final usage chunk."""
         body = _body(
             model,
-            max_tokens,
-            temperature,
             messages=[m.to_openai() for m in messages],
+            max_tokens=max_tokens,
+            max_completion_tokens=max_completion_tokens,
+            temperature=temperature,
             stream=True,
             stream_options={"include_usage": True},
         )
@@ -155,7 +158,7 @@ class OpenAIClient(AsyncResource):
         if not prompts:
             raise ValueError("complete() needs at least one prompt")
         prompt: str | list[str] = prompts[0] if len(prompts) == 1 else list(prompts)
-        body = _body(model, max_tokens, temperature, prompt=prompt)
+        body = _body(model, prompt=prompt, max_tokens=max_tokens, temperature=temperature)
         return await self._call(
             "/completions", body, kind="completions", model=model, on_send=on_send
         )

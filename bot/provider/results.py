@@ -132,7 +132,8 @@ def nonneg_int(value: object) -> int | None:
 
 def parse_usage(raw: object) -> Usage | None:
     """Usage, or None when absent or unusable; a missing completion count is derived from the
-    total when the server sent one."""
+    total when the server sent one. Cached prompt tokens and reasoning tokens come from the
+    ``prompt_tokens_details`` and ``completion_tokens_details`` objects, 0 when absent."""
     if not isinstance(raw, dict):
         return None
     prompt = nonneg_int(raw.get("prompt_tokens"))
@@ -142,7 +143,16 @@ def parse_usage(raw: object) -> Usage | None:
         completion = total - prompt
     if prompt is None or completion is None:
         return None
-    return Usage(prompt, completion)
+    cached = _detail(raw, "prompt_tokens_details", "cached_tokens", prompt)
+    reasoning = _detail(raw, "completion_tokens_details", "reasoning_tokens", completion)
+    return Usage(prompt, completion, cached, reasoning)
+
+
+def _detail(raw: dict[str, Any], details: str, name: str, most: int) -> int:
+    """One of OpenAI's ``*_tokens_details`` counts; 0 when absent, never more than ``most``."""
+    found = raw.get(details)
+    value = nonneg_int(found.get(name)) if isinstance(found, dict) else None
+    return min(value or 0, most)
 
 
 def choice_index(choice: Mapping[str, Any], position: int) -> int:
