@@ -119,10 +119,12 @@ def _legacy(window: int, price: str, limits: tuple[int, int, int | None]) -> _En
 
 
 # Per-1M-token list prices (input, cached input, output) and usage-tier-1 limits (RPM, TPM,
-# RPD) from OpenAI's published model pages and pricing page
-# (https://developers.openai.com/api/docs/models/<model> and .../docs/pricing), read on
-# 2026-12-04; "paid" is usage tier 1. The gpt-3.5-turbo and gpt-4 family figures are the ones
-# this project was specified with (per 1K tokens: 0.0015/0.002, 0.03/0.06, 0.06/0.12,
+# RPD) from OpenAI's published model pages (https://developers.openai.com/api/docs/models/NAME)
+# and pricing page (https://developers.openai.com/api/docs/pricing), read 2026-12-04; "paid" is
+# usage tier 1. The pages list no tier-1 limits for gpt-5, gpt-5.1, o3 and gpt-4.1-nano: theirs
+# are their siblings' (gpt-5-mini, gpt-4.1) until the account's x-ratelimit-* headers say
+# otherwise, as they do on the first answer. The gpt-3.5-turbo and gpt-4 family figures are the
+# ones this project was specified with (per 1K tokens: 0.0015/0.002, 0.03/0.06, 0.06/0.12,
 # 0.01/0.03), kept as they were. Dated snapshots ("gpt-4o-2024-08-06") are priced as their base
 # model (see Catalog.get).
 _BUILTIN: dict[str, _Entry] = {
@@ -148,7 +150,7 @@ _BUILTIN: dict[str, _Entry] = {
         {"free": (3, 40_000, 200), "paid": (500, 200_000, 10_000)},
     ),
     "gpt-4.1": _chat(1_047_576, ("2", "0.5", "8"), {"paid": (500, 30_000, None)}),
-    "gpt-4.1-mini": _chat(1_047_576, ("0.4", "0.1", "1.6"), {"paid": (500, 200_000, None)}),
+    "gpt-4.1-mini": _chat(1_047_576, ("0.4", "0.1", "1.6"), {"paid": (500, 200_000, 10_000)}),
     "gpt-4.1-nano": _chat(1_047_576, ("0.1", "0.025", "0.4"), {"paid": (500, 200_000, None)}),
     "gpt-5": _chat(
         400_000, ("1.25", "0.125", "10"), {"paid": (500, 500_000, None)}, reasoning=True
@@ -158,6 +160,9 @@ _BUILTIN: dict[str, _Entry] = {
     ),
     "gpt-5-nano": _chat(
         400_000, ("0.05", "0.005", "0.4"), {"paid": (500, 200_000, None)}, reasoning=True
+    ),
+    "gpt-5.1": _chat(
+        400_000, ("1.25", "0.125", "10"), {"paid": (500, 500_000, None)}, reasoning=True
     ),
     "o3": _chat(200_000, ("2", "0.5", "8"), {"paid": (500, 30_000, None)}, reasoning=True),
     "o4-mini": _chat(

@@ -42,6 +42,7 @@ _LABELS: dict[str, str] = {
     "spend_month": "spend per month",
 }
 _CAPS: dict[str, tuple[Period, Unit]] = {
+    "rpd": ("day", "requests"),
     "tokens_day": ("day", "tokens"),
     "tokens_month": ("month", "tokens"),
     "spend_day": ("day", "usd"),
@@ -158,19 +159,20 @@ class Policy:
                             f"{name}'s {_LABELS[kind]}",
                         )
                         rates.append((rate, tokens if unit == "tokens" else 1))
-                if limit := self.value(scope, instance, "rpd"):
-                    cap = Cap(
-                        f"{base}:rpd", int(limit), "day", "requests", f"{name}'s requests per day"
-                    )
-                    caps.append((cap, 1))
             for kind, (period, unit) in _CAPS.items():
+                if kind == "rpd" and scope == "model":
+                    continue  # the account's RPD: a rate (model_rates)
                 limit = self.value(scope, instance, kind)  # type: ignore[arg-type]
                 if limit is None:
                     continue
                 if unit == "usd":
                     amount, units = usd_units(cost or Decimal(0)), usd_units(Decimal(limit))
+                elif unit == "requests":
+                    amount, units = 1, int(limit)
                 else:
                     amount, units = tokens, int(limit)
+                # Built in one place for every kind: each cap counts its own scope's usage rows
+                # (an rpd cap once did not, and counted every row of the day after a restart).
                 label = f"{name}'s {_LABELS[kind]}"
                 cap = Cap(
                     f"{base}:{kind}", units, period, unit, label, who.where(scope, model.name)
