@@ -69,6 +69,7 @@ class App:
             limits=self.limits,
             digests=self.digest_commands,
             transcription=self.catalog.get(self.settings.transcription_model),
+            catalog=self.catalog,
         )
 
     @property

@@ -299,6 +299,15 @@ class Catalog:
         found = self._find(name)
         return found if found is not None else ModelInfo(name=name, known=False)
 
+    def chat_models(self) -> list[str]:
+        """The names that can answer a question (chat and legacy completions), sorted."""
+        return sorted(n for n, m in self._models.items() if m.endpoint != "transcriptions")
+
+    @staticmethod
+    def base_name(name: str) -> str:
+        """``gpt-4o-2024-08-06`` -> ``gpt-4o``: a dated snapshot is its base model here."""
+        return _SNAPSHOT.sub("", name)
+
     def _find(self, name: str) -> ModelInfo | None:
         if name in self._models:
             return self._models[name]

@@ -21,8 +21,8 @@ from pydantic import SecretStr
 from bot import __version__, logs
 from bot.app import App, open_app
 from bot.budget.memory import MemoryBackend
-from bot.budget.policy import Who
-from bot.commands import Commands
+from bot.budget.policy import MODELS, Who
+from bot.commands import Commands, check_models
 from bot.config import Settings, load_settings
 from bot.digest.alerts import BudgetAlerts
 from bot.digest.window import local_today
@@ -144,8 +144,10 @@ def _parser() -> argparse.ArgumentParser:
         show.add_argument(f"--{flag}", default=default)
     bset = budsub.add_parser("set", help="set a limit for every replica, over the config file's")
     bset.add_argument("scope", help="model, workspace, channel or user, or one by ID: channel:C1")
-    bset.add_argument("kind", help="rpm, tpm, rpd, tokens_day, tokens_month, spend_day, ...")
-    bset.add_argument("value")
+    bset.add_argument(
+        "kind", help="rpm, tpm, rpd, tokens_day, tokens_month, spend_day, ..., or models"
+    )
+    bset.add_argument("value", help="a number, or for models their names: gpt-4o-mini,gpt-5-mini")
     unset = budsub.add_parser("unset", help="remove a limit set with `budget set`")
     unset.add_argument("scope")
     unset.add_argument("kind")
@@ -442,6 +444,8 @@ def _line_json(line: ReportLine) -> dict[str, object]:
         "failed": line.failed,
         "prompt_tokens": line.prompt_tokens,
         "completion_tokens": line.completion_tokens,
+        "cached_tokens": line.cached_tokens,
+        "reasoning_tokens": line.reasoning_tokens,
         "cost_usd": str(line.cost),
         "unpriced_calls": line.unpriced_calls,
         "audio_seconds": line.audio_seconds,
@@ -451,7 +455,19 @@ def _line_json(line: ReportLine) -> dict[str, object]:
 def _usage_table(by: str, lines: list[ReportLine]) -> str:
     if not lines:
         return "No usage recorded in this period."
-    rows = [(by, "calls", "failed", "tokens in", "tokens out", "audio min", "cost")]
+    rows = [
+        (
+            by,
+            "calls",
+            "failed",
+            "tokens in",
+            "cached",
+            "tokens out",
+            "reasoning",
+            "audio min",
+            "cost",
+        )
+    ]
     for ln in lines:
         cost = format_cost(ln.cost) + (
             f" (+{ln.unpriced_calls} unpriced)" if ln.unpriced_calls else ""
@@ -462,7 +478,9 @@ def _usage_table(by: str, lines: list[ReportLine]) -> str:
                 str(ln.calls),
                 str(ln.failed),
                 f"{ln.prompt_tokens:,}",
+                f"{ln.cached_tokens:,}",
                 f"{ln.completion_tokens:,}",
+                f"{ln.reasoning_tokens:,}",
                 f"{ln.audio_seconds / 60:,.1f}",
                 cost,
             )
@@ -474,7 +492,9 @@ def _usage_table(by: str, lines: list[ReportLine]) -> str:
             str(sum(ln.calls for ln in lines)),
             str(sum(ln.failed for ln in lines)),
             f"{sum(ln.prompt_tokens for ln in lines):,}",
+            f"{sum(ln.cached_tokens for ln in lines):,}",
             f"{sum(ln.completion_tokens for ln in lines):,}",
+            f"{sum(ln.reasoning_tokens for ln in lines):,}",
             f"{sum(ln.audio_seconds for ln in lines) / 60:,.1f}",
             format_cost(total),
         )
@@ -496,6 +516,8 @@ async def _budget(settings: Settings, args: argparse.Namespace) -> int:
         if args.budget_command in ("set", "unset"):
             value = args.value if args.budget_command == "set" else None
             try:
+                if args.kind == MODELS and value is not None:
+                    check_models(app.catalog, value)
                 await app.limits.set(args.scope, args.kind, value, by=getpass.getuser())
             except ValueError as exc:
                 print(f"quotabot: {exc}", file=sys.stderr)
@@ -512,6 +534,8 @@ async def _budget(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 amounts = f"{line.used:,.0f} of {line.limit:,.0f} {line.unit}"
             print(f"{line.label}: {amounts} ({line.share:.0%}){resets}")
+        allowed, _ = await app.budget.allowed_models(who)
+        print(f"models allowed: {'any' if allowed is None else ', '.join(sorted(allowed))}")
     return 0
 
 

@@ -10,18 +10,19 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from bot.budget.manager import Budget, Standing
-from bot.budget.policy import LIMIT_KINDS, SCOPES, Who
-from bot.catalog import ModelInfo
+from bot.budget.policy import LIMIT_KINDS, MODELS, SCOPES, Who
+from bot.catalog import Catalog, ModelInfo
 from bot.digest.chat import DigestCommands
 from bot.digest.render import minutes
 from bot.messages import format_cost
-from bot.store.budgets import BudgetLimitStore
+from bot.store.budgets import BudgetLimitStore, model_names
 from bot.store.usage import ReportLine, UsageStore
 
 BUDGET_HELP = (
     "Usage: `budget` shows the limits here; `budget set <scope> <limit> <value>` changes one "
     f"(admins only). Scopes: {', '.join(SCOPES)} (or one by ID, e.g. `channel:C0123`). "
-    f"Limits: {', '.join(LIMIT_KINDS)}."
+    f"Limits: {', '.join(LIMIT_KINDS)}; `{MODELS}` takes the names of the models allowed "
+    "(workspace and channel scopes)."
 )
 
 
@@ -34,6 +35,7 @@ class Commands:
         limits: BudgetLimitStore,
         digests: DigestCommands | None = None,
         transcription: ModelInfo | None = None,
+        catalog: Catalog | None = None,
     ):
         self.usage = usage
         self.budget = budget
@@ -42,6 +44,8 @@ class Commands:
         """``/digest``; None where digests are not wired (some tests)."""
         self.transcription = transcription
         """The model voice messages are transcribed with: its budgets are shown too."""
+        self.catalog = catalog
+        """To check the names an admin allows; None: any name (some tests)."""
 
     async def usage_today(self, who: Who, model: ModelInfo) -> str:
         """This channel's and this workspace's usage today (UTC), and the budgets left."""
@@ -61,11 +65,24 @@ class Commands:
         return "\n".join(lines)
 
     async def budget_text(self, who: Who, model: ModelInfo) -> str:
-        """The budgets left for the channel's model and, if set, the transcription model."""
+        """The budgets left for the channel's model and, if set, the transcription model;
+        then the models this channel may use."""
         parts = [await self._budgets(who, model, "")]
         if self.transcription is not None and self.transcription.name != model.name:
             parts.append(await self._budgets(who, self.transcription, " (voice messages)"))
+        allowed, _ = await self.budget.allowed_models(who)
+        if allowed is None:
+            parts.append(
+                "Models allowed here: any (`budget set channel models <names>` limits them)."
+            )
+        else:
+            parts.append(f"Models allowed here: {', '.join(sorted(allowed)) or 'none'}.")
         return "\n\n".join(parts)
+
+    async def models_here(self, who: Who, names: list[str]) -> list[str]:
+        """Of ``names``, those ``who`` may ask (for a platform's model picker)."""
+        allowed, _ = await self.budget.allowed_models(who)
+        return [n for n in names if allowed is None or n in allowed]
 
     async def _budgets(self, who: Who, model: ModelInfo, what: str) -> str:
         standings = await self.budget.status(who, model)
@@ -76,10 +93,24 @@ class Commands:
     async def budget_set(self, scope: str, kind: str, value: str, *, by: str, who: Who) -> str:
         """Raises ValueError (with a message for the admin) for a bad scope, limit or value."""
         scope = _resolve(scope, who)
-        await self.limits.set(scope, kind, None if value in ("-", "none", "off") else value, by=by)
+        removed = value in ("-", "none", "off")
+        if kind == MODELS and not removed and self.catalog is not None:
+            check_models(self.catalog, value)
+        await self.limits.set(scope, kind, None if removed else value, by=by)
         await self.budget.reload()
         shown = "removed" if value in ("-", "none", "off") else f"set to {value}"
         return f"Budget `{scope}` `{kind}` {shown}. Every replica applies it within seconds."
+
+
+def check_models(catalog: Catalog, value: str) -> None:
+    """Raises ValueError unless every name in ``value`` can answer a question."""
+    chat = catalog.chat_models()
+    unknown = [n for n in model_names(value) if catalog.base_name(n) not in chat]
+    if unknown:
+        raise ValueError(
+            f"unknown model {', '.join(unknown)}: choose among {', '.join(chat)}, "
+            "or declare it in the config file"
+        )
 
 
 def _resolve(scope: str, who: Who) -> str:
@@ -102,8 +133,19 @@ def _total(rows: list[ReportLine]) -> str:
         return "no requests yet"
     calls = sum(r.calls for r in rows)
     tokens = sum(r.prompt_tokens + r.completion_tokens for r in rows)
+    cached = sum(r.cached_tokens for r in rows)
+    reasoning = sum(r.reasoning_tokens for r in rows)
     cost = sum((r.cost for r in rows), Decimal(0))
-    text = f"{calls} requests, {tokens:,} tokens, {format_cost(cost)}"
+    details = ", ".join(
+        part
+        for part in (
+            f"{cached:,} cached" if cached else "",
+            f"{reasoning:,} reasoning" if reasoning else "",
+        )
+        if part
+    )
+    text = f"{calls} requests, {tokens:,} tokens{f' ({details})' if details else ''}, "
+    text += format_cost(cost)
     audio = [r for r in rows if r.audio_seconds]
     if audio:
         seconds = sum(r.audio_seconds for r in audio)

@@ -28,6 +28,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from bot.budget.policy import Value
 from bot.catalog import Catalog, ModelOverride, Tier
 from bot.errors import ConfigError
 from bot.models import Endpoint
@@ -96,6 +97,9 @@ class LimitsConfig(BaseModel):
     spend_day: Decimal | None = Field(None, ge=0, description="USD")
     spend_month: Decimal | None = Field(None, ge=0, description="USD")
     weight: float | None = Field(None, gt=0, description="share of the queue (channels)")
+    models: list[str] | None = Field(
+        None, min_length=1, description="the models allowed (workspace and channel scopes)"
+    )
 
 
 def _default_data_dir() -> Path:
@@ -304,9 +308,14 @@ class Settings(BaseSettings):
                     f"[budgets.{name!r}]: name a scope (model, workspace, channel, user), "
                     "optionally with an ID, e.g. channel:C0123"
                 )
+            if budgets[name].models is not None and scope not in ("workspace", "channel"):
+                raise ValueError(
+                    f"[budgets.{name!r}]: models are chosen per workspace or channel, "
+                    f"not per {scope}"
+                )
         return budgets
 
-    def budget_limits(self) -> dict[str, dict[str, Decimal | int | float | None]]:
+    def budget_limits(self) -> dict[str, dict[str, Value]]:
         return {name: limits.model_dump() for name, limits in self.budgets.items()}
 
     @property

@@ -11,6 +11,8 @@
     │   ├── QueueFull          too many requests already wait for this model
     │   ├── WaitTooLong        the queue would outlast the request's deadline
     │   ├── NotAChatModel      a transcription model asked to answer a question
+    │   ├── ModelNotAllowed    not on this workspace's or channel's list of models
+    │   ├── UnpricedModel      no price, where a spend cap must count it
     │   └── AudioRejected      a file that cannot be transcribed
     │       ├── AudioTooLarge      over the provider's 25 MB
     │       ├── AudioUnsupported   not a format the transcription endpoint takes
@@ -129,6 +131,27 @@ class NotAChatModel(RequestRejected):
         super().__init__(
             f"{model} turns audio into text; it cannot answer questions. "
             "Choose a chat model for this channel."
+        )
+
+
+class ModelNotAllowed(RequestRejected):
+    def __init__(self, *, model: str, allowed: frozenset[str], where: str):
+        self.model, self.allowed, self.where = model, allowed, where
+        choices = ", ".join(sorted(allowed)) or "none"
+        super().__init__(
+            f"{model} is not allowed in this {where}. Models allowed here: {choices}. "
+            f"An admin can change the list with `budget set {where} models <names>`."
+        )
+
+
+class UnpricedModel(RequestRejected):
+    def __init__(self, *, model: str, cap: str):
+        self.model, self.cap = model, cap
+        super().__init__(
+            f"{model} has no price, so {cap} cannot count what it spends: it is refused here. "
+            f'An admin can declare its price in the config file: [models."{model}"] with '
+            'input_price and output_price in USD per 1,000 tokens ("0" for a free, '
+            "self-hosted model), or choose a priced model."
         )
 
 

@@ -65,8 +65,11 @@ def format_cost(cost: Decimal | None) -> str:
 
 def usage_line(reply: Reply) -> str:
     """The short line after an answer: tokens in/out, cost, model."""
+    u = reply.usage
     estimated = " (estimated)" if reply.usage_estimated else ""
+    cached = f" ({u.cached_tokens} cached)" if u.cached_tokens else ""
+    reasoning = f" ({u.reasoning_tokens} reasoning)" if u.reasoning_tokens else ""
     return (
-        f"[{reply.usage.prompt_tokens} in / {reply.usage.completion_tokens} out{estimated}"
+        f"[{u.prompt_tokens} in{cached} / {u.completion_tokens} out{reasoning}{estimated}"
         f" · {format_cost(reply.cost)} · {reply.model}]"
     )

@@ -33,6 +33,7 @@ from bot.errors import (
     BadRequest,
     BudgetExceeded,
     ChannelDisabled,
+    ModelNotAllowed,
     NotAChatModel,
     PromptTooLong,
     ProviderError,
@@ -412,6 +413,10 @@ class Service:
         info = self.catalog.get(request.model or ch.model)
         if info.endpoint == "transcriptions":
             raise NotAChatModel(info.name)
+        who = Who(request.platform, request.workspace, request.channel, request.user)
+        allowed, where = await self.budget.allowed_models(who)
+        if allowed is not None and not {info.name, self.catalog.base_name(info.name)} & allowed:
+            raise ModelNotAllowed(model=info.name, allowed=allowed, where=where)
         max_tokens = info.completion_limit(request.max_tokens or ch.max_tokens)
         messages = request.messages
         if not any(m.role == "system" for m in messages) and ch.system_prompt:
@@ -582,6 +587,8 @@ class Service:
                 self._row(request, prep, answer.call_id, outcome="ok"),
                 prompt_tokens=answer.usage.prompt_tokens,
                 completion_tokens=answer.usage.completion_tokens,
+                cached_tokens=answer.usage.cached_tokens,
+                reasoning_tokens=answer.usage.reasoning_tokens,
                 cost=cost,
                 usage_estimated=answer.estimated,
                 latency_ms=round(answer.latency * 1000),

@@ -39,9 +39,16 @@ from bot.budget.limits import (
     window,
     window_start,
 )
-from bot.budget.policy import Limits, Policy, Who
+from bot.budget.policy import Limits, Policy, ScopeKind, Who
 from bot.catalog import ModelInfo
-from bot.errors import BudgetExceeded, QueueFull, RequestRejected, TooLargeForLimit, WaitTooLong
+from bot.errors import (
+    BudgetExceeded,
+    QueueFull,
+    RequestRejected,
+    TooLargeForLimit,
+    UnpricedModel,
+    WaitTooLong,
+)
 from bot.lifecycle import AsyncResource
 from bot.provider import Completion, RateLimitInfo
 
@@ -257,13 +264,18 @@ class Budget(AsyncResource):
         batch_key: Hashable | None = None,
         prompt: str | None = None,
     ) -> Ticket:
-        """Reserve ``tokens`` (prompt + max_tokens) and ``cost`` (the most it can cost).
+        """Reserve ``tokens`` (prompt + max_tokens) and ``cost`` (the most it can cost). A model
+        with no price is refused where a spend cap applies: the cap could not count it.
 
         ``batch_key`` (legacy completions only): requests with equal keys may be combined into
         one call; then the ticket's ``batch`` says so and ``prompt`` is this request's part.
         """
         await self._refresh()
         ask = self.policy.ask(who, model, tokens=tokens, cost=cost)
+        if not model.priced:
+            for cap, _ in ask.caps:
+                if cap.unit == "usd":  # it would count the model as free
+                    raise UnpricedModel(model=model.name, cap=cap.label)
         self._check_fits(ask)
         await self._seed_caps(ask)
         lane = self.lane(model)
@@ -277,6 +289,11 @@ class Budget(AsyncResource):
             if math.isinf(outcome.seconds):
                 raise _too_large(outcome.rate, ask)
         return await lane.wait(who, ask, deadline, on_queued, batch_key, prompt)
+
+    async def allowed_models(self, who: Who) -> tuple[frozenset[str] | None, ScopeKind]:
+        """The models ``who`` may use (None: any), and the scope whose list says so."""
+        await self._refresh()
+        return self.policy.allowed_models(who)
 
     async def _refresh(self, *, now: bool = False) -> None:
         """Pick up limits that admins changed at run time (perhaps on another replica)."""

@@ -31,6 +31,9 @@ LIMIT_KINDS: tuple[LimitKind, ...] = (
     "spend_month",
     "weight",
 )
+MODELS = "models"
+"""Not a limit but set like one: the models a workspace or channel may use."""
+MODEL_SCOPES: tuple[ScopeKind, ...] = ("workspace", "channel")
 
 _LABELS: dict[str, str] = {
     "rpm": "requests per minute",
@@ -91,8 +94,9 @@ class Who:
         return self.key("channel", "")
 
 
-Limits = Mapping[str, Mapping[str, Decimal | int | float | None]]
-"""``{"channel": {"rpm": 10}, "channel:C123": {"rpm": 30}, "model:gpt-4": {...}}``"""
+Value = Decimal | int | float | tuple[str, ...] | list[str] | None
+Limits = Mapping[str, Mapping[str, Value]]
+"""``{"channel": {"rpm": 10}, "channel:C123": {"rpm": 30, "models": ("gpt-4o-mini",)}}``"""
 
 
 class Policy:
@@ -107,12 +111,28 @@ class Policy:
     def value(
         self, scope: ScopeKind, instance: str, kind: LimitKind
     ) -> Decimal | int | float | None:
+        found = self._find(scope, instance, kind)
+        return None if isinstance(found, tuple | list) else found
+
+    def _find(self, scope: ScopeKind, instance: str, kind: str) -> Value:
         for name in (f"{scope}:{instance}", scope):
             for source in (self.overrides, self.config):
                 found = source.get(name, {}).get(kind)
                 if found is not None:
                     return found
         return None
+
+    def allowed_models(self, who: Who) -> tuple[frozenset[str] | None, ScopeKind]:
+        """The models ``who`` may use (those on every list that applies; None: any), and the
+        narrowest scope whose list decided it, for the message that says who can change it."""
+        allowed: frozenset[str] | None = None
+        where: ScopeKind = "channel"
+        for scope in MODEL_SCOPES:
+            names = self._find(scope, who.instance(scope, ""), MODELS)
+            if isinstance(names, tuple | list):
+                allowed = frozenset(names) if allowed is None else allowed & frozenset(names)
+                where = scope
+        return allowed, where
 
     def model_rates(self, model: ModelInfo) -> tuple[Rate, ...]:
         """The provider account's buckets for ``model``: what its headers and 429s speak of."""

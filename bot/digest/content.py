@@ -108,6 +108,10 @@ class Digest:
     audio_seconds: float = 0.0
     """Seconds of audio transcribed (its spend is in ``cost`` and under its model)."""
     audio_cost: Decimal = _ZERO
+    cached_tokens: int = 0
+    """Of ``prompt_tokens``, those read from the provider's cache (billed at a discount)."""
+    reasoning_tokens: int = 0
+    """Of ``completion_tokens``, reasoning models' hidden reasoning (billed as output)."""
 
     @property
     def projection(self) -> Decimal:
@@ -207,7 +211,7 @@ class DigestBuilder:
         if self.budget is not None:
             cap = self.budget.policy.value("workspace", cfg.workspace, "spend_month")
             month_cap = Decimal(str(cap)) if cap is not None else None
-        requests, calls, failed, limited, retries, pt, ct, cost, unpriced, audio = (
+        requests, calls, failed, limited, retries, pt, ct, cost, unpriced, audio, cached, rt = (
             v if m in ("cost", "audio_seconds") else int(v)
             for m, v in zip(MEASURES, totals, strict=True)
         )
@@ -227,6 +231,8 @@ class DigestBuilder:
             refused=int(events.get("refused", 0)),
             prompt_tokens=int(pt),
             completion_tokens=int(ct),
+            cached_tokens=int(cached),
+            reasoning_tokens=int(rt),
             cost=Decimal(cost or 0),
             unpriced=unpriced,
             by_model=by_model,

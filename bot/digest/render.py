@@ -37,7 +37,9 @@ class Layout:
 
 def layout(d: Digest, *, channel: Mention = str, user: Mention = str) -> Layout:
     title = f"quotabot digest: {d.day:%a %d %b %Y} ({d.tz})"
-    tokens = f"{d.prompt_tokens:,} in / {d.completion_tokens:,} out tokens"
+    cached = f" ({d.cached_tokens:,} cached)" if d.cached_tokens else ""
+    reasoning = f" ({d.reasoning_tokens:,} reasoning)" if d.reasoning_tokens else ""
+    tokens = f"{d.prompt_tokens:,} in{cached} / {d.completion_tokens:,} out{reasoning} tokens"
     spend = format_cost(d.cost) + (f" (+{d.unpriced} unpriced calls)" if d.unpriced else "")
     audio = (
         f" · {minutes(d.audio_seconds)} of audio transcribed ({format_cost(d.audio_cost)})"

@@ -7,22 +7,37 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import delete, select
 
-from bot.budget.policy import LIMIT_KINDS, SCOPES
+from bot.budget.policy import LIMIT_KINDS, MODEL_SCOPES, MODELS, SCOPES, Value
 from bot.errors import StoreError
 from bot.store.db import DB_ERRORS, Database
 from bot.store.schema import BudgetLimit
 
 
+def model_names(value: str) -> tuple[str, ...]:
+    """``"gpt-4o-mini, gpt-5-mini"`` -> the names, in order, each once."""
+    names = dict.fromkeys(n for n in value.replace(",", " ").split() if n)
+    if not names:
+        raise ValueError("name at least one model, e.g. gpt-4o-mini,gpt-5-mini")
+    return tuple(names)
+
+
 def check(scope: str, kind: str, value: str | None) -> Decimal | None:
-    """Validate an admin's input; raises ValueError with a message for that admin."""
+    """Validate an admin's input; raises ValueError with a message for that admin. A number
+    for a limit; None for ``models`` (checked by :func:`model_names`) and for a removal."""
     name, colon, instance = scope.partition(":")
     if name not in SCOPES or (colon and not instance):
         raise ValueError(
             f"unknown scope {scope!r}: use {', '.join(SCOPES)}, optionally with an ID "
             "(channel:C0123)"
         )
+    if kind == MODELS:
+        if name not in MODEL_SCOPES:
+            raise ValueError(f"models are chosen per {' or '.join(MODEL_SCOPES)}, not per {name}")
+        return None
     if kind not in LIMIT_KINDS:
-        raise ValueError(f"unknown limit {kind!r}: use one of {', '.join(LIMIT_KINDS)}")
+        raise ValueError(
+            f"unknown limit {kind!r}: use one of {', '.join(LIMIT_KINDS)}, or {MODELS}"
+        )
     if value is None:
         return None
     try:
@@ -40,23 +55,29 @@ class BudgetLimitStore:
     def __init__(self, db: Database):
         self.db = db
 
-    async def all(self) -> dict[str, dict[str, Decimal]]:
+    async def all(self) -> dict[str, dict[str, Value]]:
         try:
             async with self.db.session() as s:
                 rows = (await s.scalars(select(BudgetLimit))).all()
         except DB_ERRORS as exc:
             raise StoreError(f"Could not read budget limits: {exc}") from exc
-        out: dict[str, dict[str, Decimal]] = defaultdict(dict)
+        out: dict[str, dict[str, Value]] = defaultdict(dict)
         for row in rows:
-            out[row.scope][row.kind] = Decimal(row.value)
+            if row.kind == MODELS:
+                out[row.scope][row.kind] = model_names(row.value)
+            else:
+                out[row.scope][row.kind] = Decimal(row.value)
         return dict(out)
 
     async def set(self, scope: str, kind: str, value: str | None, *, by: str | None = None) -> None:
         """Set one limit; None removes it (the config file's, if any, applies again)."""
         number = check(scope, kind, value)
+        text = str(number)
+        if kind == MODELS and value is not None:
+            text = ",".join(model_names(value))
         try:
             async with self.db.session() as s, s.begin():
-                if number is None:
+                if value is None:
                     await s.execute(
                         delete(BudgetLimit).where(
                             BudgetLimit.scope == scope, BudgetLimit.kind == kind
@@ -65,8 +86,8 @@ class BudgetLimitStore:
                     return
                 row = await s.get(BudgetLimit, (scope, kind))
                 if row is None:
-                    s.add(BudgetLimit(scope=scope, kind=kind, value=str(number), updated_by=by))
+                    s.add(BudgetLimit(scope=scope, kind=kind, value=text, updated_by=by))
                 else:
-                    row.value, row.updated_by = str(number), by
+                    row.value, row.updated_by = text, by
         except DB_ERRORS as exc:
             raise StoreError(f"Could not save the budget limit: {exc}") from exc

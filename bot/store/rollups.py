@@ -43,6 +43,8 @@ MEASURES = (
     "cost",
     "unpriced",
     "audio_seconds",
+    "cached_tokens",
+    "reasoning_tokens",
 )
 _FINE_KEYS = ("platform", "workspace", "channel", "user", "model")
 _COARSE_KEYS = ("platform", "workspace", "model")
@@ -148,6 +150,8 @@ def _raw(
         func.coalesce(UsageRecord.cost, 0).label("cost"),
         _flag(ok & UsageRecord.cost.is_(None)).label("unpriced"),
         UsageRecord.audio_seconds.label("audio_seconds"),
+        UsageRecord.cached_tokens.label("cached_tokens"),
+        UsageRecord.reasoning_tokens.label("reasoning_tokens"),
     ).where(
         *(getattr(UsageRecord, c) == v for c, v in where),
         or_(

@@ -108,6 +108,10 @@ class UsageRecord(Base):
     endpoint: Mapped[str] = mapped_column(String(16))
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Of prompt_tokens, those read from the provider's cache (migration 0008)."""
+    reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Of completion_tokens, a reasoning model's hidden reasoning (migration 0008)."""
     cost: Mapped[Decimal | None] = mapped_column(Money())
     """USD; NULL when the model has no configured price."""
     usage_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -129,8 +133,9 @@ class BudgetLimit(Base):
     scope: Mapped[str] = mapped_column(String(200), primary_key=True)
     """As in the config file: "channel", "channel:C0123", "model:gpt-4", ..."""
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
-    value: Mapped[str] = mapped_column(String(64))
-    """Exact decimal text: limits are whole numbers, USD amounts and weights."""
+    value: Mapped[str] = mapped_column(Text)
+    """Exact decimal text (limits are whole numbers, USD amounts and weights), or the names of
+    the models allowed, comma-separated (kind ``models``)."""
     updated_by: Mapped[str | None] = mapped_column(String(128))
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC)
@@ -252,6 +257,8 @@ class _Measures:
     """USD of the priced calls; unpriced ones are counted in ``unpriced``."""
     unpriced: Mapped[int] = mapped_column(Integer, default=0)
     audio_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    cached_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class UsageHourly(_Measures, Base):

@@ -46,6 +46,10 @@ class UsageRow:
     completion_tokens: int
     cost: Decimal | None
     outcome: str
+    cached_tokens: int = 0
+    """Of ``prompt_tokens``, those read from the provider's cache."""
+    reasoning_tokens: int = 0
+    """Of ``completion_tokens``, a reasoning model's hidden reasoning."""
     audio_seconds: float = 0.0
     """Seconds of audio transcribed (transcription calls); 0 for everything else."""
     thread: str | None = None
@@ -68,6 +72,8 @@ class ReportLine:
     unpriced_calls: int
     """Calls whose model has no price: their cost is not in ``cost``."""
     audio_seconds: float = 0.0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 class UsageStore:
@@ -207,6 +213,8 @@ class UsageStore:
             type_coerce(func.sum(src.c.cost), Money()),
             func.sum(src.c.unpriced),
             func.sum(src.c.audio_seconds),
+            func.sum(src.c.cached_tokens),
+            func.sum(src.c.reasoning_tokens),
         ).group_by(key)
         try:
             async with self.db.session() as s:
@@ -223,8 +231,10 @@ class UsageStore:
                 cost=Decimal(cost) if cost is not None else Decimal(0),
                 unpriced_calls=int(unpriced),
                 audio_seconds=float(audio or 0),
+                cached_tokens=int(cached or 0),
+                reasoning_tokens=int(reasoning or 0),
             )
-            for k, calls, failed, pt, ct, cost, unpriced, audio in result
+            for k, calls, failed, pt, ct, cost, unpriced, audio, cached, reasoning in result
         ]
         if by == "day":
             return sorted(lines, key=lambda line: line.key)

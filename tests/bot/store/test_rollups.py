@@ -23,11 +23,11 @@ async def test_the_migration_backfills_rollups_from_existing_rows(db_url: str) -
     async with Database(db_url) as db:
         await migrate.upgrade(db, "0003")
         async with db.session() as s, s.begin():
-            # Rows as 0003 knew them: audio_seconds came with 0006.
+            # Rows as 0003 knew them: the later columns came with 0006 and 0008.
             old = Table(
                 "usage",
                 MetaData(),
-                *(c._copy() for c in UsageRecord.__table__.columns if c.key != "audio_seconds"),
+                *(c._copy() for c in UsageRecord.__table__.columns if c.key not in _LATER),
             )
             await s.execute(insert(old), [_fields(r) for r in rows])
         await migrate.upgrade(db)
@@ -42,8 +42,11 @@ async def test_the_migration_backfills_rollups_from_existing_rows(db_url: str) -
         assert sum(line.calls for line in rolled) == len(rows)
 
 
+_LATER = ("audio_seconds", "cached_tokens", "reasoning_tokens")
+
+
 def _fields(r: object) -> dict[str, object]:
-    names = [c.key for c in UsageRecord.__table__.columns if c.key not in ("id", "audio_seconds")]
+    names = [c.key for c in UsageRecord.__table__.columns if c.key not in ("id", *_LATER)]
     return {n: getattr(r, n) for n in names}
 
 
