@@ -26,7 +26,7 @@ from adapters.discord.rest import DiscordREST
 from adapters.discord.split import LIMIT, split
 from bot import messages, voice
 from bot.budget.manager import STOPPING, QueueInfo
-from bot.budget.policy import LIMIT_KINDS, Who
+from bot.budget.policy import LIMIT_KINDS, MODELS, Who
 from bot.catalog import ModelInfo
 from bot.commands import BUDGET_HELP, Commands
 from bot.errors import QuotabotError, StoreError
@@ -47,6 +47,8 @@ TOKEN_TTL = 15 * 60.0
 """Seconds an interaction token can edit its response and post follow-ups."""
 
 _STRING, _BOOLEAN, _SUBCOMMAND, _CHANNEL, _ATTACHMENT = 3, 5, 1, 7, 11
+MAX_CHOICES = 25
+"""Discord shows at most 25 autocomplete choices."""
 _SCOPE_HELP = "model, workspace, channel or user; or one by ID, e.g. channel:123"
 
 COMMANDS: list[dict[str, Any]] = [
@@ -66,6 +68,7 @@ COMMANDS: list[dict[str, Any]] = [
                 "name": "model",
                 "description": "Model to answer (default: this channel's)",
                 "required": False,
+                "autocomplete": True,
             },
             {
                 "type": _BOOLEAN,
@@ -106,12 +109,12 @@ COMMANDS: list[dict[str, Any]] = [
                         "name": "limit",
                         "description": "Which limit",
                         "required": True,
-                        "choices": [{"name": k, "value": k} for k in LIMIT_KINDS],
+                        "choices": [{"name": k, "value": k} for k in (*LIMIT_KINDS, MODELS)],
                     },
                     {
                         "type": _STRING,
                         "name": "value",
-                        "description": "A number, or off to remove the limit",
+                        "description": "A number, off to remove it, or for models: their names",
                         "required": True,
                     },
                 ],
@@ -380,6 +383,12 @@ class CommandRunner:
             await out.edit(text)
         except Exception as exc:
             log.warning("could not tell the user of a failure: %s", exc)
+
+    async def model_choices(self, who: Who, typed: str) -> list[str]:
+        """What /ask's model option offers: the models ``who`` may use, matching ``typed``."""
+        names = await self.commands.models_here(who, self.service.catalog.chat_models())
+        typed = typed.strip().lower()
+        return [n for n in names if typed in n.lower()][:MAX_CHOICES]
 
     async def _here(self, inv: Invocation) -> tuple[Who, ModelInfo]:
         who = inv.who

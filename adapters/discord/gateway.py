@@ -408,6 +408,14 @@ def build_tree(
             options["model"] = model
         await run(interaction, "ask", options)
 
+    @ask.autocomplete("model")
+    async def models(
+        interaction: discord.Interaction[Any], typed: str
+    ) -> list[app_commands.Choice[str]]:
+        who = invocation(interaction, "ask", {}, config).who
+        names = await runner.model_choices(who, typed)
+        return [app_commands.Choice(name=n, value=n) for n in names]
+
     @tree.command(name="usage", description=_doc("usage"))
     async def usage(interaction: discord.Interaction[Any]) -> None:
         await run(interaction, "usage", {})

@@ -26,8 +26,10 @@ from nacl.signing import VerifyKey
 
 from adapters.discord import texts
 from adapters.discord.commands import (
+    DM_WORKSPACE,
     EPHEMERAL,
     KNOWN,
+    PLATFORM,
     TOKEN_TTL,
     CommandRunner,
     File,
@@ -35,6 +37,8 @@ from adapters.discord.commands import (
     deadline_for,
 )
 from adapters.discord.rest import DiscordREST
+from bot.budget.policy import Who
+from bot.errors import QuotabotError
 from bot.store.events import Orphan
 from bot.takeover import claimed
 
@@ -96,7 +100,7 @@ class InteractionsEndpoint:
         if kind == PING:
             return web.json_response({"type": PONG})
         if kind == AUTOCOMPLETE:
-            return web.json_response({"type": AUTOCOMPLETE_RESULT, "data": {"choices": []}})
+            return await self._autocomplete(payload)
         if kind != APPLICATION_COMMAND:
             return self._message(texts.UNSUPPORTED)
         try:
@@ -114,6 +118,29 @@ class InteractionsEndpoint:
         self.runner.spawn(self._answer(inv, token, claim))
         data = {"flags": EPHEMERAL} if inv.private else {}
         return web.json_response({"type": DEFERRED_CHANNEL_MESSAGE, "data": data})
+
+    async def _autocomplete(self, payload: dict[str, Any]) -> web.Response:
+        """/ask's model option: the models this channel may use, matching what was typed.
+        Anything else, or a malformed payload, gets no choices (Discord then shows none)."""
+        names: list[str] = []
+        try:
+            data = payload["data"]
+            focused = _focused(data.get("options") or [])
+            if data.get("name") == "ask" and focused is not None and focused[0] == "model":
+                user = (payload.get("member") or {}).get("user") or payload.get("user") or {}
+                who = Who(
+                    PLATFORM,
+                    str(payload.get("guild_id") or DM_WORKSPACE),
+                    str(payload["channel_id"]),
+                    str(user["id"]),
+                )
+                names = await self.runner.model_choices(who, focused[1])
+        except (Malformed, KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("malformed Discord autocomplete %s: %r", payload.get("id"), exc)
+        except QuotabotError as exc:
+            log.warning("no model choices for a Discord autocomplete: %s", exc)
+        choices = [{"name": n, "value": n} for n in names]
+        return web.json_response({"type": AUTOCOMPLETE_RESULT, "data": {"choices": choices}})
 
     def verified(self, headers: Mapping[str, str], body: bytes) -> bool:
         """Discord signs timestamp + body; the timestamp must also be recent."""
@@ -229,6 +256,17 @@ def _snowflake(value: object) -> str:
     ):
         raise Malformed(f"id {str(value)[:40]!r} is not a snowflake")
     return str(int(text))
+
+
+def _focused(options: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """The option being typed in an autocomplete interaction (inside subcommands too)."""
+    for option in options:
+        if option.get("focused"):
+            return str(option["name"]), str(option.get("value") or "")
+        found = _focused(option.get("options") or [])
+        if found is not None:
+            return found
+    return None
 
 
 def _flatten(name: str, options: list[dict[str, Any]]) -> tuple[str, dict[str, str | bool]]:

@@ -175,6 +175,31 @@ async def test_ask_with_a_model_uses_it(rig: Rig) -> None:
     assert row.model == "gpt-4o-mini"
 
 
+async def test_the_model_option_offers_the_models_this_channel_may_use(rig: Rig) -> None:
+    async def offered(typed: str, **kw: Any) -> list[str]:
+        payload = ask("x", {**option("model", typed), "focused": True}, **kw)
+        payload["type"] = 4  # APPLICATION_COMMAND_AUTOCOMPLETE
+        response = await rig.post(payload)
+        assert response.json()["type"] == 8  # APPLICATION_COMMAND_AUTOCOMPLETE_RESULT
+        return [c["value"] for c in response.json()["data"]["choices"]]
+
+    assert await offered("gpt-5") == ["gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-5.1"]
+    assert "whisper-1" not in await offered("")  # transcription models answer no questions
+
+    (done,) = await rig.ask(
+        budget_set("channel", "models", "gpt-4o-mini,gpt-5-mini", permissions=MANAGE_GUILD)
+    )
+    assert f"channel:{CHANNEL}" in done
+    assert await offered("gpt") == ["gpt-4o-mini", "gpt-5-mini"]
+    assert await offered("gpt", channel="1300000000000000099") != ["gpt-4o-mini", "gpt-5-mini"]
+    (refused,) = await rig.ask(ask("hi", option("model", "o3")))
+    assert "o3 is not allowed in this channel" in refused
+    assert "gpt-4o-mini, gpt-5-mini" in refused
+    (shown,) = await rig.ask(interaction("budget", [subcommand("show")]))
+    assert "Models allowed here: gpt-4o-mini, gpt-5-mini." in shown
+    assert [r.model for r in await rig.app.usage.rows()] == []  # nothing was sent
+
+
 async def test_usage_and_budget_show_are_private(rig: Rig) -> None:
     await rig.ask(ask("count me"))
     usage = interaction("usage")
