@@ -23,6 +23,10 @@ TOO_LARGE = (
     "This request is larger than the provider allows per minute for this model. "
     "Shorten the prompt or ask for a shorter answer."
 )
+REASONING_SPENT = (
+    "_({model} spent all {tokens:,} tokens it may use on reasoning and wrote no answer. "
+    "An admin can raise the channel's max_tokens or the model's reasoning_budget.)_"
+)
 INTERNAL = "Something went wrong inside quotabot. The admins can find the details in its logs."
 
 

@@ -43,7 +43,7 @@ from bot.errors import (
     ServerError,
     StoreError,
 )
-from bot.messages import format_cost
+from bot.messages import REASONING_SPENT, format_cost
 from bot.metrics import Metrics
 from bot.models import ChatRequest, Message, Reply, Transcript, TranscriptionRequest, Usage
 from bot.provider import Completion, OpenAIClient, RateLimitInfo
@@ -597,8 +597,11 @@ class Service:
                 reply_text=answer.text if self.store_message_text else None,
             )
         )
+        text = answer.text
+        if not text.strip() and answer.finish_reason == "length" and answer.usage.reasoning_tokens:
+            text = REASONING_SPENT.format(model=prep.info.name, tokens=prep.max_tokens)
         return Reply(
-            text=answer.text,
+            text=text,
             model=prep.info.name,
             usage=answer.usage,
             cost=cost,

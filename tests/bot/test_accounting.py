@@ -243,3 +243,27 @@ def test_a_model_list_is_set_per_workspace_or_channel_in_the_config_file() -> No
     assert settings.budget_limits()["channel:C1"]["models"] == ["gpt-4o-mini"]
     with pytest.raises(ConfigError, match="per workspace or channel"):
         load_settings(budgets={"user": {"models": ["gpt-4o-mini"]}})
+
+
+async def test_an_answer_lost_to_reasoning_says_how_to_get_one(
+    db: Database, client: OpenAIClient, fake: FakeOpenAI
+) -> None:
+    fake.usage = {
+        "prompt_tokens": 40,
+        "completion_tokens": 4_396,
+        "completion_tokens_details": {"reasoning_tokens": 4_396},
+    }
+
+    def cut(request: httpx.Request) -> httpx.Response:
+        response = fake(request)
+        body = response.json()
+        body["choices"][0].update(message={"content": ""}, finish_reason="length")
+        return httpx.Response(200, json=body)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(cut))
+    async with OpenAIClient(base_url="http://openai.test/v1", api_key="sk", http=http) as c:
+        reply = await service(db, c).handle(ask("gpt-5-mini"))
+    await http.aclose()
+    assert "spent all 4,396 tokens it may use on reasoning" in reply.text
+    assert "reasoning_budget" in reply.text
+    assert reply.cost == (40 * Decimal("0.25") + 4_396 * Decimal("2")) / 10**6  # still billed
