@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -27,6 +27,7 @@ from bot.sandbox.bodies import (
     text_chunks,
     text_completion,
 )
+from bot.sandbox.cache import PromptCache
 from bot.sandbox.config import SandboxConfig
 from bot.sandbox.costs import CostLedger
 from bot.sandbox.errors import ApiError
@@ -73,6 +74,8 @@ class Sandbox:
         """USD served per UTC day, for GET /v1/organization/costs."""
         self.limiter = Limiter(rpm=config.rpm, tpm=config.tpm, rpd=config.rpd, clock=config.clock)
         self.faults = FaultPicker(config)
+        self.prompt_cache = PromptCache(config.clock)
+        """Chat prompts' prefixes per model, for ``prompt_tokens_details.cached_tokens``."""
 
     @property
     def catalog(self) -> Catalog:
@@ -127,6 +130,8 @@ class Sandbox:
         not use are given back afterwards. OpenAI does not document a refund; we give it so
         that a generous ``max_tokens`` costs throughput only while a request is in flight, and
         the bucket tracks the tokens actually served, which is what benchmarks compare.
+        Cached prompt tokens count against TPM like any others, as at OpenAI; a chat prompt is
+        looked up in (and added to) the prompt cache only once it is answered.
         """
         body = parse_body(await request.read())
         model = parse_model(body)
@@ -153,6 +158,15 @@ class Sandbox:
             stats.rate_limited += 1
             raise errors.rate_limited(model, refusal)
         limits.take(reserved)
+        if job.messages:
+            cached = self.prompt_cache.serve(model, job.messages, info.encoding, job.prompt_tokens)
+            answer = replace(answer, cached_tokens=cached)
+        usage = Usage(
+            answer.prompt_tokens,
+            answer.completion_tokens,
+            cached_tokens=answer.cached_tokens,
+            reasoning_tokens=answer.reasoning_tokens,
+        )
         try:
             if not job.stream:
                 render = chat_completion if endpoint == "chat" else text_completion
@@ -161,9 +175,9 @@ class Sandbox:
             chunks = stream(answer, info.encoding, include_usage=job.include_usage)
             return await self._stream(request, call, chunks)
         finally:
-            limits.refund_tokens(reserved - answer.prompt_tokens - answer.completion_tokens)
-            self.stats.serve(call.request_id, model, answer.prompt_tokens, answer.completion_tokens)
-            self.costs.add(info.cost(Usage(answer.prompt_tokens, answer.completion_tokens)))
+            limits.refund_tokens(reserved - usage.total_tokens)
+            self.stats.serve(call.request_id, model, usage)
+            self.costs.add(info.cost(usage))
 
     async def transcriptions(self, request: web.Request, call: _Call) -> web.StreamResponse:
         """One transcription: one request of the model's RPM and RPD buckets (not the

@@ -41,6 +41,8 @@ class Job:
     max_tokens: int | None
     stream: bool
     include_usage: bool
+    messages: tuple[Message, ...] = ()
+    """A chat prompt's messages (for the prompt cache); none for legacy completions."""
 
     @property
     def prompt_tokens(self) -> int:
@@ -97,6 +99,7 @@ def parse_chat(body: Body, model: str, info: ModelInfo) -> Job:
         max_tokens=max_tokens,
         stream=stream,
         include_usage=include_usage,
+        messages=messages,
     )
 
 
