@@ -41,7 +41,7 @@ from bot.sandbox.parsing import (
     parse_model,
     resolve_model,
 )
-from bot.sandbox.replies import reply_text, truncate
+from bot.sandbox.replies import reasoning_tokens, reply_text, truncate
 from bot.sandbox.stats import SandboxStats
 from bot.tokens import count_text
 
@@ -125,13 +125,14 @@ class Sandbox:
     ) -> web.StreamResponse:
         """Answer one completion request.
 
-        The TPM bucket is charged before answering with the prompt plus ``max_tokens`` (OpenAI
-        counts a request's maximum against the limit up front), and the tokens the reply did
-        not use are given back afterwards. OpenAI does not document a refund; we give it so
-        that a generous ``max_tokens`` costs throughput only while a request is in flight, and
-        the bucket tracks the tokens actually served, which is what benchmarks compare.
-        Cached prompt tokens count against TPM like any others, as at OpenAI; a chat prompt is
-        looked up in (and added to) the prompt cache only once it is answered.
+        The TPM bucket is charged before answering with the prompt plus ``max_tokens`` or
+        ``max_completion_tokens`` (OpenAI counts a request's maximum against the limit up
+        front), and the tokens the reply did not use are given back afterwards. OpenAI does not
+        document a refund; we give it so that a generous maximum costs throughput only while a
+        request is in flight, and the bucket tracks the tokens actually served, which is what
+        benchmarks compare. Cached prompt tokens count against TPM like any others, as at
+        OpenAI; a chat prompt is looked up in (and added to) the prompt cache only once it is
+        answered.
         """
         body = parse_body(await request.read())
         model = parse_model(body)
@@ -151,8 +152,9 @@ class Sandbox:
             stats.failures += 1
             return _fail(request, fault)
         answer = self._answer(job)
-        outputs = answer.completion_tokens if job.max_tokens is None else job.max_tokens
-        reserved = job.prompt_tokens + outputs * len(job.prompts)
+        most = job.max_completion_tokens
+        outputs = answer.completion_tokens if most is None else most * len(job.prompts)
+        reserved = job.prompt_tokens + outputs
         refusal = limits.refusal(reserved)
         if refusal is not None:
             stats.rate_limited += 1
@@ -208,25 +210,36 @@ class Sandbox:
         return web.json_response(payload)
 
     def _answer(self, job: Job) -> Answer:
+        """The reply to each prompt. A reasoning model first spends its reasoning tokens, then
+        writes the text, both within ``max_completion_tokens``: if reasoning takes them all,
+        the text is empty and ``finish_reason`` is "length", as at OpenAI."""
         encoding = job.info.encoding
         window = job.info.context_window
+        seed = self.config.seed
         choices = []
         for prompt in job.prompts:
             text = reply_text(
-                seed=self.config.seed,
+                seed=seed,
                 model=job.model,
                 prompt_key=prompt.key,
                 echo=prompt.echo,
                 encoding=encoding,
             )
-            # Without max_tokens a reply runs to its end, or to the end of the context window.
-            cap = job.max_tokens
+            # Without a maximum a reply runs to its end, or to the end of the context window.
+            cap = job.max_completion_tokens
             if cap is None and window is not None:
                 cap = window - prompt.tokens
+            reasoning = 0
+            if job.info.reasoning:
+                reasoning = reasoning_tokens(seed=seed, model=job.model, prompt_key=prompt.key)
+                if cap is not None:
+                    reasoning = min(reasoning, cap)
+                    cap -= reasoning
             cut = False
             if cap is not None:
                 text, cut = truncate(text, cap, encoding)
-            choices.append(Choice(text, "length" if cut else "stop", count_text(text, encoding)))
+            finish = "length" if cut else "stop"
+            choices.append(Choice(text, finish, count_text(text, encoding), reasoning))
         return Answer(
             id=f"{'chatcmpl' if job.info.endpoint == 'chat' else 'cmpl'}-{uuid.uuid4().hex}",
             created=int(time.time()),
