@@ -179,7 +179,7 @@ class Sandbox:
         finally:
             limits.refund_tokens(reserved - usage.total_tokens)
             self.stats.serve(call.request_id, model, usage)
-            self.costs.add(info.cost(usage))
+            self.costs.add(info.cost(usage), model)
 
     async def transcriptions(self, request: web.Request, call: _Call) -> web.StreamResponse:
         """One transcription: one request of the model's RPM and RPD buckets (not the
@@ -204,7 +204,7 @@ class Sandbox:
         payload, seconds = audio.body(job, text, duration)
         stats.requests += 1
         stats.audio_seconds += seconds
-        self.costs.add(job.info.audio_cost(seconds))
+        self.costs.add(job.info.audio_cost(seconds), job.model)
         if job.response_format == "text":
             return web.Response(text=text + "\n", content_type="text/plain")
         return web.json_response(payload)
