@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -27,6 +27,7 @@ from bot.sandbox.bodies import (
     text_chunks,
     text_completion,
 )
+from bot.sandbox.cache import PromptCache
 from bot.sandbox.config import SandboxConfig
 from bot.sandbox.costs import CostLedger
 from bot.sandbox.errors import ApiError
@@ -40,7 +41,7 @@ from bot.sandbox.parsing import (
     parse_model,
     resolve_model,
 )
-from bot.sandbox.replies import reply_text, truncate
+from bot.sandbox.replies import reasoning_tokens, reply_text, truncate
 from bot.sandbox.stats import SandboxStats
 from bot.tokens import count_text
 
@@ -73,6 +74,8 @@ class Sandbox:
         """USD served per UTC day, for GET /v1/organization/costs."""
         self.limiter = Limiter(rpm=config.rpm, tpm=config.tpm, rpd=config.rpd, clock=config.clock)
         self.faults = FaultPicker(config)
+        self.prompt_cache = PromptCache(config.clock)
+        """Chat prompts' prefixes per model, for ``prompt_tokens_details.cached_tokens``."""
 
     @property
     def catalog(self) -> Catalog:
@@ -122,11 +125,14 @@ class Sandbox:
     ) -> web.StreamResponse:
         """Answer one completion request.
 
-        The TPM bucket is charged before answering with the prompt plus ``max_tokens`` (OpenAI
-        counts a request's maximum against the limit up front), and the tokens the reply did
-        not use are given back afterwards. OpenAI does not document a refund; we give it so
-        that a generous ``max_tokens`` costs throughput only while a request is in flight, and
-        the bucket tracks the tokens actually served, which is what benchmarks compare.
+        The TPM bucket is charged before answering with the prompt plus ``max_tokens`` or
+        ``max_completion_tokens`` (OpenAI counts a request's maximum against the limit up
+        front), and the tokens the reply did not use are given back afterwards. OpenAI does not
+        document a refund; we give it so that a generous maximum costs throughput only while a
+        request is in flight, and the bucket tracks the tokens actually served, which is what
+        benchmarks compare. Cached prompt tokens count against TPM like any others, as at
+        OpenAI; a chat prompt is looked up in (and added to) the prompt cache only once it is
+        answered.
         """
         body = parse_body(await request.read())
         model = parse_model(body)
@@ -146,13 +152,23 @@ class Sandbox:
             stats.failures += 1
             return _fail(request, fault)
         answer = self._answer(job)
-        outputs = answer.completion_tokens if job.max_tokens is None else job.max_tokens
-        reserved = job.prompt_tokens + outputs * len(job.prompts)
+        most = job.max_completion_tokens
+        outputs = answer.completion_tokens if most is None else most * len(job.prompts)
+        reserved = job.prompt_tokens + outputs
         refusal = limits.refusal(reserved)
         if refusal is not None:
             stats.rate_limited += 1
             raise errors.rate_limited(model, refusal)
         limits.take(reserved)
+        if job.messages:
+            cached = self.prompt_cache.serve(model, job.messages, info.encoding, job.prompt_tokens)
+            answer = replace(answer, cached_tokens=cached)
+        usage = Usage(
+            answer.prompt_tokens,
+            answer.completion_tokens,
+            cached_tokens=answer.cached_tokens,
+            reasoning_tokens=answer.reasoning_tokens,
+        )
         try:
             if not job.stream:
                 render = chat_completion if endpoint == "chat" else text_completion
@@ -161,9 +177,9 @@ class Sandbox:
             chunks = stream(answer, info.encoding, include_usage=job.include_usage)
             return await self._stream(request, call, chunks)
         finally:
-            limits.refund_tokens(reserved - answer.prompt_tokens - answer.completion_tokens)
-            self.stats.serve(call.request_id, model, answer.prompt_tokens, answer.completion_tokens)
-            self.costs.add(info.cost(Usage(answer.prompt_tokens, answer.completion_tokens)))
+            limits.refund_tokens(reserved - usage.total_tokens)
+            self.stats.serve(call.request_id, model, usage)
+            self.costs.add(info.cost(usage), model)
 
     async def transcriptions(self, request: web.Request, call: _Call) -> web.StreamResponse:
         """One transcription: one request of the model's RPM and RPD buckets (not the
@@ -188,31 +204,42 @@ class Sandbox:
         payload, seconds = audio.body(job, text, duration)
         stats.requests += 1
         stats.audio_seconds += seconds
-        self.costs.add(job.info.audio_cost(seconds))
+        self.costs.add(job.info.audio_cost(seconds), job.model)
         if job.response_format == "text":
             return web.Response(text=text + "\n", content_type="text/plain")
         return web.json_response(payload)
 
     def _answer(self, job: Job) -> Answer:
+        """The reply to each prompt. A reasoning model first spends its reasoning tokens, then
+        writes the text, both within ``max_completion_tokens``: if reasoning takes them all,
+        the text is empty and ``finish_reason`` is "length", as at OpenAI."""
         encoding = job.info.encoding
         window = job.info.context_window
+        seed = self.config.seed
         choices = []
         for prompt in job.prompts:
             text = reply_text(
-                seed=self.config.seed,
+                seed=seed,
                 model=job.model,
                 prompt_key=prompt.key,
                 echo=prompt.echo,
                 encoding=encoding,
             )
-            # Without max_tokens a reply runs to its end, or to the end of the context window.
-            cap = job.max_tokens
+            # Without a maximum a reply runs to its end, or to the end of the context window.
+            cap = job.max_completion_tokens
             if cap is None and window is not None:
                 cap = window - prompt.tokens
+            reasoning = 0
+            if job.info.reasoning:
+                reasoning = reasoning_tokens(seed=seed, model=job.model, prompt_key=prompt.key)
+                if cap is not None:
+                    reasoning = min(reasoning, cap)
+                    cap -= reasoning
             cut = False
             if cap is not None:
                 text, cut = truncate(text, cap, encoding)
-            choices.append(Choice(text, "length" if cut else "stop", count_text(text, encoding)))
+            finish = "length" if cut else "stop"
+            choices.append(Choice(text, finish, count_text(text, encoding), reasoning))
         return Answer(
             id=f"{'chatcmpl' if job.info.endpoint == 'chat' else 'cmpl'}-{uuid.uuid4().hex}",
             created=int(time.time()),

@@ -15,6 +15,8 @@ class Choice:
     text: str
     finish_reason: str
     tokens: int
+    """Of the text; the completion tokens billed are these and ``reasoning_tokens``."""
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,17 +28,33 @@ class Answer:
     fingerprint: str
     choices: tuple[Choice, ...]
     prompt_tokens: int
+    cached_tokens: int = 0
+    """Of ``prompt_tokens``, those read from the prompt cache."""
 
     @property
     def completion_tokens(self) -> int:
-        return sum(c.tokens for c in self.choices)
+        return sum(c.tokens + c.reasoning_tokens for c in self.choices)
 
-    def usage(self) -> JsonObject:
-        return {
+    @property
+    def reasoning_tokens(self) -> int:
+        return sum(c.reasoning_tokens for c in self.choices)
+
+    def usage(self, *, details: bool = False) -> JsonObject:
+        """OpenAI's ``usage``; with ``details`` (chat completions) the token details too."""
+        out: JsonObject = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
         }
+        if details:
+            out["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens, "audio_tokens": 0}
+            out["completion_tokens_details"] = {
+                "reasoning_tokens": self.reasoning_tokens,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            }
+        return out
 
     def head(self, kind: str) -> JsonObject:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
@@ -54,7 +72,7 @@ def chat_completion(answer: Answer) -> JsonObject:
                 "finish_reason": choice.finish_reason,
             }
         ],
-        "usage": answer.usage(),
+        "usage": answer.usage(details=True),
         "system_fingerprint": answer.fingerprint,
     }
 
@@ -95,7 +113,7 @@ def chat_chunks(answer: Answer, encoding: str, *, include_usage: bool) -> Iterat
             **answer.head("chat.completion.chunk"),
             "system_fingerprint": answer.fingerprint,
             "choices": [],
-            "usage": answer.usage(),
+            "usage": answer.usage(details=True),
         }
 
 

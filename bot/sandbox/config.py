@@ -15,7 +15,8 @@ FAULT_KINDS = ("500", "503", "drop")
 class SandboxConfig:
     """Limits apply per model, as OpenAI's do; None switches a limit off.
 
-    ``clock`` drives the rate-limit buckets only, so tests can move time without sleeping.
+    ``clock`` drives the rate-limit buckets and the prompt cache's expiry only, so tests can
+    move time without sleeping.
     """
 
     rpm: int | None = 60

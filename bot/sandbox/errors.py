@@ -156,6 +156,27 @@ def stream_options_without_stream() -> ApiError:
     )
 
 
+def unsupported_parameter(param: str, *, instead: str) -> ApiError:
+    return ApiError(
+        400,
+        f"Unsupported parameter: '{param}' is not supported with this model. "
+        f"Use '{instead}' instead.",
+        param=param,
+        code="unsupported_parameter",
+    )
+
+
+def unsupported_temperature(value: float) -> ApiError:
+    """The value as the client sent it: 0.2, 0, 1.5."""
+    return ApiError(
+        400,
+        f"Unsupported value: 'temperature' does not support {value} with this model. "
+        "Only the default (1) value is supported.",
+        param="temperature",
+        code="unsupported_value",
+    )
+
+
 def context_length_chat(window: int, prompt: int, completion: int | None) -> ApiError:
     if completion is None:
         message = (

@@ -38,9 +38,13 @@ class Job:
     info: ModelInfo
     prompts: tuple[Prompt, ...]
     """One for chat; one per prompt of a legacy completion, each answered as a choice."""
-    max_tokens: int | None
+    max_completion_tokens: int | None
+    """``max_tokens`` or ``max_completion_tokens``: the most completion tokens of one choice,
+    a reasoning model's hidden reasoning tokens included."""
     stream: bool
     include_usage: bool
+    messages: tuple[Message, ...] = ()
+    """A chat prompt's messages (for the prompt cache); none for legacy completions."""
 
     @property
     def prompt_tokens(self) -> int:
@@ -78,11 +82,18 @@ def resolve_model(catalog: Catalog, name: str, endpoint: Endpoint) -> ModelInfo:
 
 
 def parse_chat(body: Body, model: str, info: ModelInfo) -> Job:
+    """A chat request. Reasoning models refuse ``max_tokens`` (``max_completion_tokens``
+    bounds their reasoning and answer together), and models with a fixed temperature any but
+    the default 1, with OpenAI's 400s; every chat model takes ``max_completion_tokens``."""
     messages = _messages(body.get("messages"))
     max_tokens = _max_tokens(body, "max_tokens")
+    if max_tokens is not None and info.reasoning:
+        raise errors.unsupported_parameter("max_tokens", instead="max_completion_tokens")
     if max_tokens is None:
         max_tokens = _max_tokens(body, "max_completion_tokens")
-    _temperature(body)
+    temperature = _temperature(body)
+    if temperature is not None and temperature != 1 and info.fixed_temperature:
+        raise errors.unsupported_temperature(temperature)
     stream, include_usage = _stream(body)
     tokens = count_messages(messages, info.encoding)
     window = info.context_window
@@ -94,9 +105,10 @@ def parse_chat(body: Body, model: str, info: ModelInfo) -> Job:
         model=model,
         info=info,
         prompts=(Prompt(key=key, echo=users[-1].content, tokens=tokens),),
-        max_tokens=max_tokens,
+        max_completion_tokens=max_tokens,
         stream=stream,
         include_usage=include_usage,
+        messages=messages,
     )
 
 
@@ -116,7 +128,7 @@ def parse_legacy(body: Body, model: str, info: ModelInfo) -> Job:
         model=model,
         info=info,
         prompts=prompts,
-        max_tokens=max_tokens,
+        max_completion_tokens=max_tokens,
         stream=stream,
         include_usage=include_usage,
     )
@@ -196,17 +208,18 @@ def _max_tokens(body: Body, param: str) -> int | None:
     return value
 
 
-def _temperature(body: Body) -> None:
+def _temperature(body: Body) -> float | None:
     """Checked though unused: the reply is deterministic whatever the temperature."""
     value = body.get("temperature")
     if value is None:
-        return
+        return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise errors.wrong_type("temperature", "a decimal", value)
     if value < 0:
         raise errors.below_min("temperature", 0, value, integer=False)
     if value > 2:
         raise errors.above_max("temperature", 2, value)
+    return value
 
 
 def _stream(body: Body) -> tuple[bool, bool]:

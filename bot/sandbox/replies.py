@@ -11,6 +11,8 @@ from bot.tokens import count_text, encode, get_encoding
 
 MIN_TOKENS = 20
 MAX_TOKENS = 80
+REASONING_STEP = 64
+REASONING_STEPS = 8
 _ECHO_WORDS = 6
 _WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
 _WORDS = (
@@ -47,6 +49,13 @@ def reply_text(*, seed: int, model: str, prompt_key: str, echo: str, encoding: s
     while count_text(text, encoding) < target:
         text += " " + _sentence(rng)
     return text
+
+
+def reasoning_tokens(*, seed: int, model: str, prompt_key: str) -> int:
+    """The hidden reasoning tokens of a reasoning model's reply: 64 to 512, in steps of 64 as
+    OpenAI's usually are, fixed by the request like the reply's text."""
+    rng = _rng(seed, model, f"reasoning\x00{prompt_key}")
+    return REASONING_STEP * rng.randint(1, REASONING_STEPS)
 
 
 def truncate(text: str, max_tokens: int, encoding: str) -> tuple[str, bool]:

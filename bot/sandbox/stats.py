@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 
+from bot.models import Usage
+
 KEEP_RESPONSES = 100_000
 """Served responses kept for ``GET /sandbox/responses``; older ones are forgotten."""
 
@@ -15,6 +17,10 @@ class ModelStats:
     """Requests answered with a completion (HTTP 200)."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
+    """Of ``prompt_tokens``, those read from the prompt cache."""
+    reasoning_tokens: int = 0
+    """Of ``completion_tokens``, those a reasoning model spent thinking."""
     rate_limited: int = 0
     """Every 429: rate limits, requests too large for the TPM limit, and exhausted quota."""
     failures: int = 0
@@ -42,6 +48,8 @@ class Served:
     model: str
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -54,12 +62,23 @@ class SandboxStats:
     responses: deque[Served] = field(default_factory=lambda: deque(maxlen=KEEP_RESPONSES))
     """The latest served completions, so fault tests can match each to the bot's usage row."""
 
-    def serve(self, request_id: str, model: str, prompt_tokens: int, completion: int) -> None:
+    def serve(self, request_id: str, model: str, usage: Usage) -> None:
         stats = self.model(model)
         stats.requests += 1
-        stats.prompt_tokens += prompt_tokens
-        stats.completion_tokens += completion
-        self.responses.append(Served(request_id, model, prompt_tokens, completion))
+        stats.prompt_tokens += usage.prompt_tokens
+        stats.completion_tokens += usage.completion_tokens
+        stats.cached_tokens += usage.cached_tokens
+        stats.reasoning_tokens += usage.reasoning_tokens
+        self.responses.append(
+            Served(
+                request_id,
+                model,
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.cached_tokens,
+                usage.reasoning_tokens,
+            )
+        )
 
     def model(self, name: str) -> ModelStats:
         return self.models.setdefault(name, ModelStats())

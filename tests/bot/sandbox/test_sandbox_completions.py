@@ -69,6 +69,13 @@ async def test_chat_completion_body_and_usage(
         "prompt_tokens": expected_prompt,
         "completion_tokens": count_text(content, encoding),
         "total_tokens": expected_prompt + count_text(content, encoding),
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
     }
 
 

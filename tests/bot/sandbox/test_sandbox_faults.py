@@ -108,6 +108,8 @@ async def test_stats_endpoint_reports_what_was_served(serve: Any) -> None:
         "requests": 2,
         "prompt_tokens": 2 * a["prompt_tokens"],
         "completion_tokens": 2 * a["completion_tokens"],
+        "cached_tokens": 0,
+        "reasoning_tokens": 0,
         "total_tokens": 2 * a["total_tokens"],
         "rate_limited": 1,
         "failures": 0,
@@ -133,6 +135,8 @@ async def test_responses_endpoint_lists_each_served_completion_by_request_id(ser
                     "model": "gpt-4o",
                     "prompt_tokens": usage["prompt_tokens"],
                     "completion_tokens": usage["completion_tokens"],
+                    "cached_tokens": 0,
+                    "reasoning_tokens": 0,
                 }
             )
     r = await client.post(
