@@ -99,7 +99,7 @@ async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
 
 
 def _shape(command: dict[str, Any]) -> dict[str, Any]:
-    keep = ("name", "type", "description", "required", "choices")
+    keep = ("name", "type", "description", "required", "choices", "autocomplete")
     out = {k: command[k] for k in keep if k in command and command[k] not in (None, False)}
     if command.get("options"):
         out["options"] = [_shape(o) for o in command["options"]]
@@ -236,6 +236,26 @@ async def test_slash_ask_through_the_command_tree(rig: Rig) -> None:
     assert rig.sandbox.stats.total.requests == 1
     (row,) = await rig.app.usage.rows()
     assert (row.platform, row.workspace, row.user) == ("discord", GUILD, USER)
+
+
+async def test_the_model_option_autocompletes_through_the_command_tree(rig: Rig) -> None:
+    await rig.app.limits.set(f"channel:{CHANNEL}", "models", "gpt-4o-mini,gpt-5-mini", by="t")
+    await rig.app.budget.reload()
+    payload = interaction(
+        "ask", [option("prompt", "x"), {**option("model", "mini"), "focused": True}]
+    )
+    payload["type"] = 4  # APPLICATION_COMMAND_AUTOCOMPLETE
+    await rig.event("interaction_create", payload)
+    result = rig.api.deferred(payload["token"])
+    assert result == {
+        "type": 8,
+        "data": {
+            "choices": [
+                {"name": "gpt-4o-mini", "value": "gpt-4o-mini"},
+                {"name": "gpt-5-mini", "value": "gpt-5-mini"},
+            ]
+        },
+    }
 
 
 async def test_slash_budget_set_checks_permissions(rig: Rig) -> None:
