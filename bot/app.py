@@ -134,7 +134,12 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         stack.push_async_callback(backend.aclose)
         limits = BudgetLimitStore(db)
         # Rows the database cannot take wait here (fsynced) and are written when it is back.
-        usage = UsageStore(db, spool=Spool(settings.data_dir / "usage-spool.jsonl"))
+        usage = UsageStore(
+            db,
+            spool=Spool(settings.data_dir / "usage-spool.jsonl"),
+            # Rows the database refuses for their data: set aside, never retried.
+            quarantine=Spool(settings.data_dir / "usage-quarantine.jsonl"),
+        )
         usage.start()
         stack.push_async_callback(usage.aclose)
         budget = Budget(
@@ -158,6 +163,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             "quotabot_queue_depth", "Requests waiting for budget, by model.", budget.queue_depths
         )
         metrics.budget_fallback.set_function(lambda: float(backend.degraded))
+        metrics.usage_quarantined.set_function(lambda: float(usage.quarantined))
         admission = Admission(settings.concurrent_answers or settings.provider_connections)
         metrics.events_waiting.set_function(lambda: float(admission.waiting))
         builder = DigestBuilder(db, budget)

@@ -29,6 +29,7 @@
     │   ├── ProviderTimeout    no answer in time
     │   └── ProviderUnreachable  connection refused or dropped
     ├── StoreError             the usage database failed
+    │   └── RowRejected        it refused the data itself (NUL byte, too long): never retried
     └── DigestError            a digest cannot be posted (platform not configured, bad channel)
 
 Provider errors are raised from the httpx error or the HTTP answer that caused them
@@ -285,6 +286,11 @@ class ProviderUnreachable(ProviderError):
 
 class StoreError(QuotabotError):
     pass
+
+
+class RowRejected(StoreError):
+    """The database refused a row's data itself: written again it would fail again, so it is
+    set aside rather than retried, and must never hold up the rows written with it."""
 
 
 class DigestError(QuotabotError):

@@ -21,6 +21,17 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "quotabot_request_id", default=None
 )
 _NOISY = ("alembic", "httpx", "httpcore", "aiohttp.access")
+PAYLOAD_LOGGERS = (
+    "aiosqlite",  # every statement with its parameters
+    "sqlalchemy.engine",  # the same, when echo is on
+    "slack_bolt",  # request bodies
+    "slack_sdk",  # Web API calls with their arguments (message text)
+    "discord.gateway",  # received payloads (with enable_debug_events)
+    "discord.http",  # request bodies
+    "hpack",  # header blocks
+)
+"""Libraries whose DEBUG lines carry event payloads or message text: never below INFO, even
+with ``--verbose``, so that no prompt or answer reaches a log."""
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
 
 
@@ -63,3 +74,10 @@ def configure(level: str, fmt: LogFormat = "text", *, verbose: bool = False) -> 
     if not verbose:
         for noisy in _NOISY:
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_payload_loggers()
+
+
+def quiet_payload_loggers() -> None:
+    """No DEBUG lines from the libraries that would log payloads (``PAYLOAD_LOGGERS``)."""
+    for name in PAYLOAD_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)

@@ -83,6 +83,12 @@ class Metrics:
             "Chat events waiting for a turn in this process (QUOTABOT_CONCURRENT_ANSWERS).",
             registry=r,
         )
+        self.usage_quarantined = Gauge(
+            "quotabot_usage_rows_quarantined",
+            "Usage rows the database refused for their data since this process started, set "
+            "aside in <data_dir>/usage-quarantine.jsonl.",
+            registry=r,
+        )
 
     def watch(self, name: str, help: str, read: Callable[[], Iterable[tuple[str, float]]]) -> None:
         """A gauge by model read when scraped (queue depth, budget use): always current."""

@@ -58,6 +58,7 @@ from bot.commands import BUDGET_HELP, Commands
 from bot.digest.render import CHART_NAME, slack_blocks
 from bot.digest.send import DigestMessage
 from bot.errors import ConfigError, DigestError, QuotabotError, StoreError
+from bot.ids import usable_id
 from bot.lifecycle import finish
 from bot.models import ChatRequest, Message
 from bot.service import Service
@@ -902,19 +903,24 @@ def _envelope_problem(body: Any) -> str | None:
         return f"a JSON {type(body).__name__}, not an object"
     if body.get("type") == "event_callback" and not isinstance(body.get("event"), dict):
         return "an event_callback without an event object"
+    for key in ("team_id", "api_app_id", "event_id"):
+        if key in body and not usable_id(body[key]):
+            return f"an unusable {key}"
     return None
 
 
-_EVENT_STRINGS = ("channel", "ts", "user")
-_OPTIONAL_STRINGS = ("text", "thread_ts", "team", "channel_type")
-_COMMAND_STRINGS = ("user_id", "channel_id", "trigger_id")
+_EVENT_IDS = ("channel", "ts", "user")
+_OPTIONAL_IDS = ("thread_ts", "team", "channel_type")
+_COMMAND_IDS = ("user_id", "channel_id", "trigger_id")
 
 
 def _malformed(event: dict[str, Any]) -> bool:
     """Whether a person's message event lacks what answering it needs, or has a field of
-    another type than Slack sends: logged and ignored, before anything is written."""
-    bad = [k for k in _EVENT_STRINGS if not (isinstance(event.get(k), str) and event[k])]
-    bad += [k for k in _OPTIONAL_STRINGS if not isinstance(event.get(k, ""), str)]
+    another shape than Slack sends (bot.ids): logged and ignored, before anything is
+    written."""
+    bad = [k for k in _EVENT_IDS if not usable_id(event.get(k))]
+    bad += [k for k in _OPTIONAL_IDS if k in event and not usable_id(event[k])]
+    bad += [] if isinstance(event.get("text", ""), str) else ["text"]
     if bad:
         log.warning("Slack %s event without a usable %s ignored", event.get("type"), bad)
     return bool(bad)
@@ -961,7 +967,8 @@ def _ts_order(ts: Any) -> tuple[int, int]:
 
 def _incomplete(command: dict[str, Any]) -> bool:
     """The same for a slash command (its ``team_id`` may come from the context instead)."""
-    bad = [k for k in _COMMAND_STRINGS if not (isinstance(command.get(k), str) and command[k])]
+    bad = [k for k in _COMMAND_IDS if not usable_id(command.get(k))]
+    bad += [k for k in ("team_id",) if k in command and not usable_id(command[k])]
     if bad:
         log.warning("Slack command %r without %s ignored", command.get("command"), bad)
     return bool(bad)

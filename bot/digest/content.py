@@ -19,7 +19,7 @@ from bot.budget.manager import Budget
 from bot.budget.policy import ScopeKind
 from bot.digest import window
 from bot.errors import StoreError
-from bot.store.db import DB_ERRORS, Database
+from bot.store.db import DB_ERRORS, Database, describe
 from bot.store.digests import DigestConfig
 from bot.store.rollups import MEASURES, raw_source, source
 from bot.store.schema import Money, RequestEvent
@@ -153,7 +153,7 @@ class DigestBuilder:
         try:
             return await self._build(cfg, day)
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not read usage for the digest: {exc}") from exc
+            raise StoreError(f"Could not read usage for the digest: {describe(exc)}") from exc
 
     async def _build(self, cfg: DigestConfig, day: date) -> Digest:
         zone = cfg.zone
@@ -258,7 +258,7 @@ class DigestBuilder:
             async with self.db.session() as s:
                 return Decimal((await s.execute(select(_sum(src, "cost")))).scalar() or 0)
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not read usage: {exc}") from exc
+            raise StoreError(f"Could not read usage: {describe(exc)}") from exc
 
     async def current_budgets(self, cfg: DigestConfig, now: datetime) -> list[BudgetUse]:
         """Every cap of the workspace and what is active in it today (UTC), used so far in
@@ -281,7 +281,9 @@ class DigestBuilder:
                     await _lines(s, self._src(start, end, fine=False, where=ws), "model"),
                 )
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not read usage for the budget alerts: {exc}") from exc
+            raise StoreError(
+                f"Could not read usage for the budget alerts: {describe(exc)}"
+            ) from exc
 
     async def _budgets(
         self,

@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 
 from bot.budget.policy import LIMIT_KINDS, MODEL_SCOPES, MODELS, SCOPES, Value
 from bot.errors import StoreError
-from bot.store.db import DB_ERRORS, Database
+from bot.store.db import DB_ERRORS, Database, describe
 from bot.store.schema import BudgetLimit
 
 
@@ -60,7 +60,7 @@ class BudgetLimitStore:
             async with self.db.session() as s:
                 rows = (await s.scalars(select(BudgetLimit))).all()
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not read budget limits: {exc}") from exc
+            raise StoreError(f"Could not read budget limits: {describe(exc)}") from exc
         out: dict[str, dict[str, Value]] = defaultdict(dict)
         for row in rows:
             if row.kind == MODELS:
@@ -90,4 +90,4 @@ class BudgetLimitStore:
                 else:
                     row.value, row.updated_by = text, by
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not save the budget limit: {exc}") from exc
+            raise StoreError(f"Could not save the budget limit: {describe(exc)}") from exc

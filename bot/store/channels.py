@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.errors import StoreError
 from bot.models import ChannelSettings
-from bot.store.db import DB_ERRORS, Database
+from bot.store.db import DB_ERRORS, Database, describe
 from bot.store.schema import ChannelSetting
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,9 @@ class ChannelStore:
             async with self.db.session() as s:
                 row = await s.get(ChannelSetting, (platform, workspace, channel))
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not read settings of channel {channel}: {exc}") from exc
+            raise StoreError(
+                f"Could not read settings of channel {channel}: {describe(exc)}"
+            ) from exc
         if row is None:
             return self.defaults
         overrides = {f: getattr(row, f) for f in FIELDS if getattr(row, f) is not None}
@@ -90,5 +92,7 @@ class ChannelStore:
                     setattr(row, name, value)
             self._cache.pop((platform, workspace, channel), None)
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not save settings of channel {channel}: {exc}") from exc
+            raise StoreError(
+                f"Could not save settings of channel {channel}: {describe(exc)}"
+            ) from exc
         return await self.get(platform, workspace, channel)

@@ -9,7 +9,13 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    SQLAlchemyError,
+    StatementError,
+)
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,9 +26,41 @@ from sqlalchemy.ext.asyncio import (
 from bot.config import async_database_url
 from bot.lifecycle import AsyncResource
 
-DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError, OverflowError)
 """What a database that is down or unreachable raises: asyncpg's refused connections come
-through SQLAlchemy as plain OSError. The stores turn these into StoreError."""
+through SQLAlchemy as plain OSError (and sqlite3's refusal of a too large integer as a plain
+OverflowError). The stores turn these into StoreError."""
+
+
+def refused_data(exc: BaseException) -> bool:
+    """Whether the database refused the data itself (a NUL byte, a value too long for its
+    column): sending the same rows again can never work, unlike when it is down or busy."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OverflowError):
+            return True
+        if isinstance(seen, DBAPIError):
+            code = getattr(seen.orig, "sqlstate", None) or getattr(seen.orig, "pgcode", None)
+            if code:  # SQLSTATE classes 22 (data exception) and 23 (integrity violation)
+                return str(code)[:2] in ("22", "23")
+            return isinstance(seen, DataError | IntegrityError)
+        if isinstance(seen, StatementError):  # a value our own column types would not take
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong, for a log line: the driver's message, never the statement or its
+    parameters (which carry event payloads and message text)."""
+    if isinstance(exc, DBAPIError):
+        first = str(exc.orig).strip().splitlines()
+        return f"{type(exc.orig).__name__}: {first[0] if first else ''}"[:300]
+    if isinstance(exc, StatementError):  # refused by one of our column types (bot.store.schema)
+        return f"{type(exc.orig).__name__}: {str(exc.orig).splitlines()[0] if exc.orig else ''}"[
+            :300
+        ]
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -57,6 +95,8 @@ class Database(AsyncResource):
             pool_size=20,
             max_overflow=10,
             pool_timeout=60,
+            # Errors must not carry bound values into logs: they hold message text.
+            hide_parameters=True,
         )
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

@@ -19,7 +19,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.errors import StoreError
-from bot.store.db import DB_ERRORS, Database
+from bot.store.db import DB_ERRORS, Database, describe
 from bot.store.group import GroupWriter
 from bot.store.schema import Claim, DigestSetting, RequestEvent
 
@@ -88,7 +88,7 @@ class DigestSettingsStore:
             async with self.db.session() as s:
                 row = await s.get(DigestSetting, (platform, workspace))
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not read the digest settings: {exc}") from exc
+            raise StoreError(f"Could not read the digest settings: {describe(exc)}") from exc
         return _config(row) if row else None
 
     async def all(self) -> list[DigestConfig]:
@@ -96,7 +96,7 @@ class DigestSettingsStore:
             async with self.db.session() as s:
                 rows = (await s.scalars(select(DigestSetting))).all()
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not read the digest settings: {exc}") from exc
+            raise StoreError(f"Could not read the digest settings: {describe(exc)}") from exc
         return [_config(r) for r in rows]
 
     async def set(
@@ -145,7 +145,7 @@ class DigestSettingsStore:
                 await s.flush()
                 return _config(row)
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not store the digest settings: {exc}") from exc
+            raise StoreError(f"Could not store the digest settings: {describe(exc)}") from exc
 
 
 def _config(row: DigestSetting) -> DigestConfig:
@@ -182,7 +182,7 @@ class Claims:
                     return 1
                 return int((await s.execute(take_over)).scalar() or 0)
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not claim {key}: {exc}") from exc
+            raise StoreError(f"Could not claim {key}: {describe(exc)}") from exc
 
     async def done(self, key: str, result: str) -> None:
         await self._update(key, done_at=datetime.now(UTC), result=result[:250])
@@ -197,14 +197,14 @@ class Claims:
                     )
                 )
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not release {key}: {exc}") from exc
+            raise StoreError(f"Could not release {key}: {describe(exc)}") from exc
 
     async def get(self, key: str) -> Claim | None:
         try:
             async with self.db.session() as s:
                 return await s.get(Claim, key)
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not read claim {key}: {exc}") from exc
+            raise StoreError(f"Could not read claim {key}: {describe(exc)}") from exc
 
     async def stale(self, prefix: str, *, lease: timedelta) -> list[str]:
         """Keys under ``prefix`` claimed more than ``lease`` ago and never done."""
@@ -218,14 +218,14 @@ class Claims:
             async with self.db.session() as s:
                 return list((await s.scalars(stmt)).all())
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not read claims: {exc}") from exc
+            raise StoreError(f"Could not read claims: {describe(exc)}") from exc
 
     async def _update(self, key: str, **values: object) -> None:
         try:
             async with self.db.session() as s, s.begin():
                 await s.execute(update(Claim).where(Claim.key == key).values(**values))
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not update claim {key}: {exc}") from exc
+            raise StoreError(f"Could not update claim {key}: {describe(exc)}") from exc
 
 
 class RequestEvents:

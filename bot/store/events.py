@@ -20,8 +20,8 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.errors import StoreError
-from bot.store.db import DB_ERRORS, Database
+from bot.errors import RowRejected, StoreError
+from bot.store.db import DB_ERRORS, Database, describe, refused_data
 from bot.store.group import GroupWriter
 from bot.store.journal import Journal
 from bot.store.schema import SeenEvent
@@ -76,7 +76,9 @@ class EventLog:
         self.journal = journal if self.takes_over else None
         self.owner = owner or uuid.uuid4().hex
         self._claims = 0
-        self._group = GroupWriter(self._claim, max_batch=1000)
+        # A claim the database refuses must not fail the claims written with it (each of those
+        # events would then be answered without one): the group is retried row by row.
+        self._group = GroupWriter(self._claim, max_batch=1000, split_on=RowRejected)
         self._done = GroupWriter(self._finish, max_batch=1000)
         self._open: set[str] = set()
         """Claims of this process with a lease, not done yet: renewed."""
@@ -91,7 +93,7 @@ class EventLog:
         """Before acknowledging an event that ``first`` is about to claim: keep it in the local
         journal (if any) until the claim is written, for a restart after a crash to find."""
         if self.journal is not None:
-            self.journal.hold(key[:200], payload)
+            self.journal.hold(storable(key), payload)
 
     async def first(self, key: str, payload: Mapping[str, Any] | None = None) -> bool:
         """True for the first caller with ``key``, in any process sharing the database.
@@ -99,7 +101,7 @@ class EventLog:
         With a ``payload`` (and a lease), the event is kept until ``done(key)``: if this
         process dies first, another one gets the payload from ``orphans``.
         """
-        key = key[:200]
+        key = storable(key)
         kept = json.dumps(payload) if payload is not None and self.takes_over else None
         try:
             won = await self._group.submit((key, kept))
@@ -134,7 +136,7 @@ class EventLog:
     async def done(self, key: str) -> None:
         """The event needs nothing more: nobody is to take it over. Never raises: a write
         that fails is retried by ``renew``."""
-        key = key[:200]
+        key = storable(key)
         if key not in self._open:
             return
         self._open.discard(key)
@@ -164,7 +166,9 @@ class EventLog:
                         .values(lease_until=until)
                     )
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not renew the leases of events under way: {exc}") from exc
+            raise StoreError(
+                f"Could not renew the leases of events under way: {describe(exc)}"
+            ) from exc
 
     async def orphans(self, prefixes: Sequence[str], limit: int = 20) -> list[Orphan]:
         """Events (with a key starting with one of ``prefixes``) whose lease has run out, now
@@ -209,7 +213,9 @@ class EventLog:
                     else:
                         taken.append(Orphan(key, json.loads(payload), attempts + 1))
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not look for events left by a stopped process: {exc}") from exc
+            raise StoreError(
+                f"Could not look for events left by a stopped process: {describe(exc)}"
+            ) from exc
         for key in given_up:
             log.error("event %s was taken over %d times: given up", key, MAX_TAKEOVERS)
         self._open.update(o.key for o in taken)
@@ -251,7 +257,8 @@ class EventLog:
         except DB_ERRORS as exc:
             keys = [key for key, _ in items]
             shown = ", ".join(keys[:3]) + ("..." if len(keys) > 3 else "")
-            raise StoreError(f"Could not record events {shown}: {exc}") from exc
+            error = RowRejected if refused_data(exc) else StoreError
+            raise error(f"Could not record events {shown}: {describe(exc)}") from exc
         self._claims += len(items)
         out = []
         for key, _ in items:  # the same key twice in one group: only the first caller gets it
@@ -269,8 +276,14 @@ class EventLog:
             async with self.db.session() as s, s.begin():
                 await s.execute(stmt, [{"k": key} for key in keys])
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not mark {len(keys)} events done: {exc}") from exc
+            raise StoreError(f"Could not mark {len(keys)} events done: {describe(exc)}") from exc
         return [None] * len(keys)
+
+
+def storable(key: str) -> str:
+    """An event key as stored: at most 200 characters, NUL written out (PostgreSQL refuses
+    it, SQLite would keep it), the same on both."""
+    return key.replace("\x00", "\\0")[:200]
 
 
 def _chunks(keys: Iterable[str]) -> list[list[str]]:

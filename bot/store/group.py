@@ -21,12 +21,21 @@ class GroupWriter(Generic[T, R]):
     """Calls ``write`` with up to ``max_batch`` items at a time, one call at a time.
 
     ``write`` returns one result per item, in order; if it raises, every caller in that group
-    gets the exception (the next group is still tried).
+    gets the exception (the next group is still tried). If it raises ``split_on`` (one item
+    the database refuses fails the whole statement), each item is written again on its own, so
+    that only that item's caller gets the error.
     """
 
-    def __init__(self, write: Callable[[list[T]], Awaitable[list[R]]], *, max_batch: int):
+    def __init__(
+        self,
+        write: Callable[[list[T]], Awaitable[list[R]]],
+        *,
+        max_batch: int,
+        split_on: type[Exception] | None = None,
+    ):
         self._write = write
         self.max_batch = max_batch
+        self._split_on = split_on
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -45,12 +54,29 @@ class GroupWriter(Generic[T, R]):
             try:
                 results = await self._write([item for item, _ in group])
             except Exception as exc:
+                split = self._split_on is not None and isinstance(exc, self._split_on)
+                if split and len(group) > 1:
+                    await self._one_by_one(group)
+                    continue
                 _settle(group, exc)
                 continue
             except BaseException as exc:  # shutdown: no caller may wait forever
                 _settle(group, exc)
                 raise
             for (_, done), result in zip(group, results, strict=True):
+                if not done.done():
+                    done.set_result(result)
+
+    async def _one_by_one(self, group: list[tuple[T, asyncio.Future[R]]]) -> None:
+        for n, (item, done) in enumerate(group):
+            try:
+                (result,) = await self._write([item])
+            except Exception as exc:
+                _settle([(item, done)], exc)
+            except BaseException as exc:
+                _settle(group[n:], exc)
+                raise
+            else:
                 if not done.done():
                     done.set_result(result)
 

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
 
 from bot.errors import ConfigError, StoreError
-from bot.store.db import DB_ERRORS, Database
+from bot.store.db import DB_ERRORS, Database, describe
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -57,7 +57,7 @@ async def ensure_schema(db: Database, *, migrate: bool | None = None) -> None:
         # A one-line reason, not a traceback: a process restarted during a database outage
         # exits with this until the database is back (its spool is written then).
         where = make_url(db.url).render_as_string(hide_password=True)
-        raise StoreError(f"The database at {where} does not answer: {exc}") from exc
+        raise StoreError(f"The database at {where} does not answer: {describe(exc)}") from exc
     want = head()
     if have != want:
         raise ConfigError(

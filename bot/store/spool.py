@@ -1,4 +1,5 @@
-"""Usage rows the database could not take, kept on local disk until it can.
+"""Usage rows the database could not take, kept on local disk until it can (the spool), or
+for good when it refuses their data (the quarantine: same format, with the reason).
 
 One JSON object per line, appended and fsynced before the caller is told its row is safe, so
 a crash loses nothing that was acknowledged. The rows go to the database later with the same
@@ -26,15 +27,18 @@ from typing import Any
 from bot.store.usage import UsageRow
 
 
-def _encode(row: UsageRow) -> str:
+def _encode(row: UsageRow, reason: str | None = None) -> str:
     data: dict[str, Any] = asdict(row)
     data["created_at"] = row.created_at.isoformat()
     data["cost"] = None if row.cost is None else str(row.cost)
+    if reason is not None:
+        data["reason"] = reason
     return json.dumps(data, separators=(",", ":"))
 
 
 def _decode(line: str) -> UsageRow:
     data = json.loads(line)
+    data.pop("reason", None)
     data["created_at"] = datetime.fromisoformat(data["created_at"])
     data["cost"] = None if data["cost"] is None else Decimal(data["cost"])
     return UsageRow(**data)
@@ -44,9 +48,10 @@ class Spool:
     def __init__(self, path: Path):
         self.path = path
 
-    async def append(self, rows: Sequence[UsageRow]) -> None:
-        """Durable when it returns: written and fsynced."""
-        text = "".join(_encode(row) + "\n" for row in rows)
+    async def append(self, rows: Sequence[UsageRow], *, reason: str | None = None) -> None:
+        """Durable when it returns: written and fsynced. ``reason``: why the rows are kept
+        (the quarantine's lines carry it; it is not read back)."""
+        text = "".join(_encode(row, reason) + "\n" for row in rows)
         await asyncio.to_thread(self._append, text)
 
     async def take(self) -> list[UsageRow]:

@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import ColumnElement, delete, func, select, type_coerce
+from sqlalchemy import ColumnElement, String, delete, func, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.errors import StoreError
+from bot.errors import RowRejected, StoreError
 from bot.store import rollups
-from bot.store.db import DB_ERRORS, Database
+from bot.store.db import DB_ERRORS, Database, describe, refused_data
 from bot.store.group import GroupWriter
 from bot.store.schema import Money, RequestEvent, UsageRecord
 
@@ -85,12 +85,19 @@ class UsageStore:
     REPLAY_EVERY = 5.0
     """Seconds between attempts to move spooled rows to the database while it is away."""
 
-    def __init__(self, db: Database, *, spool: Spool | None = None):
+    def __init__(
+        self, db: Database, *, spool: Spool | None = None, quarantine: Spool | None = None
+    ):
         """With ``spool``, rows the database cannot take are kept there (durably) and written
-        when it is back, instead of failing their callers."""
+        when it is back, instead of failing their callers. With ``quarantine``, a row the
+        database refuses for its data (a NUL byte, an over-long ID) is set aside there, with
+        its reason, instead of failing its caller or holding up the rows around it."""
         self.db = db
         self.spool = spool
-        self._group = GroupWriter(self._write, max_batch=self.MAX_BATCH)
+        self.quarantine = quarantine
+        self.quarantined = 0
+        """Rows set aside since start (``/metrics``)."""
+        self._group = GroupWriter(self._write, max_batch=self.MAX_BATCH, split_on=RowRejected)
         self._replayer: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -110,12 +117,48 @@ class UsageStore:
         return await self._group.submit(row)
 
     async def _write(self, rows: list[UsageRow]) -> list[bool]:
+        rows = [_without_nul(row) for row in rows]
+        if any(_too_long(row) for row in rows):
+            # As PostgreSQL would refuse them, on SQLite too: each row on its own.
+            if len(rows) > 1:
+                raise RowRejected("a usage row has a value longer than its column")
+            problem = _too_long(rows[0])
+            return [await self._set_aside(rows[0], RowRejected(f"{problem} is too long"))]
         try:
             return await self._insert(rows)
+        except RowRejected as exc:
+            if len(rows) > 1:
+                raise  # the group writer writes each row on its own
+            return [await self._set_aside(rows[0], exc)]
         except StoreError as exc:
             if self.spool is None or not await self._spool(rows, exc):
                 raise
             return [True] * len(rows)  # safe on disk; written when the database is back
+
+    async def _set_aside(self, row: UsageRow, exc: RowRejected) -> bool:
+        """A row the database will never take: into the quarantine file, with its reason;
+        logged by its ids and figures only. Raises ``exc`` when there is no quarantine."""
+        self.quarantined += 1
+        log.error(
+            "the database refused usage row %s (request %s, %s): set aside in %s",
+            row.call_id[:64],
+            row.request_id[:64],
+            exc,
+            self.quarantine.path if self.quarantine else "nowhere",
+        )
+        if self.quarantine is None:
+            raise exc
+        await self.quarantine.append([row], reason=str(exc))
+        return True
+
+    async def _write_each(self, rows: list[UsageRow]) -> None:
+        """Rows from the spool whose group the database refused: each on its own, the refused
+        ones set aside. Raises StoreError if the database is away again."""
+        for row in rows:
+            try:
+                await self._insert([row])
+            except RowRejected as exc:
+                await self._set_aside(row, exc)
 
     async def _spool(self, rows: list[UsageRow], exc: StoreError) -> bool:
         assert self.spool is not None
@@ -149,7 +192,11 @@ class UsageStore:
                 return
             try:
                 for start in range(0, len(rows), self.MAX_BATCH):
-                    await self._insert(rows[start : start + self.MAX_BATCH])
+                    chunk = rows[start : start + self.MAX_BATCH]
+                    try:
+                        await self._insert(chunk)
+                    except RowRejected:
+                        await self._write_each(chunk)
             except StoreError as exc:
                 log.info("the database still does not take spooled usage rows: %s", exc)
                 continue
@@ -174,8 +221,9 @@ class UsageStore:
                 # (The database adds the new rows to the hourly rollups, in this transaction:
                 # see the usage_rollup trigger of migration 0004.)
         except DB_ERRORS as exc:
-            calls = ", ".join(r.call_id for r in rows[:3])
-            raise StoreError(f"Could not record usage for calls {calls}...: {exc}") from exc
+            calls = ", ".join(r.call_id[:64] for r in rows[:3])
+            error = RowRejected if refused_data(exc) else StoreError
+            raise error(f"Could not record usage for calls {calls}...: {describe(exc)}") from exc
         out = []
         for row in rows:  # the same call twice in one group: only the first is new
             out.append(row.call_id in new)
@@ -220,7 +268,7 @@ class UsageStore:
             async with self.db.session() as s:
                 result = (await s.execute(stmt)).all()
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not read usage: {exc}") from exc
+            raise StoreError(f"Could not read usage: {describe(exc)}") from exc
         lines = [
             ReportLine(
                 key=str(k),
@@ -258,7 +306,7 @@ class UsageStore:
             async with self.db.session() as s:
                 found: Any = (await s.execute(select(col))).scalar()
         except DB_ERRORS as exc:
-            raise StoreError(f"Could not read usage: {exc}") from exc
+            raise StoreError(f"Could not read usage: {describe(exc)}") from exc
         if unit == "usd":
             return Decimal(found) if found is not None else Decimal(0)
         return int(found or 0)
@@ -279,7 +327,7 @@ class UsageStore:
                     OSError,
                     TimeoutError,
                 ) as exc:  # OSError: refused connections
-                    raise StoreError(f"Could not prune old usage rows: {exc}") from exc
+                    raise StoreError(f"Could not prune old usage rows: {describe(exc)}") from exc
                 if table is UsageRecord:
                     deleted += n
                 if n < batch:
@@ -292,6 +340,33 @@ class UsageStore:
                 return func.strftime("%Y-%m-%d", src.c.ts)
             return func.to_char(func.timezone("UTC", src.c.ts), "YYYY-MM-DD")
         return src.c[by]  # type: ignore[no-any-return]
+
+
+_WIDTHS: dict[str, int] = {
+    c.key: c.type.length
+    for c in UsageRecord.__table__.columns
+    if isinstance(c.type, String) and c.type.length is not None
+}
+"""The usage table's string columns and their widths (PostgreSQL enforces them)."""
+
+
+def _without_nul(row: UsageRow) -> UsageRow:
+    """NUL bytes dropped from every text: PostgreSQL refuses them, SQLite would keep them."""
+    changes: dict[str, Any] = {
+        name: value.replace("\x00", "")
+        for name, value in asdict(row).items()
+        if isinstance(value, str) and "\x00" in value
+    }
+    return replace(row, **changes) if changes else row
+
+
+def _too_long(row: UsageRow) -> str | None:
+    """The first field longer than its column, or None."""
+    for name, width in _WIDTHS.items():
+        value = getattr(row, name, None)
+        if isinstance(value, str) and len(value) > width:
+            return f"{name} ({len(value):,} characters, at most {width})"
+    return None
 
 
 _BEGIN = datetime(1970, 1, 1, tzinfo=UTC)

@@ -206,6 +206,29 @@ async def test_direct_messages_and_thread_follow_ups(rig: Rig) -> None:
     assert second.prompt_tokens > first.prompt_tokens + 20
 
 
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"channel": "C0\x00INJECT"},
+        {"user": "U" * 500},
+        {"ts": "1712345678.000100\x00"},
+        {"thread_ts": ""},
+    ],
+)
+async def test_an_event_with_unusable_ids_is_acknowledged_and_never_answered(
+    rig: Rig, field: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    payload = rig.api.seed_event(ev.app_mention("hello"))
+    payload["event"].update(field)  # type: ignore[union-attr]
+    assert (await rig.post(payload)).status_code == 200  # Slack would resend anything else
+    await asyncio.sleep(0.3)
+    assert rig.sandbox.stats.total.requests == 0
+    assert await rig.app.usage.rows() == []
+    async with rig.app.db.session() as s:
+        assert (await s.execute(select(SeenEvent))).all() == []
+    assert "without a usable" in caplog.text
+
+
 async def test_bots_and_threads_without_the_bot_are_ignored(rig: Rig) -> None:
     await rig.post(rig.api.seed_event(ev.bot_message("I am a bot")))
     await rig.post(rig.api.seed_event(ev.bot_message("I am quotabot itself", bot_id=None)))
