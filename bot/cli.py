@@ -547,7 +547,13 @@ async def _channel(settings: Settings, args: argparse.Namespace) -> int:
                 args.platform, args.workspace, args.channel, **{f: None for f in fields}
             )
         elif changes := {f: getattr(args, f) for f in fields if getattr(args, f) is not None}:
-            current = await app.channels.set(args.platform, args.workspace, args.channel, **changes)
+            try:
+                current = await app.channels.set(
+                    args.platform, args.workspace, args.channel, **changes
+                )
+            except ValueError as exc:
+                print(f"quotabot: {exc}", file=sys.stderr)
+                return 2
         else:
             current = await app.channels.get(args.platform, args.workspace, args.channel)
     for f in fields:

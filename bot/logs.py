@@ -78,6 +78,9 @@ def configure(level: str, fmt: LogFormat = "text", *, verbose: bool = False) -> 
 
 
 def quiet_payload_loggers() -> None:
-    """No DEBUG lines from the libraries that would log payloads (``PAYLOAD_LOGGERS``)."""
+    """No DEBUG lines from the libraries that would log payloads (``PAYLOAD_LOGGERS``); a
+    logger already quieter (SQLAlchemy's engine logs SQL at INFO: WARNING) stays so."""
     for name in PAYLOAD_LOGGERS:
-        logging.getLogger(name).setLevel(logging.INFO)
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.INFO:
+            logger.setLevel(logging.INFO)

@@ -46,8 +46,12 @@ def check(scope: str, kind: str, value: str | None) -> Decimal | None:
         raise ValueError(f"{value!r} is not a number") from None
     if not number.is_finite() or number < 0 or (number == 0 and kind == "weight"):
         raise ValueError(f"{value!r} is not a usable {kind}")
-    if not kind.startswith("spend") and kind != "weight" and number != number.to_integral():
-        raise ValueError(f"{kind} is a whole number; got {value!r}")
+    counted = not kind.startswith("spend") and kind != "weight"
+    if counted and (number != number.to_integral() or number < 1):
+        # 0 requests a minute would read as no limit at all: "off" says that.
+        raise ValueError(
+            f"{kind} is a whole number of at least 1 (or off to remove it); got {value!r}"
+        )
     return number
 
 

@@ -18,6 +18,30 @@ log = logging.getLogger(__name__)
 FIELDS = ("model", "system_prompt", "max_tokens", "temperature", "enabled")
 
 
+MAX_TOKENS_LIMIT = 1_000_000
+"""No model answers with more tokens than this (the largest take 128,000)."""
+
+
+def check_settings(values: dict[str, Any]) -> None:
+    """The ranges the provider accepts, checked before they are stored: a channel set to
+    ``max_tokens 0`` or ``temperature 5`` would make every request there a failed call."""
+    max_tokens = values.get("max_tokens")
+    if max_tokens is not None and not (
+        isinstance(max_tokens, int) and 1 <= max_tokens <= MAX_TOKENS_LIMIT
+    ):
+        raise ValueError(
+            f"max_tokens must be a whole number from 1 to {MAX_TOKENS_LIMIT:,}; got {max_tokens}"
+        )
+    temperature = values.get("temperature")
+    if temperature is not None and not (
+        isinstance(temperature, int | float) and 0 <= temperature <= 2
+    ):
+        raise ValueError(f"temperature must be from 0 to 2; got {temperature}")
+    model = values.get("model")
+    if model is not None and not (isinstance(model, str) and model.strip()):
+        raise ValueError("model must name a model, e.g. gpt-4o-mini")
+
+
 class ChannelStore:
     """Read on every request, changed rarely: reads are cached for ``ttl`` seconds (a change
     made on another replica shows within that time; one made here, at once). Concurrent
@@ -79,9 +103,11 @@ class ChannelStore:
     async def set(
         self, platform: str, workspace: str, channel: str, **values: Any
     ) -> ChannelSettings:
-        """Set some fields; a value of None resets that field to the configured default."""
+        """Set some fields; a value of None resets that field to the configured default.
+        Raises ValueError, with the allowed range, for a value no request could be sent with."""
         if unknown := values.keys() - set(FIELDS):
             raise ValueError(f"unknown channel settings: {', '.join(sorted(unknown))}")
+        check_settings(values)
         try:
             async with self.db.session() as s, s.begin():
                 row = await s.get(ChannelSetting, (platform, workspace, channel))

@@ -65,3 +65,34 @@ def test_text_format_is_the_default(
     assert "INFO quotabot.test: hello" in err
     with pytest.raises(json.JSONDecodeError):
         json.loads(err.splitlines()[-1])
+
+
+async def test_even_verbose_logs_carry_no_message_text(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    """`--verbose` (DEBUG) with message text stored: libraries that log statements, request
+    bodies or API arguments at DEBUG are held at INFO, and SQLAlchemy's engine stays quiet."""
+    levels = {n: logging.getLogger(n).level for n in (*logs.PAYLOAD_LOGGERS, "sqlalchemy")}
+    try:
+        logs.configure("INFO", verbose=True)
+        async with SandboxServer(SandboxConfig(rpm=None, tpm=None, rpd=None)) as sandbox:
+            monkeypatch.setenv("OPENAI_BASE_URL", sandbox.base_url)
+            monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+            monkeypatch.setenv("QUOTABOT_STORE_MESSAGE_TEXT", "true")
+            async with open_app(load_settings()) as app:
+                request = ChatRequest(
+                    platform="slack",
+                    workspace="T1",
+                    channel="C1",
+                    user="U1",
+                    messages=(Message("user", "the launch code is 0000-swordfish"),),
+                )
+                reply = await app.service.handle(request)
+        logging.getLogger("bot.test").debug("verbose indeed")
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    written = capsys.readouterr().err
+    assert "verbose indeed" in written
+    assert "swordfish" not in written and reply.text[:40] not in written  # ...and still private
+    assert "INSERT INTO" not in written

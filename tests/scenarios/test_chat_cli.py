@@ -146,3 +146,23 @@ def test_budget_commands_set_show_and_enforce_limits() -> None:
 
     assert quotabot("budget", "unset", "user", "tokens_day").returncode == 0
     assert quotabot("chat", "--user", "ada", stdin="five\n").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--max-tokens", "0"], "max_tokens must be a whole number from 1 to 1,000,000; got 0"),
+        (["--max-tokens", "-1"], "max_tokens must be a whole number from 1"),
+        (["--temperature", "5"], "temperature must be from 0 to 2; got 5.0"),
+        (["--temperature", "-0.1"], "temperature must be from 0 to 2"),
+    ],
+)
+def test_channel_settings_no_request_could_be_sent_with_are_refused(
+    flags: list[str], message: str
+) -> None:
+    result = quotabot("channel", "general", *flags)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()  # one line, no traceback
+    assert line.startswith(f"quotabot: {message}")
+    shown = quotabot("channel", "general")  # nothing was stored
+    assert "max_tokens: 512" in shown.stdout and "temperature: None" in shown.stdout

@@ -35,6 +35,9 @@ async def test_admins_limits_are_stored_validated_and_removed(db: Database) -> N
         ("channel", "rpm", "2.5", "whole number"),
         ("channel", "rpm", "-1", "not a usable"),
         ("channel", "weight", "0", "not a usable"),
+        ("channel", "rpm", "0", "at least 1 .or off to remove it."),  # 0 would read as none
+        ("user", "tokens_day", "0", "at least 1"),
+        ("user", "models", "gpt-4o", "per workspace or channel"),
     ]:
         with pytest.raises(ValueError, match=message):
             await store.set(scope, kind, value)
