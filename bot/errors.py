@@ -42,7 +42,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.provider.results import RateLimitInfo
+    from bot.ratelimits import RateLimitInfo
 
 
 class QuotabotError(Exception):

@@ -50,7 +50,8 @@ from bot.provider import Completion, OpenAIClient, RateLimitInfo
 from bot.retry import RetryPolicy
 from bot.store.channels import ChannelStore
 from bot.store.digests import RequestEvents
-from bot.store.usage import UsageRow, UsageStore
+from bot.store.rows import UsageRow
+from bot.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
 

@@ -17,21 +17,17 @@ message, a log line or a ``repr``.
 
     client.py    OpenAIClient: builds requests, sends each once
     stream.py    ChatStream: server-sent events -> text deltas -> Completion
-    results.py   Completion, Choice, Transcription, RateLimitInfo: successful answers, parsed
+    results.py   Completion, Choice, Transcription: successful answers, parsed
+    (bot.ratelimits: RateLimitInfo, what the x-ratelimit-* headers said)
     failures.py  failed calls -> bot.errors, with messages that tell an operator what to do
 """
 
 from __future__ import annotations
 
 from bot.provider.client import OpenAIClient
-from bot.provider.results import (
-    Choice,
-    Completion,
-    RateLimitInfo,
-    Transcription,
-    parse_duration,
-)
+from bot.provider.results import Choice, Completion, Transcription
 from bot.provider.stream import ChatStream
+from bot.ratelimits import RateLimitInfo, parse_duration
 
 __all__ = [
     "ChatStream",

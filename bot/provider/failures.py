@@ -26,7 +26,7 @@ from bot.errors import (
     RequestTooLarge,
     ServerError,
 )
-from bot.provider.results import RateLimitInfo, parse_duration
+from bot.ratelimits import RateLimitInfo, parse_duration
 
 # 429 codes (or types, when the code is null) that mean "out of money", not "slow down":
 # waiting does not help, so the budget must not retry them like a rate limit.

@@ -25,13 +25,13 @@ from bot.provider.results import (
     BadBody,
     Choice,
     Completion,
-    RateLimitInfo,
     choice_index,
     content_text,
     finish_reason,
     parse_completion,
     parse_usage,
 )
+from bot.ratelimits import RateLimitInfo
 
 
 async def _sse_payloads(lines: AsyncIterator[str]) -> AsyncGenerator[str, None]:

@@ -2,6 +2,7 @@
 
 from bot.store.channels import ChannelStore
 from bot.store.db import Database
-from bot.store.usage import UsageRow, UsageStore
+from bot.store.rows import UsageRow
+from bot.store.usage import UsageStore
 
 __all__ = ["ChannelStore", "Database", "UsageRow", "UsageStore"]

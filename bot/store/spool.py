@@ -24,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bot.store.usage import UsageRow
+from bot.store.rows import UsageRow
 
 
 def _encode(row: UsageRow, reason: str | None = None) -> str:

@@ -8,7 +8,7 @@ import logging
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, String, delete, func, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
@@ -18,47 +18,14 @@ from bot.errors import RowRejected, StoreError
 from bot.store import rollups
 from bot.store.db import DB_ERRORS, Database, describe, refused_data
 from bot.store.group import GroupWriter
+from bot.store.rows import UsageRow
 from bot.store.schema import Money, RequestEvent, UsageRecord
-
-if TYPE_CHECKING:  # spool.py imports UsageRow from here
-    from bot.store.spool import Spool
+from bot.store.spool import Spool
 
 log = logging.getLogger(__name__)
 
 GroupBy = Literal["channel", "model", "user", "day", "workspace", "platform"]
 GROUPS: tuple[GroupBy, ...] = ("channel", "model", "user", "day", "workspace", "platform")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UsageRow:
-    """What is recorded for one provider call. ``call_id`` makes the write idempotent."""
-
-    call_id: str
-    request_id: str
-    created_at: datetime
-    platform: str
-    workspace: str
-    channel: str
-    user: str
-    model: str
-    endpoint: str
-    prompt_tokens: int
-    completion_tokens: int
-    cost: Decimal | None
-    outcome: str
-    cached_tokens: int = 0
-    """Of ``prompt_tokens``, those read from the provider's cache."""
-    reasoning_tokens: int = 0
-    """Of ``completion_tokens``, a reasoning model's hidden reasoning."""
-    audio_seconds: float = 0.0
-    """Seconds of audio transcribed (transcription calls); 0 for everything else."""
-    thread: str | None = None
-    usage_estimated: bool = False
-    latency_ms: int = 0
-    retries: int = 0
-    provider_request_id: str | None = None
-    prompt_text: str | None = None
-    reply_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
