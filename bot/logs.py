@@ -82,5 +82,5 @@ def quiet_payload_loggers() -> None:
     logger already quieter (SQLAlchemy's engine logs SQL at INFO: WARNING) stays so."""
     for name in PAYLOAD_LOGGERS:
         logger = logging.getLogger(name)
-        if logger.getEffectiveLevel() < logging.INFO:
-            logger.setLevel(logging.INFO)
+        # Set on the logger itself, so that a root level changed later cannot lower it.
+        logger.setLevel(max(logging.INFO, logger.getEffectiveLevel()))
