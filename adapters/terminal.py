@@ -13,7 +13,7 @@ import logging
 from typing import TextIO
 
 from bot import messages
-from bot.budget.manager import QueueInfo
+from bot.budget.tickets import QueueInfo
 from bot.errors import ProviderError, QuotabotError
 from bot.models import ChatRequest, Message, Reply
 from bot.service import Service

@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from bot.budget.manager import Budget, Standing
+from bot.budget.manager import Budget
 from bot.budget.policy import LIMIT_KINDS, MODELS, SCOPES, Who
+from bot.budget.tickets import Standing
 from bot.catalog import Catalog, ModelInfo
 from bot.digest.chat import DigestCommands
 from bot.digest.render import minutes

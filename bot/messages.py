@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from bot import errors
-from bot.budget.manager import QueueInfo
+from bot.budget.tickets import QueueInfo
 from bot.models import Reply
 
 PROVIDER_BUSY = "The model is busy right now (rate limited). Please try again in a minute."
@@ -27,6 +27,7 @@ REASONING_SPENT = (
     "_({model} spent all {tokens:,} tokens it may use on reasoning and wrote no answer. "
     "An admin can raise the channel's max_tokens or the model's reasoning_budget.)_"
 )
+STOPPING = "quotabot is restarting: please ask again in a moment."
 INTERNAL = "Something went wrong inside quotabot. The admins can find the details in its logs."
 
 

@@ -24,8 +24,10 @@ from bot.access import Access
 from bot.admission import Admission, Turn
 from bot.alerts import Alerts
 from bot.batching import BatchUnsupported, split
-from bot.budget.manager import Budget, OnQueued, QueueInfo, Ticket
+from bot.budget.limits import Learned
+from bot.budget.manager import Budget
 from bot.budget.policy import Who
+from bot.budget.tickets import OnQueued, QueueInfo, Ticket
 from bot.catalog import Catalog, ModelInfo
 from bot.errors import (
     AudioOverBudget,
@@ -239,7 +241,7 @@ class Service:
             await self.budget.settle(ticket, tokens=answer.usage.total_tokens, cost=cost)
             # After settling: the headers' "remaining" already counts the unused tokens given
             # back, so learning first would give them back twice.
-            await self.budget.observe(prep.info, answer.rate_limits, ticket)
+            await self.budget.observe(prep.info, _learned(answer.rate_limits), ticket)
             return await self._finish(request, prep, answer, cost, attempt)
 
     def _queued(
@@ -346,7 +348,7 @@ class Service:
             self.metrics.answered(info.name, usage.prompt_tokens, usage.completion_tokens, cost)
             self.metrics.audio_seconds.labels(info.name).inc(seconds)
             await self.budget.settle(ticket, tokens=usage.total_tokens, cost=cost)
-            await self.budget.observe(info, result.rate_limits, ticket)
+            await self.budget.observe(info, _learned(result.rate_limits), ticket)
             await self._record(
                 replace(
                     self._audio_row(request, info, uuid.uuid4().hex, "ok"),
@@ -556,7 +558,7 @@ class Service:
     async def _after_failure(
         self, model: ModelInfo, exc: ProviderError, ticket: Ticket, *, retrying: bool
     ) -> None:
-        await self.budget.observe(model, exc.rate_limits, ticket)
+        await self.budget.observe(model, _learned(exc.rate_limits), ticket)
         if isinstance(exc, RateLimited):
             await self.budget.backoff(model, exc.retry_after or _DEFAULT_BACKOFF)
         elif isinstance(exc, QuotaExhausted):
@@ -660,3 +662,17 @@ class Service:
             # can be restored. (A durable spool for this case is planned.)
             safe = replace(row, prompt_text=None, reply_text=None)
             log.exception("usage row NOT stored: %s", safe)
+
+
+def _learned(info: RateLimitInfo | None) -> Learned | None:
+    """What the provider's headers said, as the budgets take it: the per-minute buckets for
+    which it gave both the limit and what remains."""
+    if info is None:
+        return None
+    requests = _pair(info.limit_requests, info.remaining_requests)
+    tokens = _pair(info.limit_tokens, info.remaining_tokens)
+    return None if requests is None and tokens is None else Learned(requests, tokens)
+
+
+def _pair(limit: int | None, remaining: int | None) -> tuple[int, int] | None:
+    return None if limit is None or remaining is None else (limit, remaining)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import httpx
 
 from bot import audio
-from bot.budget.manager import OnQueued
+from bot.budget.tickets import OnQueued
 from bot.errors import AudioDownloadFailed, AudioTooLarge
 from bot.messages import format_cost
 from bot.models import ChatRequest, Message, Reply, Transcript, TranscriptionRequest

@@ -25,12 +25,13 @@ from adapters.discord import texts
 from adapters.discord.rest import DiscordREST
 from adapters.discord.split import LIMIT, split
 from bot import messages, voice
-from bot.budget.manager import STOPPING, QueueInfo
 from bot.budget.policy import LIMIT_KINDS, MODELS, Who
+from bot.budget.tickets import QueueInfo
 from bot.catalog import ModelInfo
 from bot.commands import BUDGET_HELP, Commands
 from bot.errors import QuotabotError, StoreError
 from bot.lifecycle import finish
+from bot.messages import STOPPING
 from bot.models import ChatRequest, Message
 from bot.service import Service
 from bot.store.events import EventLog

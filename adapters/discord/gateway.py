@@ -43,8 +43,9 @@ from adapters.discord.commands import (
 from adapters.discord.split import split
 from bot import messages, voice
 from bot.audio import looks_like_audio
-from bot.budget.manager import STOPPING, QueueInfo
+from bot.budget.tickets import QueueInfo
 from bot.errors import ConfigError, QuotabotError, StoreError
+from bot.messages import STOPPING
 from bot.models import ChatRequest, Message
 from bot.service import Service
 from bot.store.events import Orphan

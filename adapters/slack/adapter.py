@@ -52,14 +52,15 @@ from adapters.slack import voice as slack_voice
 from adapters.slack.mrkdwn import split, to_mrkdwn
 from bot import messages, voice
 from bot.admission import Turn
-from bot.budget.manager import STOPPING, QueueInfo
 from bot.budget.policy import Who
+from bot.budget.tickets import QueueInfo
 from bot.commands import BUDGET_HELP, Commands
 from bot.digest.render import CHART_NAME, slack_blocks
 from bot.digest.send import DigestMessage
 from bot.errors import ConfigError, DigestError, QuotabotError, StoreError
 from bot.ids import usable_id
 from bot.lifecycle import finish
+from bot.messages import STOPPING
 from bot.models import ChatRequest, Message
 from bot.service import Service
 from bot.store.events import EventLog, Orphan

@@ -80,6 +80,15 @@ def _merge(
 
 
 @dataclass(frozen=True, slots=True)
+class Learned:
+    """What the provider says of its own per-minute buckets for a model, each as (limit,
+    remaining) or None where it said nothing (the service reads its headers)."""
+
+    requests: tuple[int, int] | None = None
+    tokens: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Granted:
     windows: tuple[str, ...] = ()
     """The calendar window each cap was charged in (same order as ``Ask.caps``), so that a

@@ -13,13 +13,13 @@ from decimal import Decimal
 import pytest
 
 from bot.budget.backend import BudgetBackend
-from bot.budget.limits import Rate, Wait
-from bot.budget.manager import Budget, QueueInfo, Ticket
+from bot.budget.limits import Learned, Rate, Wait
+from bot.budget.manager import Budget
 from bot.budget.memory import MemoryBackend
 from bot.budget.policy import Policy, Who
+from bot.budget.tickets import QueueInfo, Ticket
 from bot.catalog import Catalog, ModelInfo, ModelOverride
 from bot.errors import BudgetExceeded, QueueFull, TooLargeForLimit, WaitTooLong
-from bot.provider import RateLimitInfo
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -123,15 +123,7 @@ async def test_a_request_larger_than_a_per_minute_limit_is_refused_before_sendin
 async def test_learning_from_headers_and_backing_off(backend: BudgetBackend) -> None:
     m = model(rpm=3, tpm=40_000)
     budget = Budget(backend, Policy({}))
-    await budget.observe(
-        m,
-        RateLimitInfo(
-            limit_requests=500,
-            remaining_requests=499,
-            limit_tokens=30_000,
-            remaining_tokens=29_000,
-        ),
-    )
+    await budget.observe(m, Learned(requests=(500, 499), tokens=(30_000, 29_000)))
     rpm, tpm = budget.policy.model_rates(m)
     assert (await budget.backend.rate_state(rpm)).limit == 500
     assert (await budget.backend.rate_state(tpm)).limit == 30_000
@@ -240,7 +232,7 @@ async def test_learning_remaining_does_not_forget_calls_in_flight(backend: Budge
     a = await budget.acquire(who(), m, tokens=1_000, cost=None, deadline=soon())
     await budget.acquire(who(), m, tokens=1_000, cost=None, deadline=soon())  # B, in flight
     await budget.settle(a, tokens=1_000, cost=None)
-    await budget.observe(m, RateLimitInfo(limit_tokens=10_000, remaining_tokens=7_500))
+    await budget.observe(m, Learned(tokens=(10_000, 7_500)))
     assert await level(budget, tpm) == pytest.approx(6_500 - HEADROOM, abs=1)
 
 
@@ -259,7 +251,7 @@ async def test_calls_sent_before_the_answering_one_are_not_counted_twice(
     b = await budget.acquire(who(), m, tokens=1_000, cost=None, deadline=soon())
     b.sending()
     await budget.settle(a, tokens=1_000, cost=None)
-    await budget.observe(m, RateLimitInfo(limit_tokens=10_000, remaining_tokens=7_500), a)
+    await budget.observe(m, Learned(tokens=(10_000, 7_500)), a)
     assert await level(budget, tpm) == pytest.approx(6_500 - HEADROOM, abs=1)
 
 
