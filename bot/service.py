@@ -547,8 +547,7 @@ class Service:
         )
 
     def _stop_batching(self, model: ModelInfo, why: str) -> None:
-        if model.name not in self.budget.no_batch:
-            self.budget.no_batch.add(model.name)
+        if self.budget.stop_batching(model.name):
             log.warning(
                 "prompt arrays do not work with %s (%s): sending one prompt per call from now on",
                 model.name,

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from adapters.discord.commands import PLATFORM
 from adapters.discord.rest import DiscordAPIError, DiscordREST
 from adapters.discord.texts import from_core
-from bot.digest.render import CHART_NAME, discord_embed, layout
+from bot.digest.content import WARN_AT, Digest
+from bot.digest.render import CHART_NAME, layout
 from bot.digest.send import DigestMessage
 from bot.errors import DigestError
 
@@ -105,3 +107,30 @@ class DiscordDigestPoster:
         except DiscordAPIError as exc:
             raise DigestError(_CANNOT_POST.format(what=what, channel=channel, error=exc)) from exc
         return str(sent["id"])
+
+
+def discord_embed(d: Digest, *, chart: bool) -> dict[str, Any]:
+    """One embed (Discord's limits: 25 fields of 1,024 characters, 6,000 in all)."""
+    lay = layout(d, channel=lambda c: f"<#{c}>", user=lambda u: f"<@{u}>")
+    embed: dict[str, Any] = {
+        "title": lay.title[:256],
+        "description": "\n".join(lay.summary)[:4096],
+        "color": _colour(d),
+        "fields": [
+            {"name": sec.title[:256], "value": "\n".join(f"• {ln}" for ln in sec.lines)[:1024]}
+            for sec in lay.sections[:25]
+        ],
+        "footer": {"text": lay.footer[:2048]},
+    }
+    if chart:
+        embed["image"] = {"url": f"attachment://{CHART_NAME}"}
+    return embed
+
+
+def _colour(d: Digest) -> int:
+    worst = max((b.share for b in d.budgets), default=0.0)
+    if worst >= 1:
+        return 0xD93025  # red
+    if worst >= WARN_AT:
+        return 0xF9AB00  # amber
+    return 0x1A73E8

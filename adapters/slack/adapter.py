@@ -49,13 +49,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.slack import signing
 from adapters.slack import voice as slack_voice
+from adapters.slack.digest import slack_blocks
 from adapters.slack.mrkdwn import split, to_mrkdwn
 from bot import messages, voice
 from bot.admission import Turn
 from bot.budget.policy import Who
 from bot.budget.tickets import QueueInfo
 from bot.commands import BUDGET_HELP, Commands
-from bot.digest.render import CHART_NAME, slack_blocks
+from bot.digest.render import CHART_NAME
 from bot.digest.send import DigestMessage
 from bot.errors import ConfigError, DigestError, QuotabotError, StoreError
 from bot.ids import usable_id

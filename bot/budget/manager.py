@@ -88,6 +88,13 @@ class Budget(AsyncResource):
         self.no_batch: set[str] = set()
         """Models whose server mishandles prompt arrays: sent one prompt per call."""
 
+    def stop_batching(self, model: str) -> bool:
+        """Send ``model`` one prompt per call from now on; False if that was already so."""
+        if model in self.no_batch:
+            return False
+        self.no_batch.add(model)
+        return True
+
     def lane(self, model: ModelInfo) -> Lane:
         if model.name not in self._lanes:
             self._lanes[model.name] = Lane(self, model)

@@ -1,7 +1,6 @@
-"""A digest as text that stands alone, as Slack Block Kit, and as a Discord embed.
-
-The figures are laid out once, as titled sections of short lines (readable on a phone);
-each platform only adds its own markup and mentions around them.
+"""A digest laid out once, as titled sections of short lines (readable on a phone), and as
+text that stands alone. Each platform adds its own markup and mentions around the layout:
+adapters/slack/digest.py (Block Kit), adapters/discord/digest.py (an embed).
 """
 
 from __future__ import annotations
@@ -9,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from bot.digest.content import WARN_AT, BudgetUse, Digest, Line, ProviderCost
 from bot.messages import format_cost
@@ -89,49 +87,6 @@ def to_text(d: Digest, *, channel: Mention = str, user: Mention = str) -> str:
         out += ["", f"*{sec.title}*", *(f"• {ln}" for ln in sec.lines)]
     out += ["", f"_{lay.footer}_"]
     return "\n".join(out)
-
-
-def slack_blocks(d: Digest) -> tuple[list[dict[str, Any]], str]:
-    """Block Kit blocks and the notification text (also what screen readers use)."""
-    lay = layout(d, channel=lambda c: f"<#{c}>", user=lambda u: f"<@{u}>")
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": lay.title[:150]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lay.summary)}},
-    ]
-    for sec in lay.sections:
-        body = "\n".join(f"• {ln}" for ln in sec.lines)
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{sec.title}*\n{body}"[:3000]}}
-        )
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": lay.footer}]})
-    return blocks, f"{lay.title}: {lay.summary[0]}"
-
-
-def discord_embed(d: Digest, *, chart: bool) -> dict[str, Any]:
-    """One embed (Discord's limits: 25 fields of 1,024 characters, 6,000 in all)."""
-    lay = layout(d, channel=lambda c: f"<#{c}>", user=lambda u: f"<@{u}>")
-    embed: dict[str, Any] = {
-        "title": lay.title[:256],
-        "description": "\n".join(lay.summary)[:4096],
-        "color": _colour(d),
-        "fields": [
-            {"name": sec.title[:256], "value": "\n".join(f"• {ln}" for ln in sec.lines)[:1024]}
-            for sec in lay.sections[:25]
-        ],
-        "footer": {"text": lay.footer[:2048]},
-    }
-    if chart:
-        embed["image"] = {"url": f"attachment://{CHART_NAME}"}
-    return embed
-
-
-def _colour(d: Digest) -> int:
-    worst = max((b.share for b in d.budgets), default=0.0)
-    if worst >= 1:
-        return 0xD93025  # red
-    if worst >= WARN_AT:
-        return 0xF9AB00  # amber
-    return 0x1A73E8
 
 
 def minutes(seconds: float) -> str:

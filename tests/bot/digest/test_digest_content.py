@@ -10,11 +10,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from adapters.discord.digest import discord_embed
+from adapters.slack.digest import slack_blocks
 from bot.budget.manager import Budget
 from bot.budget.memory import MemoryBackend
 from bot.budget.policy import Policy
 from bot.digest.content import DigestBuilder
-from bot.digest.render import discord_embed, slack_blocks, to_text
+from bot.digest.render import to_text
 from bot.store import Database, UsageRow, UsageStore
 from bot.store.digests import DigestConfig, RequestEvents
 
