@@ -220,6 +220,8 @@ class ProviderError(QuotabotError):
     retryable = False
     rate_limits: RateLimitInfo | None = None
     """What the answer's x-ratelimit-* headers said, when there was an answer."""
+    model: str | None = None
+    """The model the call was for, when there was an answer."""
 
     def __init__(
         self,

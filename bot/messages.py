@@ -45,7 +45,7 @@ def explain(exc: BaseException, *, model: str | None = None) -> str:
         case errors.AuthenticationFailed():
             return AUTH
         case errors.ModelNotFound():
-            return MODEL_NOT_FOUND.format(model=model or "?")
+            return MODEL_NOT_FOUND.format(model=exc.model or model or "this channel's model")
         case errors.BadRequest():
             return BAD_REQUEST.format(detail=exc.message)
         case errors.ServerError() | errors.ProviderTimeout() | errors.ProviderUnreachable():

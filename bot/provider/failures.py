@@ -194,8 +194,9 @@ class ErrorMapper:
         else:
             cls, message = self._other_status(response, detail, model=model)
             exc = cls(message, status=status, code=code, request_id=request_id)
-        # bot.errors has no such field yet; the budgets read it to learn the real limits.
+        # The budgets read the limits to learn the real ones; messages name the model.
         exc.rate_limits = limits
+        exc.model = model
         return exc
 
     def _other_status(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from decimal import Decimal
 
 import httpx
@@ -255,3 +256,23 @@ async def test_configured_allow_and_deny_lists_decide_where_quotabot_answers(
         assert app.sandbox is not None
         assert app.sandbox.stats.total.requests == 1  # nothing sent for the refused ones
         assert len(await app.usage.rows()) == 1
+
+
+async def test_a_model_the_provider_does_not_serve_is_named_in_the_message(db: Database) -> None:
+    def missing(request: httpx.Request) -> httpx.Response:
+        error = {"message": "The model `gpt-9` does not exist", "code": "model_not_found"}
+        return httpx.Response(404, json={"error": error})
+
+    from bot import messages
+    from bot.errors import ModelNotFound
+
+    settings = load_settings(default_model="gpt-9")
+    http = httpx.AsyncClient(transport=httpx.MockTransport(missing))
+    async with OpenAIClient(base_url="http://openai.test/v1", api_key="sk", http=http) as client:
+        service = make_service(db, client, settings.catalog())
+        service.channels.defaults = replace(service.channels.defaults, model="gpt-9")
+        with pytest.raises(ModelNotFound) as failed:
+            await service.handle(ask("hi"))  # the channel's model: the request names none
+    await http.aclose()
+    said = messages.explain(failed.value)  # as the adapters call it, without a model
+    assert "'gpt-9' does not exist at the provider" in said and "?" not in said
