@@ -235,6 +235,8 @@ class Call:
     body: Any
     at: float
     status: int = 0
+    raw_path: str = ""
+    """The path as sent, still percent-encoded (``path`` is decoded)."""
 
 
 @dataclass
@@ -441,7 +443,13 @@ class FakeDiscordAPI:
         return web.Response(body=found[0], content_type=found[1])
 
     async def _unrouted(self, request: web.Request) -> web.Response:
-        call = Call(request.method, request.path.removeprefix("/api/v10"), None, time.monotonic())
+        call = Call(
+            request.method,
+            request.path.removeprefix("/api/v10"),
+            None,
+            time.monotonic(),
+            raw_path=_raw_path(request),
+        )
         self.calls.append(call)
         return await self._done(call, _json_response({"message": "404: Not Found"}, status=404))
 
@@ -449,7 +457,13 @@ class FakeDiscordAPI:
         self, request: web.Request, route: str, major: str, answer: Callable[[Any], Any]
     ) -> web.Response:
         body = await _body(request)
-        call = Call(request.method, request.path.removeprefix("/api/v10"), body, time.monotonic())
+        call = Call(
+            request.method,
+            request.path.removeprefix("/api/v10"),
+            body,
+            time.monotonic(),
+            raw_path=_raw_path(request),
+        )
         self.calls.append(call)
         limit, window = self.route_limits.get(route, (self.limit, self.window))
         bucket = self._buckets.setdefault((route, major), _Bucket())
@@ -732,6 +746,10 @@ def _json_response(
         status=status,
         headers={**(headers or {}), "Content-Type": "application/json"},
     )
+
+
+def _raw_path(request: web.Request) -> str:
+    return request.raw_path.split("?", 1)[0].removeprefix("/api/v10")
 
 
 def _created(interaction_id: str) -> float:
