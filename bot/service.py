@@ -306,12 +306,13 @@ class Service:
             started = time.monotonic()
             self.metrics.queue_wait.labels(info.name).observe(started - waiting)
             try:
-                result = await self.provider.transcribe(
-                    model=info.name,
-                    file=(clip.name, clip.data, clip.media_type),
-                    prompt=request.prompt,
-                    on_send=ticket.sending,
-                )
+                with clip.open() as recording:  # streamed from the file as it is sent
+                    result = await self.provider.transcribe(
+                        model=info.name,
+                        file=(clip.name, recording, clip.media_type),
+                        prompt=request.prompt,
+                        on_send=ticket.sending,
+                    )
             except ProviderError as exc:
                 kind = "rate_limited" if isinstance(exc, RateLimited) else "error"
                 self.metrics.provider_calls.labels(info.name, kind).inc()

@@ -238,9 +238,10 @@ class DiscordGateway(discord.Client):
         try:
             async with (
                 _typing(message.channel),
-                httpx.AsyncClient(timeout=60.0, follow_redirects=True) as http,
+                httpx.AsyncClient(timeout=60.0) as http,
             ):
-                transcript = await voice.transcribe(self.service, recording.attachment(http), where)
+                attachment = recording.attachment(http, self.runner.files)
+                transcript = await voice.transcribe(self.service, attachment, where)
                 answer = voice.transcript_text(transcript)
                 if question:
                     reply = await voice.answer(

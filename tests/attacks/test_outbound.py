@@ -48,6 +48,11 @@ from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
 from tests.fakes.slack_workspace import DEFAULT_DM
 from tests.ports import free_port
 
+# The sandbox (in this process) reads uploads with aiohttp's multipart reader, which warns
+# from inside itself when a read ends just short of a boundary: rare, but 20 uploads of 24 MiB
+# meet it now and then. Not quotabot's code, and not what these tests are about.
+pytestmark = pytest.mark.filterwarnings("ignore:unread_data:DeprecationWarning")
+
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ADMIN_ROLE = "1500000000000000042"
 MiB = 1024 * 1024

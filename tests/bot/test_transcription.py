@@ -4,15 +4,25 @@ question, with the recording's measured length as what is reserved and recorded.
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import IO
 
 import pytest
 
 from bot import voice
 from bot.admission import Admission
 from bot.audio import clip
-from bot.errors import AudioOverBudget, BadRequest, NotAChatModel, WaitTooLong
+from bot.errors import (
+    AudioOverBudget,
+    AudioUnsupported,
+    BadRequest,
+    NotAChatModel,
+    WaitTooLong,
+)
 from bot.models import TranscriptionRequest
 from bot.provider import OpenAIClient
 from bot.sandbox import SandboxConfig, SandboxServer
@@ -20,14 +30,26 @@ from bot.store import Database
 from tests.bot.test_service import ask, make_service
 from tests.fakes.recordings import encoded, wav
 
+_where: list[Path] = []
+"""The running test's directory: a clip is a file on disk, as a download is."""
+
+
+@pytest.fixture(autouse=True)
+def _recordings_dir(tmp_path: Path) -> Iterator[None]:
+    _where.append(tmp_path)
+    yield
+    _where.pop()
+
 
 def recording(data: bytes, name: str = "memo.wav", **kw: object) -> TranscriptionRequest:
+    path = _where[-1] / uuid.uuid4().hex
+    path.write_bytes(data)
     fields: dict[str, object] = {
         "platform": "slack",
         "workspace": "T1",
         "channel": "C1",
         "user": "U1",
-        "clip": clip(name, data),
+        "clip": clip(name, path),
     }
     fields.update(kw)
     return TranscriptionRequest(**fields)  # type: ignore[arg-type]
@@ -225,9 +247,9 @@ async def test_a_recording_waits_for_its_turn_and_gives_it_back_while_queued(
     fetched: list[str] = []
 
     def attachment(name: str) -> voice.Attachment:
-        async def fetch() -> bytes:
+        async def fetch(into: IO[bytes]) -> None:
             fetched.append(name)
-            return wav(1.0)
+            into.write(wav(1.0))
 
         return voice.Attachment(name=f"{name}.wav", media_type="audio/wav", size=None, fetch=fetch)
 
@@ -258,3 +280,33 @@ async def test_a_recording_waits_for_its_turn_and_gives_it_back_while_queued(
     fourth.cancel()
     with pytest.raises(asyncio.CancelledError):
         await fourth
+
+
+class Upload:
+    """An attachment whose download is watched: whether it happened, and into which file."""
+
+    def __init__(self, data: bytes, *, name: str = "memo.wav"):
+        self.data, self.files = data, []
+        self.attachment = voice.Attachment(
+            name=name, media_type="audio/wav", size=len(data), fetch=self.fetch
+        )
+
+    async def fetch(self, into: IO[bytes]) -> None:
+        self.files.append(Path(into.name))
+        into.write(self.data)
+
+
+HERE = voice.Where(platform="slack", workspace="T1", channel="C1", user="U1")
+
+
+async def test_the_download_is_a_temporary_file_deleted_afterwards(
+    db: Database, sandbox: SandboxServer, provider: OpenAIClient
+) -> None:
+    service = make_service(db, provider)
+    good, odd = Upload(wav(1.0)), Upload(b"\x00" * 2000, name="voice.aac")
+    await voice.transcribe(service, good.attachment, HERE)
+    with pytest.raises(AudioUnsupported):
+        await voice.transcribe(service, odd.attachment, HERE)
+    (kept,), (refused,) = good.files, odd.files
+    assert kept.name.startswith("quotabot-audio-")
+    assert not kept.exists() and not refused.exists()

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from adapters.discord import CommandRunner, DiscordREST, InteractionsConfig, InteractionsEndpoint
+from adapters.discord.commands import file_hosts
 from bot.app import App, open_app
 from bot.commands import Commands
 from bot.config import load_settings
@@ -92,6 +93,7 @@ async def rig(
                 events=EventLog(app.db),
                 admins=frozenset({TRUSTED_USER}),
                 admin_roles=frozenset({ADMIN_ROLE}),
+                files=file_hosts(api.url),  # the fake serves attachments, as Discord's CDN
             )
             endpoint = InteractionsEndpoint(
                 InteractionsConfig(application_id=APPLICATION_ID, public_key=signer.public_key),
