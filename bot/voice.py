@@ -3,7 +3,7 @@ it cannot work, else downloaded, measured, transcribed and, when its message ask
 something, answered with the transcript as context.
 
     Attachment (name, size, media type, stated length, how to fetch it)
-        -> over 25 MB? refused before downloading
+        -> over 25 MB? a cap with no room, a channel switched off? refused before downloading
         -> fetch into a temporary file (bot.downloads: the platform's hosts, 25 MB at most)
         -> bot.audio.clip (format, measured length) -> Service.transcribe -> Transcript
         -> question? Service.handle(transcript + question) -> Reply
@@ -24,6 +24,7 @@ from typing import IO
 
 from bot import audio
 from bot.budget.manager import OnQueued
+from bot.budget.policy import Who
 from bot.messages import format_cost
 from bot.models import ChatRequest, Message, Reply, Transcript, TranscriptionRequest
 from bot.service import Service
@@ -39,6 +40,9 @@ class Attachment:
     size: int | None
     """What the platform says; the real size is checked again as the bytes arrive."""
     fetch: Fetch
+    seconds: float | None = None
+    """The length the platform states (Discord's voice messages carry one): only for the
+    budget's check before the download. What is reserved and billed is measured."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,10 +66,14 @@ async def transcribe(
     on_queued: OnQueued | None = None,
 ) -> Transcript:
     """Raises AudioRejected (too large, not audio, unreadable, not downloadable) before
-    anything is spent, or what Service.transcribe raises. Waits for a turn first, as an
-    answer does (``QUOTABOT_CONCURRENT_ANSWERS``): a download and a provider call each."""
+    anything is spent, or what Service.transcribe raises: a recording the budget would refuse
+    anyway (Service.check_transcription) is refused before it is downloaded. Waits for a
+    turn first, as an answer does (``QUOTABOT_CONCURRENT_ANSWERS``): a download and a
+    provider call each."""
     if attachment.size is not None:
         audio.check_size(attachment.size)
+    who = Who(where.platform, where.workspace, where.channel, where.user)
+    await service.check_transcription(who, seconds=attachment.seconds)
     key = (where.platform, where.workspace, where.channel)
     async with service.admission.turn(key) as turn:
         with tempfile.NamedTemporaryFile(prefix="quotabot-audio-") as file:

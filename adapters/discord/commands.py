@@ -230,15 +230,18 @@ class File:
     url: str
     size: int | None = None
     media_type: str | None = None
+    seconds: float | None = None
+    """``duration_secs``, which voice messages carry."""
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> File:
-        size = raw.get("size")
+        size, seconds = raw.get("size"), raw.get("duration_secs")
         return cls(
             name=str(raw.get("filename") or "audio"),
             url=str(raw["url"]),
             size=size if isinstance(size, int) else None,
             media_type=raw.get("content_type"),
+            seconds=float(seconds) if isinstance(seconds, int | float) else None,
         )
 
     def attachment(self, http: httpx.AsyncClient, hosts: FileHosts) -> voice.Attachment:
@@ -255,6 +258,7 @@ class File:
             media_type=self.media_type,
             size=self.size,
             fetch=fetch,
+            seconds=self.seconds,
         )
 
 

@@ -300,7 +300,9 @@ def to_post(message: discord.Message) -> Post:
 
 
 def _file(a: discord.Attachment) -> File:
-    return File(name=a.filename, url=a.url, size=a.size, media_type=a.content_type)
+    return File(
+        name=a.filename, url=a.url, size=a.size, media_type=a.content_type, seconds=a.duration
+    )
 
 
 def guild_id(message: discord.Message) -> str | None:

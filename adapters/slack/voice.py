@@ -43,11 +43,13 @@ def attachments(
     out = []
     for f in files or []:
         name = str(f.get("name") or f.get("title") or "audio")
+        duration_ms = f.get("duration_ms")
         found = voice.Attachment(
             name=name,
             media_type=f.get("mimetype"),
             size=f.get("size") if isinstance(f.get("size"), int) else None,
             fetch=_fetcher(f, name, http=http, token=token, hosts=hosts),
+            seconds=duration_ms / 1000 if isinstance(duration_ms, int | float) else None,
         )
         if voice.audio_attachments([found]):
             out.append(found)

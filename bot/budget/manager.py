@@ -290,6 +290,25 @@ class Budget(AsyncResource):
                 raise _too_large(outcome.rate, ask)
         return await lane.wait(who, ask, deadline, on_queued, batch_key, prompt)
 
+    async def check(self, who: Who, model: ModelInfo, *, cost: Decimal | None) -> None:
+        """Raise what :meth:`acquire` would for a call costing ``cost`` if a cap has no room
+        for it now, or a limit could never hold it; reserve nothing. For work to refuse
+        before it starts (downloading a recording): what passes here may still be refused by
+        ``acquire``, since others spend in between. Rates are not looked at: a request waits
+        for them, it is not refused."""
+        await self._refresh()
+        ask = self.policy.ask(who, model, tokens=0, cost=cost)
+        if not model.priced:
+            for cap, _ in ask.caps:
+                if cap.unit == "usd":
+                    raise UnpricedModel(model=model.name, cap=cap.label)
+        self._check_fits(ask)
+        await self._seed_caps(ask)
+        for cap, amount in ask.caps:
+            state = await self.backend.cap_state(cap)
+            if state.used + amount > state.limit:
+                raise _refusal(Refused(cap, state.used, state.resets_at))
+
     async def allowed_models(self, who: Who) -> tuple[frozenset[str] | None, ScopeKind]:
         """The models ``who`` may use (None: any), and the scope whose list says so."""
         await self._refresh()

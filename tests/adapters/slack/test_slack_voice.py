@@ -194,3 +194,14 @@ async def test_a_redirect_on_slacks_file_host_is_followed(rig: Rig) -> None:
     await rig.post(payload)
     await wait_for(lambda: transcripts(rig, DEFAULT_DM, ts))
     assert rig.api.downloads == [shared["id"], target["id"]]  # both with the bot token
+
+
+async def test_a_clips_stated_length_goes_to_the_budget_check_only() -> None:
+    from adapters.slack.voice import attachments, file_hosts
+
+    clip = {"name": "audio_message.webm", "mimetype": "audio/webm", "size": 9000}
+    async with httpx.AsyncClient() as http:
+        found = attachments(
+            [{**clip, "duration_ms": 4400}, clip], http=http, token="xoxb-1", hosts=file_hosts(None)
+        )
+    assert [a.seconds for a in found] == [4.4, None]
