@@ -1,14 +1,16 @@
 """Audio files as the transcription endpoint takes them: which formats, how large, how long.
 
-    bytes from chat -> sniff(format by its first bytes) -> duration measured from the file
-                    -> AudioClip (what the budget reserves for and the usage row records)
+    file from chat (on disk) -> sniff(format by its first bytes) -> duration measured from
+                             the file -> AudioClip (what the budget reserves for and the usage
+                             row records; the provider's upload streams from its path)
 
 The duration is read from the file itself, never from what a chat platform says about it, so
 the cost reserved before the call and the one recorded after it stand on a measured figure.
 mutagen (pure Python) reads MP3, MP4/M4A, Ogg (Opus, Vorbis, FLAC), FLAC and WAV. It has no
 Matroska reader, so WebM, the format of browser recordings and Slack's voice clips, gets the
 small EBML reader below: the segment's Duration when there is one, else the last block's
-time (recorders that stream, such as browsers' MediaRecorder, write no Duration).
+time (recorders that stream, such as browsers' MediaRecorder, write no Duration). Both read
+the file in small pieces: a recording is never held in memory whole.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import io
 import math
 import struct
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
 import mutagen
 
@@ -54,10 +58,12 @@ _EXTENSIONS = {
 class AudioClip:
     name: str
     """A file name with the format's extension: the provider tells formats apart by it."""
-    data: bytes = b""
-    format: str = ""
-    duration: float = 0.0
+    path: Path
+    """Where the recording is: a temporary file, which whoever made it deletes."""
+    format: str
+    duration: float
     """Seconds, as measured from the file."""
+    size: int
 
     @property
     def seconds(self) -> int:
@@ -68,9 +74,9 @@ class AudioClip:
     def media_type(self) -> str:
         return MEDIA_TYPES[self.format]
 
-    @property
-    def size(self) -> int:
-        return len(self.data)
+    def open(self) -> BinaryIO:
+        """The recording from its first byte (one file object per upload attempt)."""
+        return self.path.open("rb")
 
 
 def looks_like_audio(name: str, media_type: str | None) -> bool:
@@ -89,23 +95,35 @@ def check_size(size: int) -> None:
         raise AudioTooLarge(size=size, limit=MAX_BYTES)
 
 
-def clip(name: str, data: bytes) -> AudioClip:
-    """The file as an AudioClip: its format from its bytes and its measured duration.
-    Raises AudioTooLarge, AudioUnsupported (not one of ``FORMATS``) or AudioUnreadable."""
-    check_size(len(data))
-    fmt = sniff(data)
+def clip(name: str, path: Path) -> AudioClip:
+    """The file at ``path`` as an AudioClip: its format from its bytes and its measured
+    duration. Raises AudioTooLarge, AudioUnsupported (not one of ``FORMATS``) or
+    AudioUnreadable. Reads the disk: call it from a thread in async code."""
+    with path.open("rb") as f:
+        size = f.seek(0, io.SEEK_END)
+        check_size(size)
+        fmt, duration = measure(name, f)
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return AudioClip(f"{stem or 'audio'}.{fmt}", path, fmt, duration, size)
+
+
+def measure(name: str, f: BinaryIO) -> tuple[str, float]:
+    """The format and the seconds of the recording in ``f`` (a seekable binary file).
+    Raises AudioUnsupported or AudioUnreadable; ``name`` is for their messages."""
+    f.seek(0)
+    fmt = sniff(f.read(16))
     if fmt is None:
         raise AudioUnsupported(name=name, formats=FORMATS_TEXT)
-    duration = _webm_duration(data) if fmt == "webm" else _mutagen_duration(data)
+    f.seek(0)
+    duration = _webm_duration(f) if fmt == "webm" else _mutagen_duration(f)
     if duration is None or not math.isfinite(duration) or duration <= 0:
         raise AudioUnreadable(name=name, formats=FORMATS_TEXT)
-    stem = name.rsplit(".", 1)[0] if "." in name else name
-    return AudioClip(f"{stem or 'audio'}.{fmt}", data, fmt, duration)
+    return fmt, duration
 
 
-def sniff(data: bytes) -> str | None:
-    """The container, from its magic bytes (a file's name or media type may lie)."""
-    head = data[:16]
+def sniff(head: bytes) -> str | None:
+    """The container, from its first 16 bytes (a file's name or media type may lie)."""
+    head = head[:16]
     if head.startswith(b"ID3") or (
         len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06
     ):
@@ -123,9 +141,9 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def _mutagen_duration(data: bytes) -> float | None:
+def _mutagen_duration(f: BinaryIO) -> float | None:
     try:
-        found = mutagen.File(io.BytesIO(data))
+        found = mutagen.File(f)
     except Exception:  # mutagen raises many kinds for broken files: all mean "unreadable"
         return None
     length = getattr(getattr(found, "info", None), "length", None)
@@ -161,31 +179,59 @@ def _vint(data: bytes, pos: int, *, keep_marker: bool) -> tuple[int, int, bool]:
     return value, pos + length, ones
 
 
-def _webm_duration(data: bytes) -> float | None:
+class _Window:
+    """The file seen through a small buffer: the EBML walk reads a few bytes here and there
+    and skips the rest, so a large file costs ``_WINDOW`` bytes of memory, not its size."""
+
+    def __init__(self, f: BinaryIO):
+        self.f = f
+        self.length = f.seek(0, io.SEEK_END)
+        self.base, self.buf = 0, b""
+
+    def at(self, pos: int, n: int) -> tuple[bytes, int]:
+        """A buffer holding the ``n`` bytes from ``pos`` (fewer at the end of the file), and
+        where in it they start."""
+        if pos < self.base or pos + n > self.base + len(self.buf):
+            self.f.seek(pos)
+            self.base, self.buf = pos, self.f.read(max(n, _WINDOW))
+        return self.buf, pos - self.base
+
+
+_WINDOW = 64 * 1024
+
+
+def _webm_duration(f: BinaryIO) -> float | None:
     """Seconds: the segment's Duration, else the start of its last block (a recorder that
     streams writes no Duration; the last block's own length, some 20 ms, is not counted)."""
+    data = _Window(f)
     scale, cluster, pos = 1_000_000, 0, 0
     duration: float | None = None
     last: int | None = None
     try:
-        while pos < len(data):
-            element, pos, _ = _vint(data, pos, keep_marker=True)
-            size, pos, unknown = _vint(data, pos, keep_marker=False)
+        while pos < data.length:
+            buf, at = data.at(pos, 16)  # an element's ID and size: 8 bytes each at most
+            element, after_id, _ = _vint(buf, at, keep_marker=True)
+            size, after_size, unknown = _vint(buf, after_id, keep_marker=False)
+            pos += after_size - at
             if element in _MASTERS:
                 continue  # read its children next
-            if unknown or pos + size > len(data):
+            if unknown or pos + size > data.length:
                 break  # cut off: use what was read
-            body = data[pos : pos + size]
-            if element == _TIMESCALE:
-                scale = int.from_bytes(body, "big") or scale
-            elif element == _DURATION and size in (4, 8):
-                duration = float(struct.unpack(">f" if size == 4 else ">d", body)[0])
-            elif element == _TIMECODE:
-                cluster = int.from_bytes(body, "big")
+            if element in (_TIMESCALE, _DURATION, _TIMECODE) and size <= 8:
+                buf, at = data.at(pos, size)
+                body = buf[at : at + size]
+                if element == _TIMESCALE:
+                    scale = int.from_bytes(body, "big") or scale
+                elif element == _DURATION and size in (4, 8):
+                    duration = float(struct.unpack(">f" if size == 4 else ">d", body)[0])
+                elif element == _TIMECODE:
+                    cluster = int.from_bytes(body, "big")
             elif element in (_SIMPLE_BLOCK, _BLOCK):
-                _, at, _ = _vint(body, 0, keep_marker=False)  # the track number
-                if at + 2 <= len(body):
-                    offset = int.from_bytes(body[at : at + 2], "big", signed=True)
+                buf, at = data.at(pos, min(size, 10))  # the track number, then the time
+                body = buf[at : at + min(size, 10)]
+                _, track_end, _ = _vint(body, 0, keep_marker=False)
+                if track_end + 2 <= len(body):
+                    offset = int.from_bytes(body[track_end : track_end + 2], "big", signed=True)
                     last = max(last or 0, cluster + offset)
             pos += size
     except _Truncated:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -279,14 +280,37 @@ class Service:
         with self._measured(request):
             return await self._transcribe(request, on_queued, turn)
 
+    async def check_transcription(
+        self, who: Who, *, seconds: float | None = None, model: str | None = None
+    ) -> None:
+        """Refuse a recording before it is downloaded when it could not be transcribed
+        anyway: its channel is off, or a cap has no room for ``seconds`` of audio (the length
+        the platform states, rounded down; else one second). Reserves nothing: the recording
+        is then measured and reserved for by :meth:`transcribe`, which checks again."""
+        await self._transcription_allowed(who.platform, who.workspace, who.channel)
+        info = self.catalog.get(model or self.transcription_model)
+        stated = max(1, math.floor(seconds)) if seconds and math.isfinite(seconds) else None
+        cost = info.audio_cost(stated or 1)
+        try:
+            await self.budget.check(who, info, cost=cost)
+        except BudgetExceeded as exc:
+            await self._note(who, info, "refused")
+            if stated is None:
+                raise
+            raise AudioOverBudget(
+                exc, seconds=stated, cost=format_cost(cost), model=info.name
+            ) from exc
+
+    async def _transcription_allowed(self, platform: str, workspace: str, channel: str) -> None:
+        if not self.access.allows(workspace, channel):
+            raise ChannelDisabled(channel)
+        if not (await self.channels.get(platform, workspace, channel)).enabled:
+            raise ChannelDisabled(channel)
+
     async def _transcribe(
         self, request: TranscriptionRequest, on_queued: OnQueued | None, turn: Turn | None
     ) -> Transcript:
-        if not self.access.allows(request.workspace, request.channel):
-            raise ChannelDisabled(request.channel)
-        ch = await self.channels.get(request.platform, request.workspace, request.channel)
-        if not ch.enabled:
-            raise ChannelDisabled(request.channel)
+        await self._transcription_allowed(request.platform, request.workspace, request.channel)
         info = self.catalog.get(request.model or self.transcription_model)
         clip = request.clip
         worst_cost = info.audio_cost(clip.seconds)
@@ -309,12 +333,13 @@ class Service:
             started = time.monotonic()
             self.metrics.queue_wait.labels(info.name).observe(started - waiting)
             try:
-                result = await self.provider.transcribe(
-                    model=info.name,
-                    file=(clip.name, clip.data, clip.media_type),
-                    prompt=request.prompt,
-                    on_send=ticket.sending,
-                )
+                with clip.open() as recording:  # streamed from the file as it is sent
+                    result = await self.provider.transcribe(
+                        model=info.name,
+                        file=(clip.name, recording, clip.media_type),
+                        prompt=request.prompt,
+                        on_send=ticket.sending,
+                    )
             except ProviderError as exc:
                 kind = "rate_limited" if isinstance(exc, RateLimited) else "error"
                 self.metrics.provider_calls.labels(info.name, kind).inc()

@@ -2,30 +2,35 @@
 it cannot work, else downloaded, measured, transcribed and, when its message asks
 something, answered with the transcript as context.
 
-    Attachment (name, size, media type, how to fetch it)
-        -> over 25 MB? refused before downloading -> fetch (stops at 25 MB)
+    Attachment (name, size, media type, stated length, how to fetch it)
+        -> over 25 MB? a cap with no room, a channel switched off? refused before downloading
+        -> fetch into a temporary file (bot.downloads: the platform's hosts, 25 MB at most)
         -> bot.audio.clip (format, measured length) -> Service.transcribe -> Transcript
         -> question? Service.handle(transcript + question) -> Reply
 
 Adapters turn their platform's file objects into :class:`Attachment` and post what comes
-back; nothing here knows about Slack or Discord.
+back; nothing here knows about Slack or Discord. The temporary file (in ``TMPDIR``) is
+deleted once the transcript is back, whatever happened.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-
-import httpx
+from pathlib import Path
+from typing import IO
 
 from bot import audio
+from bot.budget.policy import Who
 from bot.budget.tickets import OnQueued
-from bot.errors import AudioDownloadFailed, AudioTooLarge
 from bot.messages import format_cost
 from bot.models import ChatRequest, Message, Reply, Transcript, TranscriptionRequest
 from bot.service import Service
 
-Fetch = Callable[[], Awaitable[bytes]]
+Fetch = Callable[[IO[bytes]], Awaitable[object]]
+"""Writes the file's bytes into the file object it is given."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,6 +40,9 @@ class Attachment:
     size: int | None
     """What the platform says; the real size is checked again as the bytes arrive."""
     fetch: Fetch
+    seconds: float | None = None
+    """The length the platform states (Discord's voice messages carry one): only for the
+    budget's check before the download. What is reserved and billed is measured."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,26 +66,32 @@ async def transcribe(
     on_queued: OnQueued | None = None,
 ) -> Transcript:
     """Raises AudioRejected (too large, not audio, unreadable, not downloadable) before
-    anything is spent, or what Service.transcribe raises. Waits for a turn first, as an
-    answer does (``QUOTABOT_CONCURRENT_ANSWERS``): a download and a provider call each."""
+    anything is spent, or what Service.transcribe raises: a recording the budget would refuse
+    anyway (Service.check_transcription) is refused before it is downloaded. Waits for a
+    turn first, as an answer does (``QUOTABOT_CONCURRENT_ANSWERS``): a download and a
+    provider call each."""
     if attachment.size is not None:
         audio.check_size(attachment.size)
+    who = Who(where.platform, where.workspace, where.channel, where.user)
+    await service.check_transcription(who, seconds=attachment.seconds)
     key = (where.platform, where.workspace, where.channel)
     async with service.admission.turn(key) as turn:
-        data = await attachment.fetch()
-        recording = audio.clip(attachment.name, data)
-        return await service.transcribe(
-            TranscriptionRequest(
-                platform=where.platform,
-                workspace=where.workspace,
-                channel=where.channel,
-                user=where.user,
-                thread=where.thread,
-                clip=recording,
-            ),
-            on_queued=on_queued,
-            turn=turn,
-        )
+        with tempfile.NamedTemporaryFile(prefix="quotabot-audio-") as file:
+            await attachment.fetch(file)
+            file.flush()
+            recording = await asyncio.to_thread(audio.clip, attachment.name, Path(file.name))
+            return await service.transcribe(
+                TranscriptionRequest(
+                    platform=where.platform,
+                    workspace=where.workspace,
+                    channel=where.channel,
+                    user=where.user,
+                    thread=where.thread,
+                    clip=recording,
+                ),
+                on_queued=on_queued,
+                turn=turn,
+            )
 
 
 async def answer(
@@ -112,31 +126,3 @@ def transcript_text(t: Transcript) -> str:
     minutes, seconds = divmod(t.seconds, 60)
     header = f"**Transcript** ({minutes}:{seconds:02d} · {format_cost(t.cost)} · {t.model})"
     return f"{header}\n{t.text.strip() or '_(no speech found)_'}"
-
-
-async def download(
-    http: httpx.AsyncClient,
-    url: str,
-    name: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-) -> bytes:
-    """The file's bytes, read no further than the provider's 25 MB limit (a file that
-    claimed to be smaller is refused as soon as it is not). Raises AudioDownloadFailed."""
-    try:
-        async with http.stream("GET", url, headers=headers) as response:
-            if response.status_code != 200:
-                raise AudioDownloadFailed(name=name, why=f"HTTP {response.status_code}")
-            kind = response.headers.get("content-type", "")
-            if kind.startswith("text/html"):
-                # Slack answers a download without a valid token with its sign-in page.
-                raise AudioDownloadFailed(name=name, why="the platform sent a web page instead")
-            chunks, size = [], 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > audio.MAX_BYTES:
-                    raise AudioTooLarge(size=size, limit=audio.MAX_BYTES)
-                chunks.append(chunk)
-    except httpx.HTTPError as exc:
-        raise AudioDownloadFailed(name=name, why=type(exc).__name__) from exc
-    return b"".join(chunks)

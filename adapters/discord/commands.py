@@ -17,18 +17,19 @@ import contextlib
 import logging
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import httpx
 
 from adapters.discord import texts
 from adapters.discord.rest import DiscordREST
 from adapters.discord.split import LIMIT, split
-from bot import messages, voice
+from bot import audio, messages, voice
 from bot.budget.policy import LIMIT_KINDS, MODELS, Who
 from bot.budget.tickets import QueueInfo
 from bot.catalog import ModelInfo
 from bot.commands import BUDGET_HELP, Commands
+from bot.downloads import FileHosts, download
 from bot.errors import QuotabotError, StoreError
 from bot.lifecycle import finish
 from bot.messages import STOPPING
@@ -212,6 +213,16 @@ async def sync_commands(rest: DiscordREST, application_id: str, guild: str | Non
     )
 
 
+FILE_HOSTS = ("cdn.discordapp.com", "media.discordapp.net")
+"""Where attachments' ``url`` (and ``proxy_url``) lead, over HTTPS."""
+
+
+def file_hosts(api_url: str | None = None) -> FileHosts:
+    """Discord's file hosts; with ``DISCORD_API_URL`` set, its origin too (the tests' fake
+    serves attachments there)."""
+    return FileHosts.of("Discord", FILE_HOSTS, api_url=api_url)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class File:
     """An attachment as Discord describes it (an option of type 11, or on a message)."""
@@ -220,25 +231,35 @@ class File:
     url: str
     size: int | None = None
     media_type: str | None = None
+    seconds: float | None = None
+    """``duration_secs``, which voice messages carry."""
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> File:
-        size = raw.get("size")
+        size, seconds = raw.get("size"), raw.get("duration_secs")
         return cls(
             name=str(raw.get("filename") or "audio"),
             url=str(raw["url"]),
             size=size if isinstance(size, int) else None,
             media_type=raw.get("content_type"),
+            seconds=float(seconds) if isinstance(seconds, int | float) else None,
         )
 
-    def attachment(self, http: httpx.AsyncClient) -> voice.Attachment:
-        """Discord's attachment URLs are signed links: no token goes with them."""
+    def attachment(self, http: httpx.AsyncClient, hosts: FileHosts) -> voice.Attachment:
+        """Discord's attachment URLs are signed links: no token goes with them. Only links
+        to ``hosts`` are fetched (an interaction or message names any URL it likes)."""
 
-        async def fetch() -> bytes:
-            return await voice.download(http, self.url, self.name)
+        async def fetch(into: IO[bytes]) -> int:
+            return await download(
+                http, self.url, into, name=self.name, hosts=hosts, limit=audio.MAX_BYTES
+            )
 
         return voice.Attachment(
-            name=self.name, media_type=self.media_type, size=self.size, fetch=fetch
+            name=self.name,
+            media_type=self.media_type,
+            size=self.size,
+            fetch=fetch,
+            seconds=self.seconds,
         )
 
 
@@ -304,8 +325,11 @@ class CommandRunner:
         admins: frozenset[str] = frozenset(),
         admin_roles: frozenset[str] = frozenset(),
         piece_limit: int = LIMIT,
+        files: FileHosts | None = None,
     ):
         self.piece_limit = piece_limit
+        self.files = files or file_hosts()
+        """Where recordings may be downloaded from: Discord's CDN, unless told otherwise."""
         """Characters per message: Discord's 2,000 (smaller in tests of long answers)."""
         self.service = service
         self.commands = commands
@@ -486,10 +510,10 @@ class CommandRunner:
         try:
             async with (
                 asyncio.timeout_at(inv.deadline),
-                httpx.AsyncClient(timeout=60.0, follow_redirects=True) as http,
+                httpx.AsyncClient(timeout=60.0) as http,
             ):
                 transcript = await voice.transcribe(
-                    self.service, recording.attachment(http), where, on_queued=queued
+                    self.service, recording.attachment(http, self.files), where, on_queued=queued
                 )
                 text = voice.transcript_text(transcript)
                 if question:

@@ -239,9 +239,10 @@ class DiscordGateway(discord.Client):
         try:
             async with (
                 _typing(message.channel),
-                httpx.AsyncClient(timeout=60.0, follow_redirects=True) as http,
+                httpx.AsyncClient(timeout=60.0) as http,
             ):
-                transcript = await voice.transcribe(self.service, recording.attachment(http), where)
+                attachment = recording.attachment(http, self.runner.files)
+                transcript = await voice.transcribe(self.service, attachment, where)
                 answer = voice.transcript_text(transcript)
                 if question:
                     reply = await voice.answer(
@@ -300,7 +301,9 @@ def to_post(message: discord.Message) -> Post:
 
 
 def _file(a: discord.Attachment) -> File:
-    return File(name=a.filename, url=a.url, size=a.size, media_type=a.content_type)
+    return File(
+        name=a.filename, url=a.url, size=a.size, media_type=a.content_type, seconds=a.duration
+    )
 
 
 def guild_id(message: discord.Message) -> str | None:

@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -48,7 +49,9 @@ class _Bucket:
 class DiscordREST(AsyncResource):
     """``await rest.request("PATCH", "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
     webhook_id=..., webhook_token=..., json={...})``. Path parameters are named, so that the
-    client knows the route and its top-level resource."""
+    client knows the route and its top-level resource, and each is quoted as one path segment:
+    an interaction token comes from a payload, and ``../`` or ``?`` in it must not reach
+    another route."""
 
     def __init__(
         self,
@@ -100,7 +103,7 @@ class DiscordREST(AsyncResource):
             }
         route = f"{method} {path}"
         major = ":".join(params[k] for k in _MAJOR if k in params)
-        url = self.base_url + _PARAM.sub(lambda m: params[m.group(1)], path)
+        url = self.base_url + _PARAM.sub(lambda m: _segment(params[m.group(1)]), path)
         loop = asyncio.get_running_loop()
         for attempt in range(self.max_retries + 1):
             bucket = self._bucket(route, major)
@@ -176,6 +179,14 @@ class DiscordREST(AsyncResource):
             except (TypeError, ValueError):
                 continue
         return 1.0
+
+
+def _segment(value: str) -> str:
+    """``value`` as one path segment. Quoting leaves ``.`` and ``..`` as they are, and an
+    empty one joins its neighbours: all three would move the path, so none is sent."""
+    if value in ("", ".", ".."):
+        raise DiscordAPIError(f"{value!r} cannot be a path segment")
+    return quote(value, safe="")
 
 
 def _dumps(payload: Any) -> str:

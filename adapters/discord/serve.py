@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 
 from aiohttp import web
 
-from adapters.discord.commands import PLATFORM, CommandRunner, sync_commands
+from adapters.discord.commands import PLATFORM, CommandRunner, file_hosts, sync_commands
 from adapters.discord.digest import DiscordDigestPoster
 from adapters.discord.gateway import DiscordGateway, GatewayConfig
 from adapters.discord.interactions import InteractionsConfig, InteractionsEndpoint
@@ -31,6 +31,7 @@ class Discord(AsyncResource):
             events=app.events,
             admins=frozenset(settings.admin_users),
             admin_roles=frozenset(settings.discord_admin_roles),
+            files=file_hosts(settings.discord_api_url),
         )
         self.app = app
         self.gateway: DiscordGateway | None = None

@@ -138,8 +138,10 @@ class SlackAdapter:
         # One session for every Web API call: without it slack-sdk opens a new session, and a
         # new TCP (and TLS) connection, per call; a seventh of the CPU at 300 events/s.
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
-        # Voice clips and audio files are downloaded with it (never more than 25 MB each).
-        self.downloads = httpx.AsyncClient(timeout=60.0, follow_redirects=True)
+        # Voice clips and audio files are downloaded with it (never more than 25 MB each, each
+        # redirect checked by bot.downloads, not followed by httpx).
+        self.downloads = httpx.AsyncClient(timeout=60.0, follow_redirects=False)
+        self.file_hosts = slack_voice.file_hosts(config.api_url)
         client = AsyncWebClient(
             token=config.bot_token,
             base_url=config.api_url or AsyncWebClient.BASE_URL,
@@ -443,7 +445,7 @@ class SlackAdapter:
             full,
             http=self.downloads,
             token=client.token or self.config.bot_token,
-            api_url=self.config.api_url,
+            hosts=self.file_hosts,
         )
 
     async def _voice(

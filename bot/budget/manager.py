@@ -128,11 +128,7 @@ class Budget(AsyncResource):
         """
         await self._refresh()
         ask = self.policy.ask(who, model, tokens=tokens, cost=cost)
-        if not model.priced:
-            for cap, _ in ask.caps:
-                if cap.unit == "usd":  # it would count the model as free
-                    raise UnpricedModel(model=model.name, cap=cap.label)
-        self._check_fits(ask)
+        self._check_fits(model, ask)
         await self._seed_caps(ask)
         lane = self.lane(model)
         if not lane.queue and lane.at_once(who, ask):
@@ -145,6 +141,21 @@ class Budget(AsyncResource):
             if math.isinf(outcome.seconds):
                 raise too_large(outcome.rate, ask)
         return await lane.wait(who, ask, deadline, on_queued, batch_key, prompt)
+
+    async def check(self, who: Who, model: ModelInfo, *, cost: Decimal | None) -> None:
+        """Raise what :meth:`acquire` would for a call costing ``cost`` if a cap has no room
+        for it now, or a limit could never hold it; reserve nothing. For work to refuse
+        before it starts (downloading a recording): what passes here may still be refused by
+        ``acquire``, since others spend in between. Rates are not looked at: a request waits
+        for them, it is not refused."""
+        await self._refresh()
+        ask = self.policy.ask(who, model, tokens=0, cost=cost)
+        self._check_fits(model, ask)
+        await self._seed_caps(ask)
+        for cap, amount in ask.caps:
+            state = await self.backend.cap_state(cap)
+            if state.used + amount > state.limit:
+                raise refusal(Refused(cap, state.used, state.resets_at))
 
     async def allowed_models(self, who: Who) -> tuple[frozenset[str] | None, ScopeKind]:
         """The models ``who`` may use (None: any), and the scope whose list says so."""
@@ -196,7 +207,13 @@ class Budget(AsyncResource):
             out.append(Standing(cap.label, cap.unit, used, limit, c.resets_at))
         return out
 
-    def _check_fits(self, ask: Ask) -> None:
+    def _check_fits(self, model: ModelInfo, ask: Ask) -> None:
+        """Refuse what no wait could ever let through: a model with no price under a spend
+        cap (it would count as free), or more than a limit holds."""
+        if not model.priced:
+            for cap, _ in ask.caps:
+                if cap.unit == "usd":
+                    raise UnpricedModel(model=model.name, cap=cap.label)
         for rate, amount in ask.rates:
             if amount > rate.limit:
                 raise TooLargeForLimit(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -167,13 +167,14 @@ class OpenAIClient(AsyncResource):
         self,
         *,
         model: str,
-        file: tuple[str, bytes, str],
+        file: tuple[str, bytes | IO[bytes], str],
         prompt: str | None = None,
         language: str | None = None,
         on_send: OnSend | None = None,
     ) -> Transcription:
         """/audio/transcriptions with ``file`` (name, content, media type), as multipart form
-        data; the answer is asked for as ``json``, which carries the usage."""
+        data, read from the file object in pieces as it is sent; the answer is asked for as
+        ``json``, which carries the usage."""
         fields = {"model": model, "response_format": "json"}
         if prompt:
             fields["prompt"] = prompt
@@ -197,7 +198,7 @@ class OpenAIClient(AsyncResource):
         *,
         accept: str,
         data: dict[str, str] | None = None,
-        files: tuple[str, bytes, str] | None = None,
+        files: tuple[str, bytes | IO[bytes], str] | None = None,
     ) -> httpx.Request:
         headers = {"Accept": accept}
         if self._api_key is not None:

@@ -12,12 +12,14 @@ tokens for the gpt-4o transcription models (about ten audio tokens a second here
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, web
 
-from bot.audio import MAX_BYTES, clip
+from bot.audio import MAX_BYTES
+from bot.audio import measure as measure_file
 from bot.catalog import Catalog, ModelInfo
 from bot.errors import AudioRejected
 from bot.sandbox import errors
@@ -126,7 +128,7 @@ def too_large(size: int) -> ApiError:
 def measure(job: AudioJob) -> float:
     """Seconds of audio in the file; a 400 as OpenAI's for a file it cannot decode."""
     try:
-        return clip(job.name, job.data).duration
+        return measure_file(job.name, io.BytesIO(job.data))[1]
     except AudioRejected:
         raise ApiError(
             400,

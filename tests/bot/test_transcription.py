@@ -4,15 +4,29 @@ question, with the recording's measured length as what is reserved and recorded.
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import IO
 
 import pytest
 
 from bot import voice
 from bot.admission import Admission
 from bot.audio import clip
-from bot.errors import AudioOverBudget, BadRequest, NotAChatModel, WaitTooLong
+from bot.budget.policy import Who
+from bot.catalog import Catalog
+from bot.errors import (
+    AudioOverBudget,
+    AudioUnsupported,
+    BadRequest,
+    BudgetExceeded,
+    ChannelDisabled,
+    NotAChatModel,
+    WaitTooLong,
+)
 from bot.models import TranscriptionRequest
 from bot.provider import OpenAIClient
 from bot.sandbox import SandboxConfig, SandboxServer
@@ -20,14 +34,26 @@ from bot.store import Database
 from tests.bot.test_service import ask, make_service
 from tests.fakes.recordings import encoded, wav
 
+_where: list[Path] = []
+"""The running test's directory: a clip is a file on disk, as a download is."""
+
+
+@pytest.fixture(autouse=True)
+def _recordings_dir(tmp_path: Path) -> Iterator[None]:
+    _where.append(tmp_path)
+    yield
+    _where.pop()
+
 
 def recording(data: bytes, name: str = "memo.wav", **kw: object) -> TranscriptionRequest:
+    path = _where[-1] / uuid.uuid4().hex
+    path.write_bytes(data)
     fields: dict[str, object] = {
         "platform": "slack",
         "workspace": "T1",
         "channel": "C1",
         "user": "U1",
-        "clip": clip(name, data),
+        "clip": clip(name, path),
     }
     fields.update(kw)
     return TranscriptionRequest(**fields)  # type: ignore[arg-type]
@@ -225,9 +251,9 @@ async def test_a_recording_waits_for_its_turn_and_gives_it_back_while_queued(
     fetched: list[str] = []
 
     def attachment(name: str) -> voice.Attachment:
-        async def fetch() -> bytes:
+        async def fetch(into: IO[bytes]) -> None:
             fetched.append(name)
-            return wav(1.0)
+            into.write(wav(1.0))
 
         return voice.Attachment(name=f"{name}.wav", media_type="audio/wav", size=None, fetch=fetch)
 
@@ -258,3 +284,86 @@ async def test_a_recording_waits_for_its_turn_and_gives_it_back_while_queued(
     fourth.cancel()
     with pytest.raises(asyncio.CancelledError):
         await fourth
+
+
+class Upload:
+    """An attachment whose download is watched: whether it happened, and into which file."""
+
+    def __init__(self, data: bytes, *, seconds: float | None = None, name: str = "memo.wav"):
+        self.data, self.files = data, []
+        self.attachment = voice.Attachment(
+            name=name, media_type="audio/wav", size=len(data), fetch=self.fetch, seconds=seconds
+        )
+
+    async def fetch(self, into: IO[bytes]) -> None:
+        self.files.append(Path(into.name))
+        into.write(self.data)
+
+
+HERE = voice.Where(platform="slack", workspace="T1", channel="C1", user="U1")
+WHO = Who("slack", "T1", "C1", "U1")
+WHISPER = Catalog.build().get("whisper-1")
+
+
+async def test_a_spent_cap_refuses_a_recording_before_it_is_downloaded(
+    db: Database, sandbox: SandboxServer, provider: OpenAIClient
+) -> None:
+    """The cap is looked at before the download, at one second's cost (no length stated):
+    the refusal is the cap's own, and nothing was fetched, reserved or recorded."""
+    service = make_service(db, provider, limits={"channel": {"spend_day": Decimal("0.0003")}})
+    await voice.transcribe(service, Upload(wav(2.5)).attachment, HERE)  # $0.0003 of $0.0003
+    late = Upload(wav(1.0))
+    with pytest.raises(BudgetExceeded) as refused:
+        await voice.transcribe(service, late.attachment, HERE)
+    assert not isinstance(refused.value, AudioOverBudget)
+    assert str(refused.value).startswith(
+        "This request would go over this channel's spend per day: $0.0003 of $0.0003 used."
+    )
+    assert late.files == []
+    assert sandbox.stats.model("whisper-1").requests == 1
+    (cap,) = [s for s in await service.budget.status(WHO, WHISPER) if s.unit == "usd"]
+    assert cap.used == Decimal("0.0003")  # the check reserved nothing
+
+
+async def test_a_stated_length_over_the_cap_is_refused_before_the_download(
+    db: Database, sandbox: SandboxServer, provider: OpenAIClient
+) -> None:
+    """A Discord voice message states its length: the check asks for that much."""
+    service = make_service(db, provider, limits={"channel": {"spend_day": Decimal("0.001")}})
+    voice_message = Upload(wav(30.0), seconds=30.4)
+    with pytest.raises(AudioOverBudget) as refused:
+        await voice.transcribe(service, voice_message.attachment, HERE)
+    assert str(refused.value).startswith(
+        "This recording is 0:30 long and may cost up to $0.003000 with whisper-1."
+    )
+    assert voice_message.files == []
+    # Within the cap, the stated length changes nothing: the measured one is reserved.
+    short = Upload(wav(2.0), seconds=2.0)
+    t = await voice.transcribe(service, short.attachment, HERE)
+    assert (t.seconds, t.cost) == (2, Decimal("0.0002"))
+    (cap,) = [s for s in await service.budget.status(WHO, WHISPER) if s.unit == "usd"]
+    assert cap.used == Decimal("0.0002")
+
+
+async def test_a_switched_off_channel_is_not_downloaded_from(
+    db: Database, provider: OpenAIClient
+) -> None:
+    service = make_service(db, provider)
+    await service.channels.set("slack", "T1", "C1", enabled=False)
+    upload = Upload(wav(1.0))
+    with pytest.raises(ChannelDisabled):
+        await voice.transcribe(service, upload.attachment, HERE)
+    assert upload.files == []
+
+
+async def test_the_download_is_a_temporary_file_deleted_afterwards(
+    db: Database, sandbox: SandboxServer, provider: OpenAIClient
+) -> None:
+    service = make_service(db, provider)
+    good, odd = Upload(wav(1.0)), Upload(b"\x00" * 2000, name="voice.aac")
+    await voice.transcribe(service, good.attachment, HERE)
+    with pytest.raises(AudioUnsupported):
+        await voice.transcribe(service, odd.attachment, HERE)
+    (kept,), (refused,) = good.files, odd.files
+    assert kept.name.startswith("quotabot-audio-")
+    assert not kept.exists() and not refused.exists()

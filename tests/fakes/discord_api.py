@@ -21,7 +21,7 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -31,6 +31,8 @@ from aiohttp import web
 from nacl.signing import SigningKey
 
 JSON = dict[str, Any]
+FileHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+"""How the fake CDN answers for one file, when a test wants something else than its bytes."""
 DISCORD_EPOCH_MS = 1_420_070_400_000
 APPLICATION_ID = "1100000000000000001"
 BOT_ID = APPLICATION_ID  # a bot user has its application's id
@@ -233,6 +235,8 @@ class Call:
     body: Any
     at: float
     status: int = 0
+    raw_path: str = ""
+    """The path as sent, still percent-encoded (``path`` is decoded)."""
 
 
 @dataclass
@@ -293,6 +297,7 @@ class FakeDiscordAPI:
         self.typing: list[str] = []
         self.files: dict[str, tuple[bytes, str]] = {}
         """Attachment id -> (content, media type), served like Discord's CDN."""
+        self.file_handlers: dict[str, FileHandler] = {}
         self.downloads: list[str] = []
         self._interactions: dict[str, _Interaction] = {}
         self._faults: list[_Fault] = []
@@ -308,6 +313,8 @@ class FakeDiscordAPI:
         for method, path, handler in self._routes():
             app.router.add_route(method, "/api/v10" + path, handler)
         app.router.add_get("/attachments/{channel}/{id}/{filename}", self._attachment)
+        # Anything else is recorded too (as a 404): a request that reached no route is seen.
+        app.router.add_route("*", "/{tail:.*}", self._unrouted)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -353,11 +360,15 @@ class FakeDiscordAPI:
         channel: str = CHANNEL,
         duration: float | None = None,
         size: int | None = None,
+        serve: FileHandler | None = None,
     ) -> JSON:
         """An uploaded file, as an attachment object; ``duration`` (seconds) makes it the
-        recording of a voice message (``duration_secs`` and ``waveform``)."""
+        recording of a voice message (``duration_secs`` and ``waveform``). ``serve``: how the
+        CDN answers for it instead of with ``content`` (a redirect, a lying body...)."""
         attachment_id = snowflake()
         self.files[attachment_id] = (content, content_type)
+        if serve is not None:
+            self.file_handlers[attachment_id] = serve
         url = f"http://127.0.0.1:{self._port}/attachments/{channel}/{attachment_id}/{filename}"
         out: JSON = {
             "id": attachment_id,
@@ -427,13 +438,32 @@ class FakeDiscordAPI:
         if found is None:
             return web.Response(status=404, text="Not Found")
         self.downloads.append(request.match_info["id"])
+        if (handler := self.file_handlers.get(request.match_info["id"])) is not None:
+            return await handler(request)
         return web.Response(body=found[0], content_type=found[1])
+
+    async def _unrouted(self, request: web.Request) -> web.Response:
+        call = Call(
+            request.method,
+            request.path.removeprefix("/api/v10"),
+            None,
+            time.monotonic(),
+            raw_path=_raw_path(request),
+        )
+        self.calls.append(call)
+        return await self._done(call, _json_response({"message": "404: Not Found"}, status=404))
 
     async def _handle(
         self, request: web.Request, route: str, major: str, answer: Callable[[Any], Any]
     ) -> web.Response:
         body = await _body(request)
-        call = Call(request.method, request.path.removeprefix("/api/v10"), body, time.monotonic())
+        call = Call(
+            request.method,
+            request.path.removeprefix("/api/v10"),
+            body,
+            time.monotonic(),
+            raw_path=_raw_path(request),
+        )
         self.calls.append(call)
         limit, window = self.route_limits.get(route, (self.limit, self.window))
         bucket = self._buckets.setdefault((route, major), _Bucket())
@@ -716,6 +746,10 @@ def _json_response(
         status=status,
         headers={**(headers or {}), "Content-Type": "application/json"},
     )
+
+
+def _raw_path(request: web.Request) -> str:
+    return request.raw_path.split("?", 1)[0].removeprefix("/api/v10")
 
 
 def _created(interaction_id: str) -> float:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, NamedTuple, Self
@@ -104,6 +104,8 @@ class FakeSlackAPI:
         self.socket = FakeSocketMode()
         self.files: dict[str, tuple[bytes, str]] = {}
         """Shared files by id: (content, mimetype), served at their url_private_download."""
+        self.file_handlers: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {}
+        """How files.slack.com answers for a file, when a test wants something else."""
         self.downloads: list[str] = []
         """File ids downloaded (with a valid token), in order."""
         self.oauth_codes: set[str] = set()
@@ -236,12 +238,16 @@ class FakeSlackAPI:
         *,
         subtype: str | None = None,
         size: int | None = None,
+        serve: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None,
     ) -> JSON:
         """A file shared in the workspace; returns its file object as events carry it.
         ``subtype="slack_audio"`` for a voice clip recorded in Slack; ``size`` to claim
-        another size than the content's."""
+        another size than the content's; ``serve``: how its download is answered instead
+        of with ``content`` (a redirect, a lying body...)."""
         file_id = "F" + uuid.uuid4().hex[:10].upper()
         self.files[file_id] = (content, mimetype)
+        if serve is not None:
+            self.file_handlers[file_id] = serve
         team = self.workspace.team_id
         url = f"{self.base_url}/files-pri/{team}-{file_id}/{name}"
         obj: JSON = {
@@ -468,6 +474,8 @@ class FakeSlackAPI:
             return web.Response(text="<html><title>Slack</title></html>", content_type="text/html")
         content, mimetype = self.files[file_id]
         self.downloads.append(file_id)
+        if (handler := self.file_handlers.get(file_id)) is not None:
+            return await handler(request)
         return web.Response(body=content, content_type=mimetype)
 
 

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from adapters.discord import COMMANDS, CommandRunner, DiscordGateway, GatewayConfig
+from adapters.discord.commands import file_hosts
 from adapters.discord.gateway import intents
 from bot import messages
 from bot.app import App, open_app
@@ -87,6 +88,7 @@ async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
                 service=app.service,
                 commands=Commands(usage=app.usage, budget=app.budget, limits=app.limits),
                 events=EventLog(app.db),
+                files=file_hosts(api.url),  # the fake serves attachments, as Discord's CDN
             )
             client = DiscordGateway(
                 GatewayConfig(token=BOT_TOKEN, api_url=api.url), runner=runner, service=app.service

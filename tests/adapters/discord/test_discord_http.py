@@ -9,12 +9,14 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
 from adapters.discord import CommandRunner, DiscordREST, InteractionsConfig, InteractionsEndpoint
+from adapters.discord.commands import file_hosts
 from bot.app import App, open_app
 from bot.commands import Commands
 from bot.config import load_settings
@@ -91,6 +93,7 @@ async def rig(
                 events=EventLog(app.db),
                 admins=frozenset({TRUSTED_USER}),
                 admin_roles=frozenset({ADMIN_ROLE}),
+                files=file_hosts(api.url),  # the fake serves attachments, as Discord's CDN
             )
             endpoint = InteractionsEndpoint(
                 InteractionsConfig(application_id=APPLICATION_ID, public_key=signer.public_key),
@@ -483,3 +486,33 @@ async def test_an_interaction_left_by_a_process_that_died_is_answered_by_another
     assert answer.content.startswith('Sandbox answer: you said "anyone there"')
     assert len(await rig.app.usage.rows()) == 1
     assert await takeover.tick() == []
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["../../channels/123/messages", "x/../../../channels/123/messages/456?", "a b#c"],
+)
+async def test_a_token_from_the_payload_stays_one_segment_of_the_webhook_path(
+    rig: Rig, token: str
+) -> None:
+    """Interaction tokens go into the webhook's path: quoted, ``../`` and ``?`` in one cannot
+    lead the answer to another route (they once made it a PATCH of a channel's message)."""
+    payload = ask("hello")
+    payload["token"] = token
+    (said,) = await rig.ask(payload)
+    assert said.startswith("Sandbox answer")
+    (edit,) = rig.api.calls
+    assert (edit.method, edit.status) == ("PATCH", 200)
+    assert edit.raw_path == (
+        f"/webhooks/{APPLICATION_ID}/{quote(token, safe='')}/messages/@original"
+    )
+
+
+@pytest.mark.parametrize("token", ["..", "."])
+async def test_a_token_that_is_a_dot_segment_is_not_sent_at_all(rig: Rig, token: str) -> None:
+    """Quoting leaves ``..`` as it is, and the path would lose its webhook id: no call."""
+    payload = ask("hello")
+    payload["token"] = token
+    assert (await rig.post(payload)).json()["type"] == 5
+    await rig.runner.drain()
+    assert rig.api.calls == []

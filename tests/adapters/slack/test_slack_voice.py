@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import httpx
+from aiohttp import web
+
 from bot.messages import format_cost
 from tests.adapters.slack import test_slack_http
 from tests.adapters.slack.test_slack_http import SECRET, Rig, usage_rows, wait_for
@@ -158,13 +161,47 @@ async def test_usage_shows_audio_minutes_and_spend_beside_tokens(rig: Rig) -> No
     assert f"This workspace: {expected}" in usage["text"]
 
 
-def test_the_bot_token_only_goes_to_slack() -> None:
-    from adapters.slack.voice import slack_host
+def test_the_bot_token_only_goes_to_slacks_file_host() -> None:
+    from adapters.slack.voice import file_hosts
 
-    assert slack_host("https://files.slack.com/files-pri/T1-F1/download/a.webm", None)
-    assert not slack_host("http://files.slack.com/files-pri/T1-F1/a.webm", None)  # not TLS
-    assert not slack_host("https://files.slack.com.example.net/a.webm", None)
-    assert not slack_host("https://example.com/a.webm", None)
+    def allowed(url: str, api_url: str | None = None) -> bool:
+        return file_hosts(api_url).allows(httpx.URL(url))
+
+    assert allowed("https://files.slack.com/files-pri/T1-F1/download/a.webm")
+    assert allowed("https://files.slack.com:443/files-pri/T1-F1/a.webm")
+    assert not allowed("http://files.slack.com/files-pri/T1-F1/a.webm")  # not TLS
+    assert not allowed("https://files.slack.com:8443/files-pri/T1-F1/a.webm")
+    assert not allowed("https://files.slack.com.example.net/a.webm")
+    assert not allowed("https://slack.com/api/auth.test")  # the Web API echoes the token
+    assert not allowed("https://example.com/a.webm")
     local = "http://127.0.0.1:8123/api/"
-    assert slack_host("http://127.0.0.1:8123/files-pri/T1-F1/a.webm", local)
-    assert not slack_host("http://127.0.0.1:9999/files-pri/T1-F1/a.webm", local)
+    assert allowed("http://127.0.0.1:8123/files-pri/T1-F1/a.webm", local)
+    assert not allowed("http://127.0.0.1:9999/files-pri/T1-F1/a.webm", local)
+    assert not allowed("https://127.0.0.1:8123/files-pri/T1-F1/a.webm", local)
+
+
+async def test_a_redirect_on_slacks_file_host_is_followed(rig: Rig) -> None:
+    """files.slack.com may send a file on to another of its own paths: followed (three times
+    at most), the token with it. Off its host, never (tests/attacks/test_outbound.py)."""
+    target = rig.api.add_file(wav(1.0), "memo.wav", "audio/wav")
+
+    async def moved(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(target["url_private_download"])
+
+    shared = rig.api.add_file(b"", "memo.wav", "audio/wav", serve=moved)
+    payload = rig.api.seed_event(ev.with_files(ev.direct_message(""), [shared]))
+    ts = payload["event"]["ts"]
+    await rig.post(payload)
+    await wait_for(lambda: transcripts(rig, DEFAULT_DM, ts))
+    assert rig.api.downloads == [shared["id"], target["id"]]  # both with the bot token
+
+
+async def test_a_clips_stated_length_goes_to_the_budget_check_only() -> None:
+    from adapters.slack.voice import attachments, file_hosts
+
+    clip = {"name": "audio_message.webm", "mimetype": "audio/webm", "size": 9000}
+    async with httpx.AsyncClient() as http:
+        found = attachments(
+            [{**clip, "duration_ms": 4400}, clip], http=http, token="xoxb-1", hosts=file_hosts(None)
+        )
+    assert [a.seconds for a in found] == [4.4, None]

@@ -111,6 +111,25 @@ async def test_caps_refuse_at_once_with_what_was_used_and_when_it_resets(
         await budget.acquire(who("C9", "U3"), m, tokens=10, cost=None, deadline=soon())
 
 
+async def test_a_check_refuses_as_acquire_would_and_takes_nothing(backend: BudgetBackend) -> None:
+    """What a recording is checked against before its download: the caps, as they are now."""
+    m = model()
+    budget = Budget(
+        backend, Policy({"user": {"spend_day": Decimal("0.01")}, "channel:C9": {"rpd": 0}})
+    )
+    await budget.check(who(), m, cost=Decimal("0.01"))  # fits exactly
+    t = await budget.acquire(who(), m, tokens=10, cost=Decimal("0.008"), deadline=soon())
+    await budget.settle(t, tokens=10, cost=Decimal("0.006"))
+    for _ in range(3):
+        await budget.check(who(), m, cost=Decimal("0.004"))  # reserves nothing
+    with pytest.raises(BudgetExceeded, match=r"this user's spend per day: \$0.0060 of \$0.0100"):
+        await budget.check(who(), m, cost=Decimal("0.0041"))
+    with pytest.raises(TooLargeForLimit, match="requests per day"):
+        await budget.check(who("C9"), m, cost=None)
+    (spend,) = [s for s in await budget.status(who(), m) if s.unit == "usd"]
+    assert spend.used == Decimal("0.006")
+
+
 async def test_a_request_larger_than_a_per_minute_limit_is_refused_before_sending(
     backend: BudgetBackend,
 ) -> None:
