@@ -7,6 +7,11 @@ clients nobody has authenticated yet (a signature can only be checked on the who
     body     declared over MAX_BODY: 413 at once, unread
              no room left in the body pool: 503 at once, unread
              not all there within ``read_timeout``: 408; the client went away: one INFO line
+    malformed HTTP, a compressed body: 400 (aiohttp's parser), one INFO line
+
+aiohttp logs a client's malformed request as an ERROR with a traceback (which echoes the
+offending line): anyone could fill the logs with them. Those are one short INFO line here;
+errors of quotabot's own keep their traceback.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.lifecycle import AsyncResource
 from bot.metrics import CONTENT_TYPE, Metrics
@@ -38,11 +45,16 @@ KEEPALIVE_TIMEOUT = 15.0
 """Seconds an idle connection is kept, and that a client has to send a request's headers."""
 READ_TIMEOUT = 10.0
 """Seconds a client has to send a request's body once its headers are in."""
+MAX_DEPTH = 64
+"""JSON nested deeper is refused: Slack's and Discord's payloads nest about 10 levels, and the
+recursion limit (about 1,000, less the stack in use) raised in parsers, encoders and loggers."""
 LINGERING = 2.0
 """Seconds the unread rest of a refused body is still taken in (and dropped) before the
 connection closes, so that the client can read the answer (aiohttp's default is 10)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CLIENT_ERRORS = (HttpProcessingError, web.RequestPayloadError, ConnectionError)
+"""What a client's malformed or broken-off request raises in aiohttp."""
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -136,7 +148,7 @@ class WebServer(AsyncResource):
             except TimeoutError:
                 log.info("%s did not send its body within %s s", request.remote, self.read_timeout)
                 return _closing(408, "request body too slow")
-            except (ConnectionError, web.RequestPayloadError) as exc:
+            except CLIENT_ERRORS as exc:
                 why = type(exc).__name__
                 log.info("%s went away while sending its body (%s)", request.remote, why)
                 return _closing(400, "incomplete request body")
@@ -150,6 +162,10 @@ class WebServer(AsyncResource):
             access_log=None,
             keepalive_timeout=self.keepalive_timeout,
             lingering_time=LINGERING,
+            # Slack and Discord send plain bodies: a gzip one is passed on as it is (its
+            # signature then fails), never inflated.
+            auto_decompress=False,
+            logger=_ServerLog(logging.getLogger("aiohttp.server")),
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -171,3 +187,36 @@ def _closing(status: int, text: str, headers: Mapping[str, str] | None = None) -
     response = web.Response(status=status, text=text, headers=headers)
     response.force_close()
     return response
+
+
+def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
+    """Whether parsed JSON nests lists and objects more than ``limit`` levels deep. Walked
+    level by level, without recursion."""
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(limit):
+        if not level:
+            return False
+        level = [
+            child
+            for v in level
+            for child in (v.values() if isinstance(v, dict) else v)
+            if isinstance(child, dict | list)
+        ]
+    return bool(level)
+
+
+class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]  # generic from 3.11 only
+    """aiohttp's server logger: a client's malformed HTTP is one short INFO line."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kw: Any) -> None:
+        if isinstance(exc_info, CLIENT_ERRORS):
+            self.info("malformed request refused: %s", _first_line(exc_info))
+        else:
+            super().exception(msg, *args, exc_info=exc_info, **kw)
+
+
+def _first_line(exc: BaseException) -> str:
+    """``BadHttpMessage: Content-Length overflow``, not the 300 digits that follow it."""
+    text = exc.message if isinstance(exc, HttpProcessingError) else str(exc)
+    line = str(text).strip().split("\n", 1)[0].split(" b'", 1)[0].rstrip(":")
+    return f"{type(exc).__name__}: {line[:80]}"

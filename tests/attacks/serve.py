@@ -74,6 +74,15 @@ class Served:
         with sqlite3.connect(self.data / "quotabot.db") as db:
             return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
+    async def settled(self, within: float = 5.0) -> tuple[int, int]:
+        """Provider calls and usage rows, once every answer's row is written (or ``within``
+        seconds have passed): each answer is delivered, then recorded."""
+        for _ in range(int(within / 0.02)):
+            if self.rows() >= self.sandbox.stats.total.requests:
+                break
+            await asyncio.sleep(0.02)
+        return self.sandbox.stats.total.requests, self.rows()
+
     async def ask_slack(self, text: str, *, within: float = 15.0) -> tuple[float, float]:
         """Mention the bot with a signed event, over a fresh connection: seconds to the ack,
         and to the sandbox's answer in the thread (exactly one)."""
