@@ -3,7 +3,8 @@ pipelines, each line carrying the id of the chat request it belongs to.
 
 The id is set once, where a request enters the core (``Service.handle``), in a context
 variable: every line logged while answering it, in any task it starts, carries it, and the
-request's usage rows store the same id. Message text is never logged.
+request's usage rows store the same id. Message text is never logged, at any level: the
+libraries that would log it at DEBUG are kept at INFO.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "quotabot_request_id", default=None
 )
 _NOISY = ("alembic", "httpx", "httpcore", "aiohttp.access")
+_PAYLOADS = ("aiosqlite", "slack_sdk", "slack_bolt", "discord.http", "discord.webhook")
+"""Libraries that log what they send and receive at DEBUG (SQL parameters, Web API calls,
+bolt's responses): prompts, answers and events. Never below INFO, whatever the level."""
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
 
 
@@ -63,3 +67,5 @@ def configure(level: str, fmt: LogFormat = "text", *, verbose: bool = False) -> 
     if not verbose:
         for noisy in _NOISY:
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    for name in _PAYLOADS:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))

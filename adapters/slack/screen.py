@@ -14,6 +14,7 @@ of other kinds than those below are acknowledged without bolt.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from bot.web import MAX_DEPTH, too_deep
@@ -71,5 +72,11 @@ def unhandled(body: dict[str, Any]) -> str | None:
 
 
 def _short(value: object) -> str:
-    """A name Slack sent, fit for a log line whatever it holds."""
-    return repr(value)[:40] if isinstance(value, str) else type(value).__name__
+    """A kind's name for a log line, if it looks like one of Slack's (``block_actions``,
+    ``/ask``): the field could hold anything."""
+    if isinstance(value, str) and _NAME.fullmatch(value):
+        return value
+    return f"unnamed ({type(value).__name__})"
+
+
+_NAME = re.compile(r"/?[a-z][a-z0-9_-]{0,39}")

@@ -105,9 +105,12 @@ class Served:
 
 
 @asynccontextmanager
-async def serving(tmp_path: Path, **settings: str) -> AsyncIterator[Served]:
-    """``quotabot serve --no-scheduler`` with ``settings`` as extra environment variables;
-    stopped with SIGTERM at the end, which it must survive with exit status 0."""
+async def serving(
+    tmp_path: Path, *, verbose: bool = False, **settings: str
+) -> AsyncIterator[Served]:
+    """``quotabot serve --no-scheduler`` (``quotabot -v serve`` with ``verbose``) with
+    ``settings`` as extra environment variables; stopped with SIGTERM at the end, which it
+    must survive with exit status 0."""
     async with (
         SandboxServer(SandboxConfig(rpm=None, tpm=None, rpd=None)) as sandbox,
         FakeSlackAPI(streaming_supported=False) as slack,
@@ -140,6 +143,7 @@ async def serving(tmp_path: Path, **settings: str) -> AsyncIterator[Served]:
                 sys.executable,
                 "-c",
                 "import bot.cli as c; c.main()",
+                *(["-v"] if verbose else []),
                 "serve",
                 "--no-scheduler",
                 env=env,
