@@ -100,7 +100,7 @@ class SlackConfig:
     client_secret: str | None = field(default=None, repr=False)
     scopes: tuple[str, ...] = BOT_SCOPES
     redirect_uri: str | None = None
-    signing_secret: str | None = None
+    signing_secret: str | None = field(default=None, repr=False)
     app_token: str | None = field(default=None, repr=False)
     api_url: str | None = None
     admins: frozenset[str] = frozenset()
