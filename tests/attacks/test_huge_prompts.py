@@ -20,6 +20,7 @@ async def test_a_megabyte_prompt_neither_stalls_the_server_nor_reaches_the_provi
 ) -> None:
     async with serving(tmp_path) as server:
         await server.ask_slack("q warm up")
+        before = server.rss()
         huge = ev.app_mention("q " + "a" * 1_000_000)
         del huge["event"]["blocks"]  # the text once: the body stays under 1 MiB
         server.slack.seed_event(huge)
@@ -33,7 +34,11 @@ async def test_a_megabyte_prompt_neither_stalls_the_server_nor_reaches_the_provi
             acks.append(acked)
         thread = server.slack.messages(DEFAULT_CHANNEL, huge["event"]["ts"])
         answered, rows = await server.settled()
-    print(f"\n1 MB prompt: honest acks max {max(acks) * 1000:.0f} ms over {len(acks)}")
+        after = server.rss()
+    print(
+        f"\n1 MB prompt: honest acks max {max(acks) * 1000:.0f} ms over {len(acks)};"
+        f" RSS {before:.0f} -> {after:.0f} MB"
+    )
     assert max(acks) < 0.25, acks
     assert any("shorten the prompt" in t for t in thread), [t[:200] for t in thread]
     assert answered == rows == len(acks) + 1  # the huge one never reached the provider

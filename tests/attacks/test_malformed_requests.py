@@ -81,9 +81,11 @@ async def _post(http: httpx.AsyncClient, server: Served, case: Case) -> int:
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
     async with serving(tmp_path) as server:
         await server.ask_slack("q warm up")
+        before = server.rss()
         yield server
         await server.ask_slack("q still there?")
         assert await server.settled() == (2, 2)
+        print(f"\nRSS {before:.0f} -> {server.rss():.0f} MB")
     assert "Traceback" not in server.logged()
 
 
@@ -294,7 +296,9 @@ def test_hypothesis_finds_no_shape_that_bolt_fails_on(tmp_path: Path) -> None:
                     status = loop.run(_post(http, server, case))
                     assert status in (200, 400), (status, case[1][:300])
 
+            before = server.rss()
             one()
+            print(f"\n{EXAMPLES} odd payloads: RSS {before:.0f} -> {server.rss():.0f} MB")
             loop.run(server.ask_slack("q still there?"))
             assert loop.run(server.settled()) == (1, 1)
             assert server.slack.calls_to("chat.postEphemeral") == []
