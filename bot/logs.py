@@ -3,8 +3,7 @@ pipelines, each line carrying the id of the chat request it belongs to.
 
 The id is set once, where a request enters the core (``Service.handle``), in a context
 variable: every line logged while answering it, in any task it starts, carries it, and the
-request's usage rows store the same id. Message text is never logged, at any level: the
-libraries that would log it at DEBUG are kept at INFO.
+request's usage rows store the same id. Message text is never logged.
 """
 
 from __future__ import annotations
@@ -22,9 +21,17 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "quotabot_request_id", default=None
 )
 _NOISY = ("alembic", "httpx", "httpcore", "aiohttp.access")
-_PAYLOADS = ("aiosqlite", "slack_sdk", "slack_bolt", "discord.http", "discord.webhook")
-"""Libraries that log what they send and receive at DEBUG (SQL parameters, Web API calls,
-bolt's responses): prompts, answers and events. Never below INFO, whatever the level."""
+PAYLOAD_LOGGERS = (
+    "aiosqlite",  # every statement with its parameters
+    "sqlalchemy.engine",  # the same, when echo is on
+    "slack_bolt",  # request bodies
+    "slack_sdk",  # Web API calls with their arguments (message text)
+    "discord.gateway",  # received payloads (with enable_debug_events)
+    "discord.http",  # request bodies
+    "hpack",  # header blocks
+)
+"""Libraries whose DEBUG lines carry event payloads or message text: never below INFO, even
+with ``--verbose``, so that no prompt or answer reaches a log."""
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
 
 
@@ -67,5 +74,13 @@ def configure(level: str, fmt: LogFormat = "text", *, verbose: bool = False) -> 
     if not verbose:
         for noisy in _NOISY:
             logging.getLogger(noisy).setLevel(logging.WARNING)
-    for name in _PAYLOADS:
-        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
+    quiet_payload_loggers()
+
+
+def quiet_payload_loggers() -> None:
+    """No DEBUG lines from the libraries that would log payloads (``PAYLOAD_LOGGERS``); a
+    logger already quieter (SQLAlchemy's engine logs SQL at INFO: WARNING) stays so."""
+    for name in PAYLOAD_LOGGERS:
+        logger = logging.getLogger(name)
+        # Set on the logger itself, so that a root level changed later cannot lower it.
+        logger.setLevel(max(logging.INFO, logger.getEffectiveLevel()))
