@@ -274,6 +274,8 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
             host=args.host or settings.http_host,
             port=args.port or settings.http_port,
             checks=readiness(app, slack, discord),
+            keepalive_timeout=settings.http_keepalive_timeout,
+            read_timeout=settings.http_read_timeout,
         )
         server.add_metrics(app.metrics)
         await server.start()

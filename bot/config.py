@@ -183,6 +183,12 @@ class Settings(BaseSettings):
     """Keys of this deployment in Redis; give each deployment sharing one Redis its own."""
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
+    http_keepalive_timeout: float = Field(15.0, gt=0)
+    """Seconds an idle connection stays open, which is also how long a client has to send a
+    request's headers. Behind a proxy that keeps connections open, make it longer than the
+    proxy's idle timeout."""
+    http_read_timeout: float = Field(10.0, gt=0)
+    """Seconds a client has to send a request's body once its headers are in (then 408)."""
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     """json: one JSON object per line, with the chat request's id (for log pipelines)."""

@@ -41,6 +41,7 @@ from bot.budget.policy import Who
 from bot.errors import QuotabotError
 from bot.store.events import Orphan
 from bot.takeover import claimed
+from bot.web import MAX_DEPTH, too_deep
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ DISCORD_EPOCH_MS = 1_420_070_400_000
 NO_MENTIONS: dict[str, list[str]] = {"parse": []}
 """Sent with every message: a model's answer must never ping @everyone or anyone else."""
 _SUBCOMMAND, _GROUP = 1, 2
+MAX_DIGITS = 12
+"""Of a timestamp: Discord's have ten (until 2286). 309 overflowed a float."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,8 +96,13 @@ class InteractionsEndpoint:
             payload = json.loads(body)
             if not isinstance(payload, dict):
                 raise Malformed("not a JSON object")
-        except ValueError as exc:
-            log.warning("Discord interaction that is not JSON: %s", exc)
+            if too_deep(payload):
+                raise Malformed(f"nested deeper than {MAX_DEPTH} levels")
+        except RecursionError:
+            log.warning("Discord interaction of %d bytes nested too deep to parse", len(body))
+            return web.Response(status=400, text="invalid JSON")
+        except ValueError as exc:  # its text says where, never what
+            log.warning("Discord interaction of %d bytes that is not JSON: %s", len(body), exc)
             return web.Response(status=400, text="invalid JSON")
         kind = payload.get("type")
         if kind == PING:
@@ -106,7 +114,7 @@ class InteractionsEndpoint:
         try:
             inv, token = self.parse(payload)
         except (Malformed, KeyError, TypeError, ValueError, AttributeError) as exc:
-            log.warning("malformed Discord interaction %s: %r", payload.get("id"), exc)
+            log.warning("malformed Discord interaction %s: %s", _id(payload), _why(exc))
             return self._message(texts.warn(texts.MALFORMED))
         if inv.name not in KNOWN:
             return self._message(texts.warn(texts.UNKNOWN_COMMAND.format(name=inv.name)))
@@ -136,22 +144,26 @@ class InteractionsEndpoint:
                 )
                 names = await self.runner.model_choices(who, focused[1])
         except (Malformed, KeyError, TypeError, ValueError, AttributeError) as exc:
-            log.warning("malformed Discord autocomplete %s: %r", payload.get("id"), exc)
+            log.warning("malformed Discord autocomplete %s: %s", _id(payload), _why(exc))
         except QuotabotError as exc:
             log.warning("no model choices for a Discord autocomplete: %s", exc)
         choices = [{"name": n, "value": n} for n in names]
         return web.json_response({"type": AUTOCOMPLETE_RESULT, "data": {"choices": choices}})
 
     def verified(self, headers: Mapping[str, str], body: bytes) -> bool:
-        """Discord signs timestamp + body; the timestamp must also be recent."""
+        """Discord signs timestamp + body; the timestamp must also be recent. Discord sends
+        it as ten ASCII digits: anything else fails before the signature is checked."""
         signature = headers.get("X-Signature-Ed25519", "")
         timestamp = headers.get("X-Signature-Timestamp", "")
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= MAX_DIGITS):
+            return False
+        if abs(time.time() - int(timestamp)) > self.config.timestamp_window:
+            return False
         try:
             self._key.verify(timestamp.encode() + body, bytes.fromhex(signature))
-            sent = float(timestamp)
         except (BadSignatureError, ValueError):
             return False
-        return abs(time.time() - sent) <= self.config.timestamp_window
+        return True
 
     def parse(self, payload: dict[str, Any]) -> tuple[Invocation, str]:
         """The invocation and its token. Raises Malformed (or KeyError...) for a bad shape."""
@@ -245,6 +257,23 @@ class _Webhook:
         )
 
 
+def _id(payload: dict[str, Any]) -> str:
+    """The interaction's id for a log line, if it is one."""
+    try:
+        return _snowflake(payload.get("id"))
+    except Malformed:
+        return "(no id)"
+
+
+def _why(exc: Exception) -> str:
+    """What was wrong, without quoting the payload (``int("...")`` would)."""
+    if isinstance(exc, Malformed):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return f"no {exc.args[0]!r}" if exc.args and isinstance(exc.args[0], str) else "KeyError"
+    return type(exc).__name__
+
+
 def _snowflake(value: object) -> str:
     """An id as Discord sends it: a string (or number) of ASCII digits that fits in 64 bits.
     ``int()`` alone took "1_000", other scripts' digits, and 400-digit ids whose timestamp
@@ -254,7 +283,7 @@ def _snowflake(value: object) -> str:
         not (isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 20)
         or int(text) >= 2**64
     ):
-        raise Malformed(f"id {str(value)[:40]!r} is not a snowflake")
+        raise Malformed(f"an id that is not a snowflake ({type(value).__name__})")
     return str(int(text))
 
 
@@ -280,6 +309,6 @@ def _flatten(name: str, options: list[dict[str, Any]]) -> tuple[str, dict[str, s
     for option in options:
         value = option.get("value")
         if not isinstance(value, str | bool | int | float):
-            raise Malformed(f"option {option.get('name')!r} has no usable value")
+            raise Malformed(f"option {str(option.get('name'))[:40]!r} has no usable value")
         values[str(option["name"])] = value if isinstance(value, str | bool) else str(value)
     return name, values

@@ -22,6 +22,7 @@ import functools
 import logging
 import re
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -47,7 +48,7 @@ from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.slack import signing
+from adapters.slack import screen, signing
 from adapters.slack import voice as slack_voice
 from adapters.slack.digest import slack_blocks
 from adapters.slack.mrkdwn import split, to_mrkdwn
@@ -102,7 +103,7 @@ class SlackConfig:
     client_secret: str | None = field(default=None, repr=False)
     scopes: tuple[str, ...] = BOT_SCOPES
     redirect_uri: str | None = None
-    signing_secret: str | None = None
+    signing_secret: str | None = field(default=None, repr=False)
     app_token: str | None = field(default=None, repr=False)
     api_url: str | None = None
     admins: frozenset[str] = frozenset()
@@ -243,9 +244,10 @@ class SlackAdapter:
     async def handle_http(self, request: web.Request) -> web.Response:
         """Events, slash commands and interactivity. The signature is checked here, on the raw
         bytes, and only here: bolt parses first, and raised on bodies that were not UTF-8 or
-        not the JSON they claimed to be (its own check is off)."""
+        not the JSON they claimed to be (its own check is off). What bolt cannot take, or
+        quotabot does not listen to, never reaches it (``adapters.slack.screen``)."""
         assert self.config.signing_secret is not None  # routes() serves this only with one
-        body = await request.read()  # over web.MAX_BODY: 413, unread
+        body = await request.read()  # read by bot.web, within its limits
         if not signing.verified(self.config.signing_secret, request.headers, body):
             return web.json_response({"error": "invalid request"}, status=401)
         try:
@@ -254,16 +256,35 @@ class SlackAdapter:
                 query=request.query_string,
                 headers=request.headers,  # type: ignore[arg-type]  # a CIMultiDict of str
             )
-            problem = _envelope_problem(bolt_request.body)
+            problem = screen.problem(bolt_request.body)
+        except UnicodeDecodeError:
+            problem = "not UTF-8"
+        except RecursionError:
+            problem = "nested too deep to parse"
         except (ValueError, TypeError, AttributeError, LookupError) as exc:
-            problem = repr(exc)
+            # Not the JSON or form it claims to be, or of a shape bolt's request fails on.
+            # The exception's text can quote the body: its type only.
+            problem = f"bolt cannot read it ({type(exc).__name__})"
         if problem is not None:
-            # Not UTF-8, not the JSON or form it claims to be, or JSON of a shape bolt's own
-            # middleware fails on (a 500): Slack signed it, so it is logged, and refused
-            # without a retry-inviting 5xx.
-            log.warning("signed Slack request with a malformed body: %s", problem)
+            # Signed by Slack, so worth a line; refused without a retry-inviting 5xx.
+            log.warning("signed Slack request of %d bytes refused: %s", len(body), problem)
             return web.json_response({"error": "malformed request"}, status=400)
-        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+        if (kind := screen.unhandled(bolt_request.body)) is not None:
+            log.info("Slack %s acknowledged: quotabot does not listen to it", kind)
+            return web.Response(status=200)
+        try:
+            response = await self.app.async_dispatch(bolt_request)
+        except Exception as exc:  # bolt's own code (its error handler's) on a shape it missed
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            log.warning(
+                "bolt failed on a signed Slack request of %d bytes: %s at %s:%s",
+                len(body),
+                type(exc).__name__,
+                where.filename.rsplit("/", 1)[-1],
+                where.lineno,
+            )
+            return web.json_response({"error": "malformed request"}, status=400)
+        return await to_aiohttp_response(response)
 
     async def aclose(self, grace: float | None = None) -> None:
         """Stop taking events, then let answers already under way finish; those still going
@@ -282,8 +303,9 @@ class SlackAdapter:
     def _register(self) -> None:
         app = self.app
         app.use(self._claim)
-        app.event("app_mention")(self._on_event)
-        app.event("message")(self._on_event)
+        # Each kind here is in adapters.slack.screen too: other kinds never reach bolt.
+        for kind in screen.EVENTS:
+            app.event(kind)(self._on_event)
         app.command("/ask")(self._on_ask)
         app.command("/usage")(self._on_usage)
         app.command("/budget")(self._on_budget)
@@ -898,19 +920,6 @@ _CANNOT_POST = (
     "Slack refused to post in <#{channel}> ({error}): invite quotabot to that channel "
     "(`/invite @quotabot`), or choose another with `/digest set`."
 )
-
-
-def _envelope_problem(body: Any) -> str | None:
-    """What bolt would fail on before our listeners run (its authorization middleware reads
-    ``body["event"]["type"]`` of every event_callback), or None."""
-    if not isinstance(body, dict):
-        return f"a JSON {type(body).__name__}, not an object"
-    if body.get("type") == "event_callback" and not isinstance(body.get("event"), dict):
-        return "an event_callback without an event object"
-    for key in ("team_id", "api_app_id", "event_id"):
-        if key in body and not usable_id(body[key]):
-            return f"an unusable {key}"
-    return None
 
 
 _EVENT_IDS = ("channel", "ts", "user")

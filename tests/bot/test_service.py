@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from dataclasses import replace
 from decimal import Decimal
 
 import httpx
 import pytest
 
+from bot import tokens
 from bot.app import channel_defaults
 from bot.budget.manager import Budget
 from bot.budget.memory import MemoryBackend
@@ -140,6 +143,40 @@ async def test_an_over_long_prompt_is_refused_before_sending(
     assert f"at least {info.value.excess:,} tokens" in str(info.value)
     assert sandbox.stats.total.requests == 0
     assert await service.usage.rows() == []
+
+
+async def test_a_huge_prompt_is_counted_off_the_event_loop(
+    db: Database, sandbox: SandboxServer, provider: OpenAIClient
+) -> None:
+    """1 MiB of one word took tiktoken 0.35-1.1 s: on the loop, every other chat (and every
+    Slack acknowledgement) waited that long. The loop must keep ticking meanwhile."""
+    service = make_service(db, provider)
+    tokens.get_encoding("cl100k_base")  # loaded once per process, not what is measured
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0.02)
+    started = time.perf_counter()
+    try:
+        with pytest.raises(PromptTooLong) as info:
+            await service.handle(ask("a" * (1 << 20), model="gpt-4"))
+    finally:
+        took = time.perf_counter() - started
+        await asyncio.sleep(0.02)  # the ticker's last gap is measured too
+        ticker.cancel()
+    assert took > 0.1  # there was something to wait for
+    assert max(gaps) < 0.05, (max(gaps), took)
+    assert info.value.prompt_tokens > 8_192  # counted, and refused for what it is
+    assert "shorten the prompt" in str(info.value)
+    assert sandbox.stats.total.requests == 0
 
 
 async def test_long_conversations_are_trimmed_to_fit(
