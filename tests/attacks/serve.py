@@ -106,13 +106,18 @@ class Served:
 
 @asynccontextmanager
 async def serving(
-    tmp_path: Path, *, verbose: bool = False, **settings: str
+    tmp_path: Path,
+    *,
+    verbose: bool = False,
+    sandbox_config: SandboxConfig | None = None,
+    **settings: str,
 ) -> AsyncIterator[Served]:
     """``quotabot serve --no-scheduler`` (``quotabot -v serve`` with ``verbose``) with
     ``settings`` as extra environment variables; stopped with SIGTERM at the end, which it
-    must survive with exit status 0."""
+    must survive with exit status 0. The sandbox is unlimited unless ``sandbox_config``."""
+    config = sandbox_config or SandboxConfig(rpm=None, tpm=None, rpd=None)
     async with (
-        SandboxServer(SandboxConfig(rpm=None, tpm=None, rpd=None)) as sandbox,
+        SandboxServer(config) as sandbox,
         FakeSlackAPI(streaming_supported=False) as slack,
         FakeDiscordAPI() as discord,
     ):
@@ -136,8 +141,8 @@ async def serving(
             DISCORD_PUBLIC_KEY=SIGNER.public_key,
             DISCORD_APPLICATION_ID=APPLICATION_ID,
             DISCORD_API_URL=discord.url,
-            **settings,
         )
+        env.update(settings)
         with log_path.open("wb") as log:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,

@@ -16,9 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import os
-import signal
-import sys
 import time
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,6 +28,7 @@ import pytest
 from aiohttp import web
 
 from bot.sandbox import SandboxConfig, SandboxServer
+from tests.attacks.serve import SECRET, SIGNER, serving
 from tests.fakes import slack_events as ev
 from tests.fakes.discord_api import (
     APPLICATION_ID,
@@ -44,16 +42,14 @@ from tests.fakes.discord_api import (
     subcommand,
 )
 from tests.fakes.recordings import wav
-from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
+from tests.fakes.slack_api import FakeSlackAPI
 from tests.fakes.slack_workspace import DEFAULT_DM
-from tests.ports import free_port
 
 # The sandbox (in this process) reads uploads with aiohttp's multipart reader, which warns
 # from inside itself when a read ends just short of a boundary: rare, but 20 uploads of 24 MiB
 # meet it now and then. Not quotabot's code, and not what these tests are about.
 pytestmark = pytest.mark.filterwarnings("ignore:unread_data:DeprecationWarning")
 
-SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ADMIN_ROLE = "1500000000000000042"
 MiB = 1024 * 1024
 
@@ -165,67 +161,27 @@ async def _internal_service() -> AsyncIterator[Internal]:
 
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
-    signer = Signer()
     async with (
-        SandboxServer(SandboxConfig(rpm=None, tpm=None, rpd=None, audio_rpm=1000)) as sandbox,
-        FakeDiscordAPI() as discord,
-        FakeSlackAPI(streaming_supported=False) as slack,
         _internal_service() as internal,
-    ):
-        port = free_port()
-        log = tmp_path / "serve.log"
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("QUOTABOT_", "SLACK_", "DISCORD_", "OPENAI_"))
-        }
-        env.update(
-            QUOTABOT_DATA_DIR=str(tmp_path),
-            QUOTABOT_HTTP_PORT=str(port),
-            QUOTABOT_PROVIDER_TIER="paid",
+        serving(
+            tmp_path,
+            sandbox_config=SandboxConfig(rpm=None, tpm=None, rpd=None, audio_rpm=1000),
             QUOTABOT_SHUTDOWN_GRACE="2",
             QUOTABOT_DISCORD_ADMIN_ROLES=f'["{ADMIN_ROLE}"]',
-            OPENAI_BASE_URL=sandbox.base_url,
-            OPENAI_API_KEY="sk-test",
-            SLACK_BOT_TOKEN=DEFAULT_TOKEN,
-            SLACK_SIGNING_SECRET=SECRET,
-            SLACK_API_URL=slack.url,
-            DISCORD_PUBLIC_KEY=signer.public_key,
-            DISCORD_APPLICATION_ID=APPLICATION_ID,
-            DISCORD_API_URL=discord.url,
+        ) as server,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        yield Served(
+            server.url,
+            server.proc.pid,
+            server.slack,
+            server.discord,
+            server.sandbox,
+            internal,
+            SIGNER,
+            http,
+            server.log,
         )
-        with log.open("wb") as out:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-c",
-                "import bot.cli as c; c.main()",
-                "serve",
-                "--no-scheduler",
-                env=env,
-                stderr=out,
-            )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            async with httpx.AsyncClient(timeout=10) as http:
-                for _ in range(300):
-                    try:
-                        if (await http.get(f"{url}/healthz")).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    assert proc.returncode is None, log.read_text()
-                    await asyncio.sleep(0.05)
-                else:
-                    raise AssertionError(f"serve did not start: {log.read_text()}")
-                yield Served(url, proc.pid, slack, discord, sandbox, internal, signer, http, log)
-        finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 15)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
 
 
 def attachment(url: str, name: str = "memo.wav", size: int = 32_044) -> dict[str, Any]:
