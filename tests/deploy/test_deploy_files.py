@@ -19,7 +19,7 @@ import pytest
 import yaml
 from pydantic import AliasChoices
 
-from bot.cli import _parser
+from bot.cli import parser as _parser
 from bot.config import Settings, load_settings
 from bot.web import WebServer
 

@@ -11,7 +11,7 @@ import pytest
 
 from adapters.slack import SlackAdapter, SlackConfig
 from bot.app import App, open_app
-from bot.cli import readiness
+from bot.cli.serve import readiness
 from bot.commands import Commands
 from bot.config import load_settings
 from bot.sandbox import SandboxConfig, SandboxServer

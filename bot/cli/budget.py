@@ -1,0 +1,64 @@
+"""Budget limits: show them, change them at run time."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from bot.app import open_app
+from bot.budget.policy import MODELS, Who
+from bot.commands import check_models
+from bot.config import Settings
+
+HELP = "budget limits: show them, change them at run time"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    budsub = p.add_subparsers(dest="budget_command", required=True)
+    show = budsub.add_parser("show", help="the limits a request is under, and their use now")
+    for flag, default in (
+        ("platform", "terminal"),
+        ("workspace", "local"),
+        ("channel", "terminal"),
+        ("user", None),
+        ("model", None),
+    ):
+        show.add_argument(f"--{flag}", default=default)
+    bset = budsub.add_parser("set", help="set a limit for every replica, over the config file's")
+    bset.add_argument("scope", help="model, workspace, channel or user, or one by ID: channel:C1")
+    bset.add_argument(
+        "kind", help="rpm, tpm, rpd, tokens_day, tokens_month, spend_day, ..., or models"
+    )
+    bset.add_argument("value", help="a number, or for models their names: gpt-4o-mini,gpt-5-mini")
+    unset = budsub.add_parser("unset", help="remove a limit set with `budget set`")
+    unset.add_argument("scope")
+    unset.add_argument("kind")
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_app(settings) as app:
+        if args.budget_command in ("set", "unset"):
+            value = args.value if args.budget_command == "set" else None
+            try:
+                if args.kind == MODELS and value is not None:
+                    check_models(app.catalog, value)
+                await app.limits.set(args.scope, args.kind, value, by=getpass.getuser())
+            except ValueError as exc:
+                print(f"quotabot: {exc}", file=sys.stderr)
+                return 2
+            print(f"{args.scope} {args.kind}: {value if value is not None else 'unset'}")
+            return 0
+        await app.budget.reload()
+        who = Who(args.platform, args.workspace, args.channel, args.user or getpass.getuser())
+        model = app.catalog.get(args.model or settings.default_model)
+        for line in await app.budget.status(who, model):
+            resets = f"  (resets {line.resets_at:%Y-%m-%d %H:%M} UTC)" if line.resets_at else ""
+            if line.unit == "usd":
+                amounts = f"${line.used:,.2f} of ${line.limit:,.2f}"
+            else:
+                amounts = f"{line.used:,.0f} of {line.limit:,.0f} {line.unit}"
+            print(f"{line.label}: {amounts} ({line.share:.0%}){resets}")
+        allowed, _ = await app.budget.allowed_models(who)
+        print(f"models allowed: {'any' if allowed is None else ', '.join(sorted(allowed))}")
+    return 0

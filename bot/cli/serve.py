@@ -1,0 +1,183 @@
+"""``quotabot serve``: the one place a serving process is put together."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
+
+from bot.app import App, open_app
+from bot.budget.memory import MemoryBackend
+from bot.config import Settings
+from bot.digest.alerts import BudgetAlerts
+from bot.scheduler import DigestScheduler, Retention
+from bot.takeover import Takeover
+from bot.web import Check, WebServer
+
+if TYPE_CHECKING:  # the adapters (and their SDKs) are imported only when serving
+    from adapters.discord.serve import Discord
+    from adapters.slack import SlackAdapter
+
+
+log = logging.getLogger("quotabot")
+
+HELP = "run the chat adapters and the web endpoints"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", help="default: QUOTABOT_HTTP_HOST")
+    p.add_argument("--port", type=int, help="default: QUOTABOT_HTTP_PORT")
+    p.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="do not post daily digests or budget alerts from this process",
+    )
+    p.add_argument("--no-slack", action="store_true", help="do not p Slack from this process")
+    p.add_argument(
+        "--no-discord",
+        action="store_true",
+        help="do not p Discord (gateway or HTTP) from this process",
+    )
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.discord.serve import Discord
+    from adapters.slack import SlackAdapter, SlackConfig
+
+    if args.no_discord:  # e.g. HTTP replicas beside the one process that holds the gateway
+        off = dict.fromkeys(("discord_token", "discord_public_key", "discord_application_id"))
+        settings = settings.model_copy(update=off)
+    async with (
+        open_app(settings) as app,
+        # Outlives the adapters: leases are renewed until their last answer is done.
+        Takeover(app.events) as takeover,
+        Discord(settings, app) as discord,
+    ):
+        routes = []
+        slack = None
+        s = settings
+        if (
+            not args.no_slack
+            and (s.slack_bot_token or s.slack_client_id)
+            and (s.slack_signing_secret or s.slack_app_token)
+        ):
+            secret, app_token = s.slack_signing_secret, s.slack_app_token
+            slack = SlackAdapter(
+                SlackConfig(
+                    bot_token=_secret(s.slack_bot_token),
+                    client_id=s.slack_client_id,
+                    client_secret=_secret(s.slack_client_secret),
+                    redirect_uri=s.slack_redirect_uri,
+                    signing_secret=_secret(secret),
+                    app_token=_secret(app_token),
+                    api_url=s.slack_api_url,
+                    admins=frozenset(s.admin_users),
+                ),
+                service=app.service,
+                commands=app.commands(),
+                events=app.events,
+                engine=app.db.engine,
+            )
+            routes += slack.routes()
+            app.digests.posters[slack.platform] = slack
+            takeover.on(f"{slack.platform}:", slack.resume)  # mentions, DMs, thread replies
+            takeover.on(f"{slack.platform}-cmd:", slack.resume)  # /ask
+            if app_token:
+                await slack.start_socket_mode()
+        else:
+            log.info(
+                "Slack is off: %s",
+                "--no-slack"
+                if args.no_slack
+                else "set SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET), "
+                "and SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)",
+            )
+        routes += discord.routes()
+        if discord.endpoint is not None:
+            takeover.on("discord:interaction:", discord.endpoint.resume)
+        if discord.gateway is not None:
+            takeover.on("discord:message:", discord.gateway.resume)
+        scheduler = None
+        if not args.no_scheduler:
+            scheduler = DigestScheduler(
+                app.digests,
+                database_url=app.db.url,
+                misfire_grace=settings.digest_misfire_grace,
+                alerts=BudgetAlerts(app.digests) if settings.budget_alerts else None,
+                retention=(
+                    Retention(app.usage, settings.usage_retention_days)
+                    if settings.usage_retention_days
+                    else None
+                ),
+            )
+            await scheduler.start()
+            app.digest_commands.on_change = scheduler.sync_jobs
+        server = WebServer(
+            routes,
+            host=args.host or settings.http_host,
+            port=args.port or settings.http_port,
+            checks=readiness(app, slack, discord),
+            keepalive_timeout=settings.http_keepalive_timeout,
+            read_timeout=settings.http_read_timeout,
+        )
+        server.add_metrics(app.metrics)
+        await server.start()
+        # Everything made while starting lives as long as the process: moved out of the
+        # garbage collector's sight, its full collections no longer walk them (each walk
+        # paused every event, acknowledgements included, for tens of milliseconds).
+        gc.collect()
+        gc.freeze()
+        print(
+            f"quotabot serving on {server.url} (Slack: {'on' if slack else 'off'}, "
+            f"Discord: {discord.describe()}, digests: {'on' if scheduler else 'off'})",
+            file=sys.stderr,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            takeover.stop_taking()
+            await server.aclose()  # no new work; then let answers under way finish
+            if scheduler is not None:
+                await scheduler.aclose()
+            if slack is not None:
+                await slack.aclose(grace=settings.shutdown_grace)
+    return 0
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def readiness(
+    app: App, slack: SlackAdapter | None = None, discord: Discord | None = None
+) -> dict[str, Check]:
+    """What /readyz checks: the database, Redis (when configured: not on the fallback), and
+    each long-lived connection that is on (Slack Socket Mode, the Discord gateway)."""
+
+    async def redis() -> bool | None:
+        backend = app.budget.backend
+        return None if isinstance(backend, MemoryBackend) else not backend.degraded
+
+    async def slack_socket() -> bool | None:
+        return None if slack is None else await slack.socket_healthy()
+
+    async def discord_gateway() -> bool | None:
+        gateway = discord.gateway if discord is not None else None
+        return None if gateway is None else gateway.is_ready() and not gateway.is_closed()
+
+    return {
+        "database": app.db.ping,
+        "redis": redis,
+        "slack_socket_mode": slack_socket,
+        "discord_gateway": discord_gateway,
+    }
