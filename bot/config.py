@@ -7,15 +7,17 @@ Secrets come from the environment only (a file is easy to commit by mistake) and
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -24,9 +26,13 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot.budget.policy import Value
 from bot.catalog import Catalog, ModelOverride, Tier
@@ -49,6 +55,25 @@ SECRETS = frozenset(
 DEFAULT_SYSTEM_PROMPT = (
     "You are quotabot, a helpful assistant in a team chat. Answer clearly and concisely."
 )
+
+
+def _id_list(value: object) -> object:
+    """``U1,U2`` (or ``U1 U2``) as well as the JSON list ``["U1", "U2"]``."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise ValueError(
+                    'write a JSON list such as ["U0123", "U0456"], or U0123,U0456'
+                ) from None
+        return [v for v in text.replace(",", " ").split() if v]
+    return value
+
+
+IdList = Annotated[list[str], NoDecode, BeforeValidator(_id_list)]
+"""Platform IDs: a comma-separated list or a JSON list in the environment, a list in TOML."""
 
 
 def _alias(env: str, field: str) -> AliasChoices:
@@ -189,7 +214,7 @@ class Settings(BaseSettings):
     proxy's idle timeout."""
     http_read_timeout: float = Field(10.0, gt=0)
     """Seconds a client has to send a request's body once its headers are in (then 408)."""
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     """json: one JSON object per line, with the chat request's id (for log pipelines)."""
 
@@ -203,14 +228,14 @@ class Settings(BaseSettings):
     request_timeout: float = Field(60.0, gt=0)
     store_message_text: bool = False
     models: dict[str, ModelConfig] = Field(default_factory=dict)
-    allowed_workspaces: list[str] = Field(default_factory=list)
+    allowed_workspaces: IdList = Field(default_factory=list)
     """Slack workspace / Discord server IDs quotabot answers in; empty: all."""
-    allowed_channels: list[str] = Field(default_factory=list)
+    allowed_channels: IdList = Field(default_factory=list)
     """Channel IDs quotabot answers in; empty: all (but the denied ones)."""
-    denied_channels: list[str] = Field(default_factory=list)
-    admin_users: list[str] = Field(default_factory=list)
+    denied_channels: IdList = Field(default_factory=list)
+    admin_users: IdList = Field(default_factory=list)
     """Platform user IDs that may change budgets, besides the workspace's own admins."""
-    discord_admin_roles: list[str] = Field(default_factory=list)
+    discord_admin_roles: IdList = Field(default_factory=list)
     """Discord role IDs that may change budgets, besides members with Manage Server."""
     discord_message_content: bool = False
     """Ask Discord for the privileged Message Content intent (gateway mode)."""
@@ -304,6 +329,40 @@ class Settings(BaseSettings):
             _TomlSource(settings_cls),
         )
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, url: str | None) -> str | None:
+        # The URL itself is never repeated: it may hold a password.
+        if url is None:
+            return url
+        try:
+            backend = make_url(url).get_backend_name()
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL: write sqlite:///path/to/quotabot.db or "
+                "postgresql://user@host/dbname"
+            ) from None
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"quotabot stores usage in SQLite or PostgreSQL, not {backend}: write "
+                "sqlite:///path/to/quotabot.db or postgresql://user@host/dbname"
+            )
+        return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                "write redis://host:6379/0 (or rediss:// for TLS, unix:// for a socket)"
+            )
+        return url
+
     @field_validator("budgets")
     @classmethod
     def _scopes(cls, budgets: dict[str, LimitsConfig]) -> dict[str, LimitsConfig]:
@@ -372,11 +431,26 @@ def sync_database_url(url: str) -> str:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and config file; errors become one readable ConfigError."""
+    """Settings from the environment and config file; errors become one readable ConfigError
+    that names each setting as it is written (the environment variable, or the TOML key)."""
     try:
         return Settings(**overrides)
+    except SettingsError as exc:  # a value the environment source could not even parse
+        raise ConfigError(f"Invalid settings: {exc}") from exc
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            f"{_setting_name(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
         )
         raise ConfigError(f"Invalid settings: {problems}") from exc
+
+
+def _setting_name(loc: tuple[int | str, ...]) -> str:
+    """``QUOTABOT_ADMIN_USERS`` for a setting the environment gives (else its TOML key)."""
+    field = str(loc[0]) if loc else ""
+    info = Settings.model_fields.get(field)
+    if info is None or len(loc) > 1:
+        return ".".join(str(p) for p in loc)
+    alias = info.validation_alias
+    env = alias.choices[0] if isinstance(alias, AliasChoices) else f"QUOTABOT_{field.upper()}"
+    return str(env) if str(env) in os.environ else field

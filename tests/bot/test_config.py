@@ -102,3 +102,35 @@ def test_secrets_can_come_from_files(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("DISCORD_TOKEN_FILE", str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match=r"DISCORD_TOKEN_FILE names .*missing"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("QUOTABOT_ADMIN_USERS", '["U0123"', 'write a JSON list such as ["U0123", "U0456"]'),
+        ("QUOTABOT_LOG_LEVEL", "LOUD", "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
+        ("QUOTABOT_DATABASE_URL", "mysql://me:pw@db/q", "SQLite or PostgreSQL, not mysql"),
+        ("QUOTABOT_DATABASE_URL", "notaurl", "not a database URL"),
+        ("QUOTABOT_REDIS_URL", "http://cache:6379", "write redis://host:6379/0"),
+    ],
+)
+def test_a_wrong_setting_is_named_with_what_to_write(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, said: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    message = str(refused.value)
+    assert f"{variable}: " in message and said in message
+    assert "pw@" not in message  # a URL's password is never repeated
+
+
+def test_id_lists_may_be_comma_separated_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUOTABOT_ADMIN_USERS", "U0123")
+    monkeypatch.setenv("QUOTABOT_ALLOWED_CHANNELS", "C1, C2")
+    monkeypatch.setenv("QUOTABOT_DENIED_CHANNELS", '["C3", "C4"]')
+    monkeypatch.setenv("QUOTABOT_LOG_LEVEL", "debug")
+    settings = load_settings()
+    assert settings.admin_users == ["U0123"]
+    assert (settings.allowed_channels, settings.denied_channels) == (["C1", "C2"], ["C3", "C4"])
+    assert settings.log_level == "DEBUG"
