@@ -28,6 +28,11 @@ if TYPE_CHECKING:  # the adapters (and their SDKs) are imported only when servin
 log = logging.getLogger("quotabot")
 
 HELP = "run the chat adapters and the web endpoints"
+NO_PROVIDER = (
+    "quotabot: no provider is set, so serve would answer real users from the built-in sandbox "
+    "(made-up text). Set OPENAI_API_KEY (and OPENAI_BASE_URL for a server other than "
+    "OpenAI's), or run `quotabot serve --sandbox` for a demo."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,11 +43,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not post daily digests or budget alerts from this process",
     )
-    p.add_argument("--no-slack", action="store_true", help="do not p Slack from this process")
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="answer from the built-in sandbox when no provider is set (demos only)",
+    )
+    p.add_argument("--no-slack", action="store_true", help="do not serve Slack from this process")
     p.add_argument(
         "--no-discord",
         action="store_true",
-        help="do not p Discord (gateway or HTTP) from this process",
+        help="do not serve Discord (gateway or HTTP) from this process",
     )
 
 
@@ -50,6 +60,10 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     from adapters.discord.serve import Discord
     from adapters.slack import SlackAdapter, SlackConfig
 
+    if not settings.provider_configured and not args.sandbox:
+        # The sandbox answers with made-up text: real users must never get it by accident.
+        print(NO_PROVIDER, file=sys.stderr)
+        return 2
     if args.no_discord:  # e.g. HTTP replicas beside the one process that holds the gateway
         off = dict.fromkeys(("discord_token", "discord_public_key", "discord_application_id"))
         settings = settings.model_copy(update=off)
@@ -133,9 +147,11 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         # paused every event, acknowledgements included, for tens of milliseconds).
         gc.collect()
         gc.freeze()
+        provider = f"the sandbox at {app.provider_url}" if app.sandbox else app.provider_url
         print(
-            f"quotabot serving on {server.url} (Slack: {'on' if slack else 'off'}, "
-            f"Discord: {discord.describe()}, digests: {'on' if scheduler else 'off'})",
+            f"quotabot serving on {server.url} (provider: {provider}, "
+            f"Slack: {'on' if slack else 'off'}, Discord: {discord.describe()}, "
+            f"digests: {'on' if scheduler else 'off'})",
             file=sys.stderr,
         )
         stop = asyncio.Event()

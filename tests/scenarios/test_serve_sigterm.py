@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
@@ -127,6 +128,7 @@ async def test_adapters_can_be_switched_off_per_process(tmp_path: Path) -> None:
         "-c",
         "import bot.cli as c; c.main()",
         "serve",
+        "--sandbox",  # no provider here: the sandbox must be asked for
         "--no-scheduler",
         "--no-slack",
         "--no-discord",
@@ -140,6 +142,7 @@ async def test_adapters_can_be_switched_off_per_process(tmp_path: Path) -> None:
             line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
             assert line, "serve ended before it started"
         assert "Slack: off" in line and "Discord: off" in line
+        assert "provider: the sandbox at http://127.0.0.1:" in line
         async with httpx.AsyncClient() as http:
             url = f"http://127.0.0.1:{port}"
             assert (await http.post(f"{url}/slack/events", content=b"{}")).status_code == 404
@@ -153,3 +156,17 @@ async def test_adapters_can_be_switched_off_per_process(tmp_path: Path) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_serve_without_a_provider_refuses_to_answer_real_users_from_the_sandbox(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QUOTABOT_", "OPENAI_"))}
+    env.update(QUOTABOT_DATA_DIR=str(tmp_path), SLACK_BOT_TOKEN=DEFAULT_TOKEN)
+    env.update(SLACK_SIGNING_SECRET=SECRET)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "serve"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert "no provider is set" in line and "OPENAI_API_KEY" in line and "--sandbox" in line
