@@ -40,6 +40,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         failure_rate=args.failure_rate,
         seed=args.seed,
         catalog=settings.catalog(),
+        require_key=False,  # OPENAI_BASE_URL alone, with no key set, must work against it
     )
     await run_sandbox(config, args.host, args.port)
     return 0

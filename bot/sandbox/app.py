@@ -101,6 +101,8 @@ class Sandbox:
     def _authenticate(self, request: web.Request) -> None:
         scheme, _, key = request.headers.get("Authorization", "").strip().partition(" ")
         key = key.strip()
+        if not key and not self.config.require_key and self.config.api_key is None:
+            return
         if scheme.lower() != "bearer" or not key:
             raise errors.no_api_key()
         if self.config.api_key is not None and key != self.config.api_key:

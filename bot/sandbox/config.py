@@ -28,6 +28,9 @@ class SandboxConfig:
     tier, as OpenAI's Whisper)."""
     audio_rpd: int | None = None
     api_key: str | None = field(default=None, repr=False)
+    require_key: bool = True
+    """As OpenAI: a request without a key gets 401. ``quotabot sandbox`` turns it off, so that
+    a client pointed at it with no key set (OPENAI_BASE_URL alone) is answered."""
     latency: float = 0.0
     failure_rate: float = 0.0
     failures: tuple[str, ...] = FAULT_KINDS

@@ -4,16 +4,20 @@ SQLite file; then `quotabot usage` reads back what was recorded."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from bot.sandbox import SandboxConfig, SandboxServer
+from tests.ports import free_port
 
 USAGE_LINE = re.compile(r"^\[(\d+) in / (\d+) out · \$(\d+\.\d+) · gpt-3\.5-turbo\]$")
 
@@ -166,3 +170,33 @@ def test_channel_settings_no_request_could_be_sent_with_are_refused(
     assert line.startswith(f"quotabot: {message}")
     shown = quotabot("channel", "general")  # nothing was stored
     assert "max_tokens: 512" in shown.stdout and "temperature: None" in shown.stdout
+
+
+def test_chat_pointed_at_quotabot_sandbox_with_no_key_is_answered(tmp_path: Path) -> None:
+    """The README's `OPENAI_BASE_URL=http://127.0.0.1:8000/v1` against `quotabot sandbox`."""
+    port = free_port()
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "bot", "sandbox", "--port", str(port)],
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "QUOTABOT_DATA_DIR": str(tmp_path)},
+    )
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                break
+            time.sleep(0.1)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+        env.update(OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1", QUOTABOT_DATA_DIR=str(tmp_path))
+        result = subprocess.run(
+            [sys.executable, "-m", "bot", "chat"],
+            input="hello\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=10)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith('Sandbox answer: you said "hello"')
