@@ -27,7 +27,8 @@
     │   ├── ModelNotFound      404
     │   ├── ServerError        5xx
     │   ├── ProviderTimeout    no answer in time
-    │   └── ProviderUnreachable  connection refused or dropped
+    │   └── ProviderUnreachable  connection dropped before the answer was complete
+    │       └── ProviderDown     no connection at all (refused, no such host): never sent
     ├── StoreError             the usage database failed
     │   └── RowRejected        it refused the data itself (NUL byte, too long): never retried
     └── DigestError            a digest cannot be posted (platform not configured, bad channel)
@@ -284,6 +285,13 @@ class ProviderTimeout(ProviderError):
 
 class ProviderUnreachable(ProviderError):
     retryable = True
+
+
+class ProviderDown(ProviderUnreachable):
+    """No connection could be made at all (refused, no such host): the call never reached the
+    provider, so it costs no budget, and it is not retried: the user hears at once."""
+
+    retryable = False
 
 
 class StoreError(QuotabotError):

@@ -10,6 +10,10 @@ from bot.models import Reply
 
 PROVIDER_BUSY = "The model is busy right now (rate limited). Please try again in a minute."
 PROVIDER_DOWN = "The model provider is not answering right now. Please try again later."
+PROVIDER_UNREACHABLE = (
+    "quotabot cannot reach the model provider right now (no connection). Please try again "
+    "later; an admin can check OPENAI_BASE_URL and that the server is up."
+)
 QUOTA = (
     "The model provider says this account is out of quota or credit. "
     "An admin needs to check the billing settings."
@@ -48,6 +52,8 @@ def explain(exc: BaseException, *, model: str | None = None) -> str:
             return MODEL_NOT_FOUND.format(model=exc.model or model or "this channel's model")
         case errors.BadRequest():
             return BAD_REQUEST.format(detail=exc.message)
+        case errors.ProviderDown():
+            return PROVIDER_UNREACHABLE
         case errors.ServerError() | errors.ProviderTimeout() | errors.ProviderUnreachable():
             return PROVIDER_DOWN
         case _:

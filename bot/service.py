@@ -39,6 +39,7 @@ from bot.errors import (
     ModelNotAllowed,
     NotAChatModel,
     PromptTooLong,
+    ProviderDown,
     ProviderError,
     QuotaExhausted,
     RateLimited,
@@ -225,7 +226,7 @@ class Service:
             except ProviderError as exc:
                 result = "rate_limited" if isinstance(exc, RateLimited) else "error"
                 self.metrics.provider_calls.labels(prep.info.name, result).inc()
-                await self.budget.release(ticket)
+                await self.budget.release(ticket, reached=not isinstance(exc, ProviderDown))
                 await self._record_failure(request, prep, exc, time.monotonic() - started, attempt)
                 delay = None if streamed else self.retry.delay(exc, attempt)
                 await self._after_failure(prep.info, exc, ticket, retrying=delay is not None)
@@ -347,7 +348,7 @@ class Service:
             except ProviderError as exc:
                 kind = "rate_limited" if isinstance(exc, RateLimited) else "error"
                 self.metrics.provider_calls.labels(info.name, kind).inc()
-                await self.budget.release(ticket)
+                await self.budget.release(ticket, reached=not isinstance(exc, ProviderDown))
                 await self._record(
                     replace(
                         self._audio_row(request, info, uuid.uuid4().hex, type(exc).__name__),

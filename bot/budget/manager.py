@@ -260,12 +260,15 @@ class Budget(AsyncResource):
         await self.backend.adjust(rates, caps)
         self.lane(ticket.model).wake()
 
-    async def release(self, ticket: Ticket) -> None:
+    async def release(self, ticket: Ticket, *, reached: bool = True) -> None:
         """The call failed: give everything back, except the account's request count (the
-        provider counts failed requests against its per-minute and per-day limits too)."""
+        provider counts failed requests against its per-minute and per-day limits too) when
+        the call ``reached`` it."""
         if not self._retire(ticket):
             return
-        rates = [(r, -amount) for r, amount in ticket.ask.rates if not shared_requests(r)]
+        rates = [
+            (r, -amount) for r, amount in ticket.ask.rates if not reached or not shared_requests(r)
+        ]
         caps = [(c, ticket.windows[c.key], -amount) for c, amount in ticket.ask.caps]
         await self.backend.adjust(rates, caps)
         self.lane(ticket.model).wake()

@@ -18,6 +18,7 @@ from bot.errors import (
     AuthenticationFailed,
     BadRequest,
     ModelNotFound,
+    ProviderDown,
     ProviderError,
     ProviderTimeout,
     ProviderUnreachable,
@@ -251,7 +252,7 @@ class ErrorMapper:
                 f"The provider at {self.where} sent nothing for {self.timeout:g}s."
             )
         if isinstance(exc, httpx.ConnectError):
-            return ProviderUnreachable(
+            return ProviderDown(
                 f"Could not connect to {at} ({why}). Check base_url and that the server is up."
             )
         if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):

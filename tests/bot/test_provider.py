@@ -22,6 +22,7 @@ from bot.errors import (
     BadRequest,
     ConfigError,
     ModelNotFound,
+    ProviderDown,
     ProviderError,
     ProviderTimeout,
     ProviderUnreachable,
@@ -806,7 +807,7 @@ def _raise(exc_type: type[httpx.RequestError], text: str) -> Callable[[httpx.Req
         (httpx.ReadTimeout, ProviderTimeout, "for 60s"),
         (httpx.WriteTimeout, ProviderTimeout, "60s"),
         (httpx.PoolTimeout, ProviderTimeout, "No free connection"),
-        (httpx.ConnectError, ProviderUnreachable, "Could not connect"),
+        (httpx.ConnectError, ProviderDown, "Could not connect"),
         (httpx.RemoteProtocolError, ProviderUnreachable, "broke"),
         (httpx.ReadError, ProviderUnreachable, "broke"),
         (httpx.WriteError, ProviderUnreachable, "broke"),
@@ -825,7 +826,7 @@ async def test_transport_failures_map_to_timeout_or_unreachable(
     exc = info.value
     assert type(exc) is expected
     assert exc.status is None
-    assert exc.retryable
+    assert exc.retryable is (expected is not ProviderDown)  # no connection: said at once
     assert says in exc.message
     assert "api.openai.com" in exc.message
     assert KEY not in exc.message

@@ -121,9 +121,8 @@ def ask(text: str = "hello") -> ChatRequest:
         error(504, None, "Gateway timeout"),
         httpx.ReadTimeout("slow"),
         httpx.RemoteProtocolError("Server disconnected"),
-        httpx.ConnectError("refused"),
     ],
-    ids=["500", "503", "502", "504", "timeout", "dropped", "refused"],
+    ids=["500", "503", "502", "504", "timeout", "dropped"],
 )
 async def test_transient_failures_are_retried(
     make: Callable[..., Service], failure: object
@@ -223,3 +222,31 @@ def test_backoff_is_exponential_with_full_jitter_and_honours_hints() -> None:
     hinted = RateLimited("slow down", retry_after=20.0)
     assert policy.delay(hinted, 0) == 20.0  # never before the server said
     assert policy.delay(BadRequest("no", status=400), 0) is None
+
+
+async def test_an_unreachable_provider_is_said_at_once_and_costs_no_budget(db: Database) -> None:
+    """No connection at all (refused): not retried, the user told so in one sentence, and none
+    of the model's 3 requests a minute spent on calls that never left."""
+    from bot import messages
+    from bot.errors import ProviderDown
+
+    script = Script(httpx.ConnectError("[Errno 111] Connection refused"))
+    http = httpx.AsyncClient(transport=httpx.MockTransport(script))
+    settings = load_settings()  # the free tier: gpt-3.5-turbo at 3 requests a minute
+    service = Service(
+        provider=OpenAIClient(base_url="http://127.0.0.1:9/v1", api_key="k", http=http),
+        catalog=settings.catalog(),
+        usage=UsageStore(db),
+        channels=ChannelStore(db, channel_defaults(settings)),
+        budget=Budget(MemoryBackend(), Policy({})),
+    )
+    for _ in range(5):  # more than 3: each would have waited for the next minute
+        started = time.monotonic()
+        with pytest.raises(ProviderDown) as failed:
+            await service.handle(ask())
+        assert time.monotonic() - started < 1.0
+    await http.aclose()
+    assert len(script.calls) == 5  # one attempt each
+    assert "cannot reach the model provider" in messages.explain(failed.value)
+    rpm = service.budget.policy.model_rates(service.catalog.get("gpt-3.5-turbo"))[0]
+    assert (await service.budget.backend.rate_state(rpm)).level == pytest.approx(3, abs=0.1)
