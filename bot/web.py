@@ -17,6 +17,7 @@ errors of quotabot's own keep their traceback.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from bot.errors import ConfigError
 from bot.lifecycle import AsyncResource
 from bot.metrics import CONTENT_TYPE, Metrics
 
@@ -169,7 +171,12 @@ class WebServer(AsyncResource):
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise cannot_listen(self.host, self.port, exc, "--port or QUOTABOT_HTTP_PORT") from exc
         self.port = int(self._runner.addresses[0][1])
 
     @property
@@ -220,3 +227,14 @@ def _first_line(exc: BaseException) -> str:
     text = exc.message if isinstance(exc, HttpProcessingError) else str(exc)
     line = str(text).strip().split("\n", 1)[0].split(" b'", 1)[0].rstrip(":")
     return f"{type(exc).__name__}: {line[:80]}"
+
+
+def cannot_listen(host: str, port: int, exc: OSError, choose: str) -> ConfigError:
+    """Why a server could not take its address, and what to do: one line, no traceback."""
+    if exc.errno == errno.EADDRINUSE:
+        why = "is in use (another quotabot, or another program)"
+    elif exc.errno == errno.EACCES:
+        why = "needs privileges (ports under 1024)"
+    else:
+        why = f"cannot be used ({exc.strerror or exc})"
+    return ConfigError(f"{host}:{port} {why}: choose another with {choose}.")

@@ -71,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(COMMANDS[args.command].run(settings, args))
     except KeyboardInterrupt:
         return 130
+    except ConfigError as exc:  # something to set differently: the same status as bad settings
+        print(f"quotabot: {exc}", file=sys.stderr)
+        return 2
     except QuotabotError as exc:
         print(f"quotabot: {exc}", file=sys.stderr)
         return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from decimal import Decimal
 
 from bot.app import open_app
@@ -23,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
+    if args.since and args.until and args.since >= args.until:
+        print("quotabot: --since must be a day before --until", file=sys.stderr)
+        return 2
     async with open_app(settings) as app:
         lines = await app.usage.report(by=args.by, since=args.since, until=args.until)
     if args.json:

@@ -11,6 +11,7 @@ from bot.lifecycle import AsyncResource
 from bot.sandbox.app import SANDBOX, create_app
 from bot.sandbox.config import SandboxConfig
 from bot.sandbox.stats import SandboxStats
+from bot.web import cannot_listen
 
 # Streams in flight when the server stops get this long to finish.
 _SHUTDOWN_TIMEOUT = 2.0
@@ -57,6 +58,9 @@ class SandboxServer(AsyncResource):
         try:
             site = web.TCPSite(runner, self._host, self._port)
             await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise cannot_listen(self._host, self._port, exc, "--port") from exc
         except BaseException:
             await runner.cleanup()
             raise

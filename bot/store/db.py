@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from bot.config import async_database_url
+from bot.errors import ConfigError
 from bot.lifecycle import AsyncResource
 
 DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError, OverflowError)
@@ -80,7 +81,14 @@ class Database(AsyncResource):
         self.url = async_database_url(url)
         parsed = make_url(self.url)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create {folder} for the database ({exc.strerror or exc}): set "
+                    "QUOTABOT_DATA_DIR to a folder quotabot may write, or QUOTABOT_DATABASE_URL"
+                ) from exc
         # A burst of chat events each touch the database briefly: a pool of 5 (SQLAlchemy's
         # default) made them queue for connections until they timed out. At most 30 per
         # process, though: every replica opens its own, and PostgreSQL allows 100 connections

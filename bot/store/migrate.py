@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -12,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
 
@@ -28,11 +30,26 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 async def upgrade(db: Database, revision: str = "head") -> None:
-    await _run(db, lambda cfg: command.upgrade(cfg, revision))
+    await _run(db, lambda cfg: command.upgrade(cfg, revision), revision)
 
 
 async def downgrade(db: Database, revision: str) -> None:
-    await _run(db, lambda cfg: command.downgrade(cfg, revision))
+    await _run(db, lambda cfg: command.downgrade(cfg, revision), revision)
+
+
+def _known(revision: str) -> None:
+    """Raises ConfigError, listing the revisions there are, for one that is not."""
+    script = ScriptDirectory.from_config(alembic_config())
+    if re.fullmatch(r"(head|base)?([+-]\d+)?", revision):  # head, base, -1, head-2 ...
+        return
+    try:
+        script.get_revision(revision)
+    except CommandError:
+        revisions = sorted(r.revision for r in script.walk_revisions())
+        raise ConfigError(
+            f"there is no schema revision {revision!r}: choose base, head, or one of "
+            f"{', '.join(revisions)}"
+        ) from None
 
 
 async def current(db: Database) -> str | None:
@@ -70,7 +87,8 @@ def head() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-async def _run(db: Database, action: object) -> None:
+async def _run(db: Database, action: object, revision: str) -> None:
+    _known(revision)
     # Alembic's "connection sharing" recipe: env.py finds our connection in cfg.attributes and
     # runs on it, so migrations work inside an already running event loop.
     cfg = alembic_config(db.url)

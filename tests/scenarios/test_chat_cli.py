@@ -200,3 +200,34 @@ def test_chat_pointed_at_quotabot_sandbox_with_no_key_is_answered(tmp_path: Path
         sandbox.wait(timeout=10)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith('Sandbox answer: you said "hello"')
+
+
+def test_mistakes_are_one_line_each_with_what_to_do(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        cases = [
+            (["serve", "--sandbox", "--port", port], {}, f"127.0.0.1:{port} is in use"),
+            (["sandbox", "--port", port], {}, f"127.0.0.1:{port} is in use"),
+            (["db", "downgrade", "0099"], {}, "there is no schema revision '0099'"),
+            (["usage"], {"QUOTABOT_DATA_DIR": "/proc/quotabot"}, "set QUOTABOT_DATA_DIR"),
+            (["usage", "--since", "2026-12-05", "--until", "2026-12-01"], {}, "--since must"),
+            (["usage"], {"QUOTABOT_LOG_LEVEL": "LOUD"}, "QUOTABOT_LOG_LEVEL"),
+        ]
+        for args, env, said in cases:
+            result = quotabot(*args, env={"QUOTABOT_DATA_DIR": str(tmp_path), **env})
+            lines = [ln for ln in result.stderr.splitlines() if ln.startswith("quotabot: ")]
+            assert (result.returncode, len(lines)) == (2, 1), (args, result.stderr)
+            assert said in lines[0] and "Traceback" not in result.stderr, (args, result.stderr)
+
+
+def test_downgrading_to_base_asks_first(tmp_path: Path) -> None:
+    env = {"QUOTABOT_DATA_DIR": str(tmp_path)}
+    assert quotabot("db", "upgrade", env=env).returncode == 0
+    refused = quotabot("db", "downgrade", "base", env=env)  # no terminal to ask at
+    assert refused.returncode == 1 and "run it with --yes" in refused.stderr
+    assert "(head: " in quotabot("db", "current", env=env).stdout
+    assert "schema revision: 0008" in quotabot("db", "current", env=env).stdout
+    done = quotabot("db", "downgrade", "base", "--yes", env=env)
+    assert done.returncode == 0 and "schema revision: none" in done.stdout
