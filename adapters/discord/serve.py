@@ -63,8 +63,13 @@ class Discord(AsyncResource):
                 await self._stack.aclose()
                 raise ConfigError(str(exc)) from exc
         elif s.discord_public_key or s.discord_application_id:
+            have, missing = (
+                ("DISCORD_PUBLIC_KEY", "DISCORD_APPLICATION_ID")
+                if s.discord_public_key
+                else ("DISCORD_APPLICATION_ID", "DISCORD_PUBLIC_KEY")
+            )
             log.warning(
-                "Discord HTTP interactions need both DISCORD_PUBLIC_KEY and DISCORD_APPLICATION_ID"
+                "Discord HTTP interactions stay off: %s is set but %s is not", have, missing
             )
         if s.discord_token:
             # Digests and alerts are posted over REST with the bot token, in either mode.

@@ -104,6 +104,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             takeover.on(f"{slack.platform}-cmd:", slack.resume)  # /ask
             if app_token:
                 await slack.start_socket_mode()
+        elif not args.no_slack and (half := _half_slack(s)):
+            log.warning("Slack stays off: %s", half)
         else:
             log.info(
                 "Slack is off: %s",
@@ -147,6 +149,11 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         # paused every event, acknowledgements included, for tens of milliseconds).
         gc.collect()
         gc.freeze()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        # Said once SIGTERM is handled: whoever waits for this line may stop it at once.
         provider = f"the sandbox at {app.provider_url}" if app.sandbox else app.provider_url
         print(
             f"quotabot serving on {server.url} (provider: {provider}, "
@@ -154,10 +161,6 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             f"digests: {'on' if scheduler else 'off'})",
             file=sys.stderr,
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         try:
             await stop.wait()
         finally:
@@ -168,6 +171,25 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             if slack is not None:
                 await slack.aclose(grace=settings.shutdown_grace)
     return 0
+
+
+def _half_slack(s: Settings) -> str | None:
+    """What a half-done Slack setup lacks, naming the variable; None when none is set."""
+    token = s.slack_bot_token or s.slack_client_id
+    receiver = s.slack_signing_secret or s.slack_app_token
+    if token and not receiver:
+        have = "SLACK_BOT_TOKEN" if s.slack_bot_token else "SLACK_CLIENT_ID"
+        return (
+            f"{have} is set but neither SLACK_SIGNING_SECRET (HTTP) nor SLACK_APP_TOKEN "
+            "(Socket Mode) is"
+        )
+    if receiver and not token:
+        have = "SLACK_SIGNING_SECRET" if s.slack_signing_secret else "SLACK_APP_TOKEN"
+        return (
+            f"{have} is set but SLACK_BOT_TOKEN is not (nor SLACK_CLIENT_ID and "
+            "SLACK_CLIENT_SECRET for OAuth)"
+        )
+    return None
 
 
 def _secret(value: SecretStr | None) -> str | None:

@@ -170,3 +170,44 @@ def test_serve_without_a_provider_refuses_to_answer_real_users_from_the_sandbox(
     assert result.returncode == 2
     (line,) = result.stderr.splitlines()
     assert "no provider is set" in line and "OPENAI_API_KEY" in line and "--sandbox" in line
+
+
+@pytest.mark.parametrize(
+    ("half", "said"),
+    [
+        ({"SLACK_BOT_TOKEN": DEFAULT_TOKEN}, "SLACK_BOT_TOKEN is set but neither"),
+        ({"SLACK_SIGNING_SECRET": SECRET}, "SLACK_SIGNING_SECRET is set but SLACK_BOT_TOKEN"),
+        ({"DISCORD_PUBLIC_KEY": "ab" * 32}, "DISCORD_PUBLIC_KEY is set but DISCORD_APPLICATION_ID"),
+        ({"DISCORD_APPLICATION_ID": "1234567890"}, "DISCORD_APPLICATION_ID is set but"),
+    ],
+)
+async def test_a_half_configured_platform_is_a_warning_that_names_what_is_missing(
+    tmp_path: Path, half: dict[str, str], said: str
+) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("QUOTABOT_", "SLACK_", "DISCORD_", "OPENAI_"))
+    }
+    env.update(QUOTABOT_DATA_DIR=str(tmp_path), QUOTABOT_HTTP_PORT="0", **half)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "bot", "serve", "--sandbox", "--no-scheduler"),
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        lines = []
+        while not lines or "serving on" not in lines[-1]:
+            line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+            assert line, "serve ended before it started"
+            lines.append(line)
+        (warning,) = [ln for ln in lines if " WARNING " in ln]
+        assert said in warning
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
