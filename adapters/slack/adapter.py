@@ -81,9 +81,11 @@ BOT_SCOPES = (
     "chat:write",
     "commands",
     "files:read",
+    "files:write",
     "users:read",
 )
-"""What deploy/slack-app-manifest.yaml asks for; OAuth installs ask for the same."""
+"""What deploy/slack-app-manifest.yaml asks for; OAuth installs ask for the same (a test holds
+the two lists equal): files:write uploads the digest's chart."""
 INSTALL_PATH, REDIRECT_PATH = "/slack/install", "/slack/oauth_redirect"
 THINKING = "_Thinking…_"
 _MENTION = re.compile(r"<@[A-Z0-9]+>")

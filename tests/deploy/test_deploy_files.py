@@ -134,3 +134,13 @@ def test_the_systemd_unit_upgrades_then_serves_and_stops_gracefully() -> None:
     assert lines["ExecStartPre"].endswith("quotabot db upgrade")
     assert lines["ExecStart"].endswith("quotabot serve")
     assert lines["KillSignal"] == "SIGTERM" and lines["User"] == "quotabot"
+
+
+def test_the_slack_manifest_and_oauth_installs_ask_for_the_same_scopes() -> None:
+    from adapters.slack.adapter import BOT_SCOPES
+
+    manifest = yaml.safe_load((DEPLOY / "slack-app-manifest.yaml").read_text())
+    assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == sorted(BOT_SCOPES)
+    assert "files:write" in BOT_SCOPES  # the digest's chart
+    home = manifest["features"]["app_home"]
+    assert home["messages_tab_enabled"] and not home["messages_tab_read_only_enabled"]
