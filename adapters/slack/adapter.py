@@ -200,7 +200,9 @@ class SlackAdapter:
     # -- Socket Mode -------------------------------------------------------------------------
 
     async def start_socket_mode(self) -> None:
-        """Connect over Socket Mode (``SLACK_APP_TOKEN``), and keep watching the connection."""
+        """Connect over Socket Mode (``SLACK_APP_TOKEN``) in the background, and keep watching
+        the connection: a Slack that cannot be reached at start must not keep the web server
+        (/healthz, /readyz, which reports it) from starting. slack-sdk retries by itself."""
         assert self.config.app_token, "Socket Mode needs an app-level token (xapp-...)"
         self.socket = AsyncSocketModeHandler(
             self.app,
@@ -208,8 +210,13 @@ class SlackAdapter:
             web_client=self.app.client,
             ping_interval=self.config.socket_ping,
         )
+        self.socket.client.logger.addFilter(_quiet_connect_retries)
+        self._watchdog = asyncio.get_running_loop().create_task(self._connect_and_watch())
+
+    async def _connect_and_watch(self) -> None:
+        assert self.socket is not None
         await self.socket.connect_async()  # type: ignore[no-untyped-call]  # bolt: untyped
-        self._watchdog = asyncio.get_running_loop().create_task(self._watch_socket())
+        await self._watch_socket()
 
     async def socket_healthy(self) -> bool | None:
         """For /readyz: the Socket Mode connection is open and answers pings (slack-sdk marks
@@ -987,6 +994,15 @@ def _incomplete(command: dict[str, Any]) -> bool:
     if bad:
         log.warning("Slack command %r without %s ignored", command.get("command"), bad)
     return bool(bad)
+
+
+def _quiet_connect_retries(record: logging.LogRecord) -> bool:
+    """slack-sdk logs each failed Socket Mode connection attempt with a traceback, every few
+    seconds while Slack cannot be reached: one WARNING line each instead."""
+    if record.getMessage().startswith("Failed to connect"):
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+    return True
 
 
 def _error(exc: SlackApiError) -> str:

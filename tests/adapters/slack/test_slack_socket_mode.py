@@ -4,6 +4,7 @@ connection that goes quiet is replaced."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -106,3 +107,40 @@ async def test_a_stalled_connection_is_noticed_and_replaced(socket_rig) -> None:
     envelope = await api.socket.send(payload)
     await api.socket.wait_ack(envelope)
     await until(lambda: sandbox.stats.total.requests == 1)
+
+
+async def test_a_slack_that_cannot_be_reached_at_start_does_not_hold_the_web_server(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Socket Mode connects in the background: /healthz answers at once, /readyz says the
+    Socket Mode connection is failing, and the retries are one line each, not tracebacks."""
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/api/"
+    async with open_app(load_settings()) as app:
+        adapter = SlackAdapter(
+            SlackConfig(
+                bot_token=DEFAULT_TOKEN, app_token=DEFAULT_APP_TOKEN, api_url=dead, socket_ping=0.1
+            ),
+            service=app.service,
+            commands=app.commands(),
+            events=EventLog(app.db),
+        )
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(adapter.start_socket_mode(), 2)
+        server = WebServer([], host="127.0.0.1", port=0, checks=readiness(app, adapter))
+        await server.start()
+        try:
+            async with httpx.AsyncClient() as http:
+                assert (await http.get(f"{server.url}/healthz")).status_code == 200
+                assert asyncio.get_running_loop().time() - started < 2
+                ready = await http.get(f"{server.url}/readyz")
+                assert ready.status_code == 503
+                assert ready.json()["checks"]["slack_socket_mode"] == "failing"
+            await until(lambda: "Failed to connect" in caplog.text, within=10)
+        finally:
+            await server.aclose()
+            await adapter.aclose()
+    retries = [r for r in caplog.records if r.getMessage().startswith("Failed to connect")]
+    assert retries and all(r.levelname == "WARNING" and not r.exc_info for r in retries)
