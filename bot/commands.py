@@ -15,7 +15,7 @@ from bot.budget.tickets import Standing
 from bot.catalog import Catalog, ModelInfo
 from bot.digest.chat import DigestCommands
 from bot.digest.render import minutes
-from bot.messages import format_cost
+from bot.messages import format_cost, quantity, used_of
 from bot.store.budgets import BudgetLimitStore, model_names
 from bot.store.usage import ReportLine, UsageStore
 
@@ -145,7 +145,7 @@ def _total(rows: list[ReportLine]) -> str:
         )
         if part
     )
-    text = f"{calls} requests, {tokens:,} tokens{f' ({details})' if details else ''}, "
+    text = f"{quantity(calls, 'requests')}, {tokens:,} tokens{f' ({details})' if details else ''}, "
     text += format_cost(cost)
     audio = [r for r in rows if r.audio_seconds]
     if audio:
@@ -156,10 +156,7 @@ def _total(rows: list[ReportLine]) -> str:
 
 
 def _standing(s: Standing) -> str:
-    if s.unit == "usd":
-        amounts = f"${s.used:,.2f} of ${s.limit:,.2f}"
-    else:
-        amounts = f"{s.used:,.0f} of {s.limit:,.0f} {s.unit}"
+    amounts = used_of(s.used, s.limit, s.unit)
     warn = " :warning:" if s.share >= 0.8 else ""
     resets = f", resets {s.resets_at:%H:%M} UTC" if s.resets_at else ""
     return f"• {s.label}: {amounts} ({s.share:.0%}{resets}){warn}"

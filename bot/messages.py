@@ -66,6 +66,21 @@ def queued(info: QueueInfo) -> str:
     return f"(queued for {info.model}: position {info.position}, {wait})"
 
 
+def quantity(n: float | int | Decimal, unit: str) -> str:
+    """``1 request``, ``2 requests``, ``1,000 tokens``; money as :func:`format_cost`."""
+    if unit == "usd":
+        return format_cost(Decimal(n))
+    word = unit[:-1] if unit.endswith("s") and n == 1 else unit
+    return f"{n:,.0f} {word}"
+
+
+def used_of(used: float | int | Decimal, limit: float | int | Decimal, unit: str) -> str:
+    """``$0.000450 of $0.50``, ``1 of 1 request``, ``1,200 of 40,000 tokens``."""
+    if unit == "usd":
+        return f"{format_cost(Decimal(used))} of {format_cost(Decimal(limit))}"
+    return f"{used:,.0f} of {quantity(limit, unit)}"
+
+
 def format_cost(cost: Decimal | None) -> str:
     if cost is None:
         return "unpriced"

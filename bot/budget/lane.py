@@ -27,7 +27,7 @@ from bot.budget.tickets import (
 )
 from bot.catalog import ModelInfo
 from bot.errors import BudgetExceeded, QueueFull, RequestRejected, TooLargeForLimit, WaitTooLong
-from bot.messages import STOPPING
+from bot.messages import STOPPING, quantity
 
 
 class Host(Protocol):
@@ -71,17 +71,18 @@ def refusal(outcome: Refused) -> BudgetExceeded:
     return BudgetExceeded(
         label=cap.label,
         used=_amount(cap, outcome.used, cap.limit),
-        limit=_amount(cap, cap.limit, cap.limit),
+        limit=_amount(cap, cap.limit, cap.limit, unit=True),
         resets_at=outcome.resets_at,
         now=now,
     )
 
 
-def _amount(cap: Cap, units: int, scale: int) -> str:
+def _amount(cap: Cap, units: int, scale: int, *, unit: bool = False) -> str:
+    """``$0.0060``; ``1`` (used) and ``1 request`` (the limit): "1 of 1 request used"."""
     if cap.unit == "usd":  # cents, unless the cap itself is under a dollar
         places = 2 if units_usd(scale) >= 1 else 4
         return f"${units_usd(units):,.{places}f}"
-    return f"{units:,} {cap.unit}"
+    return quantity(units, cap.unit) if unit else f"{units:,}"
 
 
 def too_large(rate: Rate, ask: Ask) -> TooLargeForLimit:

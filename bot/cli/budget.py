@@ -7,9 +7,10 @@ import getpass
 import sys
 
 from bot.app import open_app
-from bot.budget.policy import MODELS, Who
+from bot.budget.policy import MODELS, Limits, Who
 from bot.commands import check_models
 from bot.config import Settings
+from bot.messages import used_of
 
 HELP = "budget limits: show them, change them at run time"
 
@@ -31,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "kind", help="rpm, tpm, rpd, tokens_day, tokens_month, spend_day, ..., or models"
     )
     bset.add_argument("value", help="a number, or for models their names: gpt-4o-mini,gpt-5-mini")
+    budsub.add_parser("list", help="every limit set with `budget set`, and the config file's")
     unset = budsub.add_parser("unset", help="remove a limit set with `budget set`")
     unset.add_argument("scope")
     unset.add_argument("kind")
@@ -38,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     async with open_app(settings) as app:
+        if args.budget_command == "list":
+            return _list(settings.budget_limits(), await app.limits.all())
         if args.budget_command in ("set", "unset"):
             value = args.value if args.budget_command == "set" else None
             try:
@@ -54,11 +58,42 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         model = app.catalog.get(args.model or settings.default_model)
         for line in await app.budget.status(who, model):
             resets = f"  (resets {line.resets_at:%Y-%m-%d %H:%M} UTC)" if line.resets_at else ""
-            if line.unit == "usd":
-                amounts = f"${line.used:,.2f} of ${line.limit:,.2f}"
-            else:
-                amounts = f"{line.used:,.0f} of {line.limit:,.0f} {line.unit}"
-            print(f"{line.label}: {amounts} ({line.share:.0%}){resets}")
+            print(
+                f"{line.label}: {used_of(line.used, line.limit, line.unit)} "
+                f"({line.share:.0%}){resets}"
+            )
         allowed, _ = await app.budget.allowed_models(who)
         print(f"models allowed: {'any' if allowed is None else ', '.join(sorted(allowed))}")
     return 0
+
+
+def _list(config: Limits, run_time: Limits) -> int:
+    """One line per limit: scope, limit, value, and where it was set (run time wins)."""
+    rows = [
+        (scope, kind, _shown(value), "budget set")
+        for scope, limits in sorted(run_time.items())
+        for kind, value in sorted(limits.items())
+    ]
+    rows += [
+        (
+            scope,
+            kind,
+            _shown(value),
+            "config file"
+            + ("" if scope not in run_time or kind not in run_time[scope] else " (overridden)"),
+        )
+        for scope, limits in sorted(config.items())
+        for kind, value in sorted(limits.items())
+        if value is not None
+    ]
+    if not rows:
+        print("No limits are set: `quotabot budget set SCOPE LIMIT VALUE` sets one.")
+        return 0
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _shown(value: object) -> str:
+    return ",".join(value) if isinstance(value, list | tuple) else str(value)

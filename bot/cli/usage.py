@@ -85,6 +85,7 @@ def _usage_table(by: str, lines: list[ReportLine]) -> str:
             )
         )
     total = sum((ln.cost for ln in lines), Decimal(0))
+    unpriced = sum(ln.unpriced_calls for ln in lines)
     rows.append(
         (
             "total",
@@ -95,7 +96,7 @@ def _usage_table(by: str, lines: list[ReportLine]) -> str:
             f"{sum(ln.completion_tokens for ln in lines):,}",
             f"{sum(ln.reasoning_tokens for ln in lines):,}",
             f"{sum(ln.audio_seconds for ln in lines) / 60:,.1f}",
-            format_cost(total),
+            format_cost(total) + (f" (+{unpriced} unpriced)" if unpriced else ""),
         )
     )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

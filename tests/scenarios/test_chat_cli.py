@@ -231,3 +231,18 @@ def test_downgrading_to_base_asks_first(tmp_path: Path) -> None:
     assert "schema revision: 0008" in quotabot("db", "current", env=env).stdout
     done = quotabot("db", "downgrade", "base", "--yes", env=env)
     assert done.returncode == 0 and "schema revision: none" in done.stdout
+
+
+def test_budget_list_shows_every_limit_and_where_it_was_set(tmp_path: Path) -> None:
+    config = tmp_path / "quotabot.toml"
+    config.write_text("[budgets.user]\nrpd = 9\ntokens_day = 1000\n")
+    env = {"QUOTABOT_DATA_DIR": str(tmp_path), "QUOTABOT_CONFIG": str(config)}
+    assert quotabot("budget", "set", "user", "rpd", "5", env=env).returncode == 0
+    assert quotabot("budget", "set", "channel", "models", "gpt-4o-mini", env=env).returncode == 0
+    listed = quotabot("budget", "list", env=env)
+    assert listed.returncode == 0
+    rows = [line.split() for line in listed.stdout.splitlines()]
+    assert ["channel", "models", "gpt-4o-mini", "budget", "set"] in rows
+    assert ["user", "rpd", "5", "budget", "set"] in rows
+    assert ["user", "rpd", "9", "config", "file", "(overridden)"] in rows
+    assert ["user", "tokens_day", "1000", "config", "file"] in rows

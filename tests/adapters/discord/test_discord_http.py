@@ -210,8 +210,8 @@ async def test_usage_and_budget_show_are_private(rig: Rig) -> None:
     await rig.runner.drain()
     (shown,) = rig.api.thread(usage["token"])
     assert shown.ephemeral
-    assert "This channel: 1 requests" in shown.content
-    assert "This workspace: 1 requests" in shown.content
+    assert "This channel: 1 request," in shown.content
+    assert "This workspace: 1 request," in shown.content
 
     await rig.app.limits.set(f"channel:{CHANNEL}", "rpm", "7", by="test")
     await rig.app.budget.reload()
@@ -243,7 +243,7 @@ async def test_refusals_say_which_cap_and_when_it_resets(rig: Rig) -> None:
     await rig.ask(ask("first"))
     (refused,) = await rig.ask(ask("second"))
     assert refused.startswith("⚠️ This request would go over")
-    assert "1 requests of 1 requests used" in refused and "resets at 00:00 UTC" in refused
+    assert "1 of 1 request used" in refused and "resets at 00:00 UTC" in refused
     assert rig.sandbox.stats.total.requests == 1
 
 

@@ -61,7 +61,8 @@ async def test_without_a_bot_token_it_says_what_is_missing(
     api: FakeDiscordAPI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("DISCORD_TOKEN")
-    assert await asyncio.to_thread(cli.main, ["discord", "sync-commands"]) == 1
+    # A setting to add: the same exit status as any other setting to fix.
+    assert await asyncio.to_thread(cli.main, ["discord", "sync-commands"]) == 2
     assert "needs DISCORD_APPLICATION_ID and DISCORD_TOKEN" in capsys.readouterr().err
     assert api.calls == []
 

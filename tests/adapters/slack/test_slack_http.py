@@ -261,7 +261,7 @@ async def test_ask_usage_and_budget_commands(rig: Rig) -> None:
     await rig.command(ev.slash_command("/usage", response_url=rig.api.response_url("u")))
     (usage,) = await rig.api.wait_for_responses("u")
     assert usage["response_type"] == "ephemeral"
-    assert "This channel: 1 requests" in usage["text"]
+    assert "This channel: 1 request," in usage["text"]
 
     await rig.command(ev.slash_command("/budget", response_url=rig.api.response_url("b")))
     (shown,) = await rig.api.wait_for_responses("b")

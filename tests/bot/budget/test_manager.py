@@ -107,7 +107,9 @@ async def test_caps_refuse_at_once_with_what_was_used_and_when_it_resets(
     # Another user in the same channel is not affected; a capped channel is, for everyone.
     await budget.acquire(who(user="U2"), m, tokens=10, cost=Decimal("0.001"), deadline=soon())
     await budget.acquire(who("C9"), m, tokens=10, cost=None, deadline=soon())
-    with pytest.raises(BudgetExceeded, match="this channel's requests per day: 1 requests of 1"):
+    with pytest.raises(
+        BudgetExceeded, match="this channel's requests per day: 1 of 1 request used"
+    ):
         await budget.acquire(who("C9", "U3"), m, tokens=10, cost=None, deadline=soon())
 
 

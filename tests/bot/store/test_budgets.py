@@ -53,7 +53,7 @@ async def test_a_run_time_limit_applies_without_a_restart(db: Database) -> None:
     deadline = datetime.now(UTC).timestamp() + 1e9
     await budget.acquire(who, model, tokens=10, cost=None, deadline=deadline)
     await store.set("channel:C1", "rpd", "1")  # an admin, perhaps on another replica
-    with pytest.raises(BudgetExceeded, match="requests per day: 1 requests of 1"):
+    with pytest.raises(BudgetExceeded, match="requests per day: 1 of 1 request used"):
         await budget.acquire(who, model, tokens=10, cost=None, deadline=deadline)
 
 
