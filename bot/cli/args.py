@@ -14,7 +14,11 @@ def date_arg(value: str) -> datetime:
 
 
 def day_arg(value: str) -> date:
+    if value == "today":
+        return date.today()
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2026-11-25") from None
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a date like 2026-11-25 (or today)"
+        ) from None

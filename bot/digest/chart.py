@@ -28,6 +28,15 @@ _OTHER = (154, 160, 166)
 MAX_SERIES = len(_PALETTE)
 
 
+def _places(top: Decimal) -> int:
+    """Decimals that show each gridline's value as it is: cents for dollars, more below (a
+    chat of a few hundred tokens costs hundredths of a cent)."""
+    if not top:
+        return 2
+    exponent = (top / 4).normalize().as_tuple().exponent
+    return min(8, max(2, -exponent if isinstance(exponent, int) else 2))
+
+
 def render_chart(days: list[date], series: dict[str, list[Decimal]], *, title: str) -> bytes:
     """PNG bytes. ``series`` maps a model to its spend per day (same order as ``days``);
     beyond ``MAX_SERIES`` models, the smallest are drawn together as "other"."""
@@ -46,7 +55,7 @@ def render_chart(days: list[date], series: dict[str, list[Decimal]], *, title: s
         value = top * step / 4
         y = base - plot_h * step / 4
         draw.line((_LEFT, y, WIDTH - _RIGHT, y), fill=(230, 230, 230))
-        label = f"${value:,.2f}"
+        label = f"${value:,.{_places(top)}f}"
         draw.text((_LEFT - 8, y), label, fill="black", font=small, anchor="rm")
 
     slot = plot_w / max(1, len(days))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from bot.digest.content import WARN_AT, BudgetUse, Digest, Line, ProviderCost
-from bot.messages import format_cost
+from bot.messages import format_cost, quantity
 
 WARN = "⚠️"
 OVER = "🛑"
@@ -45,7 +45,7 @@ def layout(d: Digest, *, channel: Mention = str, user: Mention = str) -> Layout:
         else ""
     )
     summary = [
-        f"Spend {spend} · {d.requests:,} requests answered · {tokens}{audio}",
+        f"Spend {spend} · {quantity(d.requests, 'requests')} answered · {tokens}{audio}",
         f"vs the day before: {_change(d.cost, d.previous_day)} · "
         f"vs the 7-day average: {_change(d.cost, d.week_average)}",
         _month(d),

@@ -77,3 +77,24 @@ async def test_print_and_send(tmp_path: Path) -> None:
         assert "posted" in sent.stdout or "another process" in sent.stdout
         assert len(api.history("C0DIGEST01")) == 1
         assert len(api.uploads) == 1
+
+
+def test_a_fresh_install_has_a_terminal_digest_to_print_and_set(tmp_path: Path) -> None:
+    env = {"QUOTABOT_DATA_DIR": str(tmp_path)}
+    assert quotabot("chat", stdin="what is a token bucket?\n", env=env).returncode == 0
+    chart = tmp_path / "chart.png"
+    printed = quotabot("digest", "--print", "--date", "today", "--chart", str(chart), env=env)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.startswith("# terminal local\n*quotabot digest: ")
+    assert "1 requests answered" not in printed.stdout  # grammar
+    assert "gpt-3.5-turbo: $0.000" in printed.stdout  # the chat's spend, its digits kept
+    assert chart.read_bytes().startswith(b"\x89PNG")
+
+    assert "No daily digest is set up here yet" in quotabot("digest", "show", env=env).stdout
+    done = quotabot("digest", "set", "terminal", "08:30", "Europe/Paris", env=env)
+    assert done.returncode == 0 and "08:30 Europe/Paris" in done.stdout
+    assert quotabot("digest", "off", env=env).stdout.strip() == "The daily digest is off."
+    shown = quotabot("digest", "show", env=env).stdout
+    assert "is off" in shown and "08:30 Europe/Paris" in shown
+    bad = quotabot("digest", "set", "terminal", "25:00", "Mars/Olympus", env=env)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
