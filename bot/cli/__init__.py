@@ -5,7 +5,7 @@ handler (``HELP``, ``add_arguments``, ``run``).
     digest   print or post a daily digest             sandbox  the local OpenAI-compatible server
     db       the database schema                      usage    usage and cost report
     budget   show or change budget limits             channel  per-channel settings
-    discord  register Discord's slash commands
+    discord  register Discord's slash commands      config   the settings in effect; checks
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from bot import __version__, logs
-from bot.cli import budget, channel, chat, db, digest, discord, sandbox, serve, usage
+from bot.cli import budget, channel, chat, config, db, digest, discord, sandbox, serve, usage
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError, QuotabotError
 
@@ -42,6 +42,7 @@ COMMANDS: dict[str, Command] = {
     "budget": budget,
     "discord": discord,
     "channel": channel,
+    "config": config,
 }
 
 

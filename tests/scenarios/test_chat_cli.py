@@ -246,3 +246,28 @@ def test_budget_list_shows_every_limit_and_where_it_was_set(tmp_path: Path) -> N
     assert ["user", "rpd", "5", "budget", "set"] in rows
     assert ["user", "rpd", "9", "config", "file", "(overridden)"] in rows
     assert ["user", "tokens_day", "1000", "config", "file"] in rows
+
+
+def test_config_shows_the_settings_and_checks_what_quotabot_talks_to(tmp_path: Path) -> None:
+    async def with_sandbox() -> tuple[subprocess.CompletedProcess[str], ...]:
+        async with SandboxServer(SandboxConfig()) as sandbox:
+            env = {
+                "QUOTABOT_DATA_DIR": str(tmp_path),
+                "OPENAI_BASE_URL": sandbox.base_url,
+                "OPENAI_API_KEY": "sk-very-secret",
+            }
+            good = await asyncio.to_thread(quotabot, "config", env=env)
+            bad = await asyncio.to_thread(
+                quotabot, "config", env={**env, "QUOTABOT_REDIS_URL": "redis://127.0.0.1:1/0"}
+            )
+            return good, bad
+
+    good, bad = asyncio.run(with_sandbox())
+    assert good.returncode == 0, good.stdout + good.stderr
+    lines = good.stdout.splitlines()
+    assert any(ln.split()[:3] == ["OPENAI_API_KEY", "set", "(hidden)"] for ln in lines)
+    assert any(ln.startswith("QUOTABOT_DATA_DIR") and ln.endswith("environment") for ln in lines)
+    assert any(ln.startswith("ok    provider:") and "takes the key" in ln for ln in lines)
+    assert "sk-very-secret" not in good.stdout + good.stderr
+    assert bad.returncode == 1
+    assert any(ln.startswith("FAIL  redis:") for ln in bad.stdout.splitlines())

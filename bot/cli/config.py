@@ -1,0 +1,172 @@
+"""``quotabot config``: the settings in effect (secrets masked) and where each came from, then
+one line per thing quotabot talks to: the database, Redis, the provider, Slack and Discord."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from pydantic import AliasChoices, SecretStr
+from sqlalchemy.engine import make_url
+
+from bot.config import SECRETS, Settings
+from bot.store import Database, migrate
+
+HELP = "the settings in effect and where each came from; check what quotabot talks to"
+TIMEOUT = 5.0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-checks", action="store_true", help="only print the settings")
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    for name, value, source in effective(settings):
+        print(f"{name:<34} {value:<40} {source}")
+    if args.no_checks:
+        return 0
+    print()
+    failed = 0
+    for what, check in _checks(settings):
+        try:
+            detail = await check()
+        except Exception as exc:  # each check says what went wrong, never a traceback
+            failed += 1
+            print(f"FAIL  {what}: {_reason(exc)}")
+        else:
+            if detail is not None:
+                print(f"ok    {what}: {detail}")
+    return 1 if failed else 0
+
+
+def effective(settings: Settings) -> list[tuple[str, str, str]]:
+    """(name as set in the environment, value shown, where it came from) for every setting."""
+    toml = _toml_keys()
+    rows = []
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        env = alias.choices[0] if isinstance(alias, AliasChoices) else f"QUOTABOT_{field.upper()}"
+        env = str(env)
+        if env in os.environ:
+            source = "environment"
+        elif field in SECRETS and f"{env}_FILE" in os.environ:
+            source = f"{env}_FILE"
+        elif field in toml:
+            source = "config file"
+        else:
+            source = "default"
+        rows.append((env, _shown(field, getattr(settings, field)), source))
+    return rows
+
+
+def _toml_keys() -> set[str]:
+    path = os.environ.get("QUOTABOT_CONFIG")
+    if not path:
+        return set()
+    with open(path, "rb") as f:  # already read once by the settings: it parses
+        return set(tomllib.load(f))
+
+
+def _shown(field: str, value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return "set (hidden)"
+    if value is None:
+        return "unset"
+    if field == "database_url":
+        return make_url(value).render_as_string(hide_password=True)
+    if isinstance(value, dict):
+        return f"{len(value)} entries" if value else "none"
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "none"
+    return str(value)
+
+
+Check = Callable[[], Awaitable[str | None]]
+
+
+def _checks(settings: Settings) -> list[tuple[str, Check]]:
+    async def database() -> str:
+        url = settings.sqlalchemy_url
+        async with Database(url) as db:
+            await db.ping()
+            revision = await migrate.current(db)
+        where = make_url(url).render_as_string(hide_password=True)
+        state = "up to date" if revision == migrate.head() else "needs `quotabot db upgrade`"
+        return f"{where} answers; schema {revision or 'none'} ({state})"
+
+    async def redis() -> str | None:
+        if not settings.redis_url:
+            return "not configured: budgets live in each process"
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(settings.redis_url, socket_connect_timeout=TIMEOUT)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+        return "answers"
+
+    async def provider() -> str:
+        if not settings.provider_configured:
+            return "none set: `chat` uses the built-in sandbox, `serve` refuses to start"
+        key = settings.openai_api_key
+        headers = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+        url = f"{settings.provider_base_url}/models"
+        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+            try:
+                response = await http.get(url, headers=headers)
+            except httpx.HTTPError as exc:
+                raise RuntimeError(f"cannot reach {settings.provider_base_url}: {exc!r}") from exc
+        if response.status_code in (401, 403):
+            raise RuntimeError(
+                f"{settings.provider_base_url} refused the key ({response.status_code})"
+            )
+        if response.status_code >= 400:
+            raise RuntimeError(f"GET {url} answered {response.status_code}")
+        return f"{settings.provider_base_url} answers and takes the key"
+
+    async def slack() -> str | None:
+        if settings.slack_bot_token is None:
+            return "not configured"
+        base = (settings.slack_api_url or "https://slack.com/api/").rstrip("/")
+        token = settings.slack_bot_token.get_secret_value()
+        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+            response = await http.post(
+                f"{base}/auth.test", headers={"Authorization": f"Bearer {token}"}
+            )
+        body = response.json()
+        if not body.get("ok"):
+            raise RuntimeError(
+                f"SLACK_BOT_TOKEN refused: {body.get('error', response.status_code)}"
+            )
+        return f"SLACK_BOT_TOKEN is the bot of workspace {body.get('team', '?')}"
+
+    async def discord() -> str | None:
+        if settings.discord_token is None:
+            return "not configured"
+        base = (settings.discord_api_url or "https://discord.com/api/v10").rstrip("/")
+        token = settings.discord_token.get_secret_value()
+        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+            response = await http.get(
+                f"{base}/users/@me", headers={"Authorization": f"Bot {token}"}
+            )
+        if response.status_code != 200:
+            raise RuntimeError(f"DISCORD_TOKEN refused ({response.status_code})")
+        return f"DISCORD_TOKEN is the bot {response.json().get('username', '?')}"
+
+    return [
+        ("database", database),
+        ("redis", redis),
+        ("provider", provider),
+        ("slack", slack),
+        ("discord", discord),
+    ]
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
