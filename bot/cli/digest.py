@@ -11,7 +11,6 @@ from pathlib import Path
 
 from bot.app import App, open_app
 from bot.cli.args import day_arg
-from bot.commands import Commands
 from bot.config import Settings
 from bot.digest.window import local_today
 from bot.errors import QuotabotError
@@ -98,6 +97,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             except QuotabotError as exc:
                 failed += 1
                 outcome = f"not sent: {exc}"
+            except Exception as exc:  # the platform could not be reached: one line, no traceback
+                failed += 1
+                outcome = f"not sent: {cfg.platform} did not answer ({type(exc).__name__}: {exc})"
             print(f"{cfg.platform} {cfg.workspace} {day}: {outcome}")
     return 1 if failed else 0
 
@@ -107,15 +109,17 @@ async def _digest_posters(settings: Settings, app: App, stack: AsyncExitStack) -
     if settings.slack_bot_token:
         from adapters.slack import SlackAdapter, SlackConfig
 
-        app.digests.posters["slack"] = SlackAdapter(
+        slack = SlackAdapter(
             SlackConfig(
                 bot_token=settings.slack_bot_token.get_secret_value(),
                 api_url=settings.slack_api_url,
             ),
             service=app.service,
-            commands=Commands(usage=app.usage, budget=app.budget, limits=app.limits),
+            commands=app.commands(),
             events=app.events,
         )
+        stack.push_async_callback(slack.aclose)  # its HTTP session, closed with the command
+        app.digests.posters["slack"] = slack
     if settings.discord_token:
         from adapters.discord.digest import DiscordDigestPoster
         from adapters.discord.rest import DiscordREST

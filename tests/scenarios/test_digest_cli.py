@@ -4,6 +4,7 @@ digest, and sending one through the Slack Web API (the fake), once."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -98,3 +99,18 @@ def test_a_fresh_install_has_a_terminal_digest_to_print_and_set(tmp_path: Path) 
     assert "is off" in shown and "08:30 Europe/Paris" in shown
     bad = quotabot("digest", "set", "terminal", "25:00", "Mars/Olympus", env=env)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_send_with_slack_unreachable_is_one_line_per_digest(tmp_path: Path) -> None:
+    env = {"QUOTABOT_DATA_DIR": str(tmp_path)}
+    setup = ("digest", "set", "C0123ABC", "09:00", "UTC", "--platform", "slack")
+    assert quotabot(*setup, "--workspace", "T1", env=env).returncode == 0
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/api/"
+    sent = quotabot(
+        "digest", "--send", env={**env, "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_API_URL": dead}
+    )
+    assert sent.returncode == 1
+    assert sent.stdout.startswith("slack T1 ") and "not sent: slack did not answer" in sent.stdout
+    assert "Traceback" not in sent.stderr and "Unclosed client session" not in sent.stderr
