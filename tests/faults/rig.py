@@ -546,6 +546,18 @@ class Rig:
         finally:
             await engine.dispose()
 
+    async def open_claims(self) -> set[str]:
+        """Keys of the events some replica still holds a lease on: claimed, not done yet."""
+        engine = create_async_engine(async_database_url(self.database_url))
+        try:
+            async with engine.connect() as conn:
+                result = await conn.execute(
+                    text("SELECT key FROM seen_events WHERE lease_until IS NOT NULL")
+                )
+                return {str(key) for (key,) in result.all()}
+        finally:
+            await engine.dispose()
+
     async def metrics(self, replica: Replica) -> str:
         return (await self._http.get(f"{replica.url}/metrics")).text
 
