@@ -5,7 +5,7 @@ handler (``HELP``, ``add_arguments``, ``run``).
     digest   print or post a daily digest             sandbox  the local OpenAI-compatible server
     db       the database schema                      usage    usage and cost report
     budget   show or change budget limits             channel  per-channel settings
-    discord  register Discord's slash commands      config   the settings in effect; checks
+    discord  register Discord's slash commands        config   the settings in effect; checks
 """
 
 from __future__ import annotations
