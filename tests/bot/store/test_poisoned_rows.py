@@ -11,7 +11,6 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from bot import logs
 from bot.store import Database, UsageRow, UsageStore
 from bot.store.events import EventLog
 from bot.store.spool import Spool
+from tests.bot.store.test_spool import row as spooled
 
 SECRET_TEXT = "my password is hunter2"
 
@@ -38,23 +38,8 @@ def quiet_payload_loggers() -> Iterator[None]:
 
 
 def row(call_id: str, **kw: object) -> UsageRow:
-    base = UsageRow(
-        call_id=call_id,
-        request_id=f"r-{call_id}",
-        created_at=datetime.now(UTC),
-        platform="slack",
-        workspace="T1",
-        channel="C1",
-        user="U1",
-        model="gpt-4o-mini",
-        endpoint="chat",
-        prompt_tokens=10,
-        completion_tokens=5,
-        cost=Decimal("0.0000045"),
-        outcome="ok",
-        prompt_text=SECRET_TEXT,
-    )
-    return replace(base, **kw)  # type: ignore[arg-type]
+    """The spool tests' row, with message text stored (it must never reach a log)."""
+    return replace(spooled(call_id), **{"prompt_text": SECRET_TEXT, **kw})  # type: ignore[arg-type]
 
 
 BAD = {
