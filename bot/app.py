@@ -18,9 +18,9 @@ from bot.budget.manager import Budget
 from bot.budget.memory import MemoryBackend
 from bot.budget.policy import Policy
 from bot.catalog import Catalog
-from bot.commands import Commands
+from bot.chat.commands import Commands
+from bot.chat.digest import DigestCommands
 from bot.config import Settings
-from bot.digest.chat import DigestCommands
 from bot.digest.content import DigestBuilder
 from bot.digest.costs import OrganizationCosts, provider_cost
 from bot.digest.send import Digests

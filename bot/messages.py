@@ -34,6 +34,45 @@ REASONING_SPENT = (
 STOPPING = "quotabot is restarting: please ask again in a moment."
 INTERNAL = "Something went wrong inside quotabot. The admins can find the details in its logs."
 
+# -- chat: what both adapters say around answers and commands ----------------------------------
+THINKING = "_Thinking…_"
+TRANSCRIBING = "_Transcribing…_"
+EMPTY_ANSWER = "_(empty answer)_"
+EMPTY_PROMPT = "Ask me something, e.g. `@quotabot what is a token bucket?`"
+EMPTY_ASK = "Ask a question: `/ask what is a token bucket?`"
+NOT_ADMIN = {
+    "slack": "Only workspace admins (or quotabot's configured admins) can change budgets.",
+    "discord": (
+        "Only members with the Manage Server permission (or a role or ID quotabot is "
+        "configured to trust) can change budgets."
+    ),
+}
+"""Who may change budgets, in each platform's terms; the terminal has no one to refuse."""
+NO_DIGESTS = "Daily digests are not available in this quotabot."
+NO_AUDIO = (
+    "This message has no voice clip or audio file to transcribe "
+    "(mp3, m4a, ogg/opus, wav, webm, flac)."
+)
+NO_FILE = "Attach the recording to transcribe: `/transcribe file:<your voice message>`."
+
+# -- Discord: its 15-minute interaction tokens, and commands it did not register --------------
+DISCORD_UNKNOWN_COMMAND = (
+    "quotabot does not know the command `/{name}`. "
+    "An admin may need to run `quotabot discord sync-commands`."
+)
+DISCORD_MALFORMED = (
+    "quotabot could not read this command. Please try again; "
+    "the admins can find the details in its logs."
+)
+DISCORD_UNSUPPORTED = "quotabot does not handle this kind of interaction."
+DISCORD_CUT_OFF = (
+    "The answer did not come in time: Discord allows 15 minutes to answer a command. "
+    "Please ask again (a shorter question or answer may help)."
+)
+DISCORD_CUT_OFF_REST = (
+    "_(The rest of this answer is cut off: Discord allows 15 minutes to answer a command.)_"
+)
+
 
 def explain(exc: BaseException, *, model: str | None = None) -> str:
     """The sentence a chat user sees for a failure: what happened and what to do, no traceback."""

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from adapters.discord.commands import PLATFORM
+from adapters.discord.invocation import PLATFORM
 from adapters.discord.rest import DiscordAPIError, DiscordREST
 from adapters.discord.texts import from_core
 from bot.digest.content import WARN_AT, Digest

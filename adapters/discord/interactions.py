@@ -24,23 +24,26 @@ from aiohttp import web
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from adapters.discord import texts
-from adapters.discord.commands import (
+from adapters.discord.commands import CommandRunner
+from adapters.discord.invocation import (
     DM_WORKSPACE,
     EPHEMERAL,
-    KNOWN,
+    INTERACTION,
     PLATFORM,
     TOKEN_TTL,
-    CommandRunner,
     File,
     Invocation,
     deadline_for,
 )
 from adapters.discord.rest import DiscordREST
+from adapters.discord.spec import KNOWN
+from adapters.discord.texts import warn
+from bot import messages
 from bot.budget.policy import Who
+from bot.chat.claims import Kind
 from bot.errors import QuotabotError
 from bot.store.events import Orphan
-from bot.takeover import claimed
+from bot.takeover import Resume
 from bot.web import MAX_DEPTH, too_deep
 
 log = logging.getLogger(__name__)
@@ -110,19 +113,17 @@ class InteractionsEndpoint:
         if kind == AUTOCOMPLETE:
             return await self._autocomplete(payload)
         if kind != APPLICATION_COMMAND:
-            return self._message(texts.UNSUPPORTED)
+            return self._message(messages.DISCORD_UNSUPPORTED)
         try:
             inv, token = self.parse(payload)
         except (Malformed, KeyError, TypeError, ValueError, AttributeError) as exc:
             log.warning("malformed Discord interaction %s: %s", _id(payload), _why(exc))
-            return self._message(texts.warn(texts.MALFORMED))
+            return self._message(warn(messages.DISCORD_MALFORMED))
         if inv.name not in KNOWN:
-            return self._message(texts.warn(texts.UNKNOWN_COMMAND.format(name=inv.name)))
+            return self._message(warn(messages.DISCORD_UNKNOWN_COMMAND.format(name=inv.name)))
         # Discord never sends an interaction twice: if this process dies before answering,
         # another one answers from the claim (bot.takeover).
-        events, kept = self.runner.events, {"interaction": payload}
-        events.hold(inv.dedupe_key, kept)  # on local disk until claimed
-        claim = await claimed(self.runner.first(inv.dedupe_key, kept), events.ack_wait)
+        claim = await self.runner.chat.claims.at_ack(inv.dedupe_key, {"interaction": payload})
         self.runner.spawn(self._answer(inv, token, claim))
         data = {"flags": EPHEMERAL} if inv.private else {}
         return web.json_response({"type": DEFERRED_CHANNEL_MESSAGE, "data": data})
@@ -210,6 +211,9 @@ class InteractionsEndpoint:
             await self.runner.run(inv, _Webhook(self, token, ephemeral=inv.private))
         finally:
             await self.runner.events.done(inv.dedupe_key)
+
+    def resumers(self) -> dict[Kind, Resume]:
+        return {INTERACTION: self.resume}
 
     async def resume(self, orphan: Orphan) -> None:
         """An interaction a stopped process deferred and did not answer (``bot.takeover``):

@@ -1,5 +1,6 @@
-"""The Slack adapter: see adapter.py."""
+"""The Slack adapter: see app.py for how its modules fit together."""
 
-from adapters.slack.adapter import SlackAdapter, SlackConfig
+from adapters.slack.app import SlackAdapter
+from adapters.slack.config import SlackConfig
 
 __all__ = ["SlackAdapter", "SlackConfig"]

@@ -8,7 +8,7 @@ import sys
 
 from bot.app import open_app
 from bot.budget.policy import MODELS, Limits, Who
-from bot.commands import check_models
+from bot.chat.commands import check_models
 from bot.config import Settings
 from bot.messages import used_of
 

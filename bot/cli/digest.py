@@ -105,31 +105,17 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _digest_posters(settings: Settings, app: App, stack: AsyncExitStack) -> None:
-    """The posters ``digest --send`` needs, without serving anything."""
-    if settings.slack_bot_token:
-        from adapters.slack import SlackAdapter, SlackConfig
+    """The posters ``digest --send`` needs, from each platform's adapter, serving nothing:
+    the same settings as ``serve`` (OAuth-installed Slack workspaces included)."""
+    from adapters import chat_adapters
 
-        slack = SlackAdapter(
-            SlackConfig(
-                bot_token=settings.slack_bot_token.get_secret_value(),
-                api_url=settings.slack_api_url,
-            ),
-            service=app.service,
-            commands=app.commands(),
-            events=app.events,
-        )
-        stack.push_async_callback(slack.aclose)  # its HTTP session, closed with the command
-        app.digests.posters["slack"] = slack
-    if settings.discord_token:
-        from adapters.discord.digest import DiscordDigestPoster
-        from adapters.discord.rest import DiscordREST
-
-        rest = await stack.enter_async_context(
-            DiscordREST(
-                base_url=settings.discord_api_url, token=settings.discord_token.get_secret_value()
-            )
-        )
-        app.digests.posters["discord"] = DiscordDigestPoster(rest)
+    for kind in chat_adapters().values():
+        adapter = kind.from_settings(settings, app, serving=False)
+        if adapter is None:
+            continue
+        stack.push_async_callback(adapter.aclose, 0)  # its HTTP sessions, closed with it
+        if (poster := adapter.poster()) is not None:
+            app.digests.posters[adapter.platform] = poster
 
 
 async def _settings(settings: Settings, args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    from adapters.discord.serve import sync
+    from adapters.discord.adapter import sync
 
     names = await sync(settings, args.guild)
     where = f"in server {args.guild}" if args.guild else "globally"

@@ -8,22 +8,17 @@ import gc
 import logging
 import signal
 import sys
-from typing import TYPE_CHECKING
-
-from pydantic import SecretStr
+from collections.abc import Iterable
+from contextlib import AsyncExitStack
 
 from bot.app import App, open_app
 from bot.budget.memory import MemoryBackend
+from bot.chat.adapter import ChatAdapter
 from bot.config import Settings
 from bot.digest.alerts import BudgetAlerts
 from bot.scheduler import DigestScheduler, Retention
 from bot.takeover import Takeover
 from bot.web import Check, WebServer
-
-if TYPE_CHECKING:  # the adapters (and their SDKs) are imported only when serving
-    from adapters.discord.serve import Discord
-    from adapters.slack import SlackAdapter
-
 
 log = logging.getLogger("quotabot")
 
@@ -57,68 +52,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    from adapters.discord.serve import Discord
-    from adapters.slack import SlackAdapter, SlackConfig
-
     if not settings.provider_configured and not args.sandbox:
         # The sandbox answers with made-up text: real users must never get it by accident.
         print(NO_PROVIDER, file=sys.stderr)
         return 2
-    if args.no_discord:  # e.g. HTTP replicas beside the one process that holds the gateway
-        off = dict.fromkeys(("discord_token", "discord_public_key", "discord_application_id"))
-        settings = settings.model_copy(update=off)
     async with (
         open_app(settings) as app,
         # Outlives the adapters: leases are renewed until their last answer is done.
         Takeover(app.events) as takeover,
-        Discord(settings, app) as discord,
+        AsyncExitStack() as stack,
     ):
-        routes = []
-        slack = None
-        s = settings
-        if (
-            not args.no_slack
-            and (s.slack_bot_token or s.slack_client_id)
-            and (s.slack_signing_secret or s.slack_app_token)
-        ):
-            secret, app_token = s.slack_signing_secret, s.slack_app_token
-            slack = SlackAdapter(
-                SlackConfig(
-                    bot_token=_secret(s.slack_bot_token),
-                    client_id=s.slack_client_id,
-                    client_secret=_secret(s.slack_client_secret),
-                    redirect_uri=s.slack_redirect_uri,
-                    signing_secret=_secret(secret),
-                    app_token=_secret(app_token),
-                    api_url=s.slack_api_url,
-                    admins=frozenset(s.admin_users),
-                ),
-                service=app.service,
-                commands=app.commands(),
-                events=app.events,
-                engine=app.db.engine,
-            )
-            routes += slack.routes()
-            app.digests.posters[slack.platform] = slack
-            takeover.on(f"{slack.platform}:", slack.resume)  # mentions, DMs, thread replies
-            takeover.on(f"{slack.platform}-cmd:", slack.resume)  # /ask
-            if app_token:
-                await slack.start_socket_mode()
-        elif not args.no_slack and (half := _half_slack(s)):
-            log.warning("Slack stays off: %s", half)
-        else:
-            log.info(
-                "Slack is off: %s",
-                "--no-slack"
-                if args.no_slack
-                else "set SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET), "
-                "and SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)",
-            )
-        routes += discord.routes()
-        if discord.endpoint is not None:
-            takeover.on("discord:interaction:", discord.endpoint.resume)
-        if discord.gateway is not None:
-            takeover.on("discord:message:", discord.gateway.resume)
+        adapters = await _start_adapters(settings, app, args, stack)
+        routes = [route for a in adapters for route in a.routes()]
+        for adapter in adapters:
+            for kind, resume in adapter.resumers().items():
+                takeover.on(kind.prefix, resume)
+            if (poster := adapter.poster()) is not None:
+                app.digests.posters[adapter.platform] = poster
         scheduler = None
         if not args.no_scheduler:
             scheduler = DigestScheduler(
@@ -138,7 +88,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             routes,
             host=args.host or settings.http_host,
             port=args.port or settings.http_port,
-            checks=readiness(app, slack, discord),
+            checks=readiness(app, adapters),
             keepalive_timeout=settings.http_keepalive_timeout,
             read_timeout=settings.http_read_timeout,
         )
@@ -155,9 +105,10 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         # Said once SIGTERM is handled: whoever waits for this line may stop it at once.
         provider = f"the sandbox at {app.provider_url}" if app.sandbox else app.provider_url
+        on = {a.platform: a.describe() for a in adapters}
         print(
             f"quotabot serving on {server.url} (provider: {provider}, "
-            f"Slack: {'on' if slack else 'off'}, Discord: {discord.describe()}, "
+            f"Slack: {on.get('slack', 'off')}, Discord: {on.get('discord', 'off')}, "
             f"digests: {'on' if scheduler else 'off'})",
             file=sys.stderr,
         )
@@ -168,37 +119,33 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             await server.aclose()  # no new work; then let answers under way finish
             if scheduler is not None:
                 await scheduler.aclose()
-            if slack is not None:
-                await slack.aclose(grace=settings.shutdown_grace)
+            # The adapters close with ``stack``, next: each lets its answers finish.
     return 0
 
 
-def _half_slack(s: Settings) -> str | None:
-    """What a half-done Slack setup lacks, naming the variable; None when none is set."""
-    token = s.slack_bot_token or s.slack_client_id
-    receiver = s.slack_signing_secret or s.slack_app_token
-    if token and not receiver:
-        have = "SLACK_BOT_TOKEN" if s.slack_bot_token else "SLACK_CLIENT_ID"
-        return (
-            f"{have} is set but neither SLACK_SIGNING_SECRET (HTTP) nor SLACK_APP_TOKEN "
-            "(Socket Mode) is"
-        )
-    if receiver and not token:
-        have = "SLACK_SIGNING_SECRET" if s.slack_signing_secret else "SLACK_APP_TOKEN"
-        return (
-            f"{have} is set but SLACK_BOT_TOKEN is not (nor SLACK_CLIENT_ID and "
-            "SLACK_CLIENT_SECRET for OAuth)"
-        )
-    return None
+async def _start_adapters(
+    settings: Settings, app: App, args: argparse.Namespace, stack: AsyncExitStack
+) -> list[ChatAdapter]:
+    """The chat adapters the settings turn on (less those switched off by flag), started;
+    each closed with ``stack`` if serving ends early."""
+    from adapters import chat_adapters
+
+    off = {"slack": args.no_slack, "discord": args.no_discord}
+    started: list[ChatAdapter] = []
+    for name, kind in chat_adapters().items():
+        if off.get(name):  # e.g. HTTP replicas beside the one process that holds the gateway
+            log.info("%s is off: --no-%s", name.capitalize(), name)
+            continue
+        adapter = kind.from_settings(settings, app)
+        if adapter is None:
+            continue
+        stack.push_async_callback(adapter.aclose, settings.shutdown_grace)
+        await adapter.start()
+        started.append(adapter)
+    return started
 
 
-def _secret(value: SecretStr | None) -> str | None:
-    return value.get_secret_value() if value is not None else None
-
-
-def readiness(
-    app: App, slack: SlackAdapter | None = None, discord: Discord | None = None
-) -> dict[str, Check]:
+def readiness(app: App, adapters: Iterable[ChatAdapter] = ()) -> dict[str, Check]:
     """What /readyz checks: the database, Redis (when configured: not on the fallback), and
     each long-lived connection that is on (Slack Socket Mode, the Discord gateway)."""
 
@@ -206,16 +153,15 @@ def readiness(
         backend = app.budget.backend
         return None if isinstance(backend, MemoryBackend) else not backend.degraded
 
-    async def slack_socket() -> bool | None:
-        return None if slack is None else await slack.socket_healthy()
+    async def off() -> None:
+        return None
 
-    async def discord_gateway() -> bool | None:
-        gateway = discord.gateway if discord is not None else None
-        return None if gateway is None else gateway.is_ready() and not gateway.is_closed()
-
-    return {
+    checks: dict[str, Check] = {
         "database": app.db.ping,
         "redis": redis,
-        "slack_socket_mode": slack_socket,
-        "discord_gateway": discord_gateway,
+        "slack_socket_mode": off,
+        "discord_gateway": off,
     }
+    for adapter in adapters:
+        checks |= adapter.checks()
+    return checks

@@ -47,7 +47,7 @@ from sqlalchemy import func, select
 from adapters.discord import CommandRunner, DiscordREST, InteractionsConfig, InteractionsEndpoint
 from adapters.slack import SlackAdapter, SlackConfig
 from bot.app import App, open_app
-from bot.commands import Commands
+from bot.chat.commands import Commands
 from bot.config import load_settings
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store.events import EventLog

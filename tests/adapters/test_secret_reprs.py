@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.discord.gateway import GatewayConfig
 from adapters.discord.interactions import InteractionsConfig
+from adapters.discord.tree import GatewayConfig
 from adapters.slack import SlackConfig
 from bot.config import load_settings
 from bot.sandbox import SandboxConfig

@@ -20,7 +20,7 @@ from bot.budget.manager import Budget
 from bot.budget.memory import MemoryBackend
 from bot.budget.policy import Policy, Who
 from bot.catalog import Catalog, ModelOverride
-from bot.commands import Commands
+from bot.chat.commands import Commands
 from bot.config import load_settings
 from bot.errors import ModelNotAllowed, TooLargeForLimit, UnpricedModel
 from bot.messages import usage_line

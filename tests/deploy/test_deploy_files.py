@@ -144,7 +144,7 @@ def test_the_systemd_unit_upgrades_then_serves_and_stops_gracefully() -> None:
 
 
 def test_the_slack_manifest_and_oauth_installs_ask_for_the_same_scopes() -> None:
-    from adapters.slack.adapter import BOT_SCOPES
+    from adapters.slack.config import BOT_SCOPES
 
     manifest = yaml.safe_load((DEPLOY / "slack-app-manifest.yaml").read_text())
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == sorted(BOT_SCOPES)

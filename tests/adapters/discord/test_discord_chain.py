@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from adapters.discord import texts
 from adapters.discord.chain import Post, addressed, conversation, strip_mention
-from adapters.discord.commands import deliver
+from adapters.discord.reply import deliver
+from bot import messages
 from bot.models import Message
 
 BOT = "100"
@@ -83,4 +83,4 @@ async def test_pieces_past_the_deadline_become_one_note() -> None:
 
     late = _Recorder()
     await deliver("one\n\ntwo\n\nthree", late, deadline=loop.time() - 1, limit=5)
-    assert late.sent == [("edit", "one"), ("follow_up", texts.CUT_OFF_REST)]
+    assert late.sent == [("edit", "one"), ("follow_up", messages.DISCORD_CUT_OFF_REST)]

@@ -16,7 +16,7 @@ import pytest
 from adapters.discord import CommandRunner, DiscordREST, InteractionsConfig, InteractionsEndpoint
 from adapters.discord.digest import DiscordDigestPoster
 from bot.app import App, open_app
-from bot.commands import Commands
+from bot.chat.commands import Commands
 from bot.config import load_settings
 from bot.digest.window import local_today
 from bot.messages import format_cost

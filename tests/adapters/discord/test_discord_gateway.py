@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import text
 
 from adapters.discord import COMMANDS, CommandRunner, DiscordGateway, GatewayConfig
-from adapters.discord.commands import file_hosts
 from adapters.discord.gateway import intents
+from adapters.discord.invocation import file_hosts
 from bot import messages
 from bot.app import App, open_app
-from bot.commands import Commands
+from bot.chat.commands import Commands
 from bot.config import load_settings
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store.events import EventLog

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import func, select
 
 from adapters.discord import CommandRunner, DiscordREST, InteractionsConfig, InteractionsEndpoint
-from adapters.discord.commands import file_hosts
+from adapters.discord.invocation import file_hosts
 from bot.app import App, open_app
-from bot.commands import Commands
+from bot.chat.commands import Commands
 from bot.config import load_settings
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store.events import EventLog

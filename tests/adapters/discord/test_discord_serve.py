@@ -7,7 +7,7 @@ import discord
 import httpx
 import pytest
 
-from adapters.discord.serve import Discord
+from adapters.discord.adapter import Discord
 from bot.app import open_app
 from bot.config import load_settings
 from bot.errors import ConfigError

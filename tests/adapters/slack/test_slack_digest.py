@@ -14,7 +14,7 @@ import pytest
 
 from adapters.slack import SlackAdapter, SlackConfig
 from bot.app import App, open_app
-from bot.commands import Commands
+from bot.chat.commands import Commands
 from bot.config import load_settings
 from bot.digest.window import local_today
 from bot.messages import format_cost

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from adapters.slack import SlackAdapter, SlackConfig
 from bot.app import App, open_app
-from bot.commands import Commands
+from bot.chat.commands import Commands
 from bot.config import load_settings
 from bot.errors import ConfigError
 from bot.sandbox import SandboxConfig, SandboxServer

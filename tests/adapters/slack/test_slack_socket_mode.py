@@ -12,8 +12,8 @@ import pytest
 
 from adapters.slack import SlackAdapter, SlackConfig
 from bot.app import App, open_app
+from bot.chat.commands import Commands
 from bot.cli.serve import readiness
-from bot.commands import Commands
 from bot.config import load_settings
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store.events import EventLog
@@ -80,7 +80,7 @@ async def test_events_arrive_over_the_socket_are_acked_and_answered_once(socket_
 
 async def test_a_stalled_connection_is_noticed_and_replaced(socket_rig) -> None:  # type: ignore[no-untyped-def]
     app, api, adapter, sandbox = socket_rig
-    server = WebServer([], host="127.0.0.1", port=0, checks=readiness(app, adapter))
+    server = WebServer([], host="127.0.0.1", port=0, checks=readiness(app, [adapter]))
     await server.start()
     readyz: list[int] = []
 
@@ -129,7 +129,7 @@ async def test_a_slack_that_cannot_be_reached_at_start_does_not_hold_the_web_ser
         )
         started = asyncio.get_running_loop().time()
         await asyncio.wait_for(adapter.start_socket_mode(), 2)
-        server = WebServer([], host="127.0.0.1", port=0, checks=readiness(app, adapter))
+        server = WebServer([], host="127.0.0.1", port=0, checks=readiness(app, [adapter]))
         await server.start()
         try:
             async with httpx.AsyncClient() as http:

@@ -19,7 +19,7 @@ from sqlalchemy import update
 
 from adapters.slack import SlackAdapter, SlackConfig
 from bot.app import App, open_app
-from bot.commands import Commands
+from bot.chat.commands import Commands
 from bot.config import Settings, load_settings, sync_database_url
 from bot.digest.send import claim_key
 from bot.scheduler import DigestScheduler, scheduled_day

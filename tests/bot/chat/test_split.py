@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from adapters.discord.split import LIMIT, split
+from bot.chat.split import LIMIT, split
 
 
 def _fences_balanced(piece: str) -> bool:

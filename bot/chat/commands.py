@@ -13,7 +13,7 @@ from bot.budget.manager import Budget
 from bot.budget.policy import LIMIT_KINDS, MODELS, SCOPES, Who
 from bot.budget.tickets import Standing
 from bot.catalog import Catalog, ModelInfo
-from bot.digest.chat import DigestCommands
+from bot.chat.digest import DigestCommands
 from bot.digest.render import minutes
 from bot.messages import format_cost, quantity, used_of
 from bot.store.budgets import BudgetLimitStore, model_names

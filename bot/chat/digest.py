@@ -7,7 +7,6 @@ user is an admin (their own rule); the text returned is the answer, for the user
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
 
 from bot.digest.send import Digests
@@ -23,26 +22,23 @@ DIGEST_HELP = (
     "`/digest off` or `/digest on`."
 )
 NOT_ADMIN = "Only admins can change the digest or post one."
-_CHANNEL = re.compile(
-    r"^<#([A-Za-z0-9]+)(?:\|[^>]*)?>$|^([CGD](?=[A-Z0-9]*\d)[A-Z0-9]{6,}|\d{15,22})$"
-)
-"""Slack: ``<#C0123|name>`` as sent with escaping on, or an ID (C/G/D, with digits); Discord:
-``<#123...>`` or a snowflake."""
-
 OnChange = Callable[[], Awaitable[None]]
+ChannelParser = Callable[[str], str | None]
+"""A channel's ID from how its platform writes it (``<#C0123|general>``, ``<#123…>``, a bare
+ID); None when it is not one."""
 
 
-def parse_channel(value: str, here: str) -> str:
-    """``<#C0123|general>`` (Slack, escaped), ``<#123...>`` (Discord), a bare ID, or ``here``."""
+def parse_channel(value: str, here: str, channel_id: ChannelParser) -> str:
+    """``here``, or a channel as the platform writes it (``channel_id`` reads that)."""
     if value.lower() == "here":
         return here
-    found = _CHANNEL.match(value.strip())
-    if not found:
+    found = channel_id(value.strip())
+    if found is None:
         raise ValueError(
             f"{value!r} is not a channel quotabot can post to: pick it with # from the list "
             "(so that its ID is sent), give its ID, or write `here`."
         )
-    return found.group(1) or found.group(2)
+    return found
 
 
 class DigestCommands:
@@ -60,6 +56,7 @@ class DigestCommands:
         channel: str,
         user: str,
         is_admin: Callable[[], Awaitable[bool]],
+        channel_id: ChannelParser,
     ) -> str:
         """The answer to ``/digest <words>``. Never raises: errors become the answer."""
         verb = words[0].lower() if words else "show"
@@ -74,7 +71,12 @@ class DigestCommands:
                 if len(words) != 4:
                     return DIGEST_HELP
                 return await self.set(
-                    platform, workspace, parse_channel(words[1], channel), words[2], words[3], user
+                    platform,
+                    workspace,
+                    parse_channel(words[1], channel, channel_id),
+                    words[2],
+                    words[3],
+                    user,
                 )
             if verb == "now":
                 return await self.now(platform, workspace)
