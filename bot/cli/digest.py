@@ -106,13 +106,14 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _digest_posters(settings: Settings, app: App, stack: AsyncExitStack) -> None:
     """The posters ``digest --send`` needs, without serving anything."""
-    if settings.slack_bot_token:
+    slack_settings, discord_settings = settings.slack, settings.discord
+    if slack_settings.bot_token:
         from adapters.slack import SlackAdapter, SlackConfig
 
         slack = SlackAdapter(
             SlackConfig(
-                bot_token=settings.slack_bot_token.get_secret_value(),
-                api_url=settings.slack_api_url,
+                bot_token=slack_settings.bot_token.get_secret_value(),
+                api_url=slack_settings.api_url,
             ),
             service=app.service,
             commands=app.commands(),
@@ -120,13 +121,13 @@ async def _digest_posters(settings: Settings, app: App, stack: AsyncExitStack) -
         )
         stack.push_async_callback(slack.aclose)  # its HTTP session, closed with the command
         app.digests.posters["slack"] = slack
-    if settings.discord_token:
+    if discord_settings.token:
         from adapters.discord.digest import DiscordDigestPoster
         from adapters.discord.rest import DiscordREST
 
         rest = await stack.enter_async_context(
             DiscordREST(
-                base_url=settings.discord_api_url, token=settings.discord_token.get_secret_value()
+                base_url=discord_settings.api_url, token=discord_settings.token.get_secret_value()
             )
         )
         app.digests.posters["discord"] = DiscordDigestPoster(rest)

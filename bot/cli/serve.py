@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from bot.app import App, open_app
 from bot.budget.memory import MemoryBackend
-from bot.config import Settings
+from bot.config import Settings, SlackSettings
 from bot.digest.alerts import BudgetAlerts
 from bot.scheduler import DigestScheduler, Retention
 from bot.takeover import Takeover
@@ -60,11 +60,12 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     from adapters.discord.serve import Discord
     from adapters.slack import SlackAdapter, SlackConfig
 
-    if not settings.provider_configured and not args.sandbox:
+    if not settings.provider.configured and not args.sandbox:
         # The sandbox answers with made-up text: real users must never get it by accident.
         print(NO_PROVIDER, file=sys.stderr)
         return 2
     if args.no_discord:  # e.g. HTTP replicas beside the one process that holds the gateway
+        # The flat fields: the groups are views of them (and the Discord adapter reads them).
         off = dict.fromkeys(("discord_token", "discord_public_key", "discord_application_id"))
         settings = settings.model_copy(update=off)
     async with (
@@ -75,23 +76,18 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     ):
         routes = []
         slack = None
-        s = settings
-        if (
-            not args.no_slack
-            and (s.slack_bot_token or s.slack_client_id)
-            and (s.slack_signing_secret or s.slack_app_token)
-        ):
-            secret, app_token = s.slack_signing_secret, s.slack_app_token
+        s = settings.slack
+        if not args.no_slack and (s.bot_token or s.client_id) and (s.signing_secret or s.app_token):
             slack = SlackAdapter(
                 SlackConfig(
-                    bot_token=_secret(s.slack_bot_token),
-                    client_id=s.slack_client_id,
-                    client_secret=_secret(s.slack_client_secret),
-                    redirect_uri=s.slack_redirect_uri,
-                    signing_secret=_secret(secret),
-                    app_token=_secret(app_token),
-                    api_url=s.slack_api_url,
-                    admins=frozenset(s.admin_users),
+                    bot_token=_secret(s.bot_token),
+                    client_id=s.client_id,
+                    client_secret=_secret(s.client_secret),
+                    redirect_uri=s.redirect_uri,
+                    signing_secret=_secret(s.signing_secret),
+                    app_token=_secret(s.app_token),
+                    api_url=s.api_url,
+                    admins=settings.access.admin_users,
                 ),
                 service=app.service,
                 commands=app.commands(),
@@ -102,7 +98,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             app.digests.posters[slack.platform] = slack
             takeover.on(f"{slack.platform}:", slack.resume)  # mentions, DMs, thread replies
             takeover.on(f"{slack.platform}-cmd:", slack.resume)  # /ask
-            if app_token:
+            if s.app_token:
                 await slack.start_socket_mode()
         elif not args.no_slack and (half := _half_slack(s)):
             log.warning("Slack stays off: %s", half)
@@ -121,26 +117,24 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             takeover.on("discord:message:", discord.gateway.resume)
         scheduler = None
         if not args.no_scheduler:
+            retention_days = settings.store.retention_days
             scheduler = DigestScheduler(
                 app.digests,
                 database_url=app.db.url,
-                misfire_grace=settings.digest_misfire_grace,
-                alerts=BudgetAlerts(app.digests) if settings.budget_alerts else None,
-                retention=(
-                    Retention(app.usage, settings.usage_retention_days)
-                    if settings.usage_retention_days
-                    else None
-                ),
+                misfire_grace=settings.digests.misfire_grace,
+                alerts=BudgetAlerts(app.digests) if settings.digests.budget_alerts else None,
+                retention=Retention(app.usage, retention_days) if retention_days else None,
             )
             await scheduler.start()
             app.digest_commands.on_change = scheduler.sync_jobs
+        web = settings.web
         server = WebServer(
             routes,
-            host=args.host or settings.http_host,
-            port=args.port or settings.http_port,
+            host=args.host or web.host,
+            port=args.port or web.port,
             checks=readiness(app, slack, discord),
-            keepalive_timeout=settings.http_keepalive_timeout,
-            read_timeout=settings.http_read_timeout,
+            keepalive_timeout=web.keepalive_timeout,
+            read_timeout=web.read_timeout,
         )
         server.add_metrics(app.metrics)
         await server.start()
@@ -169,22 +163,22 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             if scheduler is not None:
                 await scheduler.aclose()
             if slack is not None:
-                await slack.aclose(grace=settings.shutdown_grace)
+                await slack.aclose(grace=settings.events.shutdown_grace)
     return 0
 
 
-def _half_slack(s: Settings) -> str | None:
+def _half_slack(s: SlackSettings) -> str | None:
     """What a half-done Slack setup lacks, naming the variable; None when none is set."""
-    token = s.slack_bot_token or s.slack_client_id
-    receiver = s.slack_signing_secret or s.slack_app_token
+    token = s.bot_token or s.client_id
+    receiver = s.signing_secret or s.app_token
     if token and not receiver:
-        have = "SLACK_BOT_TOKEN" if s.slack_bot_token else "SLACK_CLIENT_ID"
+        have = "SLACK_BOT_TOKEN" if s.bot_token else "SLACK_CLIENT_ID"
         return (
             f"{have} is set but neither SLACK_SIGNING_SECRET (HTTP) nor SLACK_APP_TOKEN "
             "(Socket Mode) is"
         )
     if receiver and not token:
-        have = "SLACK_SIGNING_SECRET" if s.slack_signing_secret else "SLACK_APP_TOKEN"
+        have = "SLACK_SIGNING_SECRET" if s.signing_secret else "SLACK_APP_TOKEN"
         return (
             f"{have} is set but SLACK_BOT_TOKEN is not (nor SLACK_CLIENT_ID and "
             "SLACK_CLIENT_SECRET for OAuth)"
