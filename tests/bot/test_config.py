@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -172,3 +173,11 @@ def test_a_copy_with_changes_shows_them_in_its_groups(monkeypatch: pytest.Monkey
     assert settings.discord.token is not None
     off = settings.model_copy(update={"discord_token": None})
     assert off.discord.token is None and settings.discord.token is not None
+
+
+def test_the_readme_table_has_the_groups_headings_in_order() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme[readme.index("| environment variable | TOML key |") :]
+    table = table[: table.index("\n\n")]
+    headings = re.findall(r"^\| \*\*(.+?)\*\* \|", table, re.M)
+    assert headings == [group.TITLE for group in GROUPS.values()]
