@@ -68,21 +68,21 @@ class App:
             budget=self.budget,
             limits=self.limits,
             digests=self.digest_commands,
-            transcription=self.catalog.get(self.settings.transcription_model),
+            transcription=self.catalog.get(self.settings.voice.transcription_model),
             catalog=self.catalog,
         )
 
     @property
     def provider_url(self) -> str:
-        return self.sandbox.base_url if self.sandbox else self.settings.provider_base_url
+        return self.sandbox.base_url if self.sandbox else self.settings.provider.base_url
 
 
 def budget_backend(settings: Settings) -> BudgetBackend:
     """Redis when configured, so that every quotabot process shares one budget."""
-    if settings.redis_url:
+    if settings.budget.redis_url:
         from bot.budget.redis import RedisBackend
 
-        return RedisBackend(settings.redis_url, prefix=settings.redis_prefix)
+        return RedisBackend(settings.budget.redis_url, prefix=settings.budget.redis_prefix)
     return MemoryBackend()
 
 
@@ -95,11 +95,12 @@ def cap_seed(usage: UsageStore) -> Callable[[Cap, datetime], Awaitable[int]]:
 
 
 def channel_defaults(settings: Settings) -> ChannelSettings:
+    defaults = settings.defaults
     return ChannelSettings(
-        model=settings.default_model,
-        system_prompt=settings.system_prompt,
-        max_tokens=settings.max_tokens,
-        temperature=settings.temperature,
+        model=defaults.model,
+        system_prompt=defaults.system_prompt,
+        max_tokens=defaults.max_tokens,
+        temperature=defaults.temperature,
         enabled=True,
     )
 
@@ -108,24 +109,26 @@ def channel_defaults(settings: Settings) -> ChannelSettings:
 async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> AsyncIterator[App]:
     """Open the store (migrating it; by default only SQLite is migrated automatically), the
     provider client, or the built-in sandbox when no provider is configured."""
-    catalog = settings.catalog()
+    provider_settings, store, budget_settings = settings.provider, settings.store, settings.budget
+    catalog = provider_settings.catalog()
     async with AsyncExitStack() as stack:
-        db = Database(settings.sqlalchemy_url)
+        db = Database(store.sqlalchemy_url)
         stack.push_async_callback(db.aclose)
         await migrate.ensure_schema(db, migrate=auto_migrate)
 
         sandbox = None
-        if settings.provider_configured:
-            base_url = settings.provider_base_url
-            key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        if provider_settings.configured:
+            base_url = provider_settings.base_url
+            api_key = provider_settings.api_key
+            key = api_key.get_secret_value() if api_key else None
         else:
             sandbox = await stack.enter_async_context(SandboxServer(SandboxConfig(catalog=catalog)))
             base_url, key = sandbox.base_url, "sandbox"
         provider = OpenAIClient(
             base_url=base_url,
             api_key=key,
-            timeout=settings.request_timeout,
-            max_connections=settings.provider_connections,
+            timeout=provider_settings.timeout,
+            max_connections=provider_settings.connections,
         )
         stack.push_async_callback(provider.aclose)
 
@@ -136,18 +139,18 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         # Rows the database cannot take wait here (fsynced) and are written when it is back.
         usage = UsageStore(
             db,
-            spool=Spool(settings.data_dir / "usage-spool.jsonl"),
+            spool=Spool(store.data_dir / "usage-spool.jsonl"),
             # Rows the database refuses for their data: set aside, never retried.
-            quarantine=Spool(settings.data_dir / "usage-quarantine.jsonl"),
+            quarantine=Spool(store.data_dir / "usage-quarantine.jsonl"),
         )
         usage.start()
         stack.push_async_callback(usage.aclose)
         budget = Budget(
             backend,
-            Policy(settings.budget_limits()),
-            queue_size=settings.queue_size,
-            batch_max=settings.batch_max,
-            spread=settings.burst_spread,
+            Policy(budget_settings.limit_values()),
+            queue_size=budget_settings.queue_size,
+            batch_max=budget_settings.batch_max,
+            spread=budget_settings.burst_spread,
             overrides=limits.all,
             # Counters in this process start from zero: daily and monthly caps start from what
             # the usage store says was already used. (Redis keeps its counters.)
@@ -156,7 +159,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         stack.push_async_callback(budget.aclose)
 
         channels = ChannelStore(db, channel_defaults(settings))
-        journal = Journal(settings.data_dir / "inbox")
+        journal = Journal(store.data_dir / "inbox")
         stack.callback(journal.close)
         metrics = Metrics()
         metrics.watch(
@@ -164,14 +167,14 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         )
         metrics.budget_fallback.set_function(lambda: float(backend.degraded))
         metrics.usage_quarantined.set_function(lambda: float(usage.quarantined))
-        admission = Admission(settings.concurrent_answers or settings.provider_connections)
+        admission = Admission(settings.events.concurrent_answers or provider_settings.connections)
         metrics.events_waiting.set_function(lambda: float(admission.waiting))
         builder = DigestBuilder(db, budget)
         digests = Digests(builder=builder, settings=DigestSettingsStore(db), claims=Claims(db))
-        if settings.openai_admin_key is not None:
+        if provider_settings.admin_key is not None:
             costs = OrganizationCosts(
-                base_url=sandbox.base_url if sandbox else settings.provider_base_url,
-                admin_key=settings.openai_admin_key.get_secret_value(),
+                base_url=sandbox.base_url if sandbox else provider_settings.base_url,
+                admin_key=provider_settings.admin_key.get_secret_value(),
             )
             stack.push_async_callback(costs.aclose)
             digests.provider_cost = provider_cost(costs, builder)
@@ -182,21 +185,23 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             channels=channels,
             budget=budget,
             retry=RetryPolicy(
-                max_attempts=settings.max_attempts, base=settings.retry_base, cap=settings.retry_max
+                max_attempts=provider_settings.max_attempts,
+                base=provider_settings.retry_base,
+                cap=provider_settings.retry_max,
             ),
             alerts=Alerts(claim=backend.claim),
-            deadline=settings.request_deadline,
-            batching=settings.batching,
-            store_message_text=settings.store_message_text,
+            deadline=budget_settings.request_deadline,
+            batching=budget_settings.batching,
+            store_message_text=store.message_text,
             metrics=metrics,
             access=Access(
-                frozenset(settings.allowed_workspaces),
-                frozenset(settings.allowed_channels),
-                frozenset(settings.denied_channels),
+                settings.access.allowed_workspaces,
+                settings.access.allowed_channels,
+                settings.access.denied_channels,
             ),
             events=RequestEvents(db),
             admission=admission,
-            transcription_model=settings.transcription_model,
+            transcription_model=settings.voice.transcription_model,
         )
         yield App(
             settings=settings,
@@ -214,8 +219,8 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             digest_commands=DigestCommands(digests),
             events=EventLog(
                 db,
-                lease=settings.event_lease,
-                ack_wait=CLAIM_WAIT if settings.ack_after_claim else 0.0,
+                lease=settings.events.lease,
+                ack_wait=CLAIM_WAIT if settings.events.ack_after_claim else 0.0,
                 journal=journal,
             ),
         )

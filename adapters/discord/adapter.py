@@ -45,47 +45,47 @@ class Discord:
             service=app.service,
             commands=app.commands(),
             events=app.events,
-            admins=frozenset(s.admin_users),
-            admin_roles=frozenset(s.discord_admin_roles),
-            files=file_hosts(s.discord_api_url),
+            admins=frozenset(s.access.admin_users),
+            admin_roles=frozenset(s.discord.admin_roles),
+            files=file_hosts(s.discord.api_url),
         )
         self._stack = AsyncExitStack()
         self.endpoint: InteractionsEndpoint | None = None
         self.gateway: DiscordGateway | None = None
         self._poster: DiscordDigestPoster | None = None
-        if s.discord_public_key and s.discord_application_id:
-            rest = DiscordREST(base_url=s.discord_api_url)
+        if s.discord.public_key and s.discord.application_id:
+            rest = DiscordREST(base_url=s.discord.api_url)
             self._stack.push_async_callback(rest.aclose)
             try:
                 self.endpoint = InteractionsEndpoint(
                     InteractionsConfig(
-                        application_id=s.discord_application_id, public_key=s.discord_public_key
+                        application_id=s.discord.application_id, public_key=s.discord.public_key
                     ),
                     runner=self.runner,
                     rest=rest,
                 )
             except ValueError as exc:
                 raise ConfigError(str(exc)) from exc
-        elif s.discord_public_key or s.discord_application_id:
+        elif s.discord.public_key or s.discord.application_id:
             have, missing = (
                 ("DISCORD_PUBLIC_KEY", "DISCORD_APPLICATION_ID")
-                if s.discord_public_key
+                if s.discord.public_key
                 else ("DISCORD_APPLICATION_ID", "DISCORD_PUBLIC_KEY")
             )
             log.warning(
                 "Discord HTTP interactions stay off: %s is set but %s is not", have, missing
             )
-        if s.discord_token:
+        if s.discord.token:
             # Digests and alerts are posted over REST with the bot token, in either mode.
-            token = s.discord_token.get_secret_value()
-            poster_rest = DiscordREST(base_url=s.discord_api_url, token=token)
+            token = s.discord.token.get_secret_value()
+            poster_rest = DiscordREST(base_url=s.discord.api_url, token=token)
             self._stack.push_async_callback(poster_rest.aclose)
             self._poster = DiscordDigestPoster(poster_rest)
             self.gateway = DiscordGateway(
                 GatewayConfig(
                     token=token,
-                    api_url=s.discord_api_url,
-                    message_content=s.discord_message_content,
+                    api_url=s.discord.api_url,
+                    message_content=s.discord.message_content,
                 ),
                 runner=self.runner,
                 service=app.service,
@@ -143,7 +143,7 @@ class Discord:
     async def aclose(self, grace: float | None = None) -> None:
         """Stop taking events, let answers under way finish, then close the REST clients."""
         if grace is None:
-            grace = self.settings.shutdown_grace
+            grace = self.settings.events.shutdown_grace
         if self.gateway is not None:
             await self.gateway.aclose(grace=grace)
         await self.runner.drain(grace=grace)
@@ -159,15 +159,15 @@ class Discord:
 
 async def sync(settings: Settings, guild: str | None) -> list[str]:
     """``quotabot discord sync-commands``: the names registered. Raises ConfigError."""
-    if not (settings.discord_application_id and settings.discord_token):
+    if not (settings.discord.application_id and settings.discord.token):
         raise ConfigError(
             "Registering commands needs DISCORD_APPLICATION_ID and DISCORD_TOKEN (the bot token)."
         )
     async with DiscordREST(
-        base_url=settings.discord_api_url, token=settings.discord_token.get_secret_value()
+        base_url=settings.discord.api_url, token=settings.discord.token.get_secret_value()
     ) as rest:
         try:
-            registered = await sync_commands(rest, settings.discord_application_id, guild)
+            registered = await sync_commands(rest, settings.discord.application_id, guild)
         except DiscordAPIError as exc:
             raise QuotabotError(f"Discord did not take the commands: {exc}") from exc
     return [str(c.get("name")) for c in registered or [] if isinstance(c, dict)]

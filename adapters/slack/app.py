@@ -113,12 +113,12 @@ class SlackAdapter:
     @classmethod
     def from_settings(cls, settings: Settings, app: App, *, serving: bool = True) -> Self | None:
         s = settings
-        token = s.slack_bot_token or s.slack_client_id
-        receiver = s.slack_signing_secret or s.slack_app_token
+        token = s.slack.bot_token or s.slack.client_id
+        receiver = s.slack.signing_secret or s.slack.app_token
         if not serving and token:
             pass  # posting needs a token only
         elif token and not receiver:
-            have = "SLACK_BOT_TOKEN" if s.slack_bot_token else "SLACK_CLIENT_ID"
+            have = "SLACK_BOT_TOKEN" if s.slack.bot_token else "SLACK_CLIENT_ID"
             log.warning(
                 "Slack stays off: %s is set but neither SLACK_SIGNING_SECRET (HTTP) nor "
                 "SLACK_APP_TOKEN (Socket Mode) is",
@@ -126,7 +126,7 @@ class SlackAdapter:
             )
             return None
         elif receiver and not token:
-            have = "SLACK_SIGNING_SECRET" if s.slack_signing_secret else "SLACK_APP_TOKEN"
+            have = "SLACK_SIGNING_SECRET" if s.slack.signing_secret else "SLACK_APP_TOKEN"
             log.warning(
                 "Slack stays off: %s is set but SLACK_BOT_TOKEN is not (nor SLACK_CLIENT_ID "
                 "and SLACK_CLIENT_SECRET for OAuth)",
@@ -141,14 +141,14 @@ class SlackAdapter:
             return None
         return cls(
             SlackConfig(
-                bot_token=_secret(s.slack_bot_token),
-                client_id=s.slack_client_id,
-                client_secret=_secret(s.slack_client_secret),
-                redirect_uri=s.slack_redirect_uri,
-                signing_secret=_secret(s.slack_signing_secret),
-                app_token=_secret(s.slack_app_token),
-                api_url=s.slack_api_url,
-                admins=frozenset(s.admin_users),
+                bot_token=_secret(s.slack.bot_token),
+                client_id=s.slack.client_id,
+                client_secret=_secret(s.slack.client_secret),
+                redirect_uri=s.slack.redirect_uri,
+                signing_secret=_secret(s.slack.signing_secret),
+                app_token=_secret(s.slack.app_token),
+                api_url=s.slack.api_url,
+                admins=frozenset(s.access.admin_users),
             ),
             service=app.service,
             commands=app.commands(),

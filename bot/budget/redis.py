@@ -4,10 +4,10 @@ Each method is one Lua script (:mod:`bot.budget.redis_scripts`), so N replicas n
 a limit through, and time is the Redis server's, not each replica's. The semantics are
 :class:`~bot.budget.memory.MemoryBackend`'s, exactly.
 
-When Redis is unreachable, chat goes on: the backend answers from an in-process
-``MemoryBackend`` holding this process's share (limit // N) of every limit, N being the replicas
-the heartbeat last saw, and tries Redis again at most once per ``retry_interval``. Cap charges
-made meanwhile are added to Redis when it returns, so the day's spend is not forgotten.
+When Redis is unreachable, chat goes on: the backend answers from this process's share
+(:mod:`bot.budget.share`: limit // N of every limit, N being the replicas the heartbeat last
+saw), and tries Redis again at most once per ``retry_interval``. Cap charges made meanwhile are
+added to Redis when it returns, so the day's spend is not forgotten.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -42,7 +41,7 @@ from bot.budget.limits import (
     Refused,
     Wait,
 )
-from bot.budget.memory import MemoryBackend
+from bot.budget.share import LocalShare
 from bot.lifecycle import AsyncResource
 
 log = logging.getLogger(__name__)
@@ -124,10 +123,7 @@ class RedisBackend(AsyncResource):
         self._next_heartbeat = 0.0
         self._joined = False
 
-        self._local = MemoryBackend()
-        self._unsynced: dict[tuple[str, str], tuple[Cap, int]] = {}
-        """Cap charges made locally while degraded, by (cap key, window): added to Redis
-        when it returns."""
+        self._local = LocalShare(lambda: self.replicas)
         self._retry_interval = retry_interval
         self._retry_at = 0.0
         self._probing = False
@@ -165,7 +161,7 @@ class RedisBackend(AsyncResource):
     async def acquire(self, ask: Ask) -> Outcome:
         if not ask.rates and not ask.caps:
             return Granted()
-        return await self._run(lambda: self._acquire_remote(ask), lambda: self._acquire_local(ask))
+        return await self._run(lambda: self._acquire_remote(ask), lambda: self._local.acquire(ask))
 
     async def adjust(
         self, rates: Sequence[tuple[Rate, int]], caps: Sequence[tuple[Cap, str, int]]
@@ -173,7 +169,7 @@ class RedisBackend(AsyncResource):
         if not rates and not caps:
             return
         await self._run(
-            lambda: self._adjust_remote(rates, caps), lambda: self._adjust_local(rates, caps)
+            lambda: self._adjust_remote(rates, caps), lambda: self._local.adjust(rates, caps)
         )
 
     async def learn(self, rate: Rate, limit: int, remaining: int) -> None:
@@ -182,11 +178,7 @@ class RedisBackend(AsyncResource):
                 keys=[self._rate_key(rate)], args=[rate.limit, rate.period, limit, remaining]
             )
 
-        async def local() -> None:
-            n = self.replicas
-            await self._local.learn(self._local_rate(rate), max(1, limit // n), remaining // n)
-
-        await self._run(remote, local)
+        await self._run(remote, lambda: self._local.learn(rate, limit, remaining))
 
     async def block(self, rates: Sequence[Rate], seconds: float) -> None:
         if not rates:
@@ -198,10 +190,7 @@ class RedisBackend(AsyncResource):
                 args += [rate.limit, rate.period]
             await self._block(keys=[self._rate_key(r) for r in rates], args=args)
 
-        async def local() -> None:
-            await self._local.block([self._local_rate(r) for r in rates], seconds)
-
-        await self._run(remote, local)
+        await self._run(remote, lambda: self._local.block(rates, seconds))
 
     async def claim(self, name: str, seconds: float) -> bool:
         async def remote() -> bool:
@@ -210,10 +199,7 @@ class RedisBackend(AsyncResource):
                 await self._client.set(key, self._id, nx=True, px=max(1, int(seconds * 1000)))
             )
 
-        async def local() -> bool:
-            return await self._local.claim(name, seconds)
-
-        return await self._run(remote, local)
+        return await self._run(remote, lambda: self._local.claim(name, seconds))
 
     async def rate_state(self, rate: Rate) -> RateState:
         async def remote() -> RateState:
@@ -222,14 +208,14 @@ class RedisBackend(AsyncResource):
             )
             return RateState(int(limit), float(level), float(blocked_for))
 
-        return await self._run(remote, lambda: self._local.rate_state(self._local_rate(rate)))
+        return await self._run(remote, lambda: self._local.rate_state(rate))
 
     async def cap_state(self, cap: Cap) -> CapState:
         async def remote() -> CapState:
             used, ends = await self._cap_state(keys=[self._cap_stem(cap)], args=[cap.period])
             return CapState(cap.limit, int(used), _utc(ends))
 
-        return await self._run(remote, lambda: self._local.cap_state(self._local_cap(cap)))
+        return await self._run(remote, lambda: self._local.cap_state(cap))
 
     async def delete_all(self) -> None:
         """Forget every budget under this prefix (tests, ``quotabot budget reset``).
@@ -243,8 +229,7 @@ class RedisBackend(AsyncResource):
                 batch = []
         if batch:
             await self._client.unlink(*batch)
-        self._local = MemoryBackend()
-        self._unsynced.clear()
+        self._local = LocalShare(lambda: self.replicas)
 
     async def aclose(self) -> None:
         """Leave the replica count at once (the others' shares grow), then close."""
@@ -368,51 +353,14 @@ class RedisBackend(AsyncResource):
 
     async def _sync_local_charges(self) -> None:
         """Add the cap charges made while degraded to Redis: they were spent for real."""
-        if not self._unsynced:
+        charges = self._local.take_charges()
+        if not charges:
             return
-        pending, self._unsynced = self._unsynced, {}
         try:
-            await self._adjust_remote([], [(c, w, n) for (_, w), (c, n) in pending.items()])
+            await self._adjust_remote([], charges)
         except BaseException:
-            for key, (cap, amount) in pending.items():
-                self._note_local_charge(cap, key[1], amount)
+            self._local.put_back(charges)
             raise
-
-    def _note_local_charge(self, cap: Cap, window: str, amount: int) -> None:
-        _, before = self._unsynced.get((cap.key, window), (cap, 0))
-        self._unsynced[cap.key, window] = (cap, before + amount)
-
-    def _local_rate(self, rate: Rate) -> Rate:
-        return replace(rate, limit=max(1, rate.limit // self.replicas))
-
-    def _local_cap(self, cap: Cap) -> Cap:
-        return replace(cap, limit=max(1, cap.limit // self.replicas))
-
-    async def _acquire_local(self, ask: Ask) -> Outcome:
-        local = Ask(
-            tuple((self._local_rate(r), n) for r, n in ask.rates),
-            tuple((self._local_cap(c), n) for c, n in ask.caps),
-        )
-        out = await self._local.acquire(local)
-        # Name the caller's Rate and Cap, not the scaled copies.
-        if isinstance(out, Wait):
-            return Wait(out.seconds, next(r for r, _ in ask.rates if r.key == out.rate.key))
-        if isinstance(out, Refused):
-            cap = next(c for c, _ in ask.caps if c.key == out.cap.key)
-            return Refused(cap, out.used, out.resets_at)
-        for (cap, amount), w in zip(ask.caps, out.windows, strict=True):
-            self._note_local_charge(cap, w, amount)
-        return out
-
-    async def _adjust_local(
-        self, rates: Sequence[tuple[Rate, int]], caps: Sequence[tuple[Cap, str, int]]
-    ) -> None:
-        await self._local.adjust(
-            [(self._local_rate(r), n) for r, n in rates],
-            [(self._local_cap(c), w, n) for c, w, n in caps],
-        )
-        for cap, w, amount in caps:
-            self._note_local_charge(cap, w, amount)
 
 
 def _has_hash_tag(prefix: str) -> bool:

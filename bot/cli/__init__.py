@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"quotabot: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level, settings.log_format, verbose=args.verbose)
+    logs.configure(settings.logs.level, settings.logs.format, verbose=args.verbose)
     try:
         return asyncio.run(COMMANDS[args.command].run(settings, args))
     except KeyboardInterrupt:

@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     async with open_app(settings) as app:
         if args.budget_command == "list":
-            return _list(settings.budget_limits(), await app.limits.all())
+            return _list(settings.budget.limit_values(), await app.limits.all())
         if args.budget_command in ("set", "unset"):
             value = args.value if args.budget_command == "set" else None
             try:
@@ -55,7 +55,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         await app.budget.reload()
         who = Who(args.platform, args.workspace, args.channel, args.user or getpass.getuser())
-        model = app.catalog.get(args.model or settings.default_model)
+        model = app.catalog.get(args.model or settings.defaults.model)
         for line in await app.budget.status(who, model):
             resets = f"  (resets {line.resets_at:%Y-%m-%d %H:%M} UTC)" if line.resets_at else ""
             print(

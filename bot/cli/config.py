@@ -1,5 +1,6 @@
-"""``quotabot config``: the settings in effect (secrets masked) and where each came from, then
-one line per thing quotabot talks to: the database, Redis, the provider, Slack and Discord."""
+"""``quotabot config``: the settings in effect (secrets masked) and where each came from, under
+the headings of their groups, then one line per thing quotabot talks to: the database, Redis,
+the provider, Slack and Discord."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-from pydantic import AliasChoices, SecretStr
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
-from bot.config import SECRETS, Settings
+from bot.config import GROUPS, SECRETS, Settings, env_name
+from bot.config.groups import flat_names
 from bot.store import Database, migrate
 
 HELP = "the settings in effect and where each came from; check what quotabot talks to"
@@ -25,8 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    for name, value, source in effective(settings):
-        print(f"{name:<34} {value:<40} {source}")
+    for heading, rows in effective(settings):
+        if heading:
+            print(f"\n{heading}")
+        for name, value, source in rows:
+            print(f"{name:<34} {value:<40} {source}")
     if args.no_checks:
         return 0
     print()
@@ -43,14 +48,16 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def effective(settings: Settings) -> list[tuple[str, str, str]]:
-    """(name as set in the environment, value shown, where it came from) for every setting."""
+Row = tuple[str, str, str]
+"""(name as set in the environment, value shown, where it came from)"""
+
+
+def effective(settings: Settings) -> list[tuple[str, list[Row]]]:
+    """Every setting, by group: (the group's title, its rows); first ("", the ungrouped ones)."""
     toml = _toml_keys()
-    rows = []
-    for field, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        env = alias.choices[0] if isinstance(alias, AliasChoices) else f"QUOTABOT_{field.upper()}"
-        env = str(env)
+
+    def row(field: str) -> Row:
+        env = env_name(field, Settings.model_fields[field])
         if env in os.environ:
             source = "environment"
         elif field in SECRETS and f"{env}_FILE" in os.environ:
@@ -59,8 +66,14 @@ def effective(settings: Settings) -> list[tuple[str, str, str]]:
             source = "config file"
         else:
             source = "default"
-        rows.append((env, _shown(field, getattr(settings, field)), source))
-    return rows
+        return env, _shown(field, getattr(settings, field)), source
+
+    grouped = {name: list(flat_names(group).values()) for name, group in GROUPS.items()}
+    placed = {field for fields in grouped.values() for field in fields}
+    sections = [("", [row(f) for f in Settings.model_fields if f not in placed])]
+    for name, fields in grouped.items():
+        sections.append((f"{GROUPS[name].TITLE} (settings.{name})", [row(f) for f in fields]))
+    return sections
 
 
 def _toml_keys() -> set[str]:
@@ -90,7 +103,7 @@ Check = Callable[[], Awaitable[str | None]]
 
 def _checks(settings: Settings) -> list[tuple[str, Check]]:
     async def database() -> str:
-        url = settings.sqlalchemy_url
+        url = settings.store.sqlalchemy_url
         async with Database(url) as db:
             await db.ping()
             revision = await migrate.current(db)
@@ -99,11 +112,12 @@ def _checks(settings: Settings) -> list[tuple[str, Check]]:
         return f"{where} answers; schema {revision or 'none'} ({state})"
 
     async def redis() -> str | None:
-        if not settings.redis_url:
+        redis_url = settings.budget.redis_url
+        if not redis_url:
             return "not configured: budgets live in each process"
         from redis.asyncio import Redis
 
-        client = Redis.from_url(settings.redis_url, socket_connect_timeout=TIMEOUT)
+        client = Redis.from_url(redis_url, socket_connect_timeout=TIMEOUT)
         try:
             await client.ping()
         finally:
@@ -111,29 +125,29 @@ def _checks(settings: Settings) -> list[tuple[str, Check]]:
         return "answers"
 
     async def provider() -> str:
-        if not settings.provider_configured:
+        provider_settings = settings.provider
+        if not provider_settings.configured:
             return "none set: `chat` uses the built-in sandbox, `serve` refuses to start"
-        key = settings.openai_api_key
+        key, base_url = provider_settings.api_key, provider_settings.base_url
         headers = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
-        url = f"{settings.provider_base_url}/models"
+        url = f"{base_url}/models"
         async with httpx.AsyncClient(timeout=TIMEOUT) as http:
             try:
                 response = await http.get(url, headers=headers)
             except httpx.HTTPError as exc:
-                raise RuntimeError(f"cannot reach {settings.provider_base_url}: {exc!r}") from exc
+                raise RuntimeError(f"cannot reach {base_url}: {exc!r}") from exc
         if response.status_code in (401, 403):
-            raise RuntimeError(
-                f"{settings.provider_base_url} refused the key ({response.status_code})"
-            )
+            raise RuntimeError(f"{base_url} refused the key ({response.status_code})")
         if response.status_code >= 400:
             raise RuntimeError(f"GET {url} answered {response.status_code}")
-        return f"{settings.provider_base_url} answers and takes the key"
+        return f"{base_url} answers and takes the key"
 
     async def slack() -> str | None:
-        if settings.slack_bot_token is None:
+        slack_settings = settings.slack
+        if slack_settings.bot_token is None:
             return "not configured"
-        base = (settings.slack_api_url or "https://slack.com/api/").rstrip("/")
-        token = settings.slack_bot_token.get_secret_value()
+        base = (slack_settings.api_url or "https://slack.com/api/").rstrip("/")
+        token = slack_settings.bot_token.get_secret_value()
         async with httpx.AsyncClient(timeout=TIMEOUT) as http:
             response = await http.post(
                 f"{base}/auth.test", headers={"Authorization": f"Bearer {token}"}
@@ -146,10 +160,11 @@ def _checks(settings: Settings) -> list[tuple[str, Check]]:
         return f"SLACK_BOT_TOKEN is the bot of workspace {body.get('team', '?')}"
 
     async def discord() -> str | None:
-        if settings.discord_token is None:
+        discord_settings = settings.discord
+        if discord_settings.token is None:
             return "not configured"
-        base = (settings.discord_api_url or "https://discord.com/api/v10").rstrip("/")
-        token = settings.discord_token.get_secret_value()
+        base = (discord_settings.api_url or "https://discord.com/api/v10").rstrip("/")
+        token = discord_settings.token.get_secret_value()
         async with httpx.AsyncClient(timeout=TIMEOUT) as http:
             response = await http.get(
                 f"{base}/users/@me", headers={"Authorization": f"Bot {token}"}

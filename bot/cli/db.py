@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    async with Database(settings.sqlalchemy_url) as db:
+    async with Database(settings.store.sqlalchemy_url) as db:
         if args.db_command == "upgrade":
             await migrate.upgrade(db, args.revision)
         elif args.db_command == "downgrade":

@@ -39,7 +39,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         latency=args.latency,
         failure_rate=args.failure_rate,
         seed=args.seed,
-        catalog=settings.catalog(),
+        catalog=settings.provider.catalog(),
         require_key=False,  # OPENAI_BASE_URL alone, with no key set, must work against it
     )
     await run_sandbox(config, args.host, args.port)

@@ -52,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    if not settings.provider_configured and not args.sandbox:
+    if not settings.provider.configured and not args.sandbox:
         # The sandbox answers with made-up text: real users must never get it by accident.
         print(NO_PROVIDER, file=sys.stderr)
         return 2
@@ -74,11 +74,11 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             scheduler = DigestScheduler(
                 app.digests,
                 database_url=app.db.url,
-                misfire_grace=settings.digest_misfire_grace,
-                alerts=BudgetAlerts(app.digests) if settings.budget_alerts else None,
+                misfire_grace=settings.digests.misfire_grace,
+                alerts=BudgetAlerts(app.digests) if settings.digests.budget_alerts else None,
                 retention=(
-                    Retention(app.usage, settings.usage_retention_days)
-                    if settings.usage_retention_days
+                    Retention(app.usage, settings.store.retention_days)
+                    if settings.store.retention_days
                     else None
                 ),
             )
@@ -86,11 +86,11 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             app.digest_commands.on_change = scheduler.sync_jobs
         server = WebServer(
             routes,
-            host=args.host or settings.http_host,
-            port=args.port or settings.http_port,
+            host=args.host or settings.web.host,
+            port=args.port or settings.web.port,
             checks=readiness(app, adapters),
-            keepalive_timeout=settings.http_keepalive_timeout,
-            read_timeout=settings.http_read_timeout,
+            keepalive_timeout=settings.web.keepalive_timeout,
+            read_timeout=settings.web.read_timeout,
         )
         server.add_metrics(app.metrics)
         await server.start()
@@ -139,7 +139,7 @@ async def _start_adapters(
         adapter = kind.from_settings(settings, app)
         if adapter is None:
             continue
-        stack.push_async_callback(adapter.aclose, settings.shutdown_grace)
+        stack.push_async_callback(adapter.aclose, settings.events.shutdown_grace)
         await adapter.start()
         started.append(adapter)
     return started

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from bot.digest.content import BudgetUse
+from bot.digest.figures import BudgetUse
 from bot.digest.send import Digests
 from bot.messages import format_cost
 

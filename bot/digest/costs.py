@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 
 from bot.digest import window
-from bot.digest.content import Digest, DigestBuilder, ProviderCost
+from bot.digest.content import DigestBuilder
+from bot.digest.figures import Digest, ProviderCost
 from bot.errors import DigestError
 from bot.lifecycle import AsyncResource
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from bot.digest.content import WARN_AT, BudgetUse, Digest, Line, ProviderCost
+from bot.digest.figures import WARN_AT, BudgetUse, Digest, Line, ProviderCost
 from bot.messages import format_cost, quantity
 
 WARN = "⚠️"

@@ -17,7 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from bot.digest.chart import render_chart
-from bot.digest.content import Digest, DigestBuilder, ProviderCost
+from bot.digest.content import DigestBuilder
+from bot.digest.figures import Digest, ProviderCost
 from bot.digest.render import to_text
 from bot.digest.window import local_today
 from bot.errors import DigestError

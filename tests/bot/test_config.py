@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings
+from bot.config import GROUPS, Settings, load_settings
+from bot.config.groups import flat_names
 from bot.errors import ConfigError
 
 
@@ -134,3 +136,48 @@ def test_id_lists_may_be_comma_separated_or_json(monkeypatch: pytest.MonkeyPatch
     assert settings.admin_users == ["U0123"]
     assert (settings.allowed_channels, settings.denied_channels) == (["C1", "C2"], ["C3", "C4"])
     assert settings.log_level == "DEBUG"
+
+
+def test_every_setting_is_in_exactly_one_group() -> None:
+    shown = [flat for group in GROUPS.values() for flat in flat_names(group).values()]
+    assert sorted(shown) == sorted(set(Settings.model_fields) - {"config"})
+
+
+def test_groups_show_the_settings_as_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret")
+    monkeypatch.setenv("QUOTABOT_ADMIN_USERS", "U1,U2")
+    monkeypatch.setenv("QUOTABOT_HTTP_PORT", "9000")
+    monkeypatch.setenv("QUOTABOT_DISCORD_ADMIN_ROLES", '["R1"]')
+    settings = load_settings()
+    for name, group in GROUPS.items():
+        view = getattr(settings, name)
+        assert isinstance(view, group)
+        for attr, flat in flat_names(group).items():
+            value = getattr(settings, flat)
+            assert getattr(view, attr) == (frozenset(value) if isinstance(value, list) else value)
+    assert settings.slack.bot_token is not None
+    assert settings.slack.bot_token.get_secret_value() == "xoxb-secret"
+    assert "xoxb-secret" not in repr(settings.slack)
+    assert settings.access.admin_users == {"U1", "U2"}
+    assert settings.discord.admin_roles == {"R1"}
+    assert settings.web.port == 9000
+    assert settings.provider.base_url == "https://api.openai.com/v1"
+    assert not settings.provider.configured
+    assert settings.store.sqlalchemy_url == settings.sqlalchemy_url
+
+
+def test_a_copy_with_changes_shows_them_in_its_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve --no-discord`` turns Discord off with a copy: its group must not be stale."""
+    monkeypatch.setenv("DISCORD_TOKEN", "secret")
+    settings = load_settings()
+    assert settings.discord.token is not None
+    off = settings.model_copy(update={"discord_token": None})
+    assert off.discord.token is None and settings.discord.token is not None
+
+
+def test_the_readme_table_has_the_groups_headings_in_order() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme[readme.index("| environment variable | TOML key |") :]
+    table = table[: table.index("\n\n")]
+    headings = re.findall(r"^\| \*\*(.+?)\*\* \|", table, re.M)
+    assert headings == [group.TITLE for group in GROUPS.values()]

@@ -3,30 +3,20 @@
 Precedence: environment, then the file named by ``QUOTABOT_CONFIG``, then the defaults below.
 Secrets come from the environment only (a file is easy to commit by mistake) and are
 ``SecretStr``s, so they print as ``**********`` in reprs, logs and tracebacks.
+
+The fields are flat, named as they are set; code reads them by subject through the groups
+(``settings.slack.bot_token``, see ``bot.config.groups``).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tomllib
-from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-)
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
-    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
@@ -35,45 +25,29 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.budget.policy import Value
-from bot.catalog import Catalog, ModelOverride, Tier
-from bot.errors import ConfigError
-from bot.models import Endpoint
-
-OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
-SECRETS = frozenset(
-    {
-        "openai_api_key",
-        "slack_bot_token",
-        "slack_signing_secret",
-        "slack_app_token",
-        "slack_client_secret",
-        "discord_token",
-        "openai_admin_key",
-    }
+from bot.catalog import Catalog, Tier
+from bot.config.groups import (
+    AccessSettings,
+    BudgetSettings,
+    DefaultsSettings,
+    DigestsSettings,
+    DiscordSettings,
+    EventsSettings,
+    LogsSettings,
+    ProviderSettings,
+    SlackSettings,
+    StoreSettings,
+    VoiceSettings,
+    WebSettings,
+    view,
 )
+from bot.config.sources import SecretFileSource, TomlSource, env_name
+from bot.config.tables import IdList, LimitsConfig, ModelConfig
+from bot.errors import ConfigError
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are quotabot, a helpful assistant in a team chat. Answer clearly and concisely."
 )
-
-
-def _id_list(value: object) -> object:
-    """``U1,U2`` (or ``U1 U2``) as well as the JSON list ``["U1", "U2"]``."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                return json.loads(text)
-            except ValueError:
-                raise ValueError(
-                    'write a JSON list such as ["U0123", "U0456"], or U0123,U0456'
-                ) from None
-        return [v for v in text.replace(",", " ").split() if v]
-    return value
-
-
-IdList = Annotated[list[str], NoDecode, BeforeValidator(_id_list)]
-"""Platform IDs: a comma-separated list or a JSON list in the environment, a list in TOML."""
 
 
 def _alias(env: str, field: str) -> AliasChoices:
@@ -81,116 +55,11 @@ def _alias(env: str, field: str) -> AliasChoices:
     return AliasChoices(env, field)
 
 
-class ModelConfig(BaseModel):
-    """A ``[models."name"]`` table: override a built-in model or declare a self-hosted one."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    endpoint: Endpoint | None = None
-    encoding: Literal["cl100k_base", "o200k_base"] | None = None
-    context_window: int | None = Field(None, gt=0)
-    input_price: Decimal | None = Field(None, ge=0, description="USD per 1,000 prompt tokens")
-    cached_input_price: Decimal | None = Field(
-        None, ge=0, description="USD per 1,000 prompt tokens read from the provider's cache"
-    )
-    output_price: Decimal | None = Field(None, ge=0, description="USD per 1,000 completion tokens")
-    audio_price: Decimal | None = Field(None, ge=0, description="USD per minute of audio")
-    rpm: int | None = Field(None, gt=0)
-    tpm: int | None = Field(None, gt=0)
-    rpd: int | None = Field(None, gt=0)
-    reasoning: bool | None = Field(
-        None, description="takes max_completion_tokens, bills hidden reasoning tokens"
-    )
-    fixed_temperature: bool | None = Field(None, description="refuses a non-default temperature")
-    reasoning_budget: int | None = Field(
-        None, ge=0, description="reasoning tokens allowed on top of max_tokens"
-    )
-
-
-class LimitsConfig(BaseModel):
-    """A ``[budgets."SCOPE"]`` table. SCOPE is ``model``, ``workspace``, ``channel`` or
-    ``user`` (the default for each one of them), or one of them by ID: ``channel:C0123``,
-    ``model:gpt-4``. Every limit is optional."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rpm: int | None = Field(None, gt=0, description="requests per minute")
-    tpm: int | None = Field(None, gt=0, description="tokens per minute")
-    rpd: int | None = Field(None, gt=0, description="requests per day")
-    tokens_day: int | None = Field(None, gt=0)
-    tokens_month: int | None = Field(None, gt=0)
-    spend_day: Decimal | None = Field(None, ge=0, description="USD")
-    spend_month: Decimal | None = Field(None, ge=0, description="USD")
-    weight: float | None = Field(None, gt=0, description="share of the queue (channels)")
-    models: list[str] | None = Field(
-        None, min_length=1, description="the models allowed (workspace and channel scopes)"
-    )
-
-
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(
         os.path.expanduser("~"), ".local", "share"
     )
     return Path(base) / "quotabot"
-
-
-class _TomlSource(PydanticBaseSettingsSource):
-    """Reads ``QUOTABOT_CONFIG``; refuses secrets and unknown keys with a message that says why."""
-
-    def __init__(self, settings_cls: type[BaseSettings]):
-        super().__init__(settings_cls)
-        path = os.environ.get("QUOTABOT_CONFIG")
-        self.data: dict[str, Any] = {}
-        if not path:
-            return
-        try:
-            with open(path, "rb") as f:
-                self.data = tomllib.load(f)
-        except FileNotFoundError as exc:
-            raise ConfigError(f"QUOTABOT_CONFIG names {path}, which does not exist.") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-        if leaked := SECRETS & self.data.keys():
-            raise ConfigError(
-                f"{path} sets {', '.join(sorted(leaked))}: secrets are read from the environment "
-                "only. Remove them from the file and set the environment variables instead."
-            )
-        if unknown := self.data.keys() - settings_cls.model_fields.keys():
-            raise ConfigError(f"{path} has unknown settings: {', '.join(sorted(unknown))}.")
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return self.data.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(self.data)
-
-
-class _SecretFileSource(PydanticBaseSettingsSource):
-    """``OPENAI_API_KEY_FILE=/run/secrets/openai`` and the like, for every secret: the value
-    is the file's content (one trailing newline dropped), as Docker and Kubernetes secrets are
-    mounted. The variable itself, when set too, wins."""
-
-    def __init__(self, settings_cls: type[BaseSettings]):
-        super().__init__(settings_cls)
-        self.data: dict[str, Any] = {}
-        for name in SECRETS:
-            alias = settings_cls.model_fields[name].validation_alias
-            env = alias.choices[0] if isinstance(alias, AliasChoices) else name.upper()
-            path = os.environ.get(f"{env}_FILE")
-            if not path or os.environ.get(str(env)):
-                continue
-            try:
-                with open(path, encoding="utf-8") as f:
-                    value = f.read()
-            except OSError as exc:
-                raise ConfigError(f"{env}_FILE names {path}, which cannot be read: {exc}") from exc
-            self.data[name] = value.removesuffix("\n").removesuffix("\r")
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return self.data.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(self.data)
 
 
 class Settings(BaseSettings):
@@ -242,11 +111,11 @@ class Settings(BaseSettings):
     budgets: dict[str, LimitsConfig] = Field(default_factory=dict)
 
     shutdown_grace: float = Field(30.0, ge=0)
+    """Seconds ``serve`` lets answers under way finish after SIGTERM before stopping them."""
     event_lease: float = Field(30.0, ge=0)
     """Seconds after which a live process answers an event whose process died; 0: never."""
     ack_after_claim: bool = False
     """Acknowledge chat events only once their claim is written (see bot.takeover.claimed)."""
-    """Seconds ``serve`` lets answers under way finish after SIGTERM before stopping them."""
     request_deadline: float = Field(120.0, gt=0)
     """Seconds a request may spend queued and retried before the user is told to try later."""
     max_attempts: int = Field(5, ge=1)
@@ -325,8 +194,8 @@ class Settings(BaseSettings):
         return (
             init_settings,
             env_settings,
-            _SecretFileSource(settings_cls),
-            _TomlSource(settings_cls),
+            SecretFileSource(settings_cls),
+            TomlSource(settings_cls),
         )
 
     @field_validator("log_level", mode="before")
@@ -380,54 +249,75 @@ class Settings(BaseSettings):
                 )
         return budgets
 
+    # The groups: built on each read (cheap), so that a ``model_copy(update=...)`` shows too.
+
+    @property
+    def store(self) -> StoreSettings:
+        return view(StoreSettings, self)
+
+    @property
+    def provider(self) -> ProviderSettings:
+        return view(ProviderSettings, self)
+
+    @property
+    def defaults(self) -> DefaultsSettings:
+        return view(DefaultsSettings, self)
+
+    @property
+    def voice(self) -> VoiceSettings:
+        return view(VoiceSettings, self)
+
+    @property
+    def budget(self) -> BudgetSettings:
+        return view(BudgetSettings, self)
+
+    @property
+    def events(self) -> EventsSettings:
+        return view(EventsSettings, self)
+
+    @property
+    def access(self) -> AccessSettings:
+        return view(AccessSettings, self)
+
+    @property
+    def digests(self) -> DigestsSettings:
+        return view(DigestsSettings, self)
+
+    @property
+    def web(self) -> WebSettings:
+        return view(WebSettings, self)
+
+    @property
+    def logs(self) -> LogsSettings:
+        return view(LogsSettings, self)
+
+    @property
+    def slack(self) -> SlackSettings:
+        return view(SlackSettings, self)
+
+    @property
+    def discord(self) -> DiscordSettings:
+        return view(DiscordSettings, self)
+
+    # Flat helpers of before the groups, kept while code outside bot/ still reads them.
+
     def budget_limits(self) -> dict[str, dict[str, Value]]:
-        return {name: limits.model_dump() for name, limits in self.budgets.items()}
+        return self.budget.limit_values()
 
     @property
     def provider_configured(self) -> bool:
-        """False means: nothing says where a model lives, so the built-in sandbox answers."""
-        return self.openai_api_key is not None or self.openai_base_url is not None
+        return self.provider.configured
 
     @property
     def provider_base_url(self) -> str:
-        return (self.openai_base_url or OPENAI_DEFAULT_BASE_URL).rstrip("/")
+        return self.provider.base_url
 
     @property
     def sqlalchemy_url(self) -> str:
-        """The database URL with an asyncio driver, whatever driver the user wrote."""
-        url = self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'quotabot.db'}"
-        return async_database_url(url)
+        return self.store.sqlalchemy_url
 
     def catalog(self) -> Catalog:
-        overrides = {name: ModelOverride(**m.model_dump()) for name, m in self.models.items()}
-        return Catalog.build(tier=self.provider_tier, overrides=overrides)
-
-
-def async_database_url(url: str) -> str:
-    for plain, driver in (
-        ("postgresql://", "postgresql+asyncpg://"),
-        ("postgres://", "postgresql+asyncpg://"),
-        ("postgresql+psycopg2://", "postgresql+asyncpg://"),
-        ("sqlite://", "sqlite+aiosqlite://"),
-    ):
-        if url.startswith(plain):
-            return driver + url[len(plain) :]
-    return url
-
-
-def sync_database_url(url: str) -> str:
-    """The same database with a blocking driver, for APScheduler 3's job store (which has no
-    asyncio variant): psycopg for PostgreSQL, the standard library's sqlite3 for SQLite."""
-    for prefix, driver in (
-        ("postgresql+asyncpg://", "postgresql+psycopg://"),
-        ("postgresql://", "postgresql+psycopg://"),
-        ("postgres://", "postgresql+psycopg://"),
-        ("postgresql+psycopg2://", "postgresql+psycopg://"),
-        ("sqlite+aiosqlite://", "sqlite://"),
-    ):
-        if url.startswith(prefix):
-            return driver + url[len(prefix) :]
-    return url
+        return self.provider.catalog()
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -451,6 +341,5 @@ def _setting_name(loc: tuple[int | str, ...]) -> str:
     info = Settings.model_fields.get(field)
     if info is None or len(loc) > 1:
         return ".".join(str(p) for p in loc)
-    alias = info.validation_alias
-    env = alias.choices[0] if isinstance(alias, AliasChoices) else f"QUOTABOT_{field.upper()}"
-    return str(env) if str(env) in os.environ else field
+    env = env_name(field, info)
+    return env if env in os.environ else field
