@@ -105,6 +105,11 @@ def queued(info: QueueInfo) -> str:
     return f"(queued for {info.model}: position {info.position}, {wait})"
 
 
+def queued_notice(info: QueueInfo) -> str:
+    """The same, as a chat message of its own: "_Queued for gpt-4o: position 2, about 5 s_"."""
+    return f"_{queued(info).strip('()').capitalize()}_"
+
+
 def quantity(n: float | int | Decimal, unit: str) -> str:
     """``1 request``, ``2 requests``, ``1,000 tokens``; money as :func:`format_cost`."""
     if unit == "usd":

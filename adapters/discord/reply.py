@@ -43,7 +43,7 @@ class InteractionReply:
             await self.out.edit(from_core(text))
 
     async def queued(self, info: QueueInfo) -> None:
-        await self.out.edit(f"_{messages.queued(info).strip('()').capitalize()}_")
+        await self.out.edit(messages.queued_notice(info))
 
     async def delta(self, text: str) -> None:
         raise NotImplementedError("InteractionReply does not stream")
@@ -93,7 +93,7 @@ class MessageReply:
         self._typing = typing
 
     async def queued(self, info: QueueInfo) -> None:
-        line = f"_{messages.queued(info).strip('()').capitalize()}_"
+        line = messages.queued_notice(info)
         if self.notice is None:
             self.notice = await self.message.reply(line, mention_author=False)
         else:

@@ -85,7 +85,7 @@ class SlackReply:
         self.ts = str(posted["ts"])
 
     async def queued(self, info: QueueInfo) -> None:
-        await self._edit(f"_{messages.queued(info).strip('()').capitalize()}_")
+        await self._edit(messages.queued_notice(info))
 
     async def delta(self, delta: str) -> None:
         self.text += delta
