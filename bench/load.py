@@ -10,7 +10,7 @@ are in ``bench/load_users.py``):
   RPM/TPM/RPD off, and quotabot's own limits for the model raised, so that no budget holds a
   request back: this measures the HTTP path, the two replicas, PostgreSQL and Redis under many
   users; ``bench.budgets`` measures budgets);
-* the fake Slack Web API and the fake Discord REST API (``tests/fakes``), each with a small
+* the fake Slack Web API and the fake Discord REST API (``fakes/``), each with a small
   control server: the load generator seeds the messages Slack would have (so that
   ``conversations.replies`` shows a thread), tells the fake Discord that an interaction was
   answered with a deferred response (as Discord learns from the HTTP answer), and reads back

@@ -48,7 +48,7 @@ async def _child(role: str, latency: float) -> None:
 
         server = SandboxServer(SandboxConfig(rpm=None, tpm=None, rpd=None, latency=latency))
     elif role == "slack":
-        from tests.fakes.slack_api import FakeSlackAPI
+        from fakes.slack_api import FakeSlackAPI
 
         class RecordingSlack(FakeSlackAPI):
             def _answer(self, method: str, params: Any, token: Any, error: Any) -> Any:
@@ -77,7 +77,7 @@ async def _child(role: str, latency: float) -> None:
 
         control.router.add_post("/seed", seed)
     else:
-        from tests.fakes.discord_api import FakeDiscordAPI
+        from fakes.discord_api import FakeDiscordAPI
 
         class RecordingDiscord(FakeDiscordAPI):
             async def _edit_original(self, request: web.Request) -> web.Response:
@@ -190,8 +190,8 @@ async def drop_database(admin_url: str, url: str) -> None:
 def quotabot_env(
     *, database: str, redis: str, prefix: str, provider: str, slack: str, discord: str, key: str
 ) -> dict[str, str]:
-    from tests.fakes.discord_api import APPLICATION_ID
-    from tests.fakes.slack_api import DEFAULT_TOKEN
+    from fakes.discord_api import APPLICATION_ID
+    from fakes.slack_api import DEFAULT_TOKEN
 
     env = {
         k: v

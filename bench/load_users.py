@@ -50,7 +50,7 @@ class Load:
     """The generator: users, the round robin over replicas, and what became of each request."""
 
     def __init__(self, args: argparse.Namespace, urls: list[str], slack: Child, discord: Child):
-        from tests.fakes.discord_api import Signer
+        from fakes.discord_api import Signer
 
         self.args = args
         self.urls = urls
@@ -105,7 +105,7 @@ class Load:
     # -- one user --
 
     async def slack_user(self, n: int) -> None:
-        from tests.fakes import slack_events as ev
+        from fakes import slack_events as ev
 
         rng = random.Random(self.args.seed * 1_000_003 + n)
         user = f"U{n:08d}"
@@ -170,7 +170,7 @@ class Load:
             await self._wait_and_think(q, rng)
 
     async def discord_user(self, n: int) -> None:
-        from tests.fakes.discord_api import interaction, option
+        from fakes.discord_api import interaction, option
 
         rng = random.Random(self.args.seed * 1_000_033 + n)
         user = f"14{n:017d}"

@@ -8,7 +8,7 @@ Three processes besides this one, all on 127.0.0.1:
 
 * the sandbox provider (``bot.sandbox.SandboxServer``, 2 s latency, no RPM/TPM/RPD), started as
   ``python -m bench.slack_ack --child sandbox``;
-* the fake Slack Web API (``tests.fakes.slack_api.FakeSlackAPI``), ``--child slack-api``; it
+* the fake Slack Web API (``fakes.slack_api.FakeSlackAPI``), ``--child slack-api``; it
   answers ``stats`` on stdin with a JSON line of what it was asked;
 * quotabot itself, ``quotabot serve`` (Slack on, temporary SQLite data dir, paid tier, the
   model's RPM/TPM/RPD raised so that no budget holds anything back).
@@ -70,7 +70,7 @@ async def _child(role: str) -> None:
         def stats() -> dict[str, Any]:
             return {"requests": server.stats.total.requests}
     else:
-        from tests.fakes.slack_api import FakeSlackAPI
+        from fakes.slack_api import FakeSlackAPI
 
         server = FakeSlackAPI()
 
@@ -152,7 +152,7 @@ class Quotabot:
         concurrent: int | None = None,
         database: str | None = None,
     ):
-        from tests.fakes.slack_api import DEFAULT_TOKEN
+        from fakes.slack_api import DEFAULT_TOKEN
 
         self.port = free_port()
         self.log = data_dir / "quotabot.log"
@@ -234,7 +234,7 @@ class Quotabot:
 
 def _events(n: int, tag: str) -> list[tuple[bytes, dict[str, str]]]:
     """``n`` distinct signed app_mention deliveries, built before the clock starts."""
-    from tests.fakes import slack_events as ev
+    from fakes import slack_events as ev
 
     out = []
     for i in range(n):

@@ -6,8 +6,8 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.slack_api import FakeSlackAPI
-from tests.fakes.slack_workspace import DEFAULT_WORKSPACE as WS
+from fakes.slack_api import FakeSlackAPI
+from fakes.slack_workspace import DEFAULT_WORKSPACE as WS
 
 CHANNEL = "C0TESTCHAN"
 DM = "D0TESTUSER"

@@ -10,10 +10,10 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from tests.fakes import slack_events
-from tests.fakes.slack_api import FakeSlackAPI
-from tests.fakes.slack_workspace import DEFAULT_WORKSPACE as WS
-from tests.fakes_tests.conftest import TOKEN
+from fakes import slack_events
+from fakes.slack_api import FakeSlackAPI
+from fakes.slack_workspace import DEFAULT_WORKSPACE as WS
+from tests.fakes.conftest import TOKEN
 
 CHANNEL = "C0TESTCHAN"
 

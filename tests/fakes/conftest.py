@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.slack_api import FakeSlackAPI
+from fakes.slack_api import FakeSlackAPI
 
 TOKEN = "xoxb-1234-5678-faketoken"
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.slack_workspace import DEFAULT_USER, SlackWorkspace, new_ts, ts_key
+from fakes.slack_workspace import DEFAULT_USER, SlackWorkspace, new_ts, ts_key
 
 JSON = dict[str, Any]
 

@@ -1,4 +1,4 @@
-"""A free TCP port on 127.0.0.1, for the servers the tests start themselves."""
+"""A free TCP port on 127.0.0.1, for the servers the tests and benchmarks start themselves."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Slack's Socket Mode, faked: ``apps.connections.open`` and the WebSocket it hands out.
 
-Plugged into :class:`~tests.fakes.slack_api.FakeSlackAPI` (``api.socket``): the app opens a
+Plugged into :class:`~fakes.slack_api.FakeSlackAPI` (``api.socket``): the app opens a
 connection with its app-level token, gets ``hello``, and then receives envelopes that a test
 sends, each of which it must acknowledge with its ``envelope_id``, as Slack requires.
 """

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from tests.fakes.slack_workspace import (
+from fakes.slack_workspace import (
     DEFAULT_CHANNEL,
     DEFAULT_DM,
     DEFAULT_USER,

@@ -12,9 +12,9 @@ from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes import slack_events
-from tests.fakes.slack_api import FakeSlackAPI
-from tests.fakes_tests.conftest import TOKEN
+from fakes import slack_events
+from fakes.slack_api import FakeSlackAPI
+from tests.fakes.conftest import TOKEN
 
 SECRET = "bolt-signing-secret"
 CHANNEL = "C0TESTCHAN"

@@ -28,10 +28,10 @@ from typing import Any, NamedTuple, Self
 
 from aiohttp import web
 
-from tests.fakes.slack_methods import METHODS, Context, SlackError
-from tests.fakes.slack_socket import FakeSocketMode
-from tests.fakes.slack_state import JSON, Ephemeral, FakeMessage, SlackState, Upload
-from tests.fakes.slack_workspace import DEFAULT_USER, DEFAULT_WORKSPACE, SlackWorkspace
+from fakes.slack_methods import METHODS, Context, SlackError
+from fakes.slack_socket import FakeSocketMode
+from fakes.slack_state import JSON, Ephemeral, FakeMessage, SlackState, Upload
+from fakes.slack_workspace import DEFAULT_USER, DEFAULT_WORKSPACE, SlackWorkspace
 
 DEFAULT_TOKEN = "xoxb-1111111111-2222222222-quotabottesttoken"
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")

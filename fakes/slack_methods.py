@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tests.fakes.slack_state import (
+from fakes.slack_state import (
     JSON,
     Ephemeral,
     FakeMessage,
@@ -21,7 +21,7 @@ from tests.fakes.slack_state import (
     Upload,
     parse_json_param,
 )
-from tests.fakes.slack_workspace import new_id, new_ts
+from fakes.slack_workspace import new_id, new_ts
 
 
 class SlackError(Exception):

@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
-from tests.fakes import slack_events
-from tests.fakes.slack_workspace import DEFAULT_WORKSPACE as WS
+from fakes import slack_events
+from fakes.slack_workspace import DEFAULT_WORKSPACE as WS
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
