@@ -1,6 +1,6 @@
 """quotabot's rate budgets against three baselines, on one seeded workload.
 
-    .venv/bin/python -m bench.budgets [--quick] [--seed N] [--out bench/results/budgets.json]
+    .venv/bin/python -m bench.budgets [--quick] [--seed N] [--out PATH]
 
 Each system gets a fresh sandbox (600 RPM / 60,000 TPM for gpt-3.5-turbo, no RPD) and the same
 workload for a fixed window; then quotabot runs as two replicas on Redis, and on a completions
@@ -24,15 +24,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import baselines, systems
-from bench.figures import BatchRun, Comparison, Figures, batch_run, figures, targets
-from bench.harness import CallStats, Result, Submit, WarningLog, configure_logging, drive
-from bench.replica import redis_problem, run_replicas
-from bench.report import Report
-from bench.sandbox_host import Sandbox
-from bench.workload import Workload, batching_workload, chat_workload
+from bench.budgets import baselines, systems
+from bench.budgets.figures import BatchRun, Comparison, Figures, batch_run, figures, targets
+from bench.budgets.harness import CallStats, Result, Submit, WarningLog, configure_logging, drive
+from bench.budgets.replica import redis_problem, run_replicas
+from bench.budgets.report import Report
+from bench.budgets.sandbox_host import Sandbox
+from bench.budgets.workload import Workload, batching_workload, chat_workload
 from bot.config import Settings
 
+RESULTS = Path(__file__).resolve().parent / "results" / "budgets.json"
 WINDOW, QUICK_WINDOW = 20.0, 8.0
 BATCH_WINDOW, QUICK_BATCH_WINDOW = 8.0, 4.0
 BATCH_MAX = Settings.model_fields["batch_max"].default
@@ -91,7 +92,7 @@ async def run_system(
 
 
 def quotabot(tmp: Path, **options: object) -> System:
-    """quotabot built by ``open_app`` from Settings (``options`` go to bench.systems.settings)."""
+    """quotabot built by ``open_app`` from Settings (``options`` go to ``systems.settings``)."""
 
     @asynccontextmanager
     async def open_system(workload: Workload, base_url: str) -> AsyncIterator[Submit]:
@@ -233,7 +234,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.budgets", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short windows, for a smoke test")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("bench/results/budgets.json"))
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--redis-url",
         default=os.environ.get("QUOTABOT_REDIS_URL", "redis://127.0.0.1:6379/0"),

@@ -1,7 +1,7 @@
 """The processes ``bench.load`` runs besides itself: the sandbox, the fake Slack and Discord
 APIs (each with a control server), PostgreSQL's database, and the ``quotabot serve`` replicas.
 
-    python -m bench.load_processes sandbox|slack|discord [--latency S]
+    python -m bench.load.processes sandbox|slack|discord [--latency S]
 
 prints ``{"port": ..., "control": ...}`` and serves until its stdin closes.
 """
@@ -21,9 +21,9 @@ from typing import Any
 
 import aiohttp
 
-from bench.processes import free_port, stop_child, stop_quotabot
+from bench.common.processes import free_port, stop_child, stop_quotabot
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "load-signing-secret-0123456789abcdef"
 """The Slack signing secret the replicas are given and the users sign with."""
 START_TIMEOUT = 60.0
@@ -115,7 +115,7 @@ async def _child(role: str, latency: float) -> None:
 
 
 class Child:
-    """``python -m bench.load_processes ROLE``: prints its ports, serves until stdin closes."""
+    """``python -m bench.load.processes ROLE``: prints its ports, serves until stdin closes."""
 
     def __init__(self, role: str, log: Path, latency: float = 0.0):
         self.role, self.log, self.latency = role, log, latency
@@ -127,7 +127,7 @@ class Child:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "bench.load_processes",
+                "bench.load.processes",
                 self.role,
                 "--latency",
                 str(self.latency),
@@ -294,7 +294,7 @@ class Replica:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.load_processes")
+    parser = argparse.ArgumentParser(prog="python -m bench.load.processes")
     parser.add_argument("role", choices=("sandbox", "slack", "discord"))
     parser.add_argument("--latency", type=float, default=0.0, help="the sandbox's, per call")
     args = parser.parse_args()

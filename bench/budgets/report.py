@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.figures import ANSWERS_FOR_TIME, BatchRun, Comparison, Figures, Target, num
-from bench.workload import Workload
+from bench.budgets.figures import ANSWERS_FOR_TIME, BatchRun, Comparison, Figures, Target, num
+from bench.budgets.workload import Workload
 
 HEADERS = (
     "system",

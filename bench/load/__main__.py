@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.load                          # 300 users for 180 s, ~4 min in all
     .venv/bin/python -m bench.load --duration 20 --users 40  # a smoke run
 
-Everything on 127.0.0.1, each in a process of its own (``bench/load_processes.py``; the users
-are in ``bench/load_users.py``):
+Everything on 127.0.0.1, each in a process of its own (``bench/load/processes.py``; the users
+are in ``bench/load/users.py``):
 
 * the sandbox provider (``SandboxServer``, ``--latency`` seconds per call, 1.5 by default; its
   RPM/TPM/RPD off, and quotabot's own limits for the model raised, so that no budget holds a
@@ -31,7 +31,7 @@ are in ``bench/load_users.py``):
 
 Afterwards it checks, in the database, that every answered question has exactly one usage row
 (per user and per thread), and in the fakes that no question got two answers. It prints a
-table and writes ``bench/results/load.md`` and ``load.json``. Figures depend on the machine and
+table and writes ``bench/load/results/load.md`` and ``load.json``. Figures depend on the machine and
 on whatever else runs on it.
 """
 
@@ -54,8 +54,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.load_processes import (
-    ROOT,
+from bench.common.processes import cpu_seconds, rss_mb
+from bench.load.processes import (
     Child,
     Replica,
     create_database,
@@ -63,10 +63,9 @@ from bench.load_processes import (
     migrate,
     quotabot_env,
 )
-from bench.load_users import Load, Question
-from bench.processes import cpu_seconds, rss_mb
+from bench.load.users import Load, Question
 
-RESULTS = ROOT / "bench" / "results" / "load.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "load.json"
 
 # -- quotabot's own view: its /metrics ------------------------------------------------------
 

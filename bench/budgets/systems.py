@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Submit
-from bench.workload import Item, Workload
+from bench.budgets.harness import Submit
+from bench.budgets.workload import Item, Workload
 from bot.app import open_app
 from bot.config import Settings
 from bot.errors import RequestRejected

@@ -7,7 +7,7 @@ round trips. A real provider runs elsewhere: so does this one, unless ``in_proce
 Either way it is :class:`bot.sandbox.SandboxServer` on 127.0.0.1, and the figures come from
 ``GET /sandbox/stats``.
 
-    python -m bench.sandbox_host --rpm 600 --tpm 60000 --seed 1   # prints its port
+    python -m bench.budgets.sandbox_host --rpm 600 --tpm 60000 --seed 1   # prints its port
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from typing import Self
 
 import httpx
 
-from bench.harness import CallStats
-from bench.workload import Workload
+from bench.budgets.harness import CallStats
+from bench.budgets.workload import Workload
 from bot.sandbox import SandboxConfig, SandboxServer
 
-ROOT = Path(__file__).resolve().parent.parent
-"""Where ``python -m bench.sandbox_host`` is found."""
+ROOT = Path(__file__).resolve().parents[2]
+"""Where ``python -m bench.budgets.sandbox_host`` is found."""
 START_TIMEOUT = 30.0
 
 
@@ -63,7 +63,7 @@ class Sandbox:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "bench.sandbox_host",
+                "bench.budgets.sandbox_host",
                 f"--rpm={rpm}",
                 f"--tpm={tpm}",
                 f"--seed={seed}",
@@ -125,7 +125,7 @@ async def _serve(config: SandboxConfig) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.sandbox_host")
+    parser = argparse.ArgumentParser(prog="python -m bench.budgets.sandbox_host")
     parser.add_argument("--rpm", type=int, required=True)
     parser.add_argument("--tpm", type=int, required=True)
     parser.add_argument("--seed", type=int, required=True)

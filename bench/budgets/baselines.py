@@ -25,8 +25,8 @@ import aiohttp
 from openai import AsyncOpenAI
 from tenacity import retry, stop_after_attempt, wait_random_exponential
 
-from bench.harness import Submit
-from bench.workload import Item, Workload
+from bench.budgets.harness import Submit
+from bench.budgets.workload import Item, Workload
 from bot.tokens import get_encoding
 
 API_KEY = "sk-bench"

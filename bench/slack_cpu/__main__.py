@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.slack_ack import Child, Quotabot, _events, load
+from bench.slack_ack.__main__ import Child, Quotabot, _events, load
 
 
 def _user_system(pid: int) -> tuple[float, float]:

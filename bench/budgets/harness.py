@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from bench.workload import Item
+from bench.budgets.workload import Item
 
 Outcome = Literal["ok", "refused", "failed", "pending"]
 Submit = Callable[[Item], Awaitable[object]]

@@ -1,11 +1,12 @@
 """Two quotabot processes sharing one budget in Redis, against one sandbox.
 
 The orchestrator (:func:`run_replicas`) starts a sandbox and each worker as
-``python -m bench.replica SPEC``, with ``QUOTABOT_REDIS_URL`` and ``QUOTABOT_REDIS_PREFIX`` (a
-prefix of the run's own) in its environment. A worker rebuilds the (seeded) workload, keeps its
-half of every channel's requests, opens quotabot with ``open_app``, prints ``ready``, and waits
-for ``go <unix time>`` on stdin so both start together. At the end of the window it cancels
-what is still waiting and writes its outcomes to the file the spec names.
+``python -m bench.budgets.replica SPEC``, with ``QUOTABOT_REDIS_URL`` and
+``QUOTABOT_REDIS_PREFIX`` (a prefix of the run's own) in its environment. A worker rebuilds the
+(seeded) workload, keeps its half of every channel's requests, opens quotabot with ``open_app``,
+prints ``ready``, and waits for ``go <unix time>`` on stdin so both start together. At the end
+of the window it cancels what is still waiting and writes its outcomes to the file the spec
+names.
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import systems
-from bench.harness import CallStats, Result, configure_logging, drive
-from bench.sandbox_host import Sandbox
-from bench.workload import Item, Workload, chat_workload
+from bench.budgets import systems
+from bench.budgets.harness import CallStats, Result, configure_logging, drive
+from bench.budgets.sandbox_host import Sandbox
+from bench.budgets.workload import Item, Workload, chat_workload
 from bot.budget.redis import RedisBackend
 
-ROOT = Path(__file__).resolve().parent.parent
-"""Where ``python -m bench.replica`` is found."""
+ROOT = Path(__file__).resolve().parents[2]
+"""Where ``python -m bench.budgets.replica`` is found."""
 READY_TIMEOUT = 60.0
 START_DELAY = 0.5
 """Seconds between ``go`` and the start, so both workers hear it before it is time."""
@@ -198,7 +199,7 @@ async def _spawn(spec: Path, stderr: Path, env: dict[str, str]) -> asyncio.subpr
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bench.replica",
+            "bench.budgets.replica",
             str(spec),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

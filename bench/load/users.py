@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.load_processes import SECRET, Child
+from bench.load.processes import SECRET, Child
 
 SLACK_CHANNELS = 40
 DISCORD_GUILDS, DISCORD_CHANNELS = 5, 20

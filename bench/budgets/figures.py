@@ -7,8 +7,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from bench.harness import CallStats, Result
-from bench.workload import CHANNEL_WEIGHTS, Workload
+from bench.budgets.harness import CallStats, Result
+from bench.budgets.workload import CHANNEL_WEIGHTS, Workload
 
 ANSWERS_FOR_TIME = 400
 """Fewer than any system gives in the window (the cookbook's ~413 is the fewest)."""

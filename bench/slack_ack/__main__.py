@@ -40,10 +40,10 @@ from typing import Any
 import aiohttp
 import httpx
 
-from bench.processes import cpu_seconds, free_port, stop_child, stop_quotabot
+from bench.common.processes import cpu_seconds, free_port, stop_child, stop_quotabot
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results" / "slack_ack.json"
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = Path(__file__).resolve().parent / "results" / "slack_ack.json"
 SECRET = "bench-signing-secret-0123456789abcdef"
 CHANNELS = 64
 LATENCY = 2.0
@@ -339,7 +339,7 @@ async def one_run(
     this run (and dropped after it) instead of SQLite."""
     if postgres is None:
         return await _one_run(rate, duration, drain, workdir, concurrent, None)
-    from bench.load_processes import create_database, drop_database
+    from bench.load.processes import create_database, drop_database
     from bot.store import Database, migrate
 
     database = await create_database(postgres)
