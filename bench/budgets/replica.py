@@ -4,7 +4,7 @@ The orchestrator (:func:`run_replicas`) starts a sandbox and each worker as
 ``python -m bench.budgets.replica SPEC``, with ``QUOTABOT_REDIS_URL`` and
 ``QUOTABOT_REDIS_PREFIX`` (a prefix of the run's own) in its environment. A worker rebuilds the
 (seeded) workload, keeps its half of every channel's requests, opens quotabot with ``open_app``,
-prints ``ready``, and waits for ``go <unix time>`` on stdin so both start together. At the end
+announces itself, and waits for ``go <unix time>`` on stdin so both start together. At the end
 of the window it cancels what is still waiting and writes its outcomes to the file the spec
 names.
 """
@@ -25,10 +25,9 @@ from bench.budgets import systems
 from bench.budgets.harness import CallStats, Result, configure_logging, drive
 from bench.budgets.sandbox_host import Sandbox
 from bench.budgets.workload import Item, Workload, chat_workload
+from bench.common.processes import Child, announce
 from bot.budget.redis import RedisBackend
 
-ROOT = Path(__file__).resolve().parents[2]
-"""Where ``python -m bench.budgets.replica`` is found."""
 READY_TIMEOUT = 60.0
 START_DELAY = 0.5
 """Seconds between ``go`` and the start, so both workers hear it before it is time."""
@@ -84,7 +83,7 @@ async def _worker(spec: Spec) -> None:
     workload = chat_workload(window=spec.window, seed=spec.seed)
     config = systems.settings(workload, base_url=spec.base_url, data_dir=Path(spec.data_dir))
     async with systems.open_quotabot(config) as service:
-        print("ready", flush=True)
+        announce(replica=spec.replica)
         line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         command, _, when = line.partition(" ")
         if command != "go":
@@ -137,12 +136,13 @@ async def run_replicas(
     their outcomes, what the sandbox saw by the end of the window, and what they logged."""
     prefix = f"quotabot-bench-{uuid.uuid4().hex[:12]}"
     env = {**os.environ, "QUOTABOT_REDIS_URL": redis_url, "QUOTABOT_REDIS_PREFIX": prefix}
-    procs: list[asyncio.subprocess.Process] = []
     specs = []
     try:
-        async with Sandbox(
-            workload, log=tmp / "replicas-sandbox.log", in_process=in_process
-        ) as sandbox:
+        async with contextlib.AsyncExitStack() as stack:
+            sandbox = await stack.enter_async_context(
+                Sandbox(workload, log=tmp / "replicas-sandbox.log", in_process=in_process)
+            )
+            workers = []
             for k in range(replicas):
                 base = tmp / f"replica-{k}"
                 base.mkdir(parents=True, exist_ok=True)
@@ -157,28 +157,24 @@ async def run_replicas(
                 )
                 spec.dump(base / "spec.json")
                 specs.append(spec)
-                procs.append(await _spawn(base / "spec.json", spec.stderr, env))
-            for spec, proc in zip(specs, procs, strict=True):
-                assert proc.stdout is not None
-                line = await asyncio.wait_for(proc.stdout.readline(), READY_TIMEOUT)
-                if line.strip() != b"ready":
-                    raise RuntimeError(f"a replica did not start: {spec.logged()[-2000:]}")
+                worker = Child(
+                    "bench.budgets.replica",
+                    str(base / "spec.json"),
+                    log=spec.stderr,
+                    env=env,
+                    timeout=READY_TIMEOUT,
+                )
+                workers.append(await stack.enter_async_context(worker))
             start_at = time.time() + START_DELAY
             start = time.monotonic() + START_DELAY
-            for proc in procs:
-                assert proc.stdin is not None
-                proc.stdin.write(f"go {start_at}\n".encode())
-                await proc.stdin.drain()
+            for worker in workers:
+                await worker.tell(f"go {start_at}")
             await asyncio.sleep(max(0.0, start + workload.window - time.monotonic()))
             calls = await sandbox.calls(workload.model)
-            for spec, proc in zip(specs, procs, strict=True):
-                if await asyncio.wait_for(proc.wait(), READY_TIMEOUT) != 0:
+            for spec, worker in zip(specs, workers, strict=True):
+                if await asyncio.wait_for(worker.wait(), READY_TIMEOUT) != 0:
                     raise RuntimeError(f"a replica failed: {spec.logged()[-2000:]}")
     finally:
-        for proc in procs:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
         async with RedisBackend(redis_url, prefix=prefix) as backend:
             with contextlib.suppress(Exception):
                 await backend.delete_all()
@@ -192,21 +188,6 @@ async def run_replicas(
             if line.startswith(("WARNING", "ERROR", "CRITICAL"))
         ]
     return ReplicaRun(sorted(results, key=lambda r: r.index), calls, list(dict.fromkeys(warnings)))
-
-
-async def _spawn(spec: Path, stderr: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
-    with open(stderr, "ab") as log:  # noqa: ASYNC230 - opening a log file is instant
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.budgets.replica",
-            str(spec),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=log,
-            env=env,
-            cwd=ROOT,
-        )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ round trips. A real provider runs elsewhere: so does this one, unless ``in_proce
 Either way it is :class:`bot.sandbox.SandboxServer` on 127.0.0.1, and the figures come from
 ``GET /sandbox/stats``.
 
-    python -m bench.budgets.sandbox_host --rpm 600 --tpm 60000 --seed 1   # prints its port
+    python -m bench.budgets.sandbox_host --rpm 600 --tpm 60000 --seed 1   # announces its port
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import sys
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -25,11 +24,8 @@ import httpx
 
 from bench.budgets.harness import CallStats
 from bench.budgets.workload import Workload
+from bench.common.processes import Child, announce, stdin_lines
 from bot.sandbox import SandboxConfig, SandboxServer
-
-ROOT = Path(__file__).resolve().parents[2]
-"""Where ``python -m bench.budgets.sandbox_host`` is found."""
-START_TIMEOUT = 30.0
 
 
 def _config(rpm: int, tpm: int, seed: int) -> SandboxConfig:
@@ -41,13 +37,15 @@ class Sandbox:
     """One sandbox for one run: ``async with Sandbox(workload, log=...) as sandbox``."""
 
     def __init__(self, workload: Workload, *, log: Path, in_process: bool = False):
-        self._args = (workload.rpm, workload.tpm, workload.seed)
-        self._log = log
+        rpm, tpm, seed = workload.rpm, workload.tpm, workload.seed
         self._server: SandboxServer | None = None
-        self._proc: asyncio.subprocess.Process | None = None
+        self._child: Child | None = None
         self._port = 0
         if in_process:
-            self._server = SandboxServer(_config(*self._args))
+            self._server = SandboxServer(_config(rpm, tpm, seed))
+        else:
+            args = (f"--rpm={rpm}", f"--tpm={tpm}", f"--seed={seed}")
+            self._child = Child("bench.budgets.sandbox_host", *args, log=log)
 
     @property
     def base_url(self) -> str:
@@ -57,27 +55,10 @@ class Sandbox:
         if self._server is not None:
             await self._server.start()
             self._port = self._server.port
-            return self
-        rpm, tpm, seed = self._args
-        with open(self._log, "ab") as log:  # noqa: ASYNC230 - opening a log file is instant
-            self._proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bench.budgets.sandbox_host",
-                f"--rpm={rpm}",
-                f"--tpm={tpm}",
-                f"--seed={seed}",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=log,
-                cwd=ROOT,
-            )
-        assert self._proc.stdout is not None
-        line = await asyncio.wait_for(self._proc.stdout.readline(), START_TIMEOUT)
-        if not line.strip().isdigit():
-            await self._stop()
-            raise RuntimeError(f"the sandbox did not start; see {self._log}")
-        self._port = int(line)
+        else:
+            assert self._child is not None
+            await self._child.start()
+            self._port = self._child.port
         return self
 
     async def calls(self, model: str) -> CallStats:
@@ -102,26 +83,15 @@ class Sandbox:
     ) -> None:
         if self._server is not None:
             await self._server.aclose()
-        else:
-            await self._stop()
-
-    async def _stop(self) -> None:
-        proc = self._proc
-        if proc is None or proc.returncode is not None:
-            return
-        assert proc.stdin is not None
-        proc.stdin.close()  # the child serves until its stdin closes
-        try:
-            await asyncio.wait_for(proc.wait(), 5)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        elif self._child is not None:
+            await self._child.stop()
 
 
 async def _serve(config: SandboxConfig) -> None:
     async with SandboxServer(config) as server:
-        print(server.port, flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        announce(port=server.port)
+        async for _ in stdin_lines():
+            pass
 
 
 def main() -> None:

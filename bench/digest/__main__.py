@@ -31,17 +31,15 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from sqlalchemy import func, select, text, type_coerce
-from sqlalchemy.engine import make_url
 
+from bench.common.postgres import create_database, drop_database
 from bot.digest.content import Digest, DigestBuilder
 from bot.digest.window import local_today
 from bot.store import Database, UsageStore, migrate
@@ -137,10 +135,7 @@ _W0 = (("platform", "slack"), ("workspace", "W0"))
 
 
 async def run_size(admin_url: str, rows: int, repeat: int) -> Result:
-    name = f"quotabot_bench_digest_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(_dsn(admin_url))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    url = await create_database(admin_url, "quotabot_bench_digest")
     try:
         async with Database(url) as db:
             await migrate.upgrade(db)
@@ -195,12 +190,7 @@ async def run_size(admin_url: str, rows: int, repeat: int) -> Result:
                 **out,  # type: ignore[arg-type]
             )
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-def _dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        await drop_database(admin_url, url)
 
 
 def tables(results: list[Result]) -> tuple[str, str]:

@@ -54,15 +54,9 @@ from typing import Any
 
 import aiohttp
 
+from bench.common.postgres import create_database, drop_database
 from bench.common.processes import cpu_seconds, rss_mb
-from bench.load.processes import (
-    Child,
-    Replica,
-    create_database,
-    drop_database,
-    migrate,
-    quotabot_env,
-)
+from bench.load.processes import Helper, Replica, migrate, quotabot_env
 from bench.load.users import Load, Question
 
 RESULTS = Path(__file__).resolve().parent / "results" / "load.json"
@@ -215,16 +209,16 @@ async def run(args: argparse.Namespace, tmp: Path) -> Report:
         latency=args.latency,
     )
     prefix = f"quotabot-load-{uuid.uuid4().hex[:12]}"
-    database = await create_database(args.postgres_url)
+    database = await create_database(args.postgres_url, "quotabot_load")
     replicas: list[Replica] = []
     connector = aiohttp.TCPConnector(limit=512)
     timeout = aiohttp.ClientTimeout(total=30)
     try:
         async with (
             aiohttp.ClientSession(connector=connector, timeout=timeout) as http,
-            Child("sandbox", tmp / "sandbox.log", args.latency) as sandbox,
-            Child("slack", tmp / "slack.log") as slack,
-            Child("discord", tmp / "discord.log") as discord,
+            Helper("sandbox", tmp / "sandbox.log", args.latency) as sandbox,
+            Helper("slack", tmp / "slack.log") as slack,
+            Helper("discord", tmp / "discord.log") as discord,
         ):
             load = Load(args, [], slack, discord)
             env = quotabot_env(
@@ -238,7 +232,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> Report:
             )
             await migrate(env, tmp / "migrate.log")
             replicas = [Replica(i, env, tmp) for i in range(2)]
-            await asyncio.gather(*(r.start(http) for r in replicas))
+            await asyncio.gather(*(r.start() for r in replicas))
             load.urls = [r.url for r in replicas]
             load.http = http
             poller = asyncio.create_task(load.poll())

@@ -1,9 +1,9 @@
 """The processes ``bench.load`` runs besides itself: the sandbox, the fake Slack and Discord
-APIs (each with a control server), PostgreSQL's database, and the ``quotabot serve`` replicas.
+APIs (each with a control server), and the ``quotabot serve`` replicas.
 
     python -m bench.load.processes sandbox|slack|discord [--latency S]
 
-prints ``{"port": ..., "control": ...}`` and serves until its stdin closes.
+announces ``{"port": ..., "control": ...}`` and serves until its stdin closes.
 """
 
 from __future__ import annotations
@@ -12,21 +12,22 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import aiohttp
+from bench.common.processes import (
+    ROOT,
+    Child,
+    QuotabotServe,
+    announce,
+    clean_environ,
+    quotabot_command,
+    stdin_lines,
+)
 
-from bench.common.processes import free_port, stop_child, stop_quotabot
-
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = "load-signing-secret-0123456789abcdef"
 """The Slack signing secret the replicas are given and the users sign with."""
-START_TIMEOUT = 60.0
 
 
 # -- the child processes: sandbox, fake Slack, fake Discord ----------------------------------
@@ -109,82 +110,26 @@ async def _child(role: str, latency: float) -> None:
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     async with server:
         port = server.port if role == "sandbox" else int(server.url.split(":")[2].split("/")[0])
-        print(json.dumps({"port": port, "control": runner.addresses[0][1]}), flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        announce(port=port, control=runner.addresses[0][1])
+        async for _ in stdin_lines():
+            pass
     await runner.cleanup()
 
 
-class Child:
-    """``python -m bench.load.processes ROLE``: prints its ports, serves until stdin closes."""
+class Helper(Child):
+    """``python -m bench.load.processes ROLE``: the sandbox, the fake Slack or Discord API."""
 
     def __init__(self, role: str, log: Path, latency: float = 0.0):
-        self.role, self.log, self.latency = role, log, latency
-        self.proc: asyncio.subprocess.Process | None = None
-        self.port = self.control = 0
-
-    async def __aenter__(self) -> Child:
-        with open(self.log, "ab") as log:  # noqa: ASYNC230 - opening a log file is instant
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bench.load.processes",
-                self.role,
-                "--latency",
-                str(self.latency),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=log,
-                cwd=ROOT,
-            )
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), START_TIMEOUT)
-        try:
-            ports = json.loads(line)
-        except ValueError:
-            raise RuntimeError(f"{self.role} did not start; see {self.log}") from None
-        self.port, self.control = int(ports["port"]), int(ports["control"])
-        return self
+        super().__init__("bench.load.processes", role, "--latency", str(latency), log=log)
+        self.role = role
 
     @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    async def __aexit__(self, *exc: object) -> None:
-        await stop_child(self.proc)
+    def control(self) -> int:
+        """The port of its control server."""
+        return int(self.info["control"])
 
 
-# -- /proc -----------------------------------------------------------------------------------
-
-
-# -- PostgreSQL, Redis, the replicas ---------------------------------------------------------
-
-
-async def create_database(admin_url: str) -> str:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    name = f"quotabot_load_{uuid.uuid4().hex[:12]}"
-    dsn = make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn, timeout=5)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_database(admin_url: str, url: str) -> None:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    name = make_url(url).database
-    dsn = make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn, timeout=5)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+# -- the replicas ---------------------------------------------------------
 
 
 def quotabot_env(
@@ -193,16 +138,11 @@ def quotabot_env(
     from fakes.discord_api import APPLICATION_ID
     from fakes.slack_api import DEFAULT_TOKEN
 
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("QUOTABOT_", "OPENAI_", "SLACK_", "DISCORD_"))
-    }
+    env = clean_environ()
     env.update(
         QUOTABOT_DATABASE_URL=database,
         QUOTABOT_REDIS_URL=redis,
         QUOTABOT_REDIS_PREFIX=prefix,
-        QUOTABOT_HTTP_HOST="127.0.0.1",
         QUOTABOT_LOG_LEVEL="WARNING",
         QUOTABOT_PROVIDER_TIER="paid",
         # The catalog's paid-tier gpt-3.5-turbo is 60 RPM: raised so that no budget waits.
@@ -221,75 +161,34 @@ def quotabot_env(
     return env
 
 
-def _quotabot() -> list[str]:
-    exe = Path(sys.executable).parent / "quotabot"
-    return [str(exe)] if exe.exists() else [sys.executable, "-c", "import bot.cli as c; c.main()"]
-
-
 async def migrate(env: dict[str, str], log: Path) -> None:
     with open(log, "ab") as out:  # noqa: ASYNC230 - opening a log file is instant
         proc = await asyncio.create_subprocess_exec(
-            *_quotabot(), "db", "upgrade", env=env, cwd=ROOT, stdout=out, stderr=out
+            *quotabot_command(), "db", "upgrade", env=env, cwd=ROOT, stdout=out, stderr=out
         )
     if await proc.wait() != 0:
         raise RuntimeError(f"quotabot db upgrade failed; see {log}")
 
 
-class Replica:
+class Replica(QuotabotServe):
+    """``quotabot serve --no-scheduler``, ready once ``/readyz`` answers."""
+
     def __init__(self, index: int, env: dict[str, str], data: Path):
+        super().__init__(
+            {**env, "QUOTABOT_DATA_DIR": str(data / f"replica-{index}")},
+            log=data / f"replica-{index}.log",
+            args=("serve", "--no-scheduler"),
+            ready_path="/readyz",
+            stop_wait=15,
+        )
         self.index = index
-        self.port = free_port()
-        self.log = data / f"replica-{index}.log"
-        self.env = {
-            **env,
-            "QUOTABOT_HTTP_PORT": str(self.port),
-            "QUOTABOT_DATA_DIR": str(data / f"replica-{index}"),
-        }
-        self.proc: asyncio.subprocess.Process | None = None
         self.rss: list[float] = []
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    async def start(self, http: aiohttp.ClientSession) -> None:
-        with open(self.log, "ab") as log:  # noqa: ASYNC230 - opening a log file is instant
-            self.proc = await asyncio.create_subprocess_exec(
-                *_quotabot(),
-                "serve",
-                "--no-scheduler",
-                env=self.env,
-                cwd=ROOT,
-                stdout=log,
-                stderr=log,
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            with contextlib.suppress(aiohttp.ClientError):
-                async with http.get(f"{self.url}/readyz") as response:
-                    if response.status == 200:
-                        return
-            if self.proc.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"replica {self.index} did not start; see {self.log}")
-            await asyncio.sleep(0.2)
-
-    async def stop(self) -> None:
-        await stop_quotabot(self.proc, 15)
-
     def problems(self) -> list[str]:
-        if not self.log.exists():
-            return []
-        quiet = ("quotabot serving on", "`token` will be unused")
         return [
             line
-            for line in self.log.read_text().splitlines()
-            if (" WARNING " in line or " ERROR " in line or "Traceback" in line)
-            and not any(q in line for q in quiet)
+            for line in self.logged()
+            if " WARNING " in line or " ERROR " in line or "Traceback" in line
         ]
 
 

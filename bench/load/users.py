@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.load.processes import SECRET, Child
+from bench.load.processes import SECRET, Helper
 
 SLACK_CHANNELS = 40
 DISCORD_GUILDS, DISCORD_CHANNELS = 5, 20
@@ -49,7 +49,7 @@ class Ack:
 class Load:
     """The generator: users, the round robin over replicas, and what became of each request."""
 
-    def __init__(self, args: argparse.Namespace, urls: list[str], slack: Child, discord: Child):
+    def __init__(self, args: argparse.Namespace, urls: list[str], slack: Helper, discord: Helper):
         from fakes.discord_api import Signer
 
         self.args = args

@@ -4,21 +4,10 @@
     .venv/bin/python -m bench.slack_ack --rate 300 --duration 10 --break-rate 0
     BENCH_ACK_AFTER_CLAIM=true .venv/bin/python -m bench.slack_ack ...   # acks wait for claims
 
-Three processes besides this one, all on 127.0.0.1:
-
-* the sandbox provider (``bot.sandbox.SandboxServer``, 2 s latency, no RPM/TPM/RPD), started as
-  ``python -m bench.slack_ack --child sandbox``;
-* the fake Slack Web API (``fakes.slack_api.FakeSlackAPI``), ``--child slack-api``; it
-  answers ``stats`` on stdin with a JSON line of what it was asked;
-* quotabot itself, ``quotabot serve`` (Slack on, temporary SQLite data dir, paid tier, the
-  model's RPM/TPM/RPD raised so that no budget holds anything back).
-
-This process is the load generator: an open-loop sender of distinct signed ``app_mention``
-events (new ts and event_id each, 64 channels) at a fixed rate, over one aiohttp session with
-a keep-alive pool (not httpx: its pool's cost grows with queued requests times connections,
-and made the sender the bottleneck). Latency is measured from the moment each event was due
-to be sent (so a backlog in the sender or its pool counts against the ack, not hidden) to its
-HTTP response.
+Three processes besides this one, all on 127.0.0.1 (``processes.py``): the sandbox provider
+(2 s a call, no limits), the fake Slack Web API, and ``quotabot serve`` with Slack on. This
+process is the load generator (``sender.py``): an open-loop sender of distinct signed
+``app_mention`` events at a fixed rate, whose latency counts from when each event was due.
 After the window, quotabot is given a while to finish the answers, which the fake Slack API
 counts: the answers are the work that happens after the ack.
 """
@@ -27,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import sys
@@ -37,212 +25,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import httpx
+from bench.common.postgres import create_database, drop_database
+from bench.slack_ack.processes import LATENCY, PROVIDER_CONNECTIONS, Helper, quotabot
+from bench.slack_ack.sender import CHANNELS, POOL, WARMUP, events, load, warm_up
 
-from bench.common.processes import cpu_seconds, free_port, stop_child, stop_quotabot
-
-ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results" / "slack_ack.json"
-SECRET = "bench-signing-secret-0123456789abcdef"
-CHANNELS = 64
-LATENCY = 2.0
-"""Seconds the sandbox takes for every provider call."""
 TARGET_RATE = 300.0
 TARGET_P99_MS = 50.0
-POOL = 64
-PROVIDER_CONNECTIONS = 100
-"""quotabot's default: at 2 s per call, about 50 answers a second from one process."""
-"""Keep-alive connections from the load generator (Slack itself opens many)."""
-WARMUP = 20
-START_TIMEOUT = 30.0
 
 
-# -- the child processes ---------------------------------------------------------------------
-
-
-async def _child(role: str) -> None:
-    if role == "sandbox":
-        from bot.sandbox import SandboxConfig, SandboxServer
-
-        server: Any = SandboxServer(SandboxConfig(rpm=None, tpm=None, rpd=None, latency=LATENCY))
-
-        def stats() -> dict[str, Any]:
-            return {"requests": server.stats.total.requests}
-    else:
-        from fakes.slack_api import FakeSlackAPI
-
-        server = FakeSlackAPI()
-
-        def stats() -> dict[str, Any]:
-            # However the adapter delivers it (chat.update of the placeholder, or Slack's
-            # streaming methods), an answer is a finished message with the sandbox's text.
-            methods: dict[str, int] = {}
-            for call in server.calls:
-                methods[call.method] = methods.get(call.method, 0) + 1
-            answers = sum(
-                m.visible_text.startswith("Sandbox answer") and not m.streaming
-                for messages in server.state.messages.values()
-                for m in messages
-            )
-            return {"answers": answers, "calls": len(server.calls), "methods": methods}
-
-    loop = asyncio.get_running_loop()
-    async with server:
-        port = server.port if role == "sandbox" else int(server.base_url.rsplit(":", 1)[1])
-        print(port, flush=True)
-        while line := await loop.run_in_executor(None, sys.stdin.readline):
-            if line.strip() == "stats":
-                print(json.dumps(stats()), flush=True)
-
-
-class Child:
-    """``python -m bench.slack_ack --child ROLE``: prints its port, serves until stdin closes."""
-
-    def __init__(self, role: str, log: Path):
-        self.role, self.log = role, log
-        self.proc: asyncio.subprocess.Process | None = None
-        self.port = 0
-
-    async def __aenter__(self) -> Child:
-        with open(self.log, "ab") as log:  # noqa: ASYNC230 - opening a log file is instant
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bench.slack_ack",
-                "--child",
-                self.role,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=log,
-                cwd=ROOT,
-            )
-        line = await asyncio.wait_for(self._readline(), START_TIMEOUT)
-        if not line.isdigit():
-            raise RuntimeError(f"{self.role} did not start; see {self.log}")
-        self.port = int(line)
-        return self
-
-    async def _readline(self) -> str:
-        assert self.proc is not None and self.proc.stdout is not None
-        return (await self.proc.stdout.readline()).decode().strip()
-
-    async def stats(self) -> dict[str, Any]:
-        assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write(b"stats\n")
-        await self.proc.stdin.drain()
-        return json.loads(await asyncio.wait_for(self._readline(), 10))
-
-    async def __aexit__(self, *exc: object) -> None:
-        await stop_child(self.proc)
-
-
-# -- quotabot under test ---------------------------------------------------------------------
-
-
-class Quotabot:
-    """``quotabot serve`` with Slack on, as a process of its own."""
-
-    def __init__(
-        self,
-        *,
-        provider: str,
-        slack_api: str,
-        data_dir: Path,
-        concurrent: int | None = None,
-        database: str | None = None,
-    ):
-        from fakes.slack_api import DEFAULT_TOKEN
-
-        self.port = free_port()
-        self.log = data_dir / "quotabot.log"
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("QUOTABOT_", "OPENAI_", "SLACK_", "DISCORD_"))
-        }
-        if os.environ.get("BENCH_PYTHONPATH"):
-            env["PYTHONPATH"] = os.environ["BENCH_PYTHONPATH"]
-        env.update(
-            QUOTABOT_DATA_DIR=str(data_dir),
-            QUOTABOT_HTTP_HOST="127.0.0.1",
-            QUOTABOT_HTTP_PORT=str(self.port),
-            QUOTABOT_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-            # BENCH_ACK_AFTER_CLAIM=true: acks wait for each event's claim (see README).
-            QUOTABOT_ACK_AFTER_CLAIM=os.environ.get("BENCH_ACK_AFTER_CLAIM", "false"),
-            QUOTABOT_PROVIDER_TIER="paid",
-            # Paid-tier gpt-3.5-turbo is 60 RPM in the catalog: raised so nothing waits on it.
-            QUOTABOT_MODELS=json.dumps(
-                {"gpt-3.5-turbo": {"rpm": 10**7, "tpm": 10**10, "rpd": 10**9}}
-            ),
-            QUOTABOT_QUEUE_SIZE="100000",
-            QUOTABOT_REQUEST_DEADLINE="600",
-            QUOTABOT_MAX_TOKENS="64",
-            QUOTABOT_PROVIDER_CONNECTIONS=str(PROVIDER_CONNECTIONS),
-            QUOTABOT_CONCURRENT_ANSWERS=str(concurrent or PROVIDER_CONNECTIONS),
-            **({"QUOTABOT_DATABASE_URL": database} if database else {}),
-            OPENAI_BASE_URL=provider,
-            OPENAI_API_KEY="sk-bench",
-            SLACK_BOT_TOKEN=DEFAULT_TOKEN,
-            SLACK_SIGNING_SECRET=SECRET,
-            SLACK_API_URL=slack_api,
-        )
-        self.env = env
-        self.proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> Quotabot:
-        exe = Path(sys.executable).parent / "quotabot"
-        cmd = (
-            [str(exe)] if exe.exists() else [sys.executable, "-c", "import bot.cli as c; c.main()"]
-        )
-        with open(self.log, "ab") as log:  # noqa: ASYNC230 - opening a log file is instant
-            self.proc = await asyncio.create_subprocess_exec(
-                *cmd, "serve", env=self.env, cwd=ROOT, stdout=log, stderr=log
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        async with httpx.AsyncClient() as client:
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{self.url}/healthz")).status_code == 200:
-                        return self
-                if self.proc.returncode is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"quotabot did not start; see {self.log}")
-                await asyncio.sleep(0.1)
-
-    def cpu(self) -> float:
-        assert self.proc is not None
-        return cpu_seconds(self.proc.pid)
-
-    async def __aexit__(self, *exc: object) -> None:
-        await stop_quotabot(self.proc, 3)  # letting answers under way finish: not worth it
-
-    def problems(self) -> list[str]:
-        """What quotabot logged (at WARNING and above: its log level here)."""
-        if not self.log.exists():
-            return []
-        quiet = ("quotabot serving on", "`token` will be unused")
-        lines = self.log.read_text().splitlines()
-        return [line for line in lines if line.strip() and not any(q in line for q in quiet)]
-
-
-# -- the load generator ----------------------------------------------------------------------
-
-
-def _events(n: int, tag: str) -> list[tuple[bytes, dict[str, str]]]:
-    """``n`` distinct signed app_mention deliveries, built before the clock starts."""
-    from fakes import slack_events as ev
-
-    out = []
-    for i in range(n):
-        payload = ev.app_mention(f"bench {tag} question {i}", channel=f"CBENCH{i % CHANNELS:04d}")
-        body = ev.encode_event(payload)
-        headers = {"Content-Type": "application/json", **ev.signed_request(body, SECRET)}
-        out.append((body, headers))
-    return out
+# -- one run -------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -281,52 +73,6 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-async def _fire(
-    client: aiohttp.ClientSession,
-    url: str,
-    delivery: tuple[bytes, dict[str, str]],
-    due: float,
-    out: list[tuple[float, float, int]],
-) -> None:
-    started = time.perf_counter()
-    try:
-        async with client.post(url, data=delivery[0], headers=delivery[1]) as response:
-            await response.read()
-            status = response.status
-    except (aiohttp.ClientError, TimeoutError):
-        status = 0
-    out.append((started - due, time.perf_counter() - due, status))
-
-
-async def load(url: str, deliveries: list[tuple[bytes, dict[str, str]]], rate: float) -> Any:
-    """Open loop: event ``i`` is due at ``start + i / rate`` whether or not earlier ones were
-    answered. Returns [(lag, latency, status)] and the wall time from start to the last ack."""
-    out: list[tuple[float, float, int]] = []
-    # aiohttp, not httpx: httpcore's pool costs O(queued x connections) per request, which
-    # made this load generator, not quotabot, the bottleneck once requests queued.
-    connector = aiohttp.TCPConnector(limit=POOL)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
-        tasks = []
-        start = time.perf_counter() + 0.05
-        for i, delivery in enumerate(deliveries):
-            due = start + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(_fire(client, url, delivery, due, out)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - start
-    return out, elapsed
-
-
-async def warm_up(url: str) -> None:
-    async with httpx.AsyncClient(timeout=30) as client:
-        for body, headers in _events(WARMUP, "warmup"):
-            response = await client.post(url, content=body, headers=headers)
-            response.raise_for_status()
-
-
 async def one_run(
     rate: float,
     duration: float,
@@ -339,10 +85,9 @@ async def one_run(
     this run (and dropped after it) instead of SQLite."""
     if postgres is None:
         return await _one_run(rate, duration, drain, workdir, concurrent, None)
-    from bench.load.processes import create_database, drop_database
     from bot.store import Database, migrate
 
-    database = await create_database(postgres)
+    database = await create_database(postgres, "quotabot_slack_ack")
     try:
         db = Database(database)
         await migrate.upgrade(db)
@@ -363,14 +108,14 @@ async def _one_run(
     run = Run(rate=rate, duration=duration)
     data = workdir / f"rate{int(rate)}"
     data.mkdir()
-    deliveries = _events(int(rate * duration), f"r{int(rate)}")
+    deliveries = events(int(rate * duration), f"r{int(rate)}")
     async with (
-        Child("sandbox", data / "sandbox.log") as sandbox,
-        Child("slack-api", data / "slack_api.log") as slack,
+        Helper("sandbox", data / "sandbox.log") as sandbox,
+        Helper("slack-api", data / "slack_api.log") as slack,
     ):
         provider = f"http://127.0.0.1:{sandbox.port}/v1"
         slack_api = f"http://127.0.0.1:{slack.port}/api/"
-        async with Quotabot(
+        async with quotabot(
             provider=provider,
             slack_api=slack_api,
             data_dir=data,
@@ -420,7 +165,7 @@ async def _one_run(
             run.drain_seconds = time.perf_counter() - drained
             run.answers = (await slack.stats())["answers"] - before["answers"]
             run.provider_calls = (await sandbox.stats())["requests"] - calls_before
-        problems = bot.problems()
+        problems = bot.logged()
         run.listener_failures = sum("Slack listener failed" in line for line in problems)
         run.notes = [line for line in problems if " ERROR " in line or " WARNING " in line][:3]
     return run
@@ -505,12 +250,7 @@ def main() -> None:
         type=int,
         help=f"QUOTABOT_CONCURRENT_ANSWERS of the process (default {PROVIDER_CONNECTIONS})",
     )
-    parser.add_argument("--child", choices=("sandbox", "slack-api"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_child(args.child))
-        return
 
     began = time.monotonic()
     runs = asyncio.run(main_async(args))

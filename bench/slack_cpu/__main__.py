@@ -28,14 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.slack_ack.__main__ import Child, Quotabot, _events, load
-
-
-def _user_system(pid: int) -> tuple[float, float]:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
-
+from bench.common.processes import cpu_times
+from bench.slack_ack.processes import Helper, quotabot
+from bench.slack_ack.sender import events, load
 
 EVENT_RATE, EVENT_SECONDS = 300.0, 10.0
 ANSWER_RATE, ANSWER_SECONDS = 40.0, 5.0
@@ -73,11 +68,11 @@ async def _phase(workdir: Path, name: str, concurrent: int, rate: float, seconds
     data = workdir / name
     data.mkdir()
     n = int(rate * seconds)
-    deliveries = _events(n, name)
+    deliveries = events(n, name)
     async with (
-        Child("sandbox", data / "sandbox.log") as sandbox,
-        Child("slack-api", data / "slack_api.log") as slack,
-        Quotabot(
+        Helper("sandbox", data / "sandbox.log") as sandbox,
+        Helper("slack-api", data / "slack_api.log") as slack,
+        quotabot(
             provider=f"http://127.0.0.1:{sandbox.port}/v1",
             slack_api=f"http://127.0.0.1:{slack.port}/api/",
             data_dir=data,
@@ -86,16 +81,15 @@ async def _phase(workdir: Path, name: str, concurrent: int, rate: float, seconds
     ):
         url = f"{bot.url}/slack/events"
         # Warm up (imports, connections, caches) with the same kind of load, then let it end.
-        await load(url, _events(PREWARM, name + "warm"), 100.0)
+        await load(url, events(PREWARM, name + "warm"), 100.0)
         for _ in range(100):
             if concurrent == 1 or (await slack.stats())["answers"] >= PREWARM:
                 break
             await asyncio.sleep(0.1)
         await asyncio.sleep(SETTLE)
         before = (await slack.stats())["answers"]
-        assert bot.proc is not None
-        profile = await _profiled(bot.proc.pid, name, seconds + (0 if concurrent == 1 else 3))
-        cpu0, us0 = bot.cpu(), _user_system(bot.proc.pid)
+        profile = await _profiled(bot.pid, name, seconds + (0 if concurrent == 1 else 3))
+        cpu0, us0 = bot.cpu(), cpu_times(bot.pid)
         await load(url, deliveries, rate)
         for _ in range(1200 if concurrent > 1 else 0):  # at most a minute
             if (await slack.stats())["answers"] - before >= n:
@@ -103,7 +97,7 @@ async def _phase(workdir: Path, name: str, concurrent: int, rate: float, seconds
             await asyncio.sleep(0.05)
         await asyncio.sleep(SETTLE)
         cpu = bot.cpu() - cpu0
-        us1 = _user_system(bot.proc.pid)
+        us1 = cpu_times(bot.pid)
         print(f"  {name}: user {us1[0] - us0[0]:.2f} s, system {us1[1] - us0[1]:.2f} s")
         if profile is not None:
             await profile.wait()
