@@ -3,12 +3,12 @@ time to answer and fairness; quotabot against each baseline; the project's targe
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from bench.budgets.harness import CallStats, Result
 from bench.budgets.workload import CHANNEL_WEIGHTS, Workload
+from bench.common.stats import percentile
 
 ANSWERS_FOR_TIME = 400
 """Fewer than any system gives in the window (the cookbook's ~413 is the fewest)."""
@@ -86,16 +86,6 @@ def max_min_jain(served: Sequence[int], demand: Sequence[int]) -> float | None:
     given (so it judges how they were shared, not how many there were)."""
     fair = max_min_shares(demand, sum(served))
     return jain([s / f for s, f in zip(served, fair, strict=True) if f > 0])
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    return statistics.quantiles(ordered, n=100, method="inclusive")[round(q) - 1]
 
 
 def figures(

@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -40,6 +39,7 @@ from typing import Any
 from sqlalchemy import func, select, text, type_coerce
 
 from bench.common.postgres import create_database, drop_database
+from bench.common.stats import percentile_or_zero
 from bot.digest.content import Digest, DigestBuilder
 from bot.digest.window import local_today
 from bot.store import Database, UsageStore, migrate
@@ -94,7 +94,7 @@ async def timed(fn: Callable[[], Awaitable[Any]], repeat: int) -> tuple[float, A
         t = time.perf_counter()
         await fn()
         times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times), result
+    return percentile_or_zero(times, 50), result
 
 
 def _figures(d: Digest) -> tuple[Any, ...]:

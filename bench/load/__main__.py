@@ -56,6 +56,7 @@ import aiohttp
 
 from bench.common.postgres import create_database, drop_database
 from bench.common.processes import cpu_seconds, rss_mb
+from bench.common.stats import percentile_or_zero as pct
 from bench.load.processes import Helper, Replica, migrate, quotabot_env
 from bench.load.users import Load, Question
 
@@ -94,13 +95,6 @@ def histograms(texts: list[str]) -> dict[str, dict[str, float]]:
 
 
 # -- one run ---------------------------------------------------------------------------------
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 async def usage_checks(database: str, questions: list[Question]) -> dict[str, Any]:
@@ -338,14 +332,14 @@ def summarise(report: Report, load: Load, questions: list[Question], window: flo
     report.offered_per_s = report.requests / window
     report.acked_per_s = report.acked / window
     ms = [a.ms for a in ok]
-    report.ack_p50_ms, report.ack_p99_ms = _pct(ms, 0.5), _pct(ms, 0.99)
+    report.ack_p50_ms, report.ack_p99_ms = pct(ms, 50), pct(ms, 99)
     report.ack_max_ms = max(ms, default=0.0)
     for platform in ("slack", "discord"):
         mine = [a.ms for a in ok if a.platform == platform]
         report.ack_by_platform[platform] = {
             "requests": sum(a.platform == platform for a in acks),
-            "p50_ms": round(_pct(mine, 0.5), 1),
-            "p99_ms": round(_pct(mine, 0.99), 1),
+            "p50_ms": round(pct(mine, 50), 1),
+            "p99_ms": round(pct(mine, 99), 1),
         }
     report.questions = len(questions)
     answered = [q for q in questions if q.answered_at and not q.error]
@@ -354,7 +348,7 @@ def summarise(report: Report, load: Load, questions: list[Question], window: flo
     report.unanswered = sum(1 for q in questions if not q.answered_at)
     report.answers_per_min = 60 * report.answered / window
     tta = [q.answered_at - q.sent_at for q in answered if q.answered_at]
-    report.tta_p50_s, report.tta_p95_s = _pct(tta, 0.5), _pct(tta, 0.95)
+    report.tta_p50_s, report.tta_p95_s = pct(tta, 50), pct(tta, 95)
     report.tta_max_s = max(tta, default=0.0)
     kinds: dict[str, dict[str, int]] = {}
     for q in questions:

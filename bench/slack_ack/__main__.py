@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.postgres import create_database, drop_database
+from bench.common.stats import percentile_or_zero as pct
 from bench.slack_ack.processes import LATENCY, PROVIDER_CONNECTIONS, Helper, quotabot
 from bench.slack_ack.sender import CHANNELS, POOL, WARMUP, events, load, warm_up
 
@@ -64,13 +65,6 @@ class Run:
     """Events acked but then dropped: quotabot logged "Slack listener failed" for them."""
     met: bool = False
     notes: list[str] = field(default_factory=list)
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 async def one_run(
@@ -143,12 +137,12 @@ async def _one_run(
             run.non_200 = run.sent - run.acked
             run.achieved = run.acked / elapsed
             latencies = [r[1] * 1000 for r in ok]
-            run.p50_ms = _pct(latencies, 0.50)
-            run.p95_ms = _pct(latencies, 0.95)
-            run.p99_ms = _pct(latencies, 0.99)
+            run.p50_ms = pct(latencies, 50)
+            run.p95_ms = pct(latencies, 95)
+            run.p99_ms = pct(latencies, 99)
             run.max_ms = max(latencies, default=0.0)
-            run.p99_from_send_ms = _pct([(r[1] - r[0]) * 1000 for r in ok], 0.99)
-            run.sender_lag_p99_ms = _pct([r[0] * 1000 for r in results], 0.99)
+            run.p99_from_send_ms = pct([(r[1] - r[0]) * 1000 for r in ok], 99)
+            run.sender_lag_p99_ms = pct([r[0] * 1000 for r in results], 99)
             run.met = (
                 run.non_200 == 0
                 and run.achieved >= 0.97 * rate

@@ -22,13 +22,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench.common.processes import cpu_times
+from bench.common.stats import percentile_or_zero
 from bench.slack_ack.processes import Helper, quotabot
 from bench.slack_ack.sender import events, load
 
@@ -118,8 +118,8 @@ async def main_async(repeat: int) -> None:
         print(f"run {i + 1}: {event_ms:.2f} ms CPU per event, {answer_ms:.2f} ms per answer")
     if repeat > 1:
         print(
-            f"median: {statistics.median(per_event):.2f} ms per event, "
-            f"{statistics.median(per_answer):.2f} ms per answer"
+            f"median: {percentile_or_zero(per_event, 50):.2f} ms per event, "
+            f"{percentile_or_zero(per_answer, 50):.2f} ms per answer"
         )
 
 
