@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import random
@@ -31,6 +30,7 @@ from bench.budgets.replica import redis_problem, run_replicas
 from bench.budgets.report import Report
 from bench.budgets.sandbox_host import Sandbox
 from bench.budgets.workload import Workload, batching_workload, chat_workload
+from bench.common.tables import write_results
 from bot.config import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "budgets.json"
@@ -251,10 +251,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="quotabot-bench-") as tmp:
         result = asyncio.run(bench(args, Path(tmp)))
     print(result.text())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result.to_json(), indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(result.markdown())
-    print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
+    write_results(args.out, result.to_json(), result.markdown())
 
 
 if __name__ == "__main__":

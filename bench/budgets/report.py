@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.budgets.figures import ANSWERS_FOR_TIME, BatchRun, Comparison, Figures, Target, num
 from bench.budgets.workload import Workload
+from bench.common.tables import markdown_table
 
 HEADERS = (
     "system",
@@ -66,23 +66,6 @@ def batch_row(r: BatchRun) -> list[str]:
     ]
 
 
-def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
-
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    align = ["---"] + ["---:"] * (len(headers) - 1)
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in [headers, align, *rows])
-
-
 @dataclass(frozen=True, kw_only=True)
 class Report:
     meta: dict[str, object]
@@ -138,9 +121,9 @@ class Report:
 
     def text(self) -> str:
         parts = [
-            text_table(HEADERS, [row(f) for f in self.rows]),
+            markdown_table(HEADERS, [row(f) for f in self.rows]),
             "\n".join(c.line() for c in self.comparisons),
-            text_table(BATCH_HEADERS, [batch_row(r) for r in self.batch_runs]),
+            markdown_table(BATCH_HEADERS, [batch_row(r) for r in self.batch_runs]),
             self._factors(),
             "\n".join(t.line() for t in self.targets),
         ]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from sqlalchemy.dialects import sqlite
 
+from bench.common.tables import markdown_table, write_results
 from bot.store import Database, migrate
 from bot.store.events import EventLog
 from bot.store.schema import SeenEvent
@@ -84,20 +84,26 @@ async def run(n: int) -> list[dict[str, object]]:
 
 
 def table(rows: list[dict[str, object]]) -> str:
-    lines = [
-        "| shape | claims | one transaction each: wall / CPU ms per claim "
-        "| quotabot: wall / CPU ms per claim | wall ratio |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['shape']} | {r['claims']} "
-            f"| {r['one transaction each wall ms/claim']:.2f} / "
-            f"{r['one transaction each cpu ms/claim']:.2f} "
-            f"| {r['quotabot wall ms/claim']:.2f} / {r['quotabot cpu ms/claim']:.2f} "
-            f"| x{r['wall ratio']:.1f} |"
-        )
-    return "\n".join(lines)
+    return markdown_table(
+        (
+            "shape",
+            "claims",
+            "one transaction each: wall / CPU ms per claim",
+            "quotabot: wall / CPU ms per claim",
+            "wall ratio",
+        ),
+        [
+            (
+                str(r["shape"]),
+                str(r["claims"]),
+                f"{r['one transaction each wall ms/claim']:.2f} / "
+                f"{r['one transaction each cpu ms/claim']:.2f}",
+                f"{r['quotabot wall ms/claim']:.2f} / {r['quotabot cpu ms/claim']:.2f}",
+                f"x{r['wall ratio']:.1f}",
+            )
+            for r in rows
+        ],
+    )
 
 
 def main() -> None:
@@ -108,12 +114,9 @@ def main() -> None:
     rows = asyncio.run(run(args.claims))
     text = table(rows)
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(
-        f"# Answer-once claims on SQLite ({datetime.now(UTC):%Y-%m-%d})\n\n{text}\n"
+    write_results(
+        args.out, rows, f"# Answer-once claims on SQLite ({datetime.now(UTC):%Y-%m-%d})\n\n{text}\n"
     )
-    print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

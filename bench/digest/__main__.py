@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import time
@@ -40,6 +39,7 @@ from sqlalchemy import func, select, text, type_coerce
 
 from bench.common.postgres import create_database, drop_database
 from bench.common.stats import percentile_or_zero
+from bench.common.tables import markdown_table, write_results
 from bot.digest.content import Digest, DigestBuilder
 from bot.digest.window import local_today
 from bot.store import Database, UsageStore, migrate
@@ -193,7 +193,7 @@ async def run_size(admin_url: str, rows: int, repeat: int) -> Result:
         await drop_database(admin_url, url)
 
 
-def tables(results: list[Result]) -> tuple[str, str]:
+def table(results: list[Result]) -> str:
     headers = [
         "usage rows",
         "rollup rows",
@@ -219,19 +219,7 @@ def tables(results: list[Result]) -> tuple[str, str]:
         ]
         for r in results
     ]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
-    text_out = "\n".join(
-        "  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True))
-        for line in [headers, *rows]
-    )
-    md = "\n".join(
-        [
-            "| " + " | ".join(headers) + " |",
-            "| " + " | ".join("---:" for _ in headers) + " |",
-            *("| " + " | ".join(row) + " |" for row in rows),
-        ]
-    )
-    return text_out, md
+    return markdown_table(headers, rows)
 
 
 async def main(argv: list[str] | None = None) -> int:
@@ -251,18 +239,18 @@ async def main(argv: list[str] | None = None) -> int:
     for size in (int(s) for s in args.sizes.split(",")):
         print(f"{size:,} usage rows:", file=sys.stderr, flush=True)
         results.append(await run_size(args.postgres_url, size, args.repeat))
-    text_out, md = tables(results)
-    print(text_out)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(
+    md = table(results)
+    print(md)
+    write_results(
+        args.out,
+        [asdict(r) for r in results],
         "# quotabot digests: benchmark results\n\n"
         f"`python -m bench.digest --sizes {args.sizes} --repeat {args.repeat}`, "
-        f"{datetime.now(UTC):%Y-%m-%d}, PostgreSQL, medians of {args.repeat} runs.\n\n" + md + "\n"
+        f"{datetime.now(UTC):%Y-%m-%d}, PostgreSQL, medians of {args.repeat} runs.\n\n" + md + "\n",
     )
     met = all(r.digest_ny_rollups_ms < 100 and r.digest_kolkata_rollups_ms < 100 for r in results)
     print(f"target (digest under 100 ms at every size): {'met' if met else 'NOT met'}")
-    print(f"total {time.perf_counter() - started:.0f} s; results in {args.out}")
+    print(f"total {time.perf_counter() - started:.0f} s")
     return 0 if all(r.same_figures for r in results) else 1
 
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import re
 import sys
@@ -57,6 +56,7 @@ import aiohttp
 from bench.common.postgres import create_database, drop_database
 from bench.common.processes import cpu_seconds, rss_mb
 from bench.common.stats import percentile_or_zero as pct
+from bench.common.tables import markdown_table, write_results
 from bench.load.processes import Helper, Replica, migrate, quotabot_env
 from bench.load.users import Load, Question
 
@@ -435,15 +435,17 @@ def table(r: Report) -> str:
             ", ".join(f"{k} {v:.0f}%" for k, v in r.others_cpu.items()),
         ),
     ]
-    lines = ["| | |", "| --- | ---: |"] + [f"| {a} | {b} |" for a, b in rows]
-    return "\n".join(lines)
+    return markdown_table(("", ""), rows)
 
 
 def kinds_table(r: Report) -> str:
-    lines = ["| kind | asked | answered | error shown |", "| --- | ---: | ---: | ---: |"]
-    for kind, v in sorted(r.by_kind.items()):
-        lines.append(f"| {kind} | {v['asked']:,} | {v['answered']:,} | {v['failed']} |")
-    return "\n".join(lines)
+    return markdown_table(
+        ("kind", "asked", "answered", "error shown"),
+        [
+            (kind, f"{v['asked']:,}", f"{v['answered']:,}", f"{v['failed']}")
+            for kind, v in sorted(r.by_kind.items())
+        ],
+    )
 
 
 def markdown(r: Report, meta: dict[str, Any]) -> str:
@@ -519,10 +521,9 @@ def main() -> None:
         print(f"  logged: {line[:200]}")
     if report.extra_examples:
         print("second or stray answers, e.g.:", report.extra_examples[:3])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "report": asdict(report)}, indent=2, default=str))
-    args.out.with_suffix(".md").write_text(markdown(report, meta))
-    print(f"\nwrote {args.out} and {args.out.with_suffix('.md')}; total {report.runtime_s} s")
+    print()
+    write_results(args.out, {"meta": meta, "report": asdict(report)}, markdown(report, meta))
+    print(f"total {report.runtime_s} s")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from typing import Any
 
 from bench.common.postgres import create_database, drop_database
 from bench.common.stats import percentile_or_zero as pct
+from bench.common.tables import markdown_table, write_results
 from bench.slack_ack.processes import LATENCY, PROVIDER_CONNECTIONS, Helper, quotabot
 from bench.slack_ack.sender import CHANNELS, POOL, WARMUP, events, load, warm_up
 
@@ -167,30 +167,45 @@ async def _one_run(
 
 # -- report ----------------------------------------------------------------------------------
 
-HEADER = (
-    "| offered/s | sent | acked/s | non-200 | p50 ms | p95 ms | p99 ms | max ms "
-    "| p99 from send ms | sender lag p99 ms | quotabot CPU "
-    "| answers posted (end of window / after drain) | listener failures "
-    "| p99 < 50 ms at ≥ 300/s |"
+HEADERS = (
+    "offered/s",
+    "sent",
+    "acked/s",
+    "non-200",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "max ms",
+    "p99 from send ms",
+    "sender lag p99 ms",
+    "quotabot CPU",
+    "answers posted (end of window / after drain)",
+    "listener failures",
+    "p99 < 50 ms at ≥ 300/s",
 )
 
 
+def row(r: Run) -> list[str]:
+    return [
+        f"{r.rate:.0f}",
+        f"{r.sent}",
+        f"{r.achieved:.0f}",
+        f"{r.non_200}",
+        f"{r.p50_ms:.1f}",
+        f"{r.p95_ms:.1f}",
+        f"{r.p99_ms:.1f}",
+        f"{r.max_ms:.0f}",
+        f"{r.p99_from_send_ms:.1f}",
+        f"{r.sender_lag_p99_ms:.1f}",
+        f"{r.cpu_percent:.0f}%",
+        f"{r.answers_at_end_of_window} / {r.answers} (drain {r.drain_seconds:.0f} s)",
+        f"{r.listener_failures}",
+        "met" if r.met else "not met",
+    ]
+
+
 def table(runs: list[Run]) -> str:
-    lines = [HEADER, _rule()]
-    for r in runs:
-        lines.append(
-            f"| {r.rate:.0f} | {r.sent} | {r.achieved:.0f} | {r.non_200} | {r.p50_ms:.1f} "
-            f"| {r.p95_ms:.1f} | {r.p99_ms:.1f} | {r.max_ms:.0f} | {r.p99_from_send_ms:.1f} "
-            f"| {r.sender_lag_p99_ms:.1f} "
-            f"| {r.cpu_percent:.0f}% | {r.answers_at_end_of_window} / {r.answers} "
-            f"(drain {r.drain_seconds:.0f} s) | {r.listener_failures} "
-            f"| {'met' if r.met else 'not met'} |"
-        )
-    return "\n".join(lines)
-
-
-def _rule() -> str:
-    return "|" + "---:|" * (HEADER.count("|") - 1)
+    return markdown_table(HEADERS, [row(r) for r in runs])
 
 
 def markdown(runs: list[Run], meta: dict[str, Any]) -> str:
@@ -216,7 +231,7 @@ async def main_async(args: argparse.Namespace) -> list[Run]:
                 rate, args.duration, args.drain, Path(tmp), args.concurrent, args.postgres
             )
             runs.append(run)
-            print(table([run]).splitlines()[-1], flush=True)
+            print(" | ".join(row(run)), flush=True)
             for note in run.notes:
                 print(f"  quotabot logged: {note[:200]}", flush=True)
     return runs
@@ -266,10 +281,8 @@ def main() -> None:
             f"{'MET' if target.met else 'NOT MET'} at {target.rate:.0f}/s "
             f"(p99 {target.p99_ms:.1f} ms, {target.achieved:.0f} acks/s)"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "runs": [asdict(r) for r in runs]}, indent=2))
-    args.out.with_suffix(".md").write_text(markdown(runs, meta))
-    print(f"wrote {args.out} and {args.out.with_suffix('.md')}; total {meta['runtime_s']} s")
+    write_results(args.out, {"meta": meta, "runs": [asdict(r) for r in runs]}, markdown(runs, meta))
+    print(f"total {meta['runtime_s']} s")
 
 
 if __name__ == "__main__":
