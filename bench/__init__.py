@@ -1,14 +1,14 @@
-"""Benchmarks of quotabot against the usual ways of calling a rate-limited API.
+"""quotabot's benchmarks, one package each, run from the repository root as
+``python -m bench.<name>``; each writes its results to ``bench/<name>/results/``.
 
-python -m bench.budgets [--quick] [--seed N] [--out bench/results/budgets.json]
+budgets/    rate budgets against the openai SDK, tenacity backoff and the cookbook's processor
+slack_ack/  signed Slack events acknowledged per second by one ``quotabot serve``
+slack_cpu/  CPU time of that process per event and per answer
+load/       two replicas on PostgreSQL and Redis under hundreds of Slack and Discord users
+claims/     answer-once claims: group commit against one transaction each
+digest/     digests and /usage on rollups against the raw rows, as usage grows
+common/     what they share: child processes, statistics, tables and result files
 
-workload.py      the demand (who asks what, when) and what the limits allow in the window
-sandbox_host.py  a fresh sandbox per run, in a process of its own
-harness.py       plays a workload against one system for a fixed window
-systems.py       quotabot, in one process or as one of several replicas on Redis
-baselines.py     the openai SDK, tenacity backoff, the cookbook's parallel processor
-replica.py       the worker process of the two-replica run, and its orchestration
-figures.py       outcomes -> figures, comparisons and targets
-report.py        the tables, budgets.json and budgets.md
-budgets.py       the command: every system on the same workload, then the report
+The fakes of Slack's and Discord's APIs they use are the tests' own, in ``fakes/``.
+See bench/README.md.
 """

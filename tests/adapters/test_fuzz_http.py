@@ -53,8 +53,8 @@ from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store.events import EventLog
 from bot.store.schema import Base
 from bot.web import MAX_BODY, WebServer
-from tests.fakes import slack_events as ev
-from tests.fakes.discord_api import (
+from fakes import slack_events as ev
+from fakes.discord_api import (
     APPLICATION_ID,
     GUILD,
     FakeDiscordAPI,
@@ -62,8 +62,8 @@ from tests.fakes.discord_api import (
     interaction,
     option,
 )
-from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
-from tests.fakes.slack_workspace import DEFAULT_CHANNEL
+from fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
+from fakes.slack_workspace import DEFAULT_CHANNEL
 
 SECRET = "fuzz-signing-secret-0123456789abcdef"
 SCALE = max(1, int(os.environ.get("QUOTABOT_FUZZ_SCALE", "1")))

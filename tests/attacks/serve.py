@@ -24,11 +24,11 @@ from pathlib import Path
 import httpx
 
 from bot.sandbox import SandboxConfig, SandboxServer
-from tests.fakes import slack_events as ev
-from tests.fakes.discord_api import APPLICATION_ID, FakeDiscordAPI, Signer
-from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
-from tests.fakes.slack_workspace import DEFAULT_CHANNEL
-from tests.ports import free_port
+from fakes import slack_events as ev
+from fakes.discord_api import APPLICATION_ID, FakeDiscordAPI, Signer
+from fakes.ports import free_port
+from fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
+from fakes.slack_workspace import DEFAULT_CHANNEL
 
 SECRET = "attack-signing-secret-0123456789abcdef"
 SIGNER = Signer()

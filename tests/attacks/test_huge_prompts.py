@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 
+from fakes import slack_events as ev
+from fakes.slack_workspace import DEFAULT_CHANNEL
 from tests.attacks.serve import SECRET, serving
-from tests.fakes import slack_events as ev
-from tests.fakes.slack_workspace import DEFAULT_CHANNEL
 
 
 async def test_a_megabyte_prompt_neither_stalls_the_server_nor_reaches_the_provider(

@@ -28,8 +28,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fakes import slack_events as ev
 from tests.attacks.serve import SECRET, SIGNER, Served, serving
-from tests.fakes import slack_events as ev
 
 Case = tuple[str, bytes, dict[str, str | bytes]]
 """Where (slack or discord), the body, the headers."""

@@ -28,9 +28,8 @@ import pytest
 from aiohttp import web
 
 from bot.sandbox import SandboxConfig, SandboxServer
-from tests.attacks.serve import SECRET, SIGNER, serving
-from tests.fakes import slack_events as ev
-from tests.fakes.discord_api import (
+from fakes import slack_events as ev
+from fakes.discord_api import (
     APPLICATION_ID,
     CHANNEL,
     FakeDiscordAPI,
@@ -41,9 +40,10 @@ from tests.fakes.discord_api import (
     snowflake,
     subcommand,
 )
-from tests.fakes.recordings import wav
-from tests.fakes.slack_api import FakeSlackAPI
-from tests.fakes.slack_workspace import DEFAULT_DM
+from fakes.recordings import wav
+from fakes.slack_api import FakeSlackAPI
+from fakes.slack_workspace import DEFAULT_DM
+from tests.attacks.serve import SECRET, SIGNER, serving
 
 # The sandbox (in this process) reads uploads with aiohttp's multipart reader, which warns
 # from inside itself when a read ends just short of a boundary: rare, but 20 uploads of 24 MiB

@@ -16,10 +16,10 @@ import asyncpg
 import httpx
 
 from bot.store import Database, migrate
+from fakes import slack_events as ev
+from fakes.slack_api import FakeSlackAPI
+from fakes.slack_workspace import DEFAULT_CHANNEL
 from tests.attacks.serve import SECRET, serving
-from tests.fakes import slack_events as ev
-from tests.fakes.slack_api import FakeSlackAPI
-from tests.fakes.slack_workspace import DEFAULT_CHANNEL
 
 MARK = "zebra-crossing-7741"
 """In every honest question: no log line may ever show it."""

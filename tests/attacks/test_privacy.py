@@ -19,10 +19,10 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from fakes import slack_events as ev
+from fakes.discord_api import interaction, option
+from fakes.slack_workspace import DEFAULT_CHANNEL
 from tests.attacks.serve import SECRET, SIGNER, Served, serving
-from tests.fakes import slack_events as ev
-from tests.fakes.discord_api import interaction, option
-from tests.fakes.slack_workspace import DEFAULT_CHANNEL
 
 MARK = "ZQXJ"
 """In every marked text; nothing else quotabot or its libraries write contains it."""

@@ -10,7 +10,7 @@ import pytest
 from bot import audio
 from bot.audio import MAX_BYTES, AudioClip, check_size, looks_like_audio
 from bot.errors import AudioTooLarge, AudioUnreadable, AudioUnsupported
-from tests.fakes.recordings import encoded, voice_webm, wav
+from fakes.recordings import encoded, voice_webm, wav
 
 
 @pytest.fixture

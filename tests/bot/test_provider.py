@@ -40,7 +40,7 @@ from bot.provider import (
     RateLimitInfo,
     parse_duration,
 )
-from tests.ports import free_port
+from fakes.ports import free_port
 
 BASE_URL = "https://api.openai.com/v1"
 KEY = "sk-proj-Zq3VtX9secretKEYdoNotLeak0123456789"

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.ports import free_port
+from fakes.ports import free_port
 
 
 def _bin(name: str) -> str | None:

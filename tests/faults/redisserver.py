@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from tests.ports import free_port
+from fakes.ports import free_port
 
 
 def available() -> str | None:

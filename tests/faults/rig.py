@@ -40,14 +40,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.config import async_database_url
-from tests.fakes import slack_events as ev
-from tests.fakes.discord_api import APPLICATION_ID, FakeDiscordAPI, Signer, interaction, option
-from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
-from tests.fakes.slack_workspace import DEFAULT_CHANNEL, DEFAULT_WORKSPACE
+from fakes import slack_events as ev
+from fakes.discord_api import APPLICATION_ID, FakeDiscordAPI, Signer, interaction, option
+from fakes.ports import free_port
+from fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
+from fakes.slack_workspace import DEFAULT_CHANNEL, DEFAULT_WORKSPACE
 from tests.faults import pgserver, redisserver
 from tests.faults.pgserver import PgServer
 from tests.faults.redisserver import RedisServer
-from tests.ports import free_port
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 THINKING = "_Thinking…_"

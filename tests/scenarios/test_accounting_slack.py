@@ -23,9 +23,9 @@ from bot.models import Usage
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store.digests import DigestConfig
 from bot.web import WebServer
-from tests.fakes import slack_events as ev
-from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
-from tests.fakes.slack_workspace import DEFAULT_CHANNEL, DEFAULT_WORKSPACE
+from fakes import slack_events as ev
+from fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
+from fakes.slack_workspace import DEFAULT_CHANNEL, DEFAULT_WORKSPACE
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TURNS = 20

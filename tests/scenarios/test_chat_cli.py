@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox import SandboxConfig, SandboxServer
-from tests.ports import free_port
+from fakes.ports import free_port
 
 USAGE_LINE = re.compile(r"^\[(\d+) in / (\d+) out · \$(\d+\.\d+) · gpt-3\.5-turbo\]$")
 

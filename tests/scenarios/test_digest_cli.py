@@ -12,7 +12,7 @@ from pathlib import Path
 from bot.app import open_app
 from bot.config import load_settings
 from bot.store import UsageRow
-from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
+from fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
 from tests.scenarios.test_chat_cli import quotabot
 
 DAY = date(2026, 11, 24)

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from bot.sandbox import SandboxConfig, SandboxServer
-from tests.fakes import slack_events as ev
-from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
-from tests.fakes.slack_workspace import DEFAULT_CHANNEL
-from tests.ports import free_port
+from fakes import slack_events as ev
+from fakes.ports import free_port
+from fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
+from fakes.slack_workspace import DEFAULT_CHANNEL
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 

@@ -23,7 +23,7 @@ from bot.messages import format_cost
 from bot.store import UsageRow
 from bot.store.events import EventLog
 from bot.web import WebServer
-from tests.fakes.discord_api import (
+from fakes.discord_api import (
     APPLICATION_ID,
     BOT_TOKEN,
     CHANNEL,

@@ -26,7 +26,7 @@ from bot.config import load_settings
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store.events import EventLog
 from bot.takeover import Takeover
-from tests.fakes.discord_api import (
+from fakes.discord_api import (
     APPLICATION_ID,
     BOT_ID,
     BOT_TOKEN,

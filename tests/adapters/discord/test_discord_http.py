@@ -25,7 +25,7 @@ from bot.store.events import EventLog
 from bot.store.schema import SeenEvent
 from bot.takeover import Takeover
 from bot.web import WebServer
-from tests.fakes.discord_api import (
+from fakes.discord_api import (
     APPLICATION_ID,
     CHANNEL,
     GUILD,

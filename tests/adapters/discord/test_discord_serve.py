@@ -13,7 +13,7 @@ from bot.config import load_settings
 from bot.errors import ConfigError
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.web import WebServer
-from tests.fakes.discord_api import (
+from fakes.discord_api import (
     APPLICATION_ID,
     CHANNEL,
     FakeDiscordAPI,

@@ -9,7 +9,7 @@ import pytest
 
 from adapters.discord import COMMANDS
 from bot import cli
-from tests.fakes.discord_api import APPLICATION_ID, BOT_TOKEN, GUILD, FakeDiscordAPI
+from fakes.discord_api import APPLICATION_ID, BOT_TOKEN, GUILD, FakeDiscordAPI
 
 
 @pytest.fixture

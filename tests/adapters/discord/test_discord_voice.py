@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.adapters.discord import test_discord_gateway as gateway_tests
-from tests.adapters.discord import test_discord_http as http_tests
-from tests.fakes.discord_api import (
+from fakes.discord_api import (
     BOT_ID,
     CHANNEL,
     DM_CHANNEL,
@@ -20,7 +18,9 @@ from tests.fakes.discord_api import (
     resolved,
     user,
 )
-from tests.fakes.recordings import encoded, voice_webm, wav
+from fakes.recordings import encoded, voice_webm, wav
+from tests.adapters.discord import test_discord_gateway as gateway_tests
+from tests.adapters.discord import test_discord_http as http_tests
 
 # The two rigs of the adapter's tests: HTTP interactions, and discord.py's gateway client.
 rig = http_tests.rig

@@ -21,10 +21,10 @@ from bot.messages import format_cost
 from bot.store import UsageRow
 from bot.store.events import EventLog
 from bot.web import WebServer
-from tests.fakes import slack_events as ev
-from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
-from tests.fakes.slack_state import blocks_text
-from tests.fakes.slack_workspace import DEFAULT_CHANNEL, DEFAULT_WORKSPACE
+from fakes import slack_events as ev
+from fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
+from fakes.slack_state import blocks_text
+from fakes.slack_workspace import DEFAULT_CHANNEL, DEFAULT_WORKSPACE
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TEAM = DEFAULT_WORKSPACE.team_id

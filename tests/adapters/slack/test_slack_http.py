@@ -23,9 +23,9 @@ from bot.store.events import EventLog
 from bot.store.schema import SeenEvent, UsageRecord
 from bot.takeover import Takeover
 from bot.web import WebServer
-from tests.fakes import slack_events as ev
-from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
-from tests.fakes.slack_workspace import DEFAULT_CHANNEL, DEFAULT_DM, DEFAULT_USER, DEFAULT_WORKSPACE
+from fakes import slack_events as ev
+from fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
+from fakes.slack_workspace import DEFAULT_CHANNEL, DEFAULT_DM, DEFAULT_USER, DEFAULT_WORKSPACE
 from tests.slow_claims import slow_claims
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

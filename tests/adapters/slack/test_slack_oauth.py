@@ -22,9 +22,9 @@ from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store.events import EventLog
 from bot.takeover import Takeover
 from bot.web import WebServer
-from tests.fakes import slack_events as ev
-from tests.fakes.slack_api import FakeSlackAPI
-from tests.fakes.slack_workspace import DEFAULT_CHANNEL, DEFAULT_WORKSPACE
+from fakes import slack_events as ev
+from fakes.slack_api import FakeSlackAPI
+from fakes.slack_workspace import DEFAULT_CHANNEL, DEFAULT_WORKSPACE
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 CLIENT_ID = "1111111111.2222222222"

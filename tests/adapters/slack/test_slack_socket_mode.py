@@ -18,10 +18,10 @@ from bot.config import load_settings
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store.events import EventLog
 from bot.web import WebServer
-from tests.fakes import slack_events as ev
-from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
-from tests.fakes.slack_socket import DEFAULT_APP_TOKEN
-from tests.fakes.slack_workspace import DEFAULT_CHANNEL
+from fakes import slack_events as ev
+from fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
+from fakes.slack_socket import DEFAULT_APP_TOKEN
+from fakes.slack_workspace import DEFAULT_CHANNEL
 
 
 @pytest.fixture

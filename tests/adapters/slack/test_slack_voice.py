@@ -11,11 +11,11 @@ import httpx
 from aiohttp import web
 
 from bot.messages import format_cost
+from fakes import slack_events as ev
+from fakes.recordings import encoded, voice_webm, wav
+from fakes.slack_workspace import DEFAULT_CHANNEL, DEFAULT_DM
 from tests.adapters.slack import test_slack_http
 from tests.adapters.slack.test_slack_http import SECRET, Rig, usage_rows, wait_for
-from tests.fakes import slack_events as ev
-from tests.fakes.recordings import encoded, voice_webm, wav
-from tests.fakes.slack_workspace import DEFAULT_CHANNEL, DEFAULT_DM
 
 rig = test_slack_http.rig  # the same rig: quotabot on HTTP, the fake Slack API, the sandbox
 

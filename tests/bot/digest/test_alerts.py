@@ -15,8 +15,8 @@ from bot.digest.alerts import BudgetAlerts
 from bot.digest.send import Digests
 from bot.store import UsageRow
 from bot.store.digests import Claims
+from fakes.slack_api import FakeSlackAPI
 from tests.bot.digest.test_scheduler import slack
-from tests.fakes.slack_api import FakeSlackAPI
 
 TEAM, CHANNEL = "T0QB0TTEST", "C0ALERTS01"
 

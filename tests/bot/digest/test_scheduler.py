@@ -27,7 +27,7 @@ from bot.store import UsageRow
 from bot.store.digests import Claims, DigestConfig
 from bot.store.events import EventLog
 from bot.store.schema import Claim
-from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
+from fakes.slack_api import DEFAULT_TOKEN, FakeSlackAPI
 
 TEAM, CHANNEL, TZ = "T0QB0TTEST", "C0DIGEST01", "Asia/Kolkata"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from fakes.recordings import encoded, wav
 from tests.bot.sandbox.conftest import FakeClock, Serve
-from tests.fakes.recordings import encoded, wav
 
 DOCS = "Visit https://platform.openai.com/account/rate-limits to learn more."
 

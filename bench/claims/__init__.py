@@ -1,0 +1,1 @@
+"""Answer-once claims, grouped against one transaction each: ``python -m bench.claims``."""

@@ -1,0 +1,1 @@
+"""What the benchmarks share: child processes, statistics, tables and result files."""

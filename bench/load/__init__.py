@@ -1,0 +1,1 @@
+"""Two replicas under hundreds of Slack and Discord users: ``python -m bench.load``."""
