@@ -36,9 +36,6 @@ from bot.errors import (
     BadRequest,
     BudgetExceeded,
     ChannelDisabled,
-    ModelNotAllowed,
-    NotAChatModel,
-    PromptTooLong,
     ProviderDown,
     ProviderError,
     QuotaExhausted,
@@ -49,9 +46,10 @@ from bot.errors import (
 )
 from bot.messages import REASONING_SPENT, format_cost
 from bot.metrics import Metrics
-from bot.models import ChatRequest, Message, Reply, Transcript, TranscriptionRequest, Usage
+from bot.models import ChatRequest, Reply, Transcript, TranscriptionRequest, Usage
 from bot.provider import Completion, OpenAIClient, RateLimitInfo
 from bot.retry import RetryPolicy
+from bot.service.prepare import Prepared, prepare
 from bot.store.channels import ChannelStore
 from bot.store.digests import RequestEvents
 from bot.store.rows import UsageRow
@@ -63,26 +61,6 @@ OnDelta = Callable[[str], Awaitable[None]]
 
 # A 429 without any hint still makes the model pause this long.
 _DEFAULT_BACKOFF = 1.0
-COUNT_IN_THREAD = 16 * 1024
-"""Characters of prompt above which it is counted (and trimmed) in a worker thread. tiktoken
-takes up to 6 ms for 16 KiB, 35 ms for 64 KiB of one word and about a second for 1 MiB, all
-of it a stall of every other chat on the loop; it releases the GIL, so in a thread it does not."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    info: ModelInfo
-    messages: tuple[Message, ...]
-    prompt_tokens: int
-    max_tokens: int
-    """What the answer may take: for a reasoning model, its reasoning included (sent as
-    ``max_completion_tokens``)."""
-    temperature: float | None
-
-    @property
-    def prompt(self) -> str:
-        """The legacy-completions prompt."""
-        return tokens.render_prompt(self.messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +162,13 @@ class Service:
         on_queued: OnQueued | None,
         turn: Turn | None,
     ) -> Reply:
-        prep = await self._prepare(request)
+        prep = await prepare(
+            request,
+            access=self.access,
+            channels=self.channels,
+            catalog=self.catalog,
+            budget=self.budget,
+        )
         who = Who(request.platform, request.workspace, request.channel, request.user)
         deadline = time.monotonic() + self.deadline
         worst_cost = prep.info.cost(Usage(prep.prompt_tokens, prep.max_tokens))
@@ -437,56 +421,7 @@ class Service:
         except StoreError as exc:
             log.warning("could not count a %s request: %s", kind, exc)
 
-    async def _prepare(self, request: ChatRequest) -> _Prepared:
-        if not self.access.allows(request.workspace, request.channel):
-            raise ChannelDisabled(request.channel)
-        ch = await self.channels.get(request.platform, request.workspace, request.channel)
-        if not ch.enabled:
-            raise ChannelDisabled(request.channel)
-        info = self.catalog.get(request.model or ch.model)
-        if info.endpoint == "transcriptions":
-            raise NotAChatModel(info.name)
-        who = Who(request.platform, request.workspace, request.channel, request.user)
-        allowed, where = await self.budget.allowed_models(who)
-        if allowed is not None and not {info.name, self.catalog.base_name(info.name)} & allowed:
-            raise ModelNotAllowed(model=info.name, allowed=allowed, where=where)
-        max_tokens = info.completion_limit(request.max_tokens or ch.max_tokens)
-        messages = request.messages
-        if not any(m.role == "system" for m in messages) and ch.system_prompt:
-            messages = (Message("system", ch.system_prompt), *messages)
-        limit = None if info.context_window is None else info.context_window - max_tokens
-        if sum(len(m.content) for m in messages) > COUNT_IN_THREAD:
-            messages, prompt_tokens = await asyncio.to_thread(self._fit, info, messages, limit)
-        else:
-            messages, prompt_tokens = self._fit(info, messages, limit)
-        if info.context_window is not None and prompt_tokens + max_tokens > info.context_window:
-            raise PromptTooLong(
-                model=info.name,
-                prompt_tokens=prompt_tokens,
-                max_tokens=max_tokens,
-                context_window=info.context_window,
-            )
-        temperature = request.temperature if request.temperature is not None else ch.temperature
-        if info.fixed_temperature:
-            temperature = None  # the model refuses any but its default
-        return _Prepared(info, messages, prompt_tokens, max_tokens, temperature)
-
-    @classmethod
-    def _fit(
-        cls, info: ModelInfo, messages: tuple[Message, ...], limit: int | None
-    ) -> tuple[tuple[Message, ...], int]:
-        """The messages trimmed to ``limit`` tokens (the oldest turns go), and their count."""
-        if limit is not None:
-            messages = tokens.trim_messages(messages, limit=limit, encoding=info.encoding)
-        return messages, cls._count_prompt(info, messages)
-
-    @staticmethod
-    def _count_prompt(info: ModelInfo, messages: tuple[Message, ...]) -> int:
-        if info.endpoint == "completions":
-            return tokens.count_text(tokens.render_prompt(messages), info.encoding)
-        return tokens.count_messages(messages, info.encoding)
-
-    async def _attempt(self, prep: _Prepared, ticket: Ticket, on_delta: OnDelta | None) -> _Answer:
+    async def _attempt(self, prep: Prepared, ticket: Ticket, on_delta: OnDelta | None) -> _Answer:
         if ticket.batch is not None:
             return await self._batched(prep, ticket)
         completion = await self._call(prep, ticket, on_delta)
@@ -506,7 +441,7 @@ class Service:
             completion.rate_limits,
         )
 
-    async def _call(self, prep: _Prepared, ticket: Ticket, on_delta: OnDelta | None) -> Completion:
+    async def _call(self, prep: Prepared, ticket: Ticket, on_delta: OnDelta | None) -> Completion:
         model, max_tokens, temperature = prep.info.name, prep.max_tokens, prep.temperature
         sent = ticket.sending
         if prep.info.endpoint == "completions":
@@ -542,7 +477,7 @@ class Service:
         assert stream.completion is not None  # set once the stream has ended
         return stream.completion
 
-    async def _batched(self, prep: _Prepared, ticket: Ticket) -> _Answer:
+    async def _batched(self, prep: Prepared, ticket: Ticket) -> _Answer:
         """One call for the whole batch, made by its first member; the others wait for it."""
         batch = ticket.batch
         assert batch is not None
@@ -608,7 +543,7 @@ class Service:
     async def _finish(
         self,
         request: ChatRequest,
-        prep: _Prepared,
+        prep: Prepared,
         answer: _Answer,
         cost: Decimal | None,
         retries: int,
@@ -656,7 +591,7 @@ class Service:
     async def _record_failure(
         self,
         request: ChatRequest,
-        prep: _Prepared,
+        prep: Prepared,
         exc: ProviderError,
         elapsed: float,
         retries: int,
@@ -671,9 +606,7 @@ class Service:
             )
         )
 
-    def _row(
-        self, request: ChatRequest, prep: _Prepared, call_id: str, *, outcome: str
-    ) -> UsageRow:
+    def _row(self, request: ChatRequest, prep: Prepared, call_id: str, *, outcome: str) -> UsageRow:
         prompt = request.messages[-1].content if request.messages else ""
         return UsageRow(
             call_id=call_id,
