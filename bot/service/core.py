@@ -35,7 +35,6 @@ from bot.errors import (
     AuthenticationFailed,
     BadRequest,
     BudgetExceeded,
-    ChannelDisabled,
     ProviderDown,
     ProviderError,
     QuotaExhausted,
@@ -49,7 +48,10 @@ from bot.metrics import Metrics
 from bot.models import ChatRequest, Reply, Transcript, TranscriptionRequest, Usage
 from bot.provider import Completion, OpenAIClient, RateLimitInfo
 from bot.retry import RetryPolicy
+from bot.service import transcription
+from bot.service.attempts import Attempts
 from bot.service.prepare import Prepared, prepare
+from bot.service.transcription import TranscriptionJob
 from bot.store.channels import ChannelStore
 from bot.store.digests import RequestEvents
 from bot.store.rows import UsageRow
@@ -260,14 +262,27 @@ class Service:
         on_queued: OnQueued | None = None,
         turn: Turn | None = None,
     ) -> Transcript:
-        """Turn a recording into text under the same budgets as a question: one request of
-        the transcription model's RPM and RPD, and the most it can cost (its measured length
-        at the model's price per minute) reserved against every spend cap before the call,
-        then settled at what it did cost. Raises RequestRejected or ProviderError, as
-        :meth:`handle` does; a spend cap without room for it raises AudioOverBudget.
-        ``turn``: as for :meth:`handle`, given back while the recording waits for budget."""
+        """Turn a recording into text under the same budgets as a question (see
+        bot.service.transcription). Raises RequestRejected or ProviderError, as :meth:`handle`
+        does; a spend cap without room for it raises AudioOverBudget. ``turn``: as for
+        :meth:`handle`, given back while the recording waits for budget."""
         with self._measured(request):
-            return await self._transcribe(request, on_queued, turn)
+            await transcription.allowed(
+                self.access, self.channels, request.platform, request.workspace, request.channel
+            )
+            info = self.catalog.get(request.model or self.transcription_model)
+            job = TranscriptionJob(
+                request,
+                info,
+                provider=self.provider,
+                store_message_text=self.store_message_text,
+            )
+            deadline = time.monotonic() + self.deadline
+            transcript = await self._attempts().run(
+                job, _who(request), deadline=deadline, turn=turn, on_queued=on_queued
+            )
+            self.metrics.audio_seconds.labels(info.name).inc(transcript.seconds)
+            return transcript
 
     async def check_transcription(
         self, who: Who, *, seconds: float | None = None, model: str | None = None
@@ -276,133 +291,31 @@ class Service:
         anyway: its channel is off, or a cap has no room for ``seconds`` of audio (the length
         the platform states, rounded down; else one second). Reserves nothing: the recording
         is then measured and reserved for by :meth:`transcribe`, which checks again."""
-        await self._transcription_allowed(who.platform, who.workspace, who.channel)
+        await transcription.allowed(
+            self.access, self.channels, who.platform, who.workspace, who.channel
+        )
         info = self.catalog.get(model or self.transcription_model)
         stated = max(1, math.floor(seconds)) if seconds and math.isfinite(seconds) else None
         cost = info.audio_cost(stated or 1)
         try:
             await self.budget.check(who, info, cost=cost)
         except BudgetExceeded as exc:
-            await self._note(who, info, "refused")
+            await self._attempts().note(who, info, "refused")
             if stated is None:
                 raise
             raise AudioOverBudget(
                 exc, seconds=stated, cost=format_cost(cost), model=info.name
             ) from exc
 
-    async def _transcription_allowed(self, platform: str, workspace: str, channel: str) -> None:
-        if not self.access.allows(workspace, channel):
-            raise ChannelDisabled(channel)
-        if not (await self.channels.get(platform, workspace, channel)).enabled:
-            raise ChannelDisabled(channel)
-
-    async def _transcribe(
-        self, request: TranscriptionRequest, on_queued: OnQueued | None, turn: Turn | None
-    ) -> Transcript:
-        await self._transcription_allowed(request.platform, request.workspace, request.channel)
-        info = self.catalog.get(request.model or self.transcription_model)
-        clip = request.clip
-        worst_cost = info.audio_cost(clip.seconds)
-        who = Who(request.platform, request.workspace, request.channel, request.user)
-        deadline = time.monotonic() + self.deadline
-        attempt = 0
-        queued = self._queued(who, info, turn, on_queued)
-
-        while True:
-            waiting = time.monotonic()
-            try:
-                ticket = await self.budget.acquire(
-                    who, info, tokens=0, cost=worst_cost, deadline=deadline, on_queued=queued
-                )
-            except BudgetExceeded as exc:
-                await self._note(who, info, "refused")
-                raise AudioOverBudget(
-                    exc, seconds=clip.seconds, cost=format_cost(worst_cost), model=info.name
-                ) from exc
-            started = time.monotonic()
-            self.metrics.queue_wait.labels(info.name).observe(started - waiting)
-            try:
-                with clip.open() as recording:  # streamed from the file as it is sent
-                    result = await self.provider.transcribe(
-                        model=info.name,
-                        file=(clip.name, recording, clip.media_type),
-                        prompt=request.prompt,
-                        on_send=ticket.sending,
-                    )
-            except ProviderError as exc:
-                kind = "rate_limited" if isinstance(exc, RateLimited) else "error"
-                self.metrics.provider_calls.labels(info.name, kind).inc()
-                await self.budget.release(ticket, reached=not isinstance(exc, ProviderDown))
-                await self._record(
-                    replace(
-                        self._audio_row(request, info, uuid.uuid4().hex, type(exc).__name__),
-                        latency_ms=round((time.monotonic() - started) * 1000),
-                        retries=attempt,
-                        provider_request_id=exc.request_id,
-                    )
-                )
-                delay = self.retry.delay(exc, attempt)
-                await self._after_failure(info, exc, ticket, retrying=delay is not None)
-                if delay is None or time.monotonic() + delay > deadline:
-                    raise
-                log.info("retrying %s after %s in %.2f s", request.request_id, exc, delay)
-                self.metrics.retries.labels(info.name).inc()
-                if not isinstance(exc, RateLimited):
-                    await asyncio.sleep(delay)
-                attempt += 1
-                continue
-            except BaseException:
-                await self.budget.release(ticket)
-                raise
-            seconds = result.seconds or clip.seconds
-            cost = info.audio_cost(seconds)
-            usage = result.usage or Usage(0, 0)
-            self.metrics.provider_calls.labels(info.name, "ok").inc()
-            self.metrics.provider_seconds.labels(info.name).observe(result.latency)
-            self.metrics.answered(info.name, usage.prompt_tokens, usage.completion_tokens, cost)
-            self.metrics.audio_seconds.labels(info.name).inc(seconds)
-            await self.budget.settle(ticket, tokens=usage.total_tokens, cost=cost)
-            await self.budget.observe(info, _learned(result.rate_limits), ticket)
-            await self._record(
-                replace(
-                    self._audio_row(request, info, uuid.uuid4().hex, "ok"),
-                    prompt_tokens=usage.prompt_tokens,
-                    completion_tokens=usage.completion_tokens,
-                    audio_seconds=seconds,
-                    cost=cost,
-                    latency_ms=round(result.latency * 1000),
-                    retries=attempt,
-                    provider_request_id=result.request_id,
-                    reply_text=result.text if self.store_message_text else None,
-                )
-            )
-            return Transcript(
-                text=result.text,
-                model=info.name,
-                seconds=seconds,
-                cost=cost,
-                latency=result.latency,
-                request_id=request.request_id,
-            )
-
-    def _audio_row(
-        self, request: TranscriptionRequest, info: ModelInfo, call_id: str, outcome: str
-    ) -> UsageRow:
-        return UsageRow(
-            call_id=call_id,
-            request_id=request.request_id,
-            created_at=datetime.now(UTC),
-            platform=request.platform,
-            workspace=request.workspace,
-            channel=request.channel,
-            thread=request.thread,
-            user=request.user,
-            model=info.name,
-            endpoint=info.endpoint,
-            prompt_tokens=0,
-            completion_tokens=0,
-            cost=None,
-            outcome=outcome,
+    def _attempts(self) -> Attempts:
+        """Built for each request: tests replace ``budget`` and others on a running service."""
+        return Attempts(
+            budget=self.budget,
+            retry=self.retry,
+            alerts=self.alerts,
+            metrics=self.metrics,
+            usage=self.usage,
+            events=self.events,
         )
 
     async def _note(self, who: Who, model: ModelInfo, kind: str) -> None:
@@ -648,3 +561,7 @@ def _learned(info: RateLimitInfo | None) -> Learned | None:
 
 def _pair(limit: int | None, remaining: int | None) -> tuple[int, int] | None:
     return None if limit is None or remaining is None else (limit, remaining)
+
+
+def _who(request: ChatRequest | TranscriptionRequest) -> Who:
+    return Who(request.platform, request.workspace, request.channel, request.user)
