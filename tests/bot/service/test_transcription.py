@@ -31,7 +31,7 @@ from bot.models import TranscriptionRequest
 from bot.provider import OpenAIClient
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store import Database
-from tests.bot.test_service import ask, make_service
+from tests.bot.service.test_service import ask, make_service
 from tests.fakes.recordings import encoded, wav
 
 _where: list[Path] = []
