@@ -81,7 +81,8 @@ class Paid(Generic[R_co]):
 
 
 class Job(Protocol[R_co]):
-    """One request's provider calls, as the loop drives them."""
+    """One request's provider calls, as the loop drives them. Implemented by
+    ``bot.service.chat.ChatJob`` and ``bot.service.transcription.TranscriptionJob``."""
 
     @property
     def model(self) -> ModelInfo: ...
