@@ -11,7 +11,7 @@ from bot.models import ChatRequest
 from bot.provider import OpenAIClient
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store import Database
-from tests.bot.test_service import ask, make_service
+from tests.bot.service.test_service import ask, make_service
 
 
 async def test_no_more_than_the_limit_are_worked_on_at_once() -> None:

@@ -32,7 +32,7 @@ from bot.provider import OpenAIClient
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store import Database
 from fakes.recordings import encoded, wav
-from tests.bot.test_service import ask, make_service
+from tests.bot.service.test_service import ask, make_service
 
 _where: list[Path] = []
 """The running test's directory: a clip is a file on disk, as a download is."""
