@@ -114,3 +114,39 @@ def test_send_with_slack_unreachable_is_one_line_per_digest(tmp_path: Path) -> N
     assert sent.returncode == 1
     assert sent.stdout.startswith("slack T1 ") and "not sent: slack did not answer" in sent.stdout
     assert "Traceback" not in sent.stderr and "Unclosed client session" not in sent.stderr
+
+
+async def test_send_reaches_a_workspace_installed_through_oauth(tmp_path: Path) -> None:
+    """No SLACK_BOT_TOKEN: the workspace installed the app, and its token is in the database
+    (as `serve` keeps it). `digest --send` builds the same Slack adapter as `serve`, so it
+    finds the token there instead of reporting that it cannot post."""
+    from slack_sdk.oauth.installation_store.models.installation import Installation
+    from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+
+    db_file = tmp_path / "q.db"
+    await _seed(db_file)
+    async with FakeSlackAPI(token="xoxb-installed-in-T1") as api:
+        async with open_app(load_settings(database_url=f"sqlite:///{db_file}")) as app:
+            store = AsyncSQLAlchemyInstallationStore(client_id="111.222", engine=app.db.engine)
+            await store.async_save(
+                Installation(
+                    app_id="A1",
+                    team_id="T1",
+                    user_id="U1",
+                    bot_token=api.token,
+                    bot_id="B1",
+                    bot_user_id="UBOT",
+                    bot_scopes=["chat:write", "files:write"],
+                )
+            )
+        env = {
+            "QUOTABOT_DATABASE_URL": f"sqlite:///{db_file}",
+            "SLACK_CLIENT_ID": "111.222",
+            "SLACK_CLIENT_SECRET": "oauth-secret",
+            "SLACK_API_URL": api.url,
+        }
+        sent = await asyncio.to_thread(quotabot, "digest", "--send", "--date", str(DAY), env=env)
+        assert sent.returncode == 0, (sent.stdout, sent.stderr)
+        (post,) = api.calls_to("chat.postMessage")
+        assert post.token == api.token
+        assert len(api.history("C0DIGEST01")) == 1
