@@ -173,6 +173,10 @@ class Sandbox:
         )
         try:
             if not job.stream:
+                if self.config.chunk_interval:  # as long as the stream would have taken
+                    await asyncio.sleep(
+                        self.config.chunk_interval * -(-usage.completion_tokens // 3)
+                    )
                 render = chat_completion if endpoint == "chat" else text_completion
                 return web.json_response(render(answer))
             stream = chat_chunks if endpoint == "chat" else text_chunks

@@ -34,7 +34,8 @@ class SandboxConfig:
     latency: float = 0.0
     chunk_interval: float = 0.0
     """Seconds between a stream's chunks (three tokens each): 0.04 streams about 75 tokens a
-    second, as hosted models do, so that a client shows the answer as it is generated."""
+    second, as hosted models do, so that a client shows the answer as it is generated. A
+    whole (not streamed) answer takes as long to come."""
     reply_tokens: int | None = None
     """Every reply about this many tokens (a benchmark's fixed length); None: 20 to 80, picked
     by the request's hash."""

@@ -289,5 +289,7 @@ async def test_a_paced_stream_arrives_over_time_and_a_fixed_length(serve: Serve)
                 arrivals.append(time.monotonic())
     assert arrivals[-1] - arrivals[0] >= 0.02 * (len(arrivals) - 1) * 0.9
     assert len(arrivals) >= 40  # three tokens a chunk
+    started = time.monotonic()
     plain = (await client.post("/chat/completions", json=chat_body("pace me"))).json()
+    assert time.monotonic() - started >= 0.02 * 40  # a whole answer takes as long to come
     assert 120 <= plain["usage"]["completion_tokens"] <= 135  # whole sentences
