@@ -425,6 +425,7 @@ class FakeDiscordAPI:
             ("PUT", "/applications/{app}/guilds/{guild}/commands", self._register),
             ("POST", "/interactions/{id}/{token}/callback", self._callback),
             ("PATCH", "/webhooks/{app}/{token}/messages/@original", self._edit_original),
+            ("PATCH", "/webhooks/{app}/{token}/messages/{message}", self._edit_follow_up),
             ("POST", "/webhooks/{app}/{token}", self._follow_up),
             ("POST", "/channels/{channel}/messages", self._send),
             ("PATCH", "/channels/{channel}/messages/{message}", self._edit),
@@ -609,8 +610,24 @@ class FakeDiscordAPI:
             if it.original is None:
                 it.original = Sent(snowflake(), body.get("content", ""), flags=flags)
             it.original.content = body.get("content", it.original.content)
+            if "embeds" in body:
+                it.original.embeds = list(body["embeds"] or [])
             it.original.edits.append(it.original.content)
             return message(it.original.content, message_id=it.original.id)
+
+        return await self._handle(request, "webhook", request.match_info["app"] + token, answer)
+
+    async def _edit_follow_up(self, request: web.Request) -> web.Response:
+        token, message_id = request.match_info["token"], request.match_info["message"]
+
+        def answer(body: JSON) -> JSON:
+            it = self._live(token)
+            sent = next((s for s in it.follow_ups if s.id == message_id), None)
+            if sent is None:
+                raise _DiscordError(404, 10008, "Unknown Message")
+            sent.content = body.get("content", sent.content)
+            sent.edits.append(sent.content)
+            return message(sent.content, message_id=sent.id)
 
         return await self._handle(request, "webhook", request.match_info["app"] + token, answer)
 

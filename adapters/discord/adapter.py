@@ -48,6 +48,8 @@ class Discord:
             admins=frozenset(s.access.admin_users),
             admin_roles=frozenset(s.discord.admin_roles),
             files=file_hosts(s.discord.api_url),
+            streaming=s.discord.streaming,
+            edit_interval=s.discord.edit_interval,
         )
         self._stack = AsyncExitStack()
         self.endpoint: InteractionsEndpoint | None = None

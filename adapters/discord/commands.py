@@ -58,6 +58,8 @@ class CommandRunner:
         admin_roles: frozenset[str] = frozenset(),
         piece_limit: int = LIMIT,
         files: FileHosts | None = None,
+        streaming: bool = True,
+        edit_interval: float = 1.0,
     ):
         self.chat = Chat(PLATFORM, service=service, commands=commands, events=events)
         self.events = events
@@ -67,6 +69,10 @@ class CommandRunner:
         """Where recordings may be downloaded from: Discord's CDN, unless told otherwise."""
         self.admins = admins
         self.admin_roles = admin_roles
+        self.streaming = streaming
+        """Answers edited in as they are generated (QUOTABOT_DISCORD_STREAMING)."""
+        self.edit_interval = edit_interval
+        """Seconds between two edits of one message while streaming."""
 
     @property
     def tasks(self) -> set[Any]:
@@ -102,7 +108,13 @@ class CommandRunner:
         """Answer one command whose response is deferred. Never raises: a failure becomes a
         message for the user, and the details go to the log."""
         self.chat.track()
-        reply = InteractionReply(out, deadline=inv.deadline, limit=self.piece_limit)
+        reply = InteractionReply(
+            out,
+            deadline=inv.deadline,
+            limit=self.piece_limit,
+            interval=self.edit_interval,
+            streaming=self.streaming,
+        )
         try:
             if inv.name == "ask":
                 await self._ask(inv, reply)

@@ -153,7 +153,13 @@ class DiscordGateway(discord.Client):
                 )
             return
         history, root = await conversation(post, bot, self._fetcher(message))
-        reply = MessageReply(message, limit=self.runner.piece_limit)
+        runner = self.runner
+        reply = MessageReply(
+            message,
+            limit=runner.piece_limit,
+            interval=runner.edit_interval,
+            streaming=runner.streaming,
+        )
         user = str(message.author.id)
         if recordings:
             where = voice.Where(

@@ -239,26 +239,45 @@ class _Webhook:
         self.token = token
         self.ephemeral = ephemeral
 
-    async def edit(self, text: str) -> None:
+    async def edit(self, text: str, message: str | None = None) -> None:
+        await self._patch(message, {"content": text, "allowed_mentions": NO_MENTIONS})
+
+    async def show_embed(self, embed: dict[str, Any]) -> None:
+        await self._patch(None, {"content": "", "embeds": [embed], "allowed_mentions": NO_MENTIONS})
+
+    async def _patch(self, message: str | None, body: dict[str, Any]) -> None:
+        """The deferred response (``@original``, not quoted), or the follow-up ``message``."""
+        hook = "/webhooks/{webhook_id}/{webhook_token}/messages/"
+        if message is None:
+            await self.rest.request(
+                "PATCH",
+                hook + "@original",
+                json=body,
+                webhook_id=self.app,
+                webhook_token=self.token,
+            )
+            return
         await self.rest.request(
             "PATCH",
-            "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
+            hook + "{message_id}",
+            json=body,
             webhook_id=self.app,
             webhook_token=self.token,
-            json={"content": text, "allowed_mentions": NO_MENTIONS},
+            message_id=message,
         )
 
-    async def follow_up(self, text: str) -> None:
+    async def follow_up(self, text: str) -> str:
         body: dict[str, Any] = {"content": text, "allowed_mentions": NO_MENTIONS}
         if self.ephemeral:
             body["flags"] = EPHEMERAL
-        await self.rest.request(
+        sent = await self.rest.request(
             "POST",
-            "/webhooks/{webhook_id}/{webhook_token}",
+            "/webhooks/{webhook_id}/{webhook_token}?wait=true",  # answers with the message
             webhook_id=self.app,
             webhook_token=self.token,
             json=body,
         )
+        return str(sent["id"]) if isinstance(sent, dict) else ""
 
 
 def _id(payload: dict[str, Any]) -> str:

@@ -53,15 +53,29 @@ class _InteractionReply:
         self.interaction = interaction
         self.ephemeral = ephemeral
 
-    async def edit(self, text: str) -> None:
+    async def edit(self, text: str, message: str | None = None) -> None:
+        if message is None:
+            await self.interaction.edit_original_response(
+                content=text, allowed_mentions=discord.AllowedMentions.none()
+            )
+        else:
+            await self.interaction.followup.edit_message(
+                int(message), content=text, allowed_mentions=discord.AllowedMentions.none()
+            )
+
+    async def show_embed(self, embed: dict[str, Any]) -> None:
         await self.interaction.edit_original_response(
-            content=text, allowed_mentions=discord.AllowedMentions.none()
+            content=None, embed=discord.Embed.from_dict(embed)
         )
 
-    async def follow_up(self, text: str) -> None:
-        await self.interaction.followup.send(
-            text, ephemeral=self.ephemeral, allowed_mentions=discord.AllowedMentions.none()
+    async def follow_up(self, text: str) -> str:
+        sent = await self.interaction.followup.send(
+            text,
+            ephemeral=self.ephemeral,
+            allowed_mentions=discord.AllowedMentions.none(),
+            wait=True,
         )
+        return str(sent.id)
 
 
 def build_tree(

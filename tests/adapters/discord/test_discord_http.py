@@ -94,6 +94,7 @@ async def rig(
                 admins=frozenset({TRUSTED_USER}),
                 admin_roles=frozenset({ADMIN_ROLE}),
                 files=file_hosts(api.url),  # the fake serves attachments, as Discord's CDN
+                streaming=False,  # these count every call; test_discord_stream.py streams
             )
             endpoint = InteractionsEndpoint(
                 InteractionsConfig(application_id=APPLICATION_ID, public_key=signer.public_key),
@@ -410,6 +411,7 @@ async def test_two_replicas_answer_an_interaction_once(
                     service=app.service,
                     commands=Commands(usage=app.usage, budget=app.budget, limits=app.limits),
                     events=EventLog(app.db),
+                    streaming=False,  # one edit per answer, counted below
                 )
                 endpoint = InteractionsEndpoint(
                     InteractionsConfig(application_id=APPLICATION_ID, public_key=signer.public_key),
