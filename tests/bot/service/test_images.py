@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 
+import httpx
 import pytest
 from PIL import Image as PILImage
 
@@ -21,6 +22,7 @@ from bot.provider import OpenAIClient
 from bot.sandbox import SandboxServer
 from bot.service import Service
 from bot.store import ChannelStore, Database, UsageStore
+from tests.bot.service.test_accounting import FakeOpenAI
 
 
 def picture(width: int = 1024, height: int = 1024) -> Image:
@@ -119,3 +121,25 @@ async def test_older_images_leave_a_full_context_first(
     reply = await service.handle(ask(*thread))
     assert sandbox.stats.model("gpt-4o").images == 1  # the question's own
     assert reply.usage.prompt_tokens > 765
+
+
+async def test_the_image_goes_as_a_content_part_and_the_row_holds_the_providers_count(
+    db: Database,
+) -> None:
+    """Against a provider that counts otherwise than the estimate: its figure is recorded."""
+    fake = FakeOpenAI()
+    fake.usage = {"prompt_tokens": 900, "completion_tokens": 5}
+    http = httpx.AsyncClient(transport=httpx.MockTransport(fake))
+    async with OpenAIClient(base_url="http://openai.test/v1", api_key="sk-x", http=http) as c:
+        service = make_service(db, c)
+        image = picture(64, 64)
+        reply = await service.handle(ask(Message("user", "Which colour?", images=(image,))))
+    await http.aclose()
+    (body,) = fake.bodies
+    assert body["messages"][-1]["content"] == [
+        {"type": "text", "text": "Which colour?"},
+        {"type": "image_url", "image_url": {"url": image.data_url, "detail": "high"}},
+    ]
+    assert image.data_url.startswith("data:image/png;base64,iVBOR")
+    (row,) = await service.usage.rows()
+    assert row.prompt_tokens == reply.usage.prompt_tokens == 900
