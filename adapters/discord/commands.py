@@ -153,7 +153,10 @@ class CommandRunner:
             messages=(Message("user", prompt),),
             model=str(model) if model else None,
         )
-        await self.chat.answer(request, reply, deadline=_deadline(inv))
+        image = inv.files.get("image")
+        async with httpx.AsyncClient(timeout=60.0) as http:
+            pictures = [image.image(http, self.files)] if image is not None else []
+            await self.chat.answer(request, reply, deadline=_deadline(inv), pictures=pictures)
 
     async def _transcribe(self, inv: Invocation, reply: InteractionReply) -> None:
         """/transcribe: the transcript, then the answer to ``question`` when one was asked."""

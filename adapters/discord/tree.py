@@ -84,9 +84,12 @@ def build_tree(
     tree: app_commands.CommandTree[Any] = app_commands.CommandTree(client)
 
     async def run(
-        interaction: discord.Interaction[Any], name: str, options: dict[str, Any]
+        interaction: discord.Interaction[Any],
+        name: str,
+        options: dict[str, Any],
+        files: dict[str, File] | None = None,
     ) -> None:
-        inv = invocation(interaction, name, options, config)
+        inv = invocation(interaction, name, options, config, files=files)
         if not await runner.first(inv.dedupe_key):
             return
         await interaction.response.defer(ephemeral=inv.private, thinking=True)
@@ -99,11 +102,13 @@ def build_tree(
         prompt: str,
         model: str | None = None,
         private: bool = False,
+        image: discord.Attachment | None = None,
     ) -> None:
         options: dict[str, Any] = {"prompt": prompt, "private": private}
         if model:
             options["model"] = model
-        await run(interaction, "ask", options)
+        files = {"image": file_of(image)} if image is not None else None
+        await run(interaction, "ask", options, files)
 
     @ask.autocomplete("model")
     async def models(

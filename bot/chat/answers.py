@@ -1,7 +1,9 @@
 """What every chat adapter does with what people ask, written once.
 
     adapter: platform event -> ChatRequest + a Surface (how its reply looks)
-    Chat.answer:     a turn (QUOTABOT_CONCURRENT_ANSWERS) -> placeholder -> Service.handle
+    Chat.answer:     a turn (QUOTABOT_CONCURRENT_ANSWERS) -> placeholder -> images fetched
+                     onto the question (bot.images; a model that cannot see them refuses
+                     first) -> Service.handle
                      (queued notices, streamed deltas) -> finish, or fail in words for people
     Chat.transcribe: the recording's transcript, then the answer to what its message asked
     Chat.command:    /usage, /budget, /digest -> the text for the asker
@@ -17,18 +19,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from bot import messages, voice
+from bot import images, messages, voice
 from bot.budget.policy import Who
 from bot.catalog import ModelInfo
 from bot.chat.claims import Claims
 from bot.chat.commands import BUDGET_HELP, Commands
 from bot.chat.digest import ChannelParser
 from bot.chat.surface import Surface
-from bot.errors import QuotabotError, StoreError
+from bot.errors import NoVision, QuotabotError, StoreError
 from bot.lifecycle import finish
 from bot.models import ChatRequest, Message, Transcript
 from bot.service import Service
@@ -109,9 +111,15 @@ class Chat:
     # -- answers -------------------------------------------------------------------------------
 
     async def answer(
-        self, request: ChatRequest, surface: Surface, *, deadline: Deadline | None = None
+        self,
+        request: ChatRequest,
+        surface: Surface,
+        *,
+        deadline: Deadline | None = None,
+        pictures: Sequence[images.ImageFile] = (),
     ) -> None:
-        """Answer ``request`` on ``surface``."""
+        """Answer ``request`` on ``surface``, showing the model ``pictures`` (attached to the
+        question) as well."""
         self.track()
 
         async def work() -> str:
@@ -120,8 +128,9 @@ class Chat:
             )
             try:
                 await _shown(surface.placeholder(messages.THINKING))
+                asked = await self._with_images(request, pictures)
                 reply = await self.service.handle(
-                    request,
+                    asked,
                     on_delta=surface.delta if surface.streaming else None,
                     on_queued=surface.queued,
                     turn=turn,
@@ -131,6 +140,21 @@ class Chat:
             return reply.text
 
         await self._told(surface, work, deadline, f"answering {request.request_id}", request.model)
+
+    async def _with_images(
+        self, request: ChatRequest, pictures: Sequence[images.ImageFile]
+    ) -> ChatRequest:
+        """``request`` with ``pictures`` fetched onto its question; refused before any
+        download when its model cannot see them (Service.handle checks again)."""
+        if not pictures:
+            return request
+        where = (request.platform, request.workspace, request.channel)
+        info = self.service.catalog.get(
+            request.model or (await self.service.channels.get(*where)).model
+        )
+        if not info.vision:
+            raise NoVision(model=info.name, vision_models=self.service.catalog.vision_models())
+        return replace(request, messages=await images.attach(request.messages, pictures))
 
     async def transcribe(
         self,

@@ -185,6 +185,7 @@ class Sandbox:
         finally:
             limits.refund_tokens(reserved - usage.total_tokens)
             self.stats.serve(call.request_id, model, usage)
+            stats.images += sum(len(m.images) for m in job.messages)
             self.costs.add(info.cost(usage), model)
 
     async def transcriptions(self, request: web.Request, call: _Call) -> web.StreamResponse:
