@@ -7,12 +7,14 @@ and usage rows in the database. Every view published or opened passes Block Kit'
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from adapters.slack import blocks as bk
-from adapters.slack import modals
+from adapters.slack import modals, screen
 from bot import messages
 from fakes import slack_events as ev
 from fakes import slack_views as views
@@ -355,3 +357,12 @@ async def test_clicks_of_other_shapes_or_other_apps_buttons_reach_nothing(rig: R
     await rig.settle()
     assert rig.api.calls_to("views.open") == []
     assert rig.api.calls_to("users.info") == []  # nobody's rights looked up for them
+
+
+def test_the_manifest_turns_the_home_tab_on_and_sends_what_it_listens_to() -> None:
+    manifest = yaml.safe_load(
+        (Path(__file__).parents[3] / "deploy" / "slack-app-manifest.yaml").read_text()
+    )
+    assert manifest["features"]["app_home"]["home_tab_enabled"]
+    assert set(screen.HOME_EVENTS) <= set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    assert manifest["settings"]["interactivity"]["is_enabled"]
