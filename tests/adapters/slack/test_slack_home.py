@@ -6,6 +6,8 @@ and usage rows in the database. Every view published or opened passes Block Kit'
 
 from __future__ import annotations
 
+import asyncio
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import yaml
 from adapters.slack import blocks as bk
 from adapters.slack import modals, screen
 from bot import messages
+from bot.budget.policy import Who
 from fakes import slack_events as ev
 from fakes import slack_views as views
 from fakes.slack_state import blocks_text, parse_json_param
@@ -135,6 +138,28 @@ async def test_a_daily_cap_shows_what_is_left_and_when_it_resets(rig: Rig) -> No
     assert "this user's requests per day: 9 requests left of 10 requests, resets " in shown
     assert "this workspace's spend per month: $" in shown and "left of $20.00, resets " in shown
     assert " 00:00 UTC" in shown
+
+
+async def test_a_question_waiting_for_budget_shows_its_place_in_line(rig: Rig) -> None:
+    await rig.app.limits.set("model:gpt-3.5-turbo", "rpm", "1")
+    await rig.app.budget.reload()
+    m = rig.app.catalog.get("gpt-3.5-turbo")
+    rpm, *_ = rig.app.budget.policy.model_rates(m)
+    await rig.app.budget.backend.adjust([(rpm, 1)], [])  # used up: the next one waits a minute
+    asker = Who("slack", TEAM, DEFAULT_CHANNEL, DEFAULT_USER)
+    waiting = asyncio.create_task(
+        rig.app.budget.acquire(asker, m, tokens=10, cost=None, deadline=time.monotonic() + 120)
+    )
+    while not rig.app.budget.queued(m.name):  # noqa: ASYNC110  # until it is in line
+        await asyncio.sleep(0.01)
+    try:
+        assert "*Waiting:* your question is number 1 in line for gpt-3.5-turbo." in text(
+            await open_home(rig)
+        )
+        assert "Waiting" not in text(await open_home(rig, "U0SOMEONE1"))
+    finally:
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
 
 
 async def test_the_messages_tab_publishes_nothing(rig: Rig) -> None:
