@@ -37,7 +37,7 @@ from bot.budget.limits import (
     window,
     window_start,
 )
-from bot.budget.policy import Limits, Policy, ScopeKind, Who
+from bot.budget.policy import SCOPES, Limits, Policy, ScopeKind, Who
 from bot.budget.tickets import OnQueued, Standing, Ticket, shared_requests
 from bot.catalog import ModelInfo
 from bot.errors import (
@@ -107,6 +107,16 @@ class Budget(AsyncResource):
     def queued(self, model: str) -> int:
         lane = self._lanes.get(model)
         return len(lane.queue) if lane else 0
+
+    def waiting(self, platform: str, workspace: str, user: str) -> list[tuple[str, int]]:
+        """The requests of one person waiting in this process's queues: (model, place in
+        line, 1 being next). Another replica's queue is its own and not seen here."""
+        return [
+            (name, lane.queue.position(w))
+            for name, lane in self._lanes.items()
+            for w in lane.queue
+            if (w.who.platform, w.who.workspace, w.who.user) == (platform, workspace, user)
+        ]
 
     async def acquire(
         self,
@@ -190,10 +200,12 @@ class Budget(AsyncResource):
     async def reload(self) -> None:
         await self._refresh(now=True)
 
-    async def status(self, who: Who, model: ModelInfo) -> list[Standing]:
-        """Every limit ``who`` is under for ``model``, with its use now: for /usage."""
+    async def status(
+        self, who: Who, model: ModelInfo, *, scopes: tuple[ScopeKind, ...] = SCOPES
+    ) -> list[Standing]:
+        """Every limit ``who`` is under for ``model`` (in ``scopes``), with its use now."""
         await self._refresh()
-        ask = self.policy.ask(who, model, tokens=0, cost=None)
+        ask = self.policy.ask(who, model, tokens=0, cost=None, scopes=scopes)
         await self._seed_caps(ask)
         out = []
         for rate, _ in ask.rates:

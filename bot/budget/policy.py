@@ -157,13 +157,22 @@ class Policy:
                 )
         return tuple(rates)
 
-    def ask(self, who: Who, model: ModelInfo, *, tokens: int, cost: Decimal | None) -> Ask:
-        """What one call of ``tokens`` (prompt + max_tokens) costing up to ``cost`` takes."""
+    def ask(
+        self,
+        who: Who,
+        model: ModelInfo,
+        *,
+        tokens: int,
+        cost: Decimal | None,
+        scopes: tuple[ScopeKind, ...] = SCOPES,
+    ) -> Ask:
+        """What one call of ``tokens`` (prompt + max_tokens) costing up to ``cost`` takes;
+        ``scopes`` narrower than every one: for a page with no channel (Slack's App Home)."""
         rates: list[tuple[Rate, int]] = []
         caps: list[tuple[Cap, int]] = []
         for rate in self.model_rates(model):
             rates.append((rate, tokens if rate.unit == "tokens" else 1))
-        for scope in SCOPES:
+        for scope in scopes:
             instance = who.instance(scope, model.name)
             base = who.key(scope, model.name)
             name = f"{model.name}" if scope == "model" else f"this {scope}"

@@ -58,8 +58,8 @@ class Commands:
         workspace = await self.usage.report(by="model", since=since, where=ws)
         lines = [
             "*Today (since 00:00 UTC)*",
-            f"This channel: {_total(channel)}",
-            f"This workspace: {_total(workspace)}",
+            f"This channel: {usage_total(channel)}",
+            f"This workspace: {usage_total(workspace)}",
             "",
             await self.budget_text(who, model),
         ]
@@ -128,7 +128,7 @@ def _workspace(who: Who) -> tuple[tuple[str, str], ...]:
     return (("platform", who.platform), ("workspace", who.workspace))
 
 
-def _total(rows: list[ReportLine]) -> str:
+def usage_total(rows: list[ReportLine]) -> str:
     """Requests, tokens and spend; transcription models' minutes and spend beside them."""
     if not rows:
         return "no requests yet"
