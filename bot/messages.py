@@ -147,6 +147,7 @@ def usage_line(reply: Reply) -> str:
 
 # -- a person's own page (Slack's App Home): bot.chat.home, adapters.slack.home -----------------
 HOME_TITLE = "quotabot"
+USAGE_TITLE = "quotabot usage"
 HOME_USAGE = (
     "**Your usage**\nToday (since 00:00 UTC): {today}\nThis month (since the 1st, UTC): {month}"
 )

@@ -32,6 +32,7 @@ from bot import messages, voice
 from bot.budget.policy import Who
 from bot.chat.answers import Chat, Deadline
 from bot.chat.commands import Commands
+from bot.chat.home import Home
 from bot.chat.split import LIMIT
 from bot.downloads import FileHosts
 from bot.errors import QuotabotError
@@ -41,6 +42,9 @@ from bot.store.events import EventLog
 
 log = logging.getLogger(__name__)
 
+EMBED_TEXT = 4096
+"""Characters of an embed's description, at most."""
+EMBED_COLOR = 0x5865F2
 _CHANNEL = re.compile(r"^<#(\d{15,22})>$|^(\d{15,22})$")
 """``<#123…>`` as Discord writes a channel, or its snowflake."""
 
@@ -120,6 +124,8 @@ class CommandRunner:
                 await self._ask(inv, reply)
             elif inv.name == "transcribe":
                 await self._transcribe(inv, reply)
+            elif inv.name == "usage":
+                await out.show_embed(await self._usage(inv))
             elif (words := _words(inv)) is not None:
                 name, args = words
 
@@ -136,6 +142,21 @@ class CommandRunner:
             if not isinstance(exc, QuotabotError):
                 log.exception("answering Discord command %s (%s) failed", inv.name, inv.id)
             await reply.fail(messages.explain(exc))
+
+    async def _usage(self, inv: Invocation) -> dict[str, Any]:
+        """/usage as an embed only its asker sees: their own figures first, then the
+        channel's and the server's today, and the budgets left here."""
+
+        async def no() -> bool:
+            return False
+
+        mine = await Home(self.chat).usage(inv.who)
+        here = await self.chat.command("usage", [], inv.who, is_admin=no, channel_id=channel_id)
+        return {
+            "title": messages.USAGE_TITLE,
+            "description": from_core(f"{mine}\n\n{here}")[:EMBED_TEXT],
+            "color": EMBED_COLOR,
+        }
 
     async def _ask(self, inv: Invocation, reply: InteractionReply) -> None:
         prompt = str(inv.options.get("prompt", "")).strip()
