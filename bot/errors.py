@@ -84,8 +84,20 @@ class ChannelDisabled(RequestRejected):
 
 
 class BudgetExceeded(RequestRejected):
-    def __init__(self, *, label: str, used: str, limit: str, resets_at: datetime, now: datetime):
+    def __init__(
+        self,
+        *,
+        label: str,
+        used: str,
+        limit: str,
+        resets_at: datetime,
+        now: datetime,
+        cap_key: str = "",
+        unit: str = "",
+    ):
         self.label, self.used, self.limit, self.resets_at = label, used, limit, resets_at
+        self.cap_key, self.unit = cap_key, unit
+        """Which cap refused (its counter's key) and in what: to ask the admins for more."""
         left = max(0, int((resets_at - now).total_seconds()))
         super().__init__(
             f"This request would go over {label}: {used} of {limit} used. "

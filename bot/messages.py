@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from bot import errors
 from bot.budget.tickets import QueueInfo
 from bot.models import Reply
+
+if TYPE_CHECKING:
+    from bot.store.grants import Request
 
 PROVIDER_BUSY = "The model is busy right now (rate limited). Please try again in a minute."
 PROVIDER_DOWN = "The model provider is not answering right now. Please try again later."
@@ -183,3 +187,40 @@ MODAL_VALUE_HINT = "A number ($ for spend), model names for models, or off to re
 MODAL_REQUIRED = "Choose or type a value here."
 MODEL_NOT_ALLOWED_HERE = "{model} is not among the models this channel may use: {allowed}"
 PROMPT_TOO_LONG = "The system prompt may have at most {most:,} characters; this one has {length:,}."
+
+
+# -- asking the admins for more budget from chat ------------------------------------------------
+REQUEST_MORE = "Request more"
+MORE_TITLE = "Ask for more budget"
+MORE_AMOUNT = "How much more ({unit})"
+MORE_REASON = "Why (the admins read this)"
+MORE_SENT = (
+    "Your request for {amount} more of {label} went to the admins. "
+    "You will hear here when one of them decides."
+)
+MORE_NO_ADMINS = (
+    "No admin can be reached here to grant more budget: quotabot's operators can name "
+    "admins in QUOTABOT_ADMIN_USERS, or set a digest channel with /digest set."
+)
+MORE_ASKED = "{user} asks for {amount} more of {label} (used up until {resets}), because: {reason}"
+MORE_GRANTED = "{admin} granted {amount} more of {label} to {user}, until {resets}."
+MORE_DENIED = "{admin} did not grant {user} more of {label}."
+MORE_NOT_ADMIN = "Only admins can grant more budget."
+APPROVE, DENY = "Grant", "Deny"
+
+
+def amount_text(amount: Decimal, unit: str) -> str:
+    """A requested or granted amount as people write it: ``$0.50``, ``$0.125``, ``10,000
+    tokens``."""
+    if unit == "usd":
+        cents = amount.quantize(Decimal("0.01"))
+        return f"${cents:,}" if cents == amount else f"${amount.normalize():f}"
+    return quantity(amount, unit)
+
+
+def grant_line(g: Request) -> str:
+    """One grant in force, for /budget: what, how much, for whom, by whom, until when."""
+    return (
+        f"+{amount_text(g.amount, g.unit)} on {g.label} for <@{g.requested_by}>, granted by "
+        f"<@{g.decided_by}>, until {g.expires_at:%H:%M} UTC {g.expires_at:%b %d}"
+    )

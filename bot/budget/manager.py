@@ -20,7 +20,7 @@ import logging
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -65,12 +65,14 @@ class Budget(AsyncResource):
         spread: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         overrides: Callable[[], Awaitable[Limits]] | None = None,
+        grants: Callable[[], Awaitable[Mapping[str, Decimal]]] | None = None,
         refresh: float = 10.0,
         seed: Callable[[Cap, datetime], Awaitable[int]] | None = None,
     ):
         self.backend = backend
         self.policy = policy
         self._overrides = overrides
+        self._grants = grants
         self._refresh_every = refresh
         self._next_refresh = 0.0
         self._seed = seed
@@ -179,6 +181,8 @@ class Budget(AsyncResource):
         self._next_refresh = self.clock() + self._refresh_every
         try:
             self.policy.overrides = await self._overrides()
+            if self._grants is not None:
+                self.policy.grants = await self._grants()
         except Exception:
             log.exception("could not read the run-time budget limits; keeping the last ones")
 

@@ -107,6 +107,8 @@ class Policy:
     def __init__(self, config: Limits, overrides: Limits | None = None):
         self.config = config
         self.overrides: Limits = overrides or {}
+        self.grants: Mapping[str, Decimal] = {}
+        """What admins granted on top of caps, by cap key, until each cap's window ends."""
 
     def value(
         self, scope: ScopeKind, instance: str, kind: LimitKind
@@ -203,6 +205,8 @@ class Policy:
                 # Built in one place for every kind: each cap counts its own scope's usage rows
                 # (an rpd cap once did not, and counted every row of the day after a restart).
                 label = f"{name}'s {_LABELS[kind]}"
+                if extra := self.grants.get(f"{base}:{kind}"):
+                    units += usd_units(extra) if unit == "usd" else int(extra)
                 cap = Cap(
                     f"{base}:{kind}", units, period, unit, label, who.where(scope, model.name)
                 )
