@@ -192,6 +192,7 @@ PROMPT_TOO_LONG = "The system prompt may have at most {most:,} characters; this 
 # -- asking the admins for more budget from chat ------------------------------------------------
 REQUEST_MORE = "Request more"
 MORE_TITLE = "Ask for more budget"
+MORE_INTRO = "*{label}* is used up until {resets}. The admins decide on a request."
 MORE_AMOUNT = "How much more ({unit})"
 MORE_REASON = "Why (the admins read this)"
 MORE_SENT = (
@@ -206,6 +207,7 @@ MORE_ASKED = "{user} asks for {amount} more of {label} (used up until {resets}),
 MORE_GRANTED = "{admin} granted {amount} more of {label} to {user}, until {resets}."
 MORE_DENIED = "{admin} did not grant {user} more of {label}."
 MORE_NOT_ADMIN = "Only admins can grant more budget."
+MORE_ONLY_ASKER = "Only the person this limit refused can ask for more with this button."
 APPROVE, DENY = "Grant", "Deny"
 
 

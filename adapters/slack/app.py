@@ -34,6 +34,7 @@ from adapters.slack.digest import SlackDigestPoster
 from adapters.slack.events import MESSAGE, SlackEvents
 from adapters.slack.home import SlackHome
 from adapters.slack.http import SlackEndpoint
+from adapters.slack.more import SlackMore
 from adapters.slack.reply import Replies
 from adapters.slack.socket import SocketMode
 from bot.chat.answers import Chat
@@ -110,6 +111,7 @@ class SlackAdapter:
         self.commands = SlackCommands(self.chat, replies, admins=config.admins)
         self.digests = SlackDigestPoster(self.app)
         self.home = SlackHome(self.chat, is_admin=self.commands._is_admin)
+        self.more = SlackMore(self.chat, is_admin=self.commands._is_admin, admins=config.admins)
         self.socket: SocketMode | None = None
         self._register()
 
@@ -168,6 +170,7 @@ class SlackAdapter:
         self.commands.register(app)
         app.message_shortcut("transcribe")(self.voice.on_shortcut)
         self.home.register(app)
+        self.more.register(app)
         app.error(self._on_error)
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:

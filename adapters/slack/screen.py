@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from adapters.slack import modals
+from adapters.slack import modals, more
 from bot.ids import usable_id
 from bot.web import MAX_DEPTH, too_deep
 
@@ -26,6 +26,8 @@ EVENTS = ("app_mention", "message")
 HOME_EVENTS = ("app_home_opened",)
 """The App Home tab's (adapters.slack.home); its buttons and forms are these:"""
 HOME_ACTIONS, HOME_VIEWS = modals.ACTIONS, modals.VIEWS
+ACTIONS, VIEWS = HOME_ACTIONS + more.ACTIONS, HOME_VIEWS + more.VIEWS
+"""Every button and form quotabot listens to (the Home tab's; asking for more budget's)."""
 COMMANDS = ("/ask", "/usage", "/budget", "/digest")
 SHORTCUTS = ("transcribe",)
 """Message shortcuts, by callback_id."""
@@ -105,9 +107,9 @@ def unhandled(body: dict[str, Any]) -> str | None:
         return None if event in EVENTS + HOME_EVENTS else f"{_short(event)} event"
     if kind == "message_action" and body.get("callback_id") in SHORTCUTS:
         return None
-    if kind == "block_actions" and all(a["action_id"] in HOME_ACTIONS for a in body["actions"]):
+    if kind == "block_actions" and all(a["action_id"] in ACTIONS for a in body["actions"]):
         return None
-    if kind == "view_submission" and body["view"]["callback_id"] in HOME_VIEWS:
+    if kind == "view_submission" and body["view"]["callback_id"] in VIEWS:
         return None
     return _short(kind)
 
