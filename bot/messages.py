@@ -207,6 +207,8 @@ MORE_GRANTED = "{admin} granted {amount} more of {label} to {user}, until {reset
 MORE_DENIED = "{admin} did not grant {user} more of {label}."
 MORE_NOT_ADMIN = "Only admins can grant more budget."
 APPROVE, DENY = "Grant", "Deny"
+MORE_NOT_YOURS = "Only the one this limit refused can ask for more with this button."
+MORE_LAPSED = "This limit has reset since: ask again, and ask for more if it refuses you."
 
 
 def amount_text(amount: Decimal, unit: str) -> str:
