@@ -1,7 +1,7 @@
 """Asking the admins for more budget from Discord, over HTTP interactions.
 
-    a refusal for a cap -> the offer kept (BudgetRequests.offer) -> "Request more" ("more:ID")
-    the refused user clicks -> a modal: how much, and why ("more:ID" again)
+    a refusal for a cap -> the offer kept (BudgetRequests.offer) -> "Request more" ("more:ID:END")
+    the refused user clicks -> a modal: how much, and why ("more:ID:END" again)
     submitted -> Chat.request_more -> posted in the server's digest channel with Grant / Deny
                  ("grant:ID", "deny:ID"); the asker told, privately, that it went
     an admin clicks -> Chat.decide -> that message shows the decision, its buttons gone,
@@ -78,29 +78,36 @@ class MoreBudgetFlow:
             unit=offer.unit,
             expires_at=offer.resets_at,
         )
-        return buttons((messages.REQUEST_MORE, f"more:{offer_id}", PRIMARY))
+        return buttons((messages.REQUEST_MORE, _more_id(offer_id, offer.resets_at), PRIMARY))
 
     async def handle(self, payload: JSON) -> JSON:
         """The response to a button clicked or a modal submitted (Discord waits 3 s for it)."""
         custom_id = (payload.get("data") or {}).get("custom_id")
-        verb, _, number = custom_id.partition(":") if isinstance(custom_id, str) else ("", "", "")
+        verb, *rest = custom_id.split(":") if isinstance(custom_id, str) else [""]
         if verb not in ("more", "grant", "deny"):  # not one of quotabot's buttons
             return _private(messages.DISCORD_UNSUPPORTED)
         try:
-            ident, who = int(number), _clicker(payload)
+            ident, who = int(rest[0]), _clicker(payload)
+            stamp = int(rest[1]) if verb == "more" else 0
         except (KeyError, TypeError, ValueError, AttributeError):
             log.warning("malformed Discord component interaction %s", payload.get("id"))
             return _private(warn(messages.DISCORD_MALFORMED))
         if verb == "more" and payload.get("type") == MODAL_SUBMIT:
-            return await self._submitted(ident, who.user, _fields(payload["data"]))
+            return await self._submitted(ident, stamp, who.user, _fields(payload["data"]))
         if verb == "more":
-            return await self._modal(ident, who.user)
+            return await self._modal(ident, stamp, who.user)
         return await self._decide(ident, who, grant=verb == "grant", payload=payload)
 
-    async def _offered(self, offer_id: int, clicker: str) -> MoreBudget | str:
-        """The offer behind a button, or what to tell the one who clicked instead."""
+    async def _offered(self, offer_id: int, stamp: int, clicker: str) -> MoreBudget | str:
+        """The offer behind a button, or what to tell the one who clicked instead. ``stamp``
+        (the offer's end) tells a lapsed offer from a new one that SQLite gave its id again."""
         kept = await self.requests.get(offer_id) if self.requests is not None else None
-        if kept is None or kept.status != "offered" or kept.expires_at <= datetime.now(UTC):
+        if (
+            kept is None
+            or kept.status != "offered"
+            or int(kept.expires_at.timestamp()) != stamp
+            or kept.expires_at <= datetime.now(UTC)
+        ):
             return messages.MORE_LAPSED
         if kept.requested_by != clicker:
             return messages.MORE_NOT_YOURS
@@ -115,15 +122,15 @@ class MoreBudgetFlow:
             resets_at=kept.expires_at,
         )
 
-    async def _modal(self, offer_id: int, clicker: str) -> JSON:
-        offer = await self._offered(offer_id, clicker)
+    async def _modal(self, offer_id: int, stamp: int, clicker: str) -> JSON:
+        offer = await self._offered(offer_id, stamp, clicker)
         if isinstance(offer, str):
             return _private(warn(offer))
         unit = _UNITS.get(offer.unit, offer.unit)
         return {
             "type": MODAL,
             "data": {
-                "custom_id": f"more:{offer_id}",
+                "custom_id": _more_id(offer_id, offer.resets_at),
                 "title": messages.MORE_TITLE[:45],
                 "components": [
                     _text_input(AMOUNT, messages.MORE_AMOUNT.format(unit=unit), SHORT, 20),
@@ -132,8 +139,10 @@ class MoreBudgetFlow:
             },
         }
 
-    async def _submitted(self, offer_id: int, clicker: str, fields: dict[str, str]) -> JSON:
-        offer = await self._offered(offer_id, clicker)
+    async def _submitted(
+        self, offer_id: int, stamp: int, clicker: str, fields: dict[str, str]
+    ) -> JSON:
+        offer = await self._offered(offer_id, stamp, clicker)
         if isinstance(offer, str):
             return _private(warn(offer))
         admins = await self._admins_channel(offer.workspace)
@@ -228,6 +237,11 @@ def _decision(request: Request) -> str:
         label=request.label,
         resets=_when(request.expires_at),
     )
+
+
+def _more_id(offer_id: int, ends: datetime) -> str:
+    """``more:ID:END``: the offer's row, and the end of its window (Unix seconds)."""
+    return f"more:{offer_id}:{int(ends.timestamp())}"
 
 
 def _when(at: datetime) -> str:

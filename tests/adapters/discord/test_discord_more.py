@@ -5,6 +5,7 @@ and the grant that lets the asker go on. The fake Discord API records what each 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -203,6 +204,14 @@ async def test_a_broken_or_foreign_button_changes_nothing(rig: Rig) -> None:
     assert broken["data"]["flags"] == 64 and "could not read" in broken["data"]["content"]
     foreign = await respond(rig, clicked("poll:42"))
     assert "does not handle" in foreign["data"]["content"]
-    gone = await respond(rig, clicked("more:999999"))
+    gone = await respond(rig, clicked("more:999999:1767225600"))
     assert "This limit has reset since" in gone["data"]["content"]
+    # An old button whose offer lapsed, its id given again (SQLite) to a new offer: not that one.
+    where = {"platform": "discord", "workspace": GUILD, "channel": CHANNEL, "user": USER}
+    what = {"cap_key": f"ch:discord:{GUILD}:{CHANNEL}:rpd", "label": "x", "unit": "requests"}
+    lapsed = datetime.now(UTC) - timedelta(seconds=1)
+    old = await rig.app.requests.offer(**where, **what, expires_at=lapsed)
+    await rig.app.requests.offer(**where, **what, expires_at=lapsed + timedelta(days=1))
+    stale = await respond(rig, clicked(f"more:{old}:{int(lapsed.timestamp())}"))
+    assert "This limit has reset since" in stale["data"]["content"]
     assert rig.api.calls == [] and await rig.app.requests.active("discord", GUILD) == []
