@@ -209,6 +209,8 @@ MORE_DENIED = "{admin} did not grant {user} more of {label}."
 MORE_NOT_ADMIN = "Only admins can grant more budget."
 MORE_ONLY_ASKER = "Only the person this limit refused can ask for more with this button."
 APPROVE, DENY = "Grant", "Deny"
+MORE_NOT_YOURS = "Only the one this limit refused can ask for more with this button."
+MORE_LAPSED = "This limit has reset since: ask again, and ask for more if it refuses you."
 
 
 def amount_text(amount: Decimal, unit: str) -> str:

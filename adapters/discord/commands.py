@@ -25,7 +25,7 @@ from adapters.discord.invocation import (
     Invocation,
     file_hosts,
 )
-from adapters.discord.reply import InteractionReply, Responder
+from adapters.discord.reply import InteractionReply, Offering, Responder
 from adapters.discord.spec import MAX_CHOICES
 from adapters.discord.texts import from_core, warn
 from bot import messages, voice
@@ -77,6 +77,8 @@ class CommandRunner:
         """Answers edited in as they are generated (QUOTABOT_DISCORD_STREAMING)."""
         self.edit_interval = edit_interval
         """Seconds between two edits of one message while streaming."""
+        self.offers: Offering | None = None
+        """Puts "Request more" under a refusal for a cap (set by ``adapters.discord.more``)."""
 
     @property
     def tasks(self) -> set[Any]:
@@ -118,6 +120,7 @@ class CommandRunner:
             limit=self.piece_limit,
             interval=self.edit_interval,
             streaming=self.streaming,
+            more=self.offers,
         )
         try:
             if inv.name == "ask":

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, runtime_checkable
 
 import discord
 
@@ -22,6 +23,7 @@ from adapters.discord.texts import from_core, warn
 from bot import messages
 from bot.budget.tickets import QueueInfo
 from bot.chat.split import LIMIT, split
+from bot.chat.surface import MoreBudget
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,17 @@ class Responder(Protocol):
         """The deferred response made one embed (Discord's JSON shape), with no text."""
 
 
+Offering = Callable[[MoreBudget], Awaitable[list[dict[str, Any]]]]
+"""Keeps an offer of more budget; the components (a "Request more" button) that carry it."""
+
+
+@runtime_checkable
+class ShowsButtons(Protocol):
+    """A responder that can put message components on the deferred response (HTTP mode)."""
+
+    async def show_buttons(self, components: list[dict[str, Any]]) -> None: ...
+
+
 class InteractionReply:
     def __init__(
         self,
@@ -48,10 +61,13 @@ class InteractionReply:
         limit: int = LIMIT,
         interval: float = 1.0,
         streaming: bool = True,
+        more: Offering | None = None,
     ):
         """``deadline``: loop time after which nothing more can be posted with the token.
-        ``interval``: seconds between two edits of one message while the answer streams."""
+        ``interval``: seconds between two edits of one message while the answer streams.
+        ``more``: how a refusal for a cap gets its "Request more" button (None: it does not)."""
         self.out, self.deadline, self.limit = out, deadline, limit
+        self.more = more
         self.streaming = streaming
         self.follow_ups: list[str] = []
         """The ids of the follow-ups posted so far, in order."""
@@ -84,6 +100,11 @@ class InteractionReply:
             await self.out.edit(warn(text))
         except Exception as exc:
             log.warning("could not tell the user of a failure: %s", exc)
+
+    async def offer_more(self, offer: MoreBudget) -> None:
+        """The "Request more" button under the refusal, where the responder can show one."""
+        if self.more is not None and isinstance(self.out, ShowsButtons):
+            await self.out.show_buttons(await self.more(offer))
 
     async def show(self, index: int, text: str) -> None:
         if index == 0:

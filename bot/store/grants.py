@@ -1,7 +1,8 @@
 """Requests for more budget, and the grants admins make of them, in the database so that every
 replica's budget sees a grant (``Budget`` reads ``BudgetRequests.in_force`` as it reads limits).
 
-    refused by a cap -> ask(cap, amount, reason): pending, lapses with the cap's window
+    refused by a cap -> [offer(cap): offered, where a button holds only its id]
+                     -> ask(cap, amount, reason): pending, lapses with the cap's window
     an admin decides once -> granted (the cap is that much higher until the window ends)
                            | denied
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from bot.errors import StoreError
 from bot.store.db import DB_ERRORS, Database, describe
@@ -104,6 +105,49 @@ class BudgetRequests:
             raise StoreError(
                 f"Could not save the request for more budget: {describe(exc)}"
             ) from exc
+
+    async def offer(
+        self,
+        *,
+        platform: str,
+        workspace: str,
+        channel: str,
+        user: str,
+        cap_key: str,
+        label: str,
+        unit: str,
+        expires_at: datetime,
+    ) -> int:
+        """Keep a "Request more" offer (status ``offered``) for a platform whose buttons carry
+        only a short id: Discord's custom_id holds 100 characters, less than a cap key and its
+        label, and any replica may take the click. Offers whose window is over are dropped."""
+        now = datetime.now(UTC)
+        row = BudgetRequest(
+            platform=platform,
+            workspace=workspace,
+            channel=channel,
+            requested_by=user,
+            cap_key=cap_key,
+            label=label,
+            unit=unit,
+            amount="0",
+            reason="",
+            expires_at=expires_at,
+            status="offered",
+            requested_at=now,
+        )
+        try:
+            async with self.db.session() as s, s.begin():
+                await s.execute(
+                    delete(BudgetRequest).where(
+                        BudgetRequest.status == "offered", BudgetRequest.expires_at <= now
+                    )
+                )
+                s.add(row)
+                await s.flush()
+                return row.id
+        except DB_ERRORS as exc:
+            raise StoreError(f"Could not keep the offer of more budget: {describe(exc)}") from exc
 
     async def get(self, request_id: int) -> Request | None:
         async with self.db.session() as s:
