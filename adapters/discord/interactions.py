@@ -35,7 +35,6 @@ from adapters.discord.invocation import (
     Invocation,
     deadline_for,
 )
-from adapters.discord.more import MESSAGE_COMPONENT, MODAL_SUBMIT, MoreBudgetFlow
 from adapters.discord.rest import DiscordREST
 from adapters.discord.spec import KNOWN
 from adapters.discord.texts import warn
@@ -76,20 +75,10 @@ class Malformed(ValueError):
 
 
 class InteractionsEndpoint:
-    def __init__(
-        self,
-        config: InteractionsConfig,
-        *,
-        runner: CommandRunner,
-        rest: DiscordREST,
-        bot_rest: DiscordREST | None = None,
-    ):
-        """``bot_rest``: a client with the bot token, to post the admins' budget requests."""
+    def __init__(self, config: InteractionsConfig, *, runner: CommandRunner, rest: DiscordREST):
         self.config = config
         self.runner = runner
         self.rest = rest
-        self.more = MoreBudgetFlow(runner, rest=bot_rest)
-        runner.offers = self.more.offer
         try:
             self._key = VerifyKey(bytes.fromhex(config.public_key))
         except ValueError as exc:
@@ -123,8 +112,6 @@ class InteractionsEndpoint:
             return web.json_response({"type": PONG})
         if kind == AUTOCOMPLETE:
             return await self._autocomplete(payload)
-        if kind in (MESSAGE_COMPONENT, MODAL_SUBMIT):  # "Request more", Grant, Deny
-            return web.json_response(await self.more.handle(payload))
         if kind != APPLICATION_COMMAND:
             return self._message(messages.DISCORD_UNSUPPORTED)
         try:
@@ -252,48 +239,26 @@ class _Webhook:
         self.token = token
         self.ephemeral = ephemeral
 
-    async def edit(self, text: str, message: str | None = None) -> None:
-        await self._patch(message, {"content": text, "allowed_mentions": NO_MENTIONS})
-
-    async def show_embed(self, embed: dict[str, Any]) -> None:
-        await self._patch(None, {"content": "", "embeds": [embed], "allowed_mentions": NO_MENTIONS})
-
-    async def show_buttons(self, components: list[dict[str, Any]]) -> None:
-        await self._patch(None, {"components": components})
-
-    async def _patch(self, message: str | None, body: dict[str, Any]) -> None:
-        """The deferred response (``@original``, not quoted), or the follow-up ``message``."""
-        hook = "/webhooks/{webhook_id}/{webhook_token}/messages/"
-        if message is None:
-            await self.rest.request(
-                "PATCH",
-                hook + "@original",
-                json=body,
-                webhook_id=self.app,
-                webhook_token=self.token,
-            )
-            return
+    async def edit(self, text: str) -> None:
         await self.rest.request(
             "PATCH",
-            hook + "{message_id}",
-            json=body,
+            "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
             webhook_id=self.app,
             webhook_token=self.token,
-            message_id=message,
+            json={"content": text, "allowed_mentions": NO_MENTIONS},
         )
 
-    async def follow_up(self, text: str) -> str:
+    async def follow_up(self, text: str) -> None:
         body: dict[str, Any] = {"content": text, "allowed_mentions": NO_MENTIONS}
         if self.ephemeral:
             body["flags"] = EPHEMERAL
-        sent = await self.rest.request(
+        await self.rest.request(
             "POST",
-            "/webhooks/{webhook_id}/{webhook_token}?wait=true",  # answers with the message
+            "/webhooks/{webhook_id}/{webhook_token}",
             webhook_id=self.app,
             webhook_token=self.token,
             json=body,
         )
-        return str(sent["id"]) if isinstance(sent, dict) else ""
 
 
 def _id(payload: dict[str, Any]) -> str:

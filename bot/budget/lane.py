@@ -74,8 +74,6 @@ def refusal(outcome: Refused) -> BudgetExceeded:
         limit=_amount(cap, cap.limit, cap.limit, unit=True),
         resets_at=outcome.resets_at,
         now=now,
-        cap_key=cap.key,
-        unit=cap.unit,
     )
 
 
