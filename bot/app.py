@@ -34,6 +34,7 @@ from bot.store import ChannelStore, Database, UsageStore, migrate
 from bot.store.budgets import BudgetLimitStore
 from bot.store.digests import Claims, DigestSettingsStore, RequestEvents
 from bot.store.events import EventLog
+from bot.store.grants import BudgetRequests
 from bot.store.journal import Journal
 from bot.store.spool import Spool
 from bot.takeover import CLAIM_WAIT
@@ -52,6 +53,8 @@ class App:
     service: Service
     budget: Budget
     limits: BudgetLimitStore
+    requests: BudgetRequests
+    """Requests for more budget from chat, and the admins' grants."""
     metrics: Metrics
     sandbox: SandboxServer | None
     """The built-in sandbox, when no provider is configured; None otherwise."""
@@ -70,6 +73,7 @@ class App:
             digests=self.digest_commands,
             transcription=self.catalog.get(self.settings.voice.transcription_model),
             catalog=self.catalog,
+            requests=self.requests,
         )
 
     @property
@@ -145,6 +149,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         )
         usage.start()
         stack.push_async_callback(usage.aclose)
+        requests = BudgetRequests(db)
         budget = Budget(
             backend,
             Policy(budget_settings.limit_values()),
@@ -152,6 +157,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             batch_max=budget_settings.batch_max,
             spread=budget_settings.burst_spread,
             overrides=limits.all,
+            grants=requests.in_force,
             # Counters in this process start from zero: daily and monthly caps start from what
             # the usage store says was already used. (Redis keeps its counters.)
             seed=cap_seed(usage) if isinstance(backend, MemoryBackend) else None,
@@ -213,6 +219,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             service=service,
             budget=budget,
             limits=limits,
+            requests=requests,
             metrics=metrics,
             sandbox=sandbox,
             digests=digests,

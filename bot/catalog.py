@@ -7,7 +7,9 @@ price of their own. Reasoning models (o-series, gpt-5) are flagged: they take
 
 Limits are the provider account's defaults (requests and tokens per minute, requests per day)
 for the configured tier; the budgets learn the real ones from the provider's ``x-ratelimit-*``
-headers. Every figure can be overridden, and models added, in the ``[models."name"]`` tables of
+headers. Models that see images are flagged ``vision``, with the figures OpenAI publishes for
+counting an image's tokens (:class:`ImageTokens`, used by bot.images). Every figure can be
+overridden, and models added, in the ``[models."name"]`` tables of
 the config file.
 """
 
@@ -34,6 +36,21 @@ class RateLimits:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ImageTokens:
+    """How a vision model counts an image, after OpenAI's published rules: 512 px tiles
+    (``base`` + ``tile`` per tile; "low" detail is ``base`` alone), or, when ``patch`` is set,
+    32 px patches (at most 1,536) times ``patch``."""
+
+    base: int = 85
+    tile: int = 170
+    patch: Decimal | None = None
+
+
+TILES = ImageTokens()
+"""gpt-4o, gpt-4.1, gpt-5, o-series: 85 + 170 per tile."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModelInfo:
     name: str
     endpoint: Endpoint = "chat"
@@ -55,6 +72,9 @@ class ModelInfo:
     reasoning_budget: int = 0
     """Tokens allowed for reasoning on top of an answer's ``max_tokens`` (reasoning models):
     what is sent as ``max_completion_tokens``, and reserved in the budgets, is the sum."""
+    vision: bool = False
+    """Takes images as input (``image_url`` content parts)."""
+    image_tokens: ImageTokens = TILES
     known: bool = True
     """False for a model that is neither built in nor configured (a self-hosted one, say)."""
 
@@ -101,6 +121,8 @@ class _Entry:
     limits: dict[Tier, tuple[int, int, int | None]]
     """(RPM, TPM, RPD) per tier; a tier not listed takes the paid figures."""
     reasoning: bool = False
+    images: ImageTokens | None = None
+    """None: the model does not see images."""
 
 
 def _chat(
@@ -110,12 +132,19 @@ def _chat(
     *,
     encoding: str = "o200k_base",
     reasoning: bool = False,
+    images: ImageTokens | None = TILES,
 ) -> _Entry:
-    return _Entry("chat", encoding, window, prices, limits, reasoning)
+    return _Entry("chat", encoding, window, prices, limits, reasoning, images)
+
+
+def _patches(multiplier: str) -> ImageTokens:
+    return ImageTokens(patch=Decimal(multiplier))
 
 
 def _legacy(window: int, price: str, limits: tuple[int, int, int | None]) -> _Entry:
-    return _Entry("completions", "cl100k_base", window, (price, None, price), {"paid": limits})
+    return _Entry(
+        "completions", "cl100k_base", window, (price, None, price), {"paid": limits}, images=None
+    )
 
 
 # Per-1M-token list prices (input, cached input, output) and usage-tier-1 limits (RPM, TPM,
@@ -126,19 +155,29 @@ def _legacy(window: int, price: str, limits: tuple[int, int, int | None]) -> _En
 # otherwise, as they do on the first answer. The gpt-3.5-turbo and gpt-4 family figures are the
 # ones this project was specified with (per 1K tokens: 0.0015/0.002, 0.03/0.06, 0.06/0.12,
 # 0.01/0.03), kept as they were. Dated snapshots ("gpt-4o-2024-08-06") are priced as their base
-# model (see Catalog.get).
+# model (see Catalog.get). Image tokens: OpenAI's "Images and vision" guide
+# (https://platform.openai.com/docs/guides/images-vision, "Calculating costs"), same date.
 _BUILTIN: dict[str, _Entry] = {
     "gpt-3.5-turbo": _chat(
         16_385,
         ("1.5", None, "2"),
         {"free": (3, 40_000, 200), "paid": (60, 150_000, 6_000)},
         encoding="cl100k_base",
+        images=None,
     ),
     "gpt-4": _chat(
-        8_192, ("30", None, "60"), {"paid": (20, 40_000, 1_000)}, encoding="cl100k_base"
+        8_192,
+        ("30", None, "60"),
+        {"paid": (20, 40_000, 1_000)},
+        encoding="cl100k_base",
+        images=None,
     ),
     "gpt-4-32k": _chat(
-        32_768, ("60", None, "120"), {"paid": (20, 40_000, 1_000)}, encoding="cl100k_base"
+        32_768,
+        ("60", None, "120"),
+        {"paid": (20, 40_000, 1_000)},
+        encoding="cl100k_base",
+        images=None,
     ),
     "gpt-4-turbo": _chat(
         128_000, ("10", None, "30"), {"paid": (500, 30_000, None)}, encoding="cl100k_base"
@@ -148,25 +187,45 @@ _BUILTIN: dict[str, _Entry] = {
         128_000,
         ("0.15", "0.075", "0.6"),
         {"free": (3, 40_000, 200), "paid": (500, 200_000, 10_000)},
+        images=ImageTokens(base=2_833, tile=5_667),
     ),
     "gpt-4.1": _chat(1_047_576, ("2", "0.5", "8"), {"paid": (500, 30_000, None)}),
-    "gpt-4.1-mini": _chat(1_047_576, ("0.4", "0.1", "1.6"), {"paid": (500, 200_000, 10_000)}),
-    "gpt-4.1-nano": _chat(1_047_576, ("0.1", "0.025", "0.4"), {"paid": (500, 200_000, None)}),
+    "gpt-4.1-mini": _chat(
+        1_047_576,
+        ("0.4", "0.1", "1.6"),
+        {"paid": (500, 200_000, 10_000)},
+        images=_patches("1.62"),
+    ),
+    "gpt-4.1-nano": _chat(
+        1_047_576, ("0.1", "0.025", "0.4"), {"paid": (500, 200_000, None)}, images=_patches("2.46")
+    ),
     "gpt-5": _chat(
         400_000, ("1.25", "0.125", "10"), {"paid": (500, 500_000, None)}, reasoning=True
     ),
     "gpt-5-mini": _chat(
-        400_000, ("0.25", "0.025", "2"), {"paid": (500, 500_000, None)}, reasoning=True
+        400_000,
+        ("0.25", "0.025", "2"),
+        {"paid": (500, 500_000, None)},
+        reasoning=True,
+        images=_patches("1.62"),
     ),
     "gpt-5-nano": _chat(
-        400_000, ("0.05", "0.005", "0.4"), {"paid": (500, 200_000, None)}, reasoning=True
+        400_000,
+        ("0.05", "0.005", "0.4"),
+        {"paid": (500, 200_000, None)},
+        reasoning=True,
+        images=_patches("2.46"),
     ),
     "gpt-5.1": _chat(
         400_000, ("1.25", "0.125", "10"), {"paid": (500, 500_000, None)}, reasoning=True
     ),
     "o3": _chat(200_000, ("2", "0.5", "8"), {"paid": (500, 30_000, None)}, reasoning=True),
     "o4-mini": _chat(
-        200_000, ("1.1", "0.275", "4.4"), {"paid": (1_000, 100_000, None)}, reasoning=True
+        200_000,
+        ("1.1", "0.275", "4.4"),
+        {"paid": (1_000, 100_000, None)},
+        reasoning=True,
+        images=_patches("1.72"),
     ),
     "gpt-3.5-turbo-instruct": _legacy(4_096, "1.5", (3_500, 90_000, None)),
     "davinci-002": _legacy(16_384, "2", (3_000, 250_000, None)),
@@ -206,6 +265,10 @@ class ModelOverride:
     reasoning: bool | None = None
     fixed_temperature: bool | None = None
     reasoning_budget: int | None = None
+    vision: bool | None = None
+    image_base_tokens: int | None = None
+    image_tile_tokens: int | None = None
+    image_patch_multiplier: Decimal | None = None
 
 
 def builtin_models(tier: Tier) -> dict[str, ModelInfo]:
@@ -225,6 +288,8 @@ def builtin_models(tier: Tier) -> dict[str, ModelInfo]:
             reasoning=e.reasoning,
             fixed_temperature=e.reasoning,
             reasoning_budget=REASONING_BUDGET if e.reasoning else 0,
+            vision=e.images is not None,
+            image_tokens=e.images or TILES,
         )
     for name, (per_minute, audio_limits) in _AUDIO.items():
         rpm, rpd = audio_limits.get(tier) or audio_limits["paid"]
@@ -243,6 +308,16 @@ _T = TypeVar("_T")
 
 def _pick(value: _T | None, default: _T) -> _T:
     return default if value is None else value
+
+
+def _image_tokens(o: ModelOverride, base: ImageTokens) -> ImageTokens:
+    """Tile figures given in the config make a tile-counting model of it."""
+    tiles = o.image_base_tokens is not None or o.image_tile_tokens is not None
+    return ImageTokens(
+        base=_pick(o.image_base_tokens, base.base),
+        tile=_pick(o.image_tile_tokens, base.tile),
+        patch=_pick(o.image_patch_multiplier, None if tiles else base.patch),
+    )
 
 
 class Catalog:
@@ -281,6 +356,8 @@ class Catalog:
                     o.reasoning_budget,
                     base.reasoning_budget or (REASONING_BUDGET if reasoning else 0),
                 ),
+                vision=_pick(o.vision, base.vision),
+                image_tokens=_image_tokens(o, base.image_tokens),
                 known=True,
             )
         return cls(models)
@@ -298,6 +375,10 @@ class Catalog:
         """The model's entry; an unknown model gets chat completions, cl100k and no price."""
         found = self._find(name)
         return found if found is not None else ModelInfo(name=name, known=False)
+
+    def vision_models(self) -> list[str]:
+        """The names that can see images, sorted."""
+        return sorted(n for n, m in self._models.items() if m.vision)
 
     def chat_models(self) -> list[str]:
         """The names that can answer a question (chat and legacy completions), sorted."""

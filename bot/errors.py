@@ -18,6 +18,11 @@
     │       ├── AudioUnsupported   not a format the transcription endpoint takes
     │       ├── AudioUnreadable    a known format whose length cannot be measured
     │       └── AudioDownloadFailed  the chat platform would not hand the file over
+    │   └── ImageRejected      an image that cannot be shown to the model
+    │       ├── NoVision           the model does not see images: names those that do
+    │       ├── ImageTooLarge      over the provider's 20 MB
+    │       ├── ImageUnsupported   not png, jpeg, gif or webp (or not an image at all)
+    │       └── ImageDownloadFailed  the chat platform would not hand the file over
     ├── ProviderError          the provider answered with an error, or did not answer
     │   ├── RateLimited        429 rate_limit_exceeded; carries the server's retry hint
     │   ├── QuotaExhausted     429 insufficient_quota and the spend/credit codes that mean the same
@@ -79,8 +84,20 @@ class ChannelDisabled(RequestRejected):
 
 
 class BudgetExceeded(RequestRejected):
-    def __init__(self, *, label: str, used: str, limit: str, resets_at: datetime, now: datetime):
+    def __init__(
+        self,
+        *,
+        label: str,
+        used: str,
+        limit: str,
+        resets_at: datetime,
+        now: datetime,
+        cap_key: str = "",
+        unit: str = "",
+    ):
         self.label, self.used, self.limit, self.resets_at = label, used, limit, resets_at
+        self.cap_key, self.unit = cap_key, unit
+        """Which cap refused (its counter's key) and in what: to ask the admins for more."""
         left = max(0, int((resets_at - now).total_seconds()))
         super().__init__(
             f"This request would go over {label}: {used} of {limit} used. "
@@ -193,6 +210,44 @@ class AudioDownloadFailed(AudioRejected):
         super().__init__(
             f"quotabot could not download {name} ({why}). Please post it again; if this "
             "keeps happening, an admin should check quotabot's access to files."
+        )
+
+
+class ImageRejected(RequestRejected):
+    """An image that cannot be shown to the model; nothing was spent."""
+
+
+class NoVision(ImageRejected):
+    def __init__(self, *, model: str, vision_models: list[str]):
+        self.model, self.vision_models = model, vision_models
+        which = ", ".join(vision_models) if vision_models else "none is configured"
+        super().__init__(
+            f"{model} cannot see images. Ask again with a model that can ({which}), "
+            "or without the image."
+        )
+
+
+class ImageTooLarge(ImageRejected):
+    def __init__(self, *, name: str, size: int, limit: int):
+        self.name, self.size, self.limit = name, size, limit
+        super().__init__(
+            f"{name} is {_megabytes(size)}, but images may be up to {_megabytes(limit)}. "
+            "Send a smaller or more compressed one."
+        )
+
+
+class ImageUnsupported(ImageRejected):
+    def __init__(self, *, name: str, formats: str):
+        self.name, self.formats = name, formats
+        super().__init__(f"{name} is not an image the model can read. These work: {formats}.")
+
+
+class ImageDownloadFailed(ImageRejected):
+    def __init__(self, *, name: str, why: str):
+        self.name, self.why = name, why
+        super().__init__(
+            f"quotabot could not download the image {name} ({why}). Please post it again; if "
+            "this keeps happening, an admin should check quotabot's access to files."
         )
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from bot import errors
 from bot.budget.tickets import QueueInfo
 from bot.models import Reply
+
+if TYPE_CHECKING:
+    from bot.store.grants import Request
 
 PROVIDER_BUSY = "The model is busy right now (rate limited). Please try again in a minute."
 PROVIDER_DOWN = "The model provider is not answering right now. Please try again later."
@@ -142,4 +146,85 @@ def usage_line(reply: Reply) -> str:
     return (
         f"[{u.prompt_tokens} in{cached} / {u.completion_tokens} out{reasoning}{estimated}"
         f" · {format_cost(reply.cost)} · {reply.model}]"
+    )
+
+
+# -- a person's own page (Slack's App Home): bot.chat.home, adapters.slack.home -----------------
+HOME_TITLE = "quotabot"
+USAGE_TITLE = "quotabot usage"
+HOME_USAGE = (
+    "**Your usage**\nToday (since 00:00 UTC): {today}\nThis month (since the 1st, UTC): {month}"
+)
+HOME_BUDGETS = "**Your budgets for {model}{what}**"
+HOME_NO_BUDGETS = "No budget limits apply to you for {model}{what}."
+HOME_VOICE = " (voice messages)"
+HOME_CAP_LEFT = "• {label}: {left} left of {limit}, resets {at:%Y-%m-%d %H:%M} UTC"
+HOME_RATE_LEFT = "• {label}: {left} left of {limit}, refills continuously"
+HOME_WAITING = "**Waiting:** your question is number {place} in line for {model}."
+HOME_ADMIN = "For admins"
+HOME_CHANNELS = "**Channels with settings of their own**"
+HOME_NO_CHANNELS = "No channel has settings of its own: every channel uses the defaults."
+HOME_CHANNEL = "{channel}: model `{model}`, {state}\nSystem prompt: {prompt}"
+HOME_ON, HOME_OFF = "answering", "switched off"
+HOME_NO_PROMPT = "_none_"
+HOME_MORE_CHANNELS = "…and {more} more: `quotabot channel CHANNEL` shows and changes any of them."
+HOME_LIMITS = "**Budget limits** (scope, limit, value)"
+HOME_NO_LIMITS = "No budget limits are set, in the config file or with `/budget set`."
+HOME_LIMIT = "• `{scope}` `{kind}` {value}{where}"
+HOME_LIMIT_CONFIG = " (config file)"
+HOME_MORE_LIMITS = "…and {more} more: `quotabot budget list` shows them all."
+HOME_EDIT = "Edit"
+HOME_SET_LIMIT = "Set a limit"
+MODAL_CHANNEL_TITLE = "Channel settings"
+MODAL_BUDGET_TITLE = "Set a budget limit"
+MODAL_SAVE, MODAL_CANCEL = "Save", "Cancel"
+MODAL_CHANNEL_INTRO = "Settings of {channel}. They apply to the next question asked there."
+MODAL_MODEL, MODAL_PROMPT, MODAL_ENABLED = "Model", "System prompt", "Answer in this channel"
+MODAL_PROMPT_HINT = "Leave it empty for no system prompt."
+MODAL_SCOPE, MODAL_KIND, MODAL_VALUE = "Scope", "Limit", "Value"
+MODAL_SCOPE_HINT = "workspace, channel or user (every one), model, or one by ID: channel:C0123"
+MODAL_VALUE_HINT = "A number ($ for spend), model names for models, or off to remove the limit."
+MODAL_REQUIRED = "Choose or type a value here."
+MODEL_NOT_ALLOWED_HERE = "{model} is not among the models this channel may use: {allowed}"
+PROMPT_TOO_LONG = "The system prompt may have at most {most:,} characters; this one has {length:,}."
+
+
+# -- asking the admins for more budget from chat ------------------------------------------------
+REQUEST_MORE = "Request more"
+MORE_TITLE = "Ask for more budget"
+MORE_INTRO = "*{label}* is used up until {resets}. The admins decide on a request."
+MORE_AMOUNT = "How much more ({unit})"
+MORE_REASON = "Why (the admins read this)"
+MORE_SENT = (
+    "Your request for {amount} more of {label} went to the admins. "
+    "You will hear here when one of them decides."
+)
+MORE_NO_ADMINS = (
+    "No admin can be reached here to grant more budget: quotabot's operators can name "
+    "admins in QUOTABOT_ADMIN_USERS, or set a digest channel with /digest set."
+)
+MORE_ASKED = "{user} asks for {amount} more of {label} (used up until {resets}), because: {reason}"
+MORE_GRANTED = "{admin} granted {amount} more of {label} to {user}, until {resets}."
+MORE_DENIED = "{admin} did not grant {user} more of {label}."
+MORE_NOT_ADMIN = "Only admins can grant more budget."
+MORE_ONLY_ASKER = "Only the person this limit refused can ask for more with this button."
+APPROVE, DENY = "Grant", "Deny"
+MORE_NOT_YOURS = "Only the one this limit refused can ask for more with this button."
+MORE_LAPSED = "This limit has reset since: ask again, and ask for more if it refuses you."
+
+
+def amount_text(amount: Decimal, unit: str) -> str:
+    """A requested or granted amount as people write it: ``$0.50``, ``$0.125``, ``10,000
+    tokens``."""
+    if unit == "usd":
+        cents = amount.quantize(Decimal("0.01"))
+        return f"${cents:,}" if cents == amount else f"${amount.normalize():f}"
+    return quantity(amount, unit)
+
+
+def grant_line(g: Request) -> str:
+    """One grant in force, for /budget: what, how much, for whom, by whom, until when."""
+    return (
+        f"+{amount_text(g.amount, g.unit)} on {g.label} for <@{g.requested_by}>, granted by "
+        f"<@{g.decided_by}>, until {g.expires_at:%H:%M} UTC {g.expires_at:%b %d}"
     )

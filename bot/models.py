@@ -6,6 +6,7 @@ nothing here knows about Slack or Discord.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -15,10 +16,32 @@ from bot.audio import AudioClip
 
 Role = Literal["system", "user", "assistant"]
 Endpoint = Literal["chat", "completions", "transcriptions"]
+Detail = Literal["low", "high"]
 
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Image:
+    """An image a question shows the model; its size was read from its bytes (bot.images),
+    which its tokens are estimated from."""
+
+    media_type: str
+    """image/png, image/jpeg, image/gif or image/webp."""
+    data: bytes = field(repr=False)
+    width: int
+    height: int
+    detail: Detail = "high"
+    """Sent as is: "high" is what the estimate counts (OpenAI's "auto" lets the model pick)."""
+
+    @property
+    def data_url(self) -> str:
+        return f"data:{self.media_type};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+    def to_openai(self) -> dict[str, object]:
+        return {"type": "image_url", "image_url": {"url": self.data_url, "detail": self.detail}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +49,15 @@ class Message:
     role: Role
     content: str
     name: str | None = None
+    images: tuple[Image, ...] = ()
+    """Shown to a vision model after the text, as content parts."""
 
-    def to_openai(self) -> dict[str, str]:
-        out = {"role": self.role, "content": self.content}
+    def to_openai(self) -> dict[str, object]:
+        content: object = self.content
+        if self.images:
+            parts: list[object] = [{"type": "text", "text": self.content}] if self.content else []
+            content = parts + [i.to_openai() for i in self.images]
+        out: dict[str, object] = {"role": self.role, "content": content}
         if self.name:
             out["name"] = self.name
         return out

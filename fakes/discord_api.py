@@ -189,6 +189,28 @@ def interaction(
     return payload
 
 
+def clicked(custom_id: str, message: JSON | None = None, **kw: Any) -> JSON:
+    """A MESSAGE_COMPONENT interaction: a button (``custom_id``) on ``message`` clicked;
+    ``kw`` as for ``interaction`` (who clicked, their permissions and roles)."""
+    payload = interaction("", **kw)
+    payload["type"] = 3
+    payload["data"] = {"custom_id": custom_id, "component_type": 2}
+    payload["message"] = message or {}
+    return payload
+
+
+def submitted(custom_id: str, values: dict[str, str], **kw: Any) -> JSON:
+    """A MODAL_SUBMIT interaction: the modal ``custom_id`` sent with its text inputs' values."""
+    payload = interaction("", **kw)
+    payload["type"] = 5
+    rows = [
+        {"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]}
+        for k, v in values.items()
+    ]
+    payload["data"] = {"custom_id": custom_id, "components": rows}
+    return payload
+
+
 def _channel(channel: str, guild: str | None, user_id: str) -> JSON:
     """The partial channel an interaction carries."""
     if guild is None:
@@ -252,6 +274,8 @@ class Sent:
     embeds: list[JSON] = field(default_factory=list)
     attachments: dict[str, bytes] = field(default_factory=dict)
     """File name -> content, of files sent with it (multipart ``files[n]``)."""
+    components: list[JSON] = field(default_factory=list)
+    """Its message components (action rows of buttons), as last sent."""
 
     @property
     def ephemeral(self) -> bool:
@@ -425,6 +449,7 @@ class FakeDiscordAPI:
             ("PUT", "/applications/{app}/guilds/{guild}/commands", self._register),
             ("POST", "/interactions/{id}/{token}/callback", self._callback),
             ("PATCH", "/webhooks/{app}/{token}/messages/@original", self._edit_original),
+            ("PATCH", "/webhooks/{app}/{token}/messages/{message}", self._edit_follow_up),
             ("POST", "/webhooks/{app}/{token}", self._follow_up),
             ("POST", "/channels/{channel}/messages", self._send),
             ("PATCH", "/channels/{channel}/messages/{message}", self._edit),
@@ -609,8 +634,26 @@ class FakeDiscordAPI:
             if it.original is None:
                 it.original = Sent(snowflake(), body.get("content", ""), flags=flags)
             it.original.content = body.get("content", it.original.content)
+            if "embeds" in body:
+                it.original.embeds = list(body["embeds"] or [])
+            if "components" in body:
+                it.original.components = list(body["components"] or [])
             it.original.edits.append(it.original.content)
             return message(it.original.content, message_id=it.original.id)
+
+        return await self._handle(request, "webhook", request.match_info["app"] + token, answer)
+
+    async def _edit_follow_up(self, request: web.Request) -> web.Response:
+        token, message_id = request.match_info["token"], request.match_info["message"]
+
+        def answer(body: JSON) -> JSON:
+            it = self._live(token)
+            sent = next((s for s in it.follow_ups if s.id == message_id), None)
+            if sent is None:
+                raise _DiscordError(404, 10008, "Unknown Message")
+            sent.content = body.get("content", sent.content)
+            sent.edits.append(sent.content)
+            return message(sent.content, message_id=sent.id)
 
         return await self._handle(request, "webhook", request.match_info["app"] + token, answer)
 
@@ -644,6 +687,7 @@ class FakeDiscordAPI:
             self.stored[msg["id"]] = msg
             sent = Sent(msg["id"], msg["content"], reply_to=str(ref) if ref else None)
             sent.embeds = list(body.get("embeds") or [])
+            sent.components = msg["components"] = list(body.get("components") or [])
             declared = {a.get("filename") for a in body.get("attachments") or []}
             if set(files) != declared:
                 raise _DiscordError(400, 50035, "Invalid Form Body: attachments do not match")

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple, Self
 
 from aiohttp import web
 
+from fakes import slack_views  # noqa: F401  # registers the views.* methods in METHODS
 from fakes.slack_methods import METHODS, Context, SlackError
 from fakes.slack_socket import FakeSocketMode
 from fakes.slack_state import JSON, Ephemeral, FakeMessage, SlackState, Upload

@@ -48,11 +48,21 @@ class Discord:
             admins=frozenset(s.access.admin_users),
             admin_roles=frozenset(s.discord.admin_roles),
             files=file_hosts(s.discord.api_url),
+            streaming=s.discord.streaming,
+            edit_interval=s.discord.edit_interval,
         )
         self._stack = AsyncExitStack()
         self.endpoint: InteractionsEndpoint | None = None
         self.gateway: DiscordGateway | None = None
         self._poster: DiscordDigestPoster | None = None
+        bot_rest: DiscordREST | None = None
+        if s.discord.token:
+            # Digests, alerts and budget requests are posted over REST with the bot token, in
+            # either mode.
+            bot_rest = DiscordREST(
+                base_url=s.discord.api_url, token=s.discord.token.get_secret_value()
+            )
+            self._stack.push_async_callback(bot_rest.aclose)
         if s.discord.public_key and s.discord.application_id:
             rest = DiscordREST(base_url=s.discord.api_url)
             self._stack.push_async_callback(rest.aclose)
@@ -63,6 +73,7 @@ class Discord:
                     ),
                     runner=self.runner,
                     rest=rest,
+                    bot_rest=bot_rest,
                 )
             except ValueError as exc:
                 raise ConfigError(str(exc)) from exc
@@ -75,12 +86,9 @@ class Discord:
             log.warning(
                 "Discord HTTP interactions stay off: %s is set but %s is not", have, missing
             )
-        if s.discord.token:
-            # Digests and alerts are posted over REST with the bot token, in either mode.
+        if bot_rest is not None and s.discord.token:
             token = s.discord.token.get_secret_value()
-            poster_rest = DiscordREST(base_url=s.discord.api_url, token=token)
-            self._stack.push_async_callback(poster_rest.aclose)
-            self._poster = DiscordDigestPoster(poster_rest)
+            self._poster = DiscordDigestPoster(bot_rest)
             self.gateway = DiscordGateway(
                 GatewayConfig(
                     token=token,

@@ -25,13 +25,14 @@ from adapters.discord.invocation import (
     Invocation,
     file_hosts,
 )
-from adapters.discord.reply import InteractionReply, Responder
+from adapters.discord.reply import InteractionReply, Offering, Responder
 from adapters.discord.spec import MAX_CHOICES
 from adapters.discord.texts import from_core, warn
 from bot import messages, voice
 from bot.budget.policy import Who
 from bot.chat.answers import Chat, Deadline
 from bot.chat.commands import Commands
+from bot.chat.home import Home
 from bot.chat.split import LIMIT
 from bot.downloads import FileHosts
 from bot.errors import QuotabotError
@@ -41,6 +42,9 @@ from bot.store.events import EventLog
 
 log = logging.getLogger(__name__)
 
+EMBED_TEXT = 4096
+"""Characters of an embed's description, at most."""
+EMBED_COLOR = 0x5865F2
 _CHANNEL = re.compile(r"^<#(\d{15,22})>$|^(\d{15,22})$")
 """``<#123…>`` as Discord writes a channel, or its snowflake."""
 
@@ -58,6 +62,8 @@ class CommandRunner:
         admin_roles: frozenset[str] = frozenset(),
         piece_limit: int = LIMIT,
         files: FileHosts | None = None,
+        streaming: bool = True,
+        edit_interval: float = 1.0,
     ):
         self.chat = Chat(PLATFORM, service=service, commands=commands, events=events)
         self.events = events
@@ -67,6 +73,12 @@ class CommandRunner:
         """Where recordings may be downloaded from: Discord's CDN, unless told otherwise."""
         self.admins = admins
         self.admin_roles = admin_roles
+        self.streaming = streaming
+        """Answers edited in as they are generated (QUOTABOT_DISCORD_STREAMING)."""
+        self.edit_interval = edit_interval
+        """Seconds between two edits of one message while streaming."""
+        self.offers: Offering | None = None
+        """Puts "Request more" under a refusal for a cap (set by ``adapters.discord.more``)."""
 
     @property
     def tasks(self) -> set[Any]:
@@ -102,12 +114,21 @@ class CommandRunner:
         """Answer one command whose response is deferred. Never raises: a failure becomes a
         message for the user, and the details go to the log."""
         self.chat.track()
-        reply = InteractionReply(out, deadline=inv.deadline, limit=self.piece_limit)
+        reply = InteractionReply(
+            out,
+            deadline=inv.deadline,
+            limit=self.piece_limit,
+            interval=self.edit_interval,
+            streaming=self.streaming,
+            more=self.offers,
+        )
         try:
             if inv.name == "ask":
                 await self._ask(inv, reply)
             elif inv.name == "transcribe":
                 await self._transcribe(inv, reply)
+            elif inv.name == "usage":
+                await out.show_embed(await self._usage(inv))
             elif (words := _words(inv)) is not None:
                 name, args = words
 
@@ -125,6 +146,21 @@ class CommandRunner:
                 log.exception("answering Discord command %s (%s) failed", inv.name, inv.id)
             await reply.fail(messages.explain(exc))
 
+    async def _usage(self, inv: Invocation) -> dict[str, Any]:
+        """/usage as an embed only its asker sees: their own figures first, then the
+        channel's and the server's today, and the budgets left here."""
+
+        async def no() -> bool:
+            return False
+
+        mine = await Home(self.chat).usage(inv.who)
+        here = await self.chat.command("usage", [], inv.who, is_admin=no, channel_id=channel_id)
+        return {
+            "title": messages.USAGE_TITLE,
+            "description": from_core(f"{mine}\n\n{here}")[:EMBED_TEXT],
+            "color": EMBED_COLOR,
+        }
+
     async def _ask(self, inv: Invocation, reply: InteractionReply) -> None:
         prompt = str(inv.options.get("prompt", "")).strip()
         if not prompt:
@@ -141,7 +177,10 @@ class CommandRunner:
             messages=(Message("user", prompt),),
             model=str(model) if model else None,
         )
-        await self.chat.answer(request, reply, deadline=_deadline(inv))
+        image = inv.files.get("image")
+        async with httpx.AsyncClient(timeout=60.0) as http:
+            pictures = [image.image(http, self.files)] if image is not None else []
+            await self.chat.answer(request, reply, deadline=_deadline(inv), pictures=pictures)
 
     async def _transcribe(self, inv: Invocation, reply: InteractionReply) -> None:
         """/transcribe: the transcript, then the answer to ``question`` when one was asked."""

@@ -3,7 +3,8 @@
     MESSAGE_CREATE -> addressed? (mention, reply to the bot, DM; never bots) -> once per id
                    -> reply chain as context -> Chat.answer -> replies (typing meanwhile)
                    (a voice message or audio attachment: bot.voice -> the transcript, then
-                   the answer when the message asks something)
+                   the answer when the message asks something; image attachments go to
+                   the model with the question: bot.images)
     INTERACTION_CREATE -> CommandTree -> once per id -> defer -> CommandRunner (shared with HTTP)
 
 discord.py handles the connection, reconnects and resumes, and Discord's 429s. Intents are
@@ -26,7 +27,7 @@ from adapters.discord.commands import CommandRunner
 from adapters.discord.invocation import DM_WORKSPACE, MESSAGE, PLATFORM
 from adapters.discord.reply import MessageReply
 from adapters.discord.tree import GatewayConfig, build_tree, file_of
-from bot import messages, voice
+from bot import images, messages, voice
 from bot.audio import looks_like_audio
 from bot.chat.claims import Kind
 from bot.errors import ConfigError, QuotabotError
@@ -142,7 +143,8 @@ class DiscordGateway(discord.Client):
         recordings = [
             a for a in message.attachments if looks_like_audio(a.filename, a.content_type)
         ]
-        if not text and not recordings:
+        pictures = [a for a in message.attachments if images.is_image(a.content_type)]
+        if not text and not recordings and not pictures:
             if post.direct or bot in post.mentions:
                 await message.reply(messages.EMPTY_PROMPT, mention_author=False)
             else:
@@ -153,7 +155,13 @@ class DiscordGateway(discord.Client):
                 )
             return
         history, root = await conversation(post, bot, self._fetcher(message))
-        reply = MessageReply(message, limit=self.runner.piece_limit)
+        runner = self.runner
+        reply = MessageReply(
+            message,
+            limit=runner.piece_limit,
+            interval=runner.edit_interval,
+            streaming=runner.streaming,
+        )
         user = str(message.author.id)
         if recordings:
             where = voice.Where(
@@ -171,7 +179,9 @@ class DiscordGateway(discord.Client):
             user=user,
             messages=(*history, Message("user", text)),
         )
-        await chat.answer(request, reply)
+        async with httpx.AsyncClient(timeout=60.0) as http:
+            files = [file_of(p).image(http, self.runner.files) for p in pictures]
+            await chat.answer(request, reply, pictures=files)
 
     def _fetcher(self, message: discord.Message) -> Fetch:
         """How the chain above ``message`` is read: what discord.py already holds, else REST."""

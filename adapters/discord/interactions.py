@@ -35,6 +35,7 @@ from adapters.discord.invocation import (
     Invocation,
     deadline_for,
 )
+from adapters.discord.more import MESSAGE_COMPONENT, MODAL_SUBMIT, MoreBudgetFlow
 from adapters.discord.rest import DiscordREST
 from adapters.discord.spec import KNOWN
 from adapters.discord.texts import warn
@@ -75,10 +76,20 @@ class Malformed(ValueError):
 
 
 class InteractionsEndpoint:
-    def __init__(self, config: InteractionsConfig, *, runner: CommandRunner, rest: DiscordREST):
+    def __init__(
+        self,
+        config: InteractionsConfig,
+        *,
+        runner: CommandRunner,
+        rest: DiscordREST,
+        bot_rest: DiscordREST | None = None,
+    ):
+        """``bot_rest``: a client with the bot token, to post the admins' budget requests."""
         self.config = config
         self.runner = runner
         self.rest = rest
+        self.more = MoreBudgetFlow(runner, rest=bot_rest)
+        runner.offers = self.more.offer
         try:
             self._key = VerifyKey(bytes.fromhex(config.public_key))
         except ValueError as exc:
@@ -112,6 +123,8 @@ class InteractionsEndpoint:
             return web.json_response({"type": PONG})
         if kind == AUTOCOMPLETE:
             return await self._autocomplete(payload)
+        if kind in (MESSAGE_COMPONENT, MODAL_SUBMIT):  # "Request more", Grant, Deny
+            return web.json_response(await self.more.handle(payload))
         if kind != APPLICATION_COMMAND:
             return self._message(messages.DISCORD_UNSUPPORTED)
         try:
@@ -239,26 +252,48 @@ class _Webhook:
         self.token = token
         self.ephemeral = ephemeral
 
-    async def edit(self, text: str) -> None:
+    async def edit(self, text: str, message: str | None = None) -> None:
+        await self._patch(message, {"content": text, "allowed_mentions": NO_MENTIONS})
+
+    async def show_embed(self, embed: dict[str, Any]) -> None:
+        await self._patch(None, {"content": "", "embeds": [embed], "allowed_mentions": NO_MENTIONS})
+
+    async def show_buttons(self, components: list[dict[str, Any]]) -> None:
+        await self._patch(None, {"components": components})
+
+    async def _patch(self, message: str | None, body: dict[str, Any]) -> None:
+        """The deferred response (``@original``, not quoted), or the follow-up ``message``."""
+        hook = "/webhooks/{webhook_id}/{webhook_token}/messages/"
+        if message is None:
+            await self.rest.request(
+                "PATCH",
+                hook + "@original",
+                json=body,
+                webhook_id=self.app,
+                webhook_token=self.token,
+            )
+            return
         await self.rest.request(
             "PATCH",
-            "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
+            hook + "{message_id}",
+            json=body,
             webhook_id=self.app,
             webhook_token=self.token,
-            json={"content": text, "allowed_mentions": NO_MENTIONS},
+            message_id=message,
         )
 
-    async def follow_up(self, text: str) -> None:
+    async def follow_up(self, text: str) -> str:
         body: dict[str, Any] = {"content": text, "allowed_mentions": NO_MENTIONS}
         if self.ephemeral:
             body["flags"] = EPHEMERAL
-        await self.rest.request(
+        sent = await self.rest.request(
             "POST",
-            "/webhooks/{webhook_id}/{webhook_token}",
+            "/webhooks/{webhook_id}/{webhook_token}?wait=true",  # answers with the message
             webhook_id=self.app,
             webhook_token=self.token,
             json=body,
         )
+        return str(sent["id"]) if isinstance(sent, dict) else ""
 
 
 def _id(payload: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ from typing import IO, Any
 
 import httpx
 
-from bot import audio, voice
+from bot import audio, images, voice
 from bot.budget.policy import Who
 from bot.chat.claims import Kind
 from bot.downloads import FileHosts, download
@@ -73,6 +73,18 @@ class File:
             size=self.size,
             fetch=fetch,
             seconds=self.seconds,
+        )
+
+    def image(self, http: httpx.AsyncClient, hosts: FileHosts) -> images.ImageFile:
+        """The same, as an image for the model (20 MB at most)."""
+
+        async def fetch(into: IO[bytes]) -> int:
+            return await download(
+                http, self.url, into, name=self.name, hosts=hosts, limit=images.MAX_BYTES
+            )
+
+        return images.ImageFile(
+            name=self.name, media_type=self.media_type, size=self.size, fetch=fetch
         )
 
 

@@ -38,6 +38,12 @@ COMMANDS: list[dict[str, Any]] = [
                 "description": "Only you see the question and the answer",
                 "required": False,
             },
+            {
+                "type": _ATTACHMENT,
+                "name": "image",
+                "description": "An image to ask about: png, jpeg, gif or webp, up to 20 MB",
+                "required": False,
+            },
         ],
     },
     {

@@ -53,15 +53,29 @@ class _InteractionReply:
         self.interaction = interaction
         self.ephemeral = ephemeral
 
-    async def edit(self, text: str) -> None:
+    async def edit(self, text: str, message: str | None = None) -> None:
+        if message is None:
+            await self.interaction.edit_original_response(
+                content=text, allowed_mentions=discord.AllowedMentions.none()
+            )
+        else:
+            await self.interaction.followup.edit_message(
+                int(message), content=text, allowed_mentions=discord.AllowedMentions.none()
+            )
+
+    async def show_embed(self, embed: dict[str, Any]) -> None:
         await self.interaction.edit_original_response(
-            content=text, allowed_mentions=discord.AllowedMentions.none()
+            content=None, embed=discord.Embed.from_dict(embed)
         )
 
-    async def follow_up(self, text: str) -> None:
-        await self.interaction.followup.send(
-            text, ephemeral=self.ephemeral, allowed_mentions=discord.AllowedMentions.none()
+    async def follow_up(self, text: str) -> str:
+        sent = await self.interaction.followup.send(
+            text,
+            ephemeral=self.ephemeral,
+            allowed_mentions=discord.AllowedMentions.none(),
+            wait=True,
         )
+        return str(sent.id)
 
 
 def build_tree(
@@ -70,9 +84,12 @@ def build_tree(
     tree: app_commands.CommandTree[Any] = app_commands.CommandTree(client)
 
     async def run(
-        interaction: discord.Interaction[Any], name: str, options: dict[str, Any]
+        interaction: discord.Interaction[Any],
+        name: str,
+        options: dict[str, Any],
+        files: dict[str, File] | None = None,
     ) -> None:
-        inv = invocation(interaction, name, options, config)
+        inv = invocation(interaction, name, options, config, files=files)
         if not await runner.first(inv.dedupe_key):
             return
         await interaction.response.defer(ephemeral=inv.private, thinking=True)
@@ -85,11 +102,13 @@ def build_tree(
         prompt: str,
         model: str | None = None,
         private: bool = False,
+        image: discord.Attachment | None = None,
     ) -> None:
         options: dict[str, Any] = {"prompt": prompt, "private": private}
         if model:
             options["model"] = model
-        await run(interaction, "ask", options)
+        files = {"image": file_of(image)} if image is not None else None
+        await run(interaction, "ask", options, files)
 
     @ask.autocomplete("model")
     async def models(

@@ -5,6 +5,7 @@ adapters.slack.events   mentions, DMs, thread replies adapters.slack.commands /a
 adapters.slack.voice    recordings, "Transcribe"      adapters.slack.reply   one answer
 adapters.slack.threads  the thread read back          adapters.slack.digest  digests, alerts
 adapters.slack.oauth    installs, per-workspace clients
+adapters.slack.home     the App Home tab and its forms (adapters.slack.modals, .blocks)
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from adapters.slack.commands import ASK, SlackCommands
 from adapters.slack.config import PLATFORM, SlackConfig
 from adapters.slack.digest import SlackDigestPoster
 from adapters.slack.events import MESSAGE, SlackEvents
+from adapters.slack.home import SlackHome
 from adapters.slack.http import SlackEndpoint
+from adapters.slack.more import SlackMore
 from adapters.slack.reply import Replies
 from adapters.slack.socket import SocketMode
 from bot.chat.answers import Chat
@@ -107,6 +110,8 @@ class SlackAdapter:
         self.message_events = SlackEvents(self.chat, replies, self.voice)
         self.commands = SlackCommands(self.chat, replies, admins=config.admins)
         self.digests = SlackDigestPoster(self.app)
+        self.home = SlackHome(self.chat, is_admin=self.commands._is_admin)
+        self.more = SlackMore(self.chat, is_admin=self.commands._is_admin, admins=config.admins)
         self.socket: SocketMode | None = None
         self._register()
 
@@ -164,6 +169,8 @@ class SlackAdapter:
             app.event(kind)(self.message_events.on_event)
         self.commands.register(app)
         app.message_shortcut("transcribe")(self.voice.on_shortcut)
+        self.home.register(app)
+        self.more.register(app)
         app.error(self._on_error)
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:

@@ -33,6 +33,7 @@ Ack = Callable[..., Awaitable[None]]
 Respond = Callable[..., Awaitable[Any]]
 Payload = dict[str, Any]
 Ctx = AsyncBoltContext
+_MENTIONED = re.compile(r"&lt;@([UW][A-Z0-9]{2,30})&gt;")
 _COMMAND_IDS = ("user_id", "channel_id", "trigger_id")
 _CHANNEL = re.compile(r"^<#([A-Za-z0-9]+)(?:\|[^>]*)?>$|^([CGD](?=[A-Z0-9]*\d)[A-Z0-9]{6,})$")
 """``<#C0123|name>`` as Slack sends it with escaping on, or an ID (C/G/D, with digits)."""
@@ -134,7 +135,7 @@ class SlackCommands:
             channel_id=channel_id,
         )
         # /digest's text is written for mrkdwn already (<#C123> links must not be escaped).
-        await respond(response_type="ephemeral", text=text if name == "digest" else to_mrkdwn(text))
+        await respond(response_type="ephemeral", text=text if name == "digest" else _shown(text))
 
     async def _is_admin(self, client: AsyncWebClient, user: str) -> bool:
         """Checked on every call: someone who stopped being an admin stops at once."""
@@ -146,6 +147,12 @@ class SlackCommands:
             log.warning("could not check whether %s is an admin: %s", user, exc)
             return False
         return bool(info.get("is_admin") or info.get("is_owner"))
+
+
+def _shown(text: str) -> str:
+    """A command's text in mrkdwn, its mentions of people kept (quotabot wrote them, from the
+    IDs it stores; a model's answer never goes through here)."""
+    return _MENTIONED.sub(r"<@\1>", to_mrkdwn(text))
 
 
 def channel_id(value: str) -> str | None:

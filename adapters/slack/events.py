@@ -2,7 +2,8 @@
 
     event -> route (mention / im / thread / none) -> claimed with the event, as the ack goes
           -> the thread read back -> a recording? transcribed (adapters.slack.voice)
-          -> Chat.answer, in the thread (adapters.slack.reply)
+          -> Chat.answer, in the thread (adapters.slack.reply), with the message's images
+             (adapters.slack.images)
 
 Bolt acknowledges every event before our listener runs, so the ack never waits for the
 provider. Each message is answered once: the event log makes Slack's retries (same event,
@@ -25,6 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import threads
 from adapters.slack.config import PLATFORM
+from adapters.slack.images import image_files
 from adapters.slack.reply import Replies
 from adapters.slack.voice import SlackVoice
 from bot import voice
@@ -116,8 +118,14 @@ class SlackEvents:
             return
         text = threads.without_mentions(event.get("text", ""))
         recordings = await self.voice.recordings(event.get("files"), client)
-        if not recordings and not text and event.get("files"):
-            return  # a file without words, and not audio: nothing to answer
+        pictures = image_files(
+            event.get("files"),
+            http=self.voice.downloads,
+            token=client.token or self.voice.token,
+            hosts=self.voice.hosts,
+        )
+        if not recordings and not pictures and not text and event.get("files"):
+            return  # a file without words, and not audio or an image: nothing to answer
         if not await self.chat.enabled(team, channel):
             return
         if recordings:
@@ -138,7 +146,7 @@ class SlackEvents:
         reply = self.replies.in_thread(
             client, channel, thread_ts, team=team, user=user, leftovers=left
         )
-        await self.chat.answer(request, reply)
+        await self.chat.answer(request, reply, pictures=pictures)
 
 
 def route(event: dict[str, Any], bot_user: str | None) -> str | None:

@@ -20,10 +20,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack import more
 from adapters.slack.mrkdwn import to_mrkdwn
 from bot import messages
 from bot.budget.tickets import QueueInfo
 from bot.chat.split import split
+from bot.chat.surface import MoreBudget
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +150,15 @@ class SlackReply:
         if self._editing is not None:
             await asyncio.gather(self._editing, return_exceptions=True)
         await self._edit(text)
+
+    async def offer_more(self, offer: MoreBudget) -> None:
+        """Under a refusal for a cap: the "Request more" button (adapters.slack.more)."""
+        await self.client.chat_postMessage(
+            channel=self.channel,
+            thread_ts=self.thread_ts,
+            text=messages.REQUEST_MORE,
+            blocks=more.offer_blocks(offer),
+        )
 
     async def _delete_placeholder(self) -> None:
         if self.ts is None:

@@ -17,11 +17,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from adapters.slack import modals, more
 from bot.ids import usable_id
 from bot.web import MAX_DEPTH, too_deep
 
 EVENTS = ("app_mention", "message")
-"""The Events API events quotabot listens to."""
+"""The Events API events quotabot answers messages of."""
+HOME_EVENTS = ("app_home_opened",)
+"""The App Home tab's (adapters.slack.home); its buttons and forms are these:"""
+HOME_ACTIONS, HOME_VIEWS = modals.ACTIONS, modals.VIEWS
+ACTIONS, VIEWS = HOME_ACTIONS + more.ACTIONS, HOME_VIEWS + more.VIEWS
+"""Every button and form quotabot listens to (the Home tab's; asking for more budget's)."""
 COMMANDS = ("/ask", "/usage", "/budget", "/digest")
 SHORTCUTS = ("transcribe",)
 """Message shortcuts, by callback_id."""
@@ -55,6 +61,35 @@ def problem(body: Any) -> str | None:
         bad = [k for k, t in _SHORTCUT_FIELDS.items() if not isinstance(body.get(k), t)]
         if bad:
             return f"a message shortcut without a usable {', '.join(bad)}"
+    if kind in ("block_actions", "view_submission"):
+        return _interactive_problem(body)
+    return None
+
+
+def _interactive_problem(body: dict[str, Any]) -> str | None:
+    """The shapes bolt and adapters.slack.home read of a click or a form sent."""
+    user, team = body.get("user"), body.get("team")
+    if not isinstance(user, dict) or not usable_id(user.get("id")):
+        return f"a {body['type']} without a usable user"
+    if team is not None and not (isinstance(team, dict) and usable_id(team.get("id"))):
+        return f"a {body['type']} with an unusable team"
+    if body["type"] == "block_actions":
+        actions = body.get("actions")
+        if not isinstance(body.get("trigger_id"), str) or not (
+            isinstance(actions, list)
+            and actions
+            and all(isinstance(a, dict) and isinstance(a.get("action_id"), str) for a in actions)
+        ):
+            return "a block_actions without a trigger_id and its actions"
+        return None
+    view = body.get("view")
+    if not (
+        isinstance(view, dict)
+        and isinstance(view.get("callback_id"), str)
+        and isinstance(view.get("state"), dict)
+        and isinstance(view.get("private_metadata", ""), str)
+    ):
+        return "a view_submission without a usable view"
     return None
 
 
@@ -69,8 +104,12 @@ def unhandled(body: dict[str, Any]) -> str | None:
     kind = body.get("type")
     if kind == "event_callback":
         event = body["event"]["type"]
-        return None if event in EVENTS else f"{_short(event)} event"
+        return None if event in EVENTS + HOME_EVENTS else f"{_short(event)} event"
     if kind == "message_action" and body.get("callback_id") in SHORTCUTS:
+        return None
+    if kind == "block_actions" and all(a["action_id"] in ACTIONS for a in body["actions"]):
+        return None
+    if kind == "view_submission" and body["view"]["callback_id"] in VIEWS:
         return None
     return _short(kind)
 

@@ -74,6 +74,8 @@ def refusal(outcome: Refused) -> BudgetExceeded:
         limit=_amount(cap, cap.limit, cap.limit, unit=True),
         resets_at=outcome.resets_at,
         now=now,
+        cap_key=cap.key,
+        unit=cap.unit,
     )
 
 

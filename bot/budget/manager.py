@@ -20,7 +20,7 @@ import logging
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -37,7 +37,7 @@ from bot.budget.limits import (
     window,
     window_start,
 )
-from bot.budget.policy import Limits, Policy, ScopeKind, Who
+from bot.budget.policy import SCOPES, Limits, Policy, ScopeKind, Who
 from bot.budget.tickets import OnQueued, Standing, Ticket, shared_requests
 from bot.catalog import ModelInfo
 from bot.errors import (
@@ -65,12 +65,14 @@ class Budget(AsyncResource):
         spread: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         overrides: Callable[[], Awaitable[Limits]] | None = None,
+        grants: Callable[[], Awaitable[Mapping[str, Decimal]]] | None = None,
         refresh: float = 10.0,
         seed: Callable[[Cap, datetime], Awaitable[int]] | None = None,
     ):
         self.backend = backend
         self.policy = policy
         self._overrides = overrides
+        self._grants = grants
         self._refresh_every = refresh
         self._next_refresh = 0.0
         self._seed = seed
@@ -107,6 +109,16 @@ class Budget(AsyncResource):
     def queued(self, model: str) -> int:
         lane = self._lanes.get(model)
         return len(lane.queue) if lane else 0
+
+    def waiting(self, platform: str, workspace: str, user: str) -> list[tuple[str, int]]:
+        """The requests of one person waiting in this process's queues: (model, place in
+        line, 1 being next). Another replica's queue is its own and not seen here."""
+        return [
+            (name, lane.queue.position(w))
+            for name, lane in self._lanes.items()
+            for w in lane.queue
+            if (w.who.platform, w.who.workspace, w.who.user) == (platform, workspace, user)
+        ]
 
     async def acquire(
         self,
@@ -169,6 +181,8 @@ class Budget(AsyncResource):
         self._next_refresh = self.clock() + self._refresh_every
         try:
             self.policy.overrides = await self._overrides()
+            if self._grants is not None:
+                self.policy.grants = await self._grants()
         except Exception:
             log.exception("could not read the run-time budget limits; keeping the last ones")
 
@@ -190,10 +204,12 @@ class Budget(AsyncResource):
     async def reload(self) -> None:
         await self._refresh(now=True)
 
-    async def status(self, who: Who, model: ModelInfo) -> list[Standing]:
-        """Every limit ``who`` is under for ``model``, with its use now: for /usage."""
+    async def status(
+        self, who: Who, model: ModelInfo, *, scopes: tuple[ScopeKind, ...] = SCOPES
+    ) -> list[Standing]:
+        """Every limit ``who`` is under for ``model`` (in ``scopes``), with its use now."""
         await self._refresh()
-        ask = self.policy.ask(who, model, tokens=0, cost=None)
+        ask = self.policy.ask(who, model, tokens=0, cost=None, scopes=scopes)
         await self._seed_caps(ask)
         out = []
         for rate, _ in ask.rates:

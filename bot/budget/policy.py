@@ -107,6 +107,8 @@ class Policy:
     def __init__(self, config: Limits, overrides: Limits | None = None):
         self.config = config
         self.overrides: Limits = overrides or {}
+        self.grants: Mapping[str, Decimal] = {}
+        """What admins granted on top of caps, by cap key, until each cap's window ends."""
 
     def value(
         self, scope: ScopeKind, instance: str, kind: LimitKind
@@ -157,13 +159,22 @@ class Policy:
                 )
         return tuple(rates)
 
-    def ask(self, who: Who, model: ModelInfo, *, tokens: int, cost: Decimal | None) -> Ask:
-        """What one call of ``tokens`` (prompt + max_tokens) costing up to ``cost`` takes."""
+    def ask(
+        self,
+        who: Who,
+        model: ModelInfo,
+        *,
+        tokens: int,
+        cost: Decimal | None,
+        scopes: tuple[ScopeKind, ...] = SCOPES,
+    ) -> Ask:
+        """What one call of ``tokens`` (prompt + max_tokens) costing up to ``cost`` takes;
+        ``scopes`` narrower than every one: for a page with no channel (Slack's App Home)."""
         rates: list[tuple[Rate, int]] = []
         caps: list[tuple[Cap, int]] = []
         for rate in self.model_rates(model):
             rates.append((rate, tokens if rate.unit == "tokens" else 1))
-        for scope in SCOPES:
+        for scope in scopes:
             instance = who.instance(scope, model.name)
             base = who.key(scope, model.name)
             name = f"{model.name}" if scope == "model" else f"this {scope}"
@@ -194,6 +205,8 @@ class Policy:
                 # Built in one place for every kind: each cap counts its own scope's usage rows
                 # (an rpd cap once did not, and counted every row of the day after a restart).
                 label = f"{name}'s {_LABELS[kind]}"
+                if extra := self.grants.get(f"{base}:{kind}"):
+                    units += usd_units(extra) if unit == "usd" else int(extra)
                 cap = Cap(
                     f"{base}:{kind}", units, period, unit, label, who.where(scope, model.name)
                 )

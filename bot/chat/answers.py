@@ -1,7 +1,9 @@
 """What every chat adapter does with what people ask, written once.
 
     adapter: platform event -> ChatRequest + a Surface (how its reply looks)
-    Chat.answer:     a turn (QUOTABOT_CONCURRENT_ANSWERS) -> placeholder -> Service.handle
+    Chat.answer:     a turn (QUOTABOT_CONCURRENT_ANSWERS) -> placeholder -> images fetched
+                     onto the question (bot.images; a model that cannot see them refuses
+                     first) -> Service.handle
                      (queued notices, streamed deltas) -> finish, or fail in words for people
     Chat.transcribe: the recording's transcript, then the answer to what its message asked
     Chat.command:    /usage, /budget, /digest -> the text for the asker
@@ -17,22 +19,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from bot import messages, voice
+from bot import images, messages, voice
 from bot.budget.policy import Who
 from bot.catalog import ModelInfo
 from bot.chat.claims import Claims
 from bot.chat.commands import BUDGET_HELP, Commands
 from bot.chat.digest import ChannelParser
-from bot.chat.surface import Surface
-from bot.errors import QuotabotError, StoreError
+from bot.chat.surface import MoreBudget, OffersMore, Surface
+from bot.errors import BudgetExceeded, NoVision, QuotabotError, StoreError
 from bot.lifecycle import finish
 from bot.models import ChatRequest, Message, Transcript
 from bot.service import Service
 from bot.store.events import EventLog
+from bot.store.grants import Request, amount_of
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +112,15 @@ class Chat:
     # -- answers -------------------------------------------------------------------------------
 
     async def answer(
-        self, request: ChatRequest, surface: Surface, *, deadline: Deadline | None = None
+        self,
+        request: ChatRequest,
+        surface: Surface,
+        *,
+        deadline: Deadline | None = None,
+        pictures: Sequence[images.ImageFile] = (),
     ) -> None:
-        """Answer ``request`` on ``surface``."""
+        """Answer ``request`` on ``surface``, showing the model ``pictures`` (attached to the
+        question) as well."""
         self.track()
 
         async def work() -> str:
@@ -120,8 +129,9 @@ class Chat:
             )
             try:
                 await _shown(surface.placeholder(messages.THINKING))
+                asked = await self._with_images(request, pictures)
                 reply = await self.service.handle(
-                    request,
+                    asked,
                     on_delta=surface.delta if surface.streaming else None,
                     on_queued=surface.queued,
                     turn=turn,
@@ -130,7 +140,25 @@ class Chat:
                 turn.release()
             return reply.text
 
-        await self._told(surface, work, deadline, f"answering {request.request_id}", request.model)
+        who = Who(request.platform, request.workspace, request.channel, request.user)
+        await self._told(
+            surface, work, deadline, f"answering {request.request_id}", request.model, who=who
+        )
+
+    async def _with_images(
+        self, request: ChatRequest, pictures: Sequence[images.ImageFile]
+    ) -> ChatRequest:
+        """``request`` with ``pictures`` fetched onto its question; refused before any
+        download when its model cannot see them (Service.handle checks again)."""
+        if not pictures:
+            return request
+        where = (request.platform, request.workspace, request.channel)
+        info = self.service.catalog.get(
+            request.model or (await self.service.channels.get(*where)).model
+        )
+        if not info.vision:
+            raise NoVision(model=info.name, vision_models=self.service.catalog.vision_models())
+        return replace(request, messages=await images.attach(request.messages, pictures))
 
     async def transcribe(
         self,
@@ -163,7 +191,10 @@ class Chat:
                 text += "\n\n" + reply.text
             return text
 
-        done = await self._told(surface, work, deadline, f"transcribing for {where.channel}")
+        who = Who(where.platform, where.workspace, where.channel, where.user)
+        done = await self._told(
+            surface, work, deadline, f"transcribing for {where.channel}", who=who
+        )
         if done and question and then is not None:
             prompt = voice.question_prompt(transcript[0], question)
             request = ChatRequest(
@@ -183,6 +214,8 @@ class Chat:
         deadline: Deadline | None,
         what: str,
         model: str | None = None,
+        *,
+        who: Who | None = None,
     ) -> bool:
         """``work()``'s text finished on ``surface``; or its failure told there in words for
         people (also when a shutdown stops it: not silence). Whether it was finished."""
@@ -199,6 +232,8 @@ class Chat:
             await surface.fail(deadline.why if deadline else messages.INTERNAL)
         except QuotabotError as exc:
             await surface.fail(messages.explain(exc, model=model))
+            if isinstance(exc, BudgetExceeded) and who is not None:
+                await self._offer_more(surface, exc, who)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await surface.fail(messages.STOPPING)
@@ -210,6 +245,60 @@ class Chat:
             await surface.finish(text)
             return True
         return False
+
+    # -- more budget, asked for from chat --------------------------------------------------------
+
+    async def _offer_more(self, surface: Surface, refused: BudgetExceeded, who: Who) -> None:
+        """Under a refusal for a cap, a way to ask the admins for more (where the surface can
+        show one, and grants are kept)."""
+        if not (refused.cap_key and isinstance(surface, OffersMore)):
+            return
+        if self.commands.requests is None:
+            return
+        offer = MoreBudget(
+            platform=who.platform,
+            workspace=who.workspace,
+            channel=who.channel,
+            user=who.user,
+            cap_key=refused.cap_key,
+            label=refused.label,
+            unit=refused.unit,
+            resets_at=refused.resets_at,
+        )
+        try:
+            await surface.offer_more(offer)
+        except Exception:
+            log.exception("could not offer to request more budget")
+
+    async def request_more(self, offer: MoreBudget, amount: str, reason: str) -> Request:
+        """Keep the asker's request for the admins. Raises ValueError with what to change."""
+        if self.commands.requests is None:
+            raise ValueError(messages.MORE_NO_ADMINS)
+        if not reason.strip():
+            raise ValueError("Say why: the admins decide on it.")
+        return await self.commands.requests.ask(
+            platform=offer.platform,
+            workspace=offer.workspace,
+            channel=offer.channel,
+            user=offer.user,
+            cap_key=offer.cap_key,
+            label=offer.label,
+            unit=offer.unit,
+            amount=amount_of(amount, offer.unit),
+            reason=reason,
+            expires_at=offer.resets_at,
+        )
+
+    async def decide(self, request_id: int, *, grant: bool, by: str, is_admin: IsAdmin) -> Request:
+        """An admin's decision, once. Raises PermissionError (not an admin), AlreadyDecided or
+        LookupError, each with a message for the one who clicked."""
+        if self.commands.requests is None:
+            raise LookupError(f"no request {request_id}")
+        if not await is_admin():
+            raise PermissionError(messages.MORE_NOT_ADMIN)
+        request = await self.commands.requests.decide(request_id, grant=grant, by=by)
+        await self.commands.budget.reload()  # this replica at once; the others within seconds
+        return request
 
     # -- commands ------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from bot import messages
 from bot.budget.manager import Budget
 from bot.budget.policy import LIMIT_KINDS, MODELS, SCOPES, Who
 from bot.budget.tickets import Standing
@@ -17,6 +18,7 @@ from bot.chat.digest import DigestCommands
 from bot.digest.render import minutes
 from bot.messages import format_cost, quantity, used_of
 from bot.store.budgets import BudgetLimitStore, model_names
+from bot.store.grants import BudgetRequests
 from bot.store.usage import ReportLine, UsageStore
 
 BUDGET_HELP = (
@@ -37,7 +39,10 @@ class Commands:
         digests: DigestCommands | None = None,
         transcription: ModelInfo | None = None,
         catalog: Catalog | None = None,
+        requests: BudgetRequests | None = None,
     ):
+        self.requests = requests
+        """Requests for more budget and their grants; None where not wired (some tests)."""
         self.usage = usage
         self.budget = budget
         self.limits = limits
@@ -58,8 +63,8 @@ class Commands:
         workspace = await self.usage.report(by="model", since=since, where=ws)
         lines = [
             "*Today (since 00:00 UTC)*",
-            f"This channel: {_total(channel)}",
-            f"This workspace: {_total(workspace)}",
+            f"This channel: {usage_total(channel)}",
+            f"This workspace: {usage_total(workspace)}",
             "",
             await self.budget_text(who, model),
         ]
@@ -78,6 +83,10 @@ class Commands:
             )
         else:
             parts.append(f"Models allowed here: {', '.join(sorted(allowed)) or 'none'}.")
+        if self.requests is not None and (
+            grants := await self.requests.active(who.platform, who.workspace)
+        ):
+            parts.append("\n".join(["*Granted on request*", *map(messages.grant_line, grants)]))
         return "\n\n".join(parts)
 
     async def models_here(self, who: Who, names: list[str]) -> list[str]:
@@ -128,7 +137,7 @@ def _workspace(who: Who) -> tuple[tuple[str, str], ...]:
     return (("platform", who.platform), ("workspace", who.workspace))
 
 
-def _total(rows: list[ReportLine]) -> str:
+def usage_total(rows: list[ReportLine]) -> str:
     """Requests, tokens and spend; transcription models' minutes and spend beside them."""
     if not rows:
         return "no requests yet"

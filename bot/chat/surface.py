@@ -13,7 +13,9 @@ the surface marks it as a warning the way its platform does.
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from bot.budget.tickets import QueueInfo
 
@@ -37,3 +39,24 @@ class Surface(Protocol):
 
     async def fail(self, text: str) -> None:
         """What went wrong, in words for people, in place of the answer."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MoreBudget:
+    """What a "Request more" offer carries: the cap that refused, and who was refused."""
+
+    platform: str
+    workspace: str
+    channel: str
+    user: str
+    cap_key: str
+    label: str
+    unit: str
+    resets_at: datetime
+
+
+@runtime_checkable
+class OffersMore(Protocol):
+    """A surface that can put a "Request more" button under a refusal for a cap."""
+
+    async def offer_more(self, offer: MoreBudget) -> None: ...

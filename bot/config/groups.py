@@ -236,6 +236,10 @@ class DiscordSettings:
     """Role IDs that may change budgets, besides members with Manage Server."""
     message_content: bool = setting("discord_message_content")
     """Ask for the privileged Message Content intent (gateway mode)."""
+    streaming: bool = setting("discord_streaming")
+    """Answers edited in as they are generated."""
+    edit_interval: float = setting("discord_edit_interval")
+    """Seconds between two edits of one message while an answer streams."""
 
 
 GROUPS: dict[str, type[Group]] = {

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     """Discord role IDs that may change budgets, besides members with Manage Server."""
     discord_message_content: bool = False
     """Ask Discord for the privileged Message Content intent (gateway mode)."""
+    discord_streaming: bool = True
+    """Edit Discord answers in as they are generated; off: each answer at once, when done."""
+    discord_edit_interval: float = Field(1.0, ge=0.2)
+    """Seconds between two edits of one Discord message while an answer streams."""
     budgets: dict[str, LimitsConfig] = Field(default_factory=dict)
 
     shutdown_grace: float = Field(30.0, ge=0)

@@ -56,6 +56,12 @@ class ModelConfig(BaseModel):
     reasoning_budget: int | None = Field(
         None, ge=0, description="reasoning tokens allowed on top of max_tokens"
     )
+    vision: bool | None = Field(None, description="takes images as input")
+    image_base_tokens: int | None = Field(None, ge=0, description="tokens per image (tiles)")
+    image_tile_tokens: int | None = Field(None, ge=0, description="tokens per 512 px tile")
+    image_patch_multiplier: Decimal | None = Field(
+        None, gt=0, description="tokens per 32 px patch (patch-counting models)"
+    )
 
 
 class LimitsConfig(BaseModel):

@@ -17,12 +17,12 @@ from sqlalchemy import Select, Subquery, case, func, literal, select, type_coerc
 from bot.budget.manager import Budget
 from bot.budget.policy import ScopeKind
 from bot.digest import window
-from bot.digest.figures import WARN_AT, BudgetUse, Digest, Line, ProviderCost
+from bot.digest.figures import WARN_AT, BudgetUse, Digest, Grant, Line, ProviderCost
 from bot.errors import StoreError
 from bot.store.db import DB_ERRORS, Database, describe
 from bot.store.digests import DigestConfig
 from bot.store.rollups import MEASURES, raw_source, source
-from bot.store.schema import Money, RequestEvent
+from bot.store.schema import BudgetRequest, Money, RequestEvent
 
 CHART_DAYS = 14
 TOP = 5
@@ -90,6 +90,27 @@ class DigestBuilder:
                 ).all()
             )
             by_model = await _lines(s, src, "model")
+            grants = [
+                Grant(
+                    requested_by=g.requested_by,
+                    decided_by=g.decided_by or "",
+                    amount=Decimal(g.amount),
+                    unit=g.unit,
+                    label=g.label,
+                    reason=g.reason,
+                )
+                for g in await s.scalars(
+                    select(BudgetRequest)
+                    .where(
+                        BudgetRequest.platform == cfg.platform,
+                        BudgetRequest.workspace == cfg.workspace,
+                        BudgetRequest.status == "granted",
+                        BudgetRequest.decided_at >= start,
+                        BudgetRequest.decided_at < end,
+                    )
+                    .order_by(BudgetRequest.id)
+                )
+            ]
             fine = self._src(start, end, fine=True, where=ws)
             by_channel = await _lines(s, fine, "channel")
             by_user = await _lines(s, fine, "user")
@@ -162,6 +183,7 @@ class DigestBuilder:
             budgets=budgets,
             audio_seconds=float(audio or 0),
             audio_cost=sum((ln.cost for ln in by_model if ln.audio_seconds), _ZERO),
+            grants=grants,
         )
 
     async def recorded_cost(self, start: datetime, end: datetime) -> Decimal:

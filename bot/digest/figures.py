@@ -12,6 +12,18 @@ WARN_AT = 0.8
 _ZERO = Decimal(0)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Grant:
+    """More budget an admin granted on someone's request (bot.store.grants), that day."""
+
+    requested_by: str
+    decided_by: str
+    amount: Decimal
+    unit: str
+    label: str
+    reason: str
+
+
 @dataclass(frozen=True, slots=True)
 class Line:
     """One model, channel or user on the digest's day."""
@@ -94,6 +106,7 @@ class Digest:
     """Of ``prompt_tokens``, those read from the provider's cache (billed at a discount)."""
     reasoning_tokens: int = 0
     """Of ``completion_tokens``, reasoning models' hidden reasoning (billed as output)."""
+    grants: list[Grant] = field(default_factory=list)
 
     @property
     def projection(self) -> Decimal:

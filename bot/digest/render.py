@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from bot.digest.figures import WARN_AT, BudgetUse, Digest, Line, ProviderCost
-from bot.messages import format_cost, quantity
+from bot.messages import amount_text, format_cost, quantity
 
 WARN = "⚠️"
 OVER = "🛑"
@@ -70,6 +70,17 @@ def layout(d: Digest, *, channel: Mention = str, user: Mention = str) -> Layout:
         sections.append(Section("Top users", [_line(ln, d.cost, user) for ln in d.top_users]))
     if d.budgets:
         sections.append(Section("Budgets", [_budget(b) for b in d.budgets]))
+    if d.grants:
+        sections.append(
+            Section(
+                "Granted on request",
+                [
+                    f"+{amount_text(g.amount, g.unit)} on {g.label} for {user(g.requested_by)}, "
+                    f"by {user(g.decided_by)}: {g.reason}"
+                    for g in d.grants
+                ],
+            )
+        )
     if d.provider_cost is not None:
         sections.append(Section("Provider's own figure", _provider(d.provider_cost)))
     footer = (

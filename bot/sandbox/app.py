@@ -173,6 +173,10 @@ class Sandbox:
         )
         try:
             if not job.stream:
+                if self.config.chunk_interval:  # as long as the stream would have taken
+                    await asyncio.sleep(
+                        self.config.chunk_interval * -(-usage.completion_tokens // 3)
+                    )
                 render = chat_completion if endpoint == "chat" else text_completion
                 return web.json_response(render(answer))
             stream = chat_chunks if endpoint == "chat" else text_chunks
@@ -181,6 +185,7 @@ class Sandbox:
         finally:
             limits.refund_tokens(reserved - usage.total_tokens)
             self.stats.serve(call.request_id, model, usage)
+            stats.images += sum(len(m.images) for m in job.messages)
             self.costs.add(info.cost(usage), model)
 
     async def transcriptions(self, request: web.Request, call: _Call) -> web.StreamResponse:
@@ -226,6 +231,7 @@ class Sandbox:
                 prompt_key=prompt.key,
                 echo=prompt.echo,
                 encoding=encoding,
+                tokens=self.config.reply_tokens,
             )
             # Without a maximum a reply runs to its end, or to the end of the context window.
             cap = job.max_completion_tokens
@@ -262,7 +268,10 @@ class Sandbox:
         )
         self._decorate(response, call)
         await response.prepare(request)
-        for chunk in chunks:
+        pace = self.config.chunk_interval
+        for n, chunk in enumerate(chunks):
+            if n and pace:
+                await asyncio.sleep(pace)
             await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()

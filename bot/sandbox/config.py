@@ -32,6 +32,13 @@ class SandboxConfig:
     """As OpenAI: a request without a key gets 401. ``quotabot sandbox`` turns it off, so that
     a client pointed at it with no key set (OPENAI_BASE_URL alone) is answered."""
     latency: float = 0.0
+    chunk_interval: float = 0.0
+    """Seconds between a stream's chunks (three tokens each): 0.04 streams about 75 tokens a
+    second, as hosted models do, so that a client shows the answer as it is generated. A
+    whole (not streamed) answer takes as long to come."""
+    reply_tokens: int | None = None
+    """Every reply about this many tokens (a benchmark's fixed length); None: 20 to 80, picked
+    by the request's hash."""
     failure_rate: float = 0.0
     failures: tuple[str, ...] = FAULT_KINDS
     seed: int = 0
@@ -43,8 +50,11 @@ class SandboxConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, or None for no limit; got {value}")
-        if self.latency < 0:
-            raise ValueError(f"latency must not be negative; got {self.latency}")
+        for name in ("latency", "chunk_interval"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative; got {getattr(self, name)}")
+        if self.reply_tokens is not None and self.reply_tokens < 1:
+            raise ValueError(f"reply_tokens must be at least 1; got {self.reply_tokens}")
         if not 0.0 <= self.failure_rate <= 1.0:
             raise ValueError(f"failure_rate must be between 0 and 1; got {self.failure_rate}")
         unknown = [kind for kind in self.failures if kind not in FAULT_KINDS]

@@ -177,6 +177,33 @@ def unsupported_temperature(value: float) -> ApiError:
     )
 
 
+def no_vision(param: str) -> ApiError:
+    """An image sent to a model that cannot see: OpenAI's words."""
+    return ApiError(
+        400,
+        "Invalid content type. image_url is only supported by certain models.",
+        param=param,
+    )
+
+
+def invalid_image_url() -> ApiError:
+    """The sandbox is offline: it takes images inline only."""
+    return ApiError(
+        400,
+        "The sandbox takes images as base64 data URLs only (data:image/png;base64,...).",
+        code="invalid_image_url",
+    )
+
+
+def invalid_image() -> ApiError:
+    return ApiError(
+        400,
+        "You uploaded an unsupported image. Please make sure your image has of one the "
+        "following formats: ['png', 'jpeg', 'gif', 'webp'].",
+        code="invalid_image_format",
+    )
+
+
 def context_length_chat(window: int, prompt: int, completion: int | None) -> ApiError:
     if completion is None:
         message = (

@@ -6,13 +6,18 @@ first problem found is the 400 the client gets, with ``param`` naming the field.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
+from bot import images
 from bot.catalog import Catalog, ModelInfo
-from bot.models import Endpoint, Message, Role
+from bot.errors import ImageRejected
+from bot.models import Endpoint, Image, Message, Role
 from bot.sandbox import errors
 from bot.tokens import count_messages, count_text
 
@@ -84,8 +89,13 @@ def resolve_model(catalog: Catalog, name: str, endpoint: Endpoint) -> ModelInfo:
 def parse_chat(body: Body, model: str, info: ModelInfo) -> Job:
     """A chat request. Reasoning models refuse ``max_tokens`` (``max_completion_tokens``
     bounds their reasoning and answer together), and models with a fixed temperature any but
-    the default 1, with OpenAI's 400s; every chat model takes ``max_completion_tokens``."""
+    the default 1, with OpenAI's 400s; every chat model takes ``max_completion_tokens``.
+    Images (``image_url`` parts, data URLs only: the sandbox fetches nothing) are counted as
+    bot.images counts them, and refused by a model that cannot see them."""
     messages = _messages(body.get("messages"))
+    for i, m in enumerate(messages):
+        if m.images and not info.vision:
+            raise errors.no_vision(f"messages.[{i}].content")
     max_tokens = _max_tokens(body, "max_tokens")
     if max_tokens is not None and info.reasoning:
         raise errors.unsupported_parameter("max_tokens", instead="max_completion_tokens")
@@ -95,12 +105,12 @@ def parse_chat(body: Body, model: str, info: ModelInfo) -> Job:
     if temperature is not None and temperature != 1 and info.fixed_temperature:
         raise errors.unsupported_temperature(temperature)
     stream, include_usage = _stream(body)
-    tokens = count_messages(messages, info.encoding)
+    tokens = count_messages(messages, info.encoding) + images.message_tokens(info, messages)
     window = info.context_window
     if window is not None and tokens + (max_tokens or 0) > window:
         raise errors.context_length_chat(window, tokens, max_tokens)
     users = [m for m in messages if m.role == "user"] or list(messages)
-    key = json.dumps([[m.role, m.content, m.name] for m in messages])
+    key = json.dumps([[m.role, m.content, m.name, *_digests(m)] for m in messages])
     return Job(
         model=model,
         info=info,
@@ -160,29 +170,62 @@ def _message(value: object, param: str) -> Message:
     name = value.get("name")
     if name is not None and not isinstance(name, str):
         raise errors.wrong_type(f"{param}.name", "a string", name)
-    content = _content(value.get("content"), f"{param}.content")
-    return Message(role=role, content=content, name=name or None)
+    content, pictures = _content(value.get("content"), f"{param}.content")
+    return Message(role=role, content=content, name=name or None, images=pictures)
 
 
-def _content(value: object, param: str) -> str:
-    """A string, or an array of text parts, which OpenAI reads as their concatenation."""
+def _content(value: object, param: str) -> tuple[str, tuple[Image, ...]]:
+    """A string, or an array of text parts, which OpenAI reads as their concatenation, and
+    image parts."""
     if value is None:
         raise errors.missing(param)
     if isinstance(value, str):
-        return value
+        return value, ()
     if not isinstance(value, list):
         raise errors.wrong_type(param, "one of a string or array of objects", value)
-    texts = []
+    texts, pictures = [], []
     for j, part in enumerate(value):
         if not isinstance(part, dict):
             raise errors.wrong_type(f"{param}[{j}]", "an object", part)
+        if part.get("type") == "image_url":
+            pictures.append(_image(part.get("image_url"), f"{param}[{j}].image_url"))
+            continue
         if part.get("type") != "text":
-            raise errors.bad_value(f"{param}[{j}].type", part.get("type"), ("text",))
+            raise errors.bad_value(f"{param}[{j}].type", part.get("type"), ("text", "image_url"))
         text = part.get("text")
         if not isinstance(text, str):
             raise errors.wrong_type(f"{param}[{j}].text", "a string", text)
         texts.append(text)
-    return "".join(texts)
+    return "".join(texts), tuple(pictures)
+
+
+_DETAILS: tuple[str, ...] = ("low", "high", "auto")
+
+
+def _image(value: object, param: str) -> Image:
+    """An image part: a data URL, read as bot.images reads a download. "auto" is counted as
+    "high", as quotabot counts what it sends."""
+    if not isinstance(value, dict):
+        raise errors.wrong_type(param, "an object", value)
+    url, detail = value.get("url"), value.get("detail", "auto")
+    if not isinstance(url, str):
+        raise errors.wrong_type(f"{param}.url", "a string", url)
+    if detail not in _DETAILS:
+        raise errors.bad_value(f"{param}.detail", detail, _DETAILS)
+    head, comma, data = url.partition(",")
+    if not (head.startswith("data:") and head.endswith(";base64") and comma):
+        raise errors.invalid_image_url()
+    try:
+        raw = base64.b64decode(data, validate=True)
+        image = images.read("image", raw)
+    except (binascii.Error, ImageRejected):
+        raise errors.invalid_image() from None
+    return replace(image, detail="low" if detail == "low" else "high")
+
+
+def _digests(m: Message) -> list[str]:
+    """What tells one image from another in a prompt's key."""
+    return [hashlib.sha256(i.data).hexdigest()[:16] + i.detail for i in m.images]
 
 
 def _prompts(value: object) -> tuple[str, ...]:

@@ -37,13 +37,18 @@ def _sentence(rng: random.Random) -> str:
     return " ".join(words).capitalize() + "."
 
 
-def reply_text(*, seed: int, model: str, prompt_key: str, echo: str, encoding: str) -> str:
-    """A reply of roughly 20-80 tokens (the hash picks the target) quoting ``echo``.
+def reply_text(
+    *, seed: int, model: str, prompt_key: str, echo: str, encoding: str, tokens: int | None = None
+) -> str:
+    """A reply of roughly 20-80 tokens (the hash picks the target), or of about ``tokens``,
+    quoting ``echo``.
 
     ``prompt_key`` is everything about the prompt that should change the answer.
     """
     rng = _rng(seed, model, prompt_key)
     target = rng.randint(MIN_TOKENS, MAX_TOKENS)
+    if tokens is not None:
+        target = tokens
     quoted = " ".join(_WORD.findall(echo)[:_ECHO_WORDS])
     text = f'Sandbox answer: you said "{quoted}".' if quoted else "Sandbox answer."
     while count_text(text, encoding) < target:

@@ -27,6 +27,8 @@ class ModelStats:
     """Faults injected: 500s, 503s and dropped connections."""
     audio_seconds: int = 0
     """Seconds of audio transcribed (billed: each file rounded up to a whole second)."""
+    images: int = 0
+    """Images in the prompts answered (their tokens are in ``prompt_tokens``)."""
 
     @property
     def total_tokens(self) -> int:

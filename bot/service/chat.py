@@ -75,7 +75,9 @@ class ChatJob:
         self.streamed = False
         """Part of the answer reached ``on_delta``: it must not be sent again."""
         info = prep.info
-        batchable = batching and info.endpoint == "completions" and on_delta is None
+        # Legacy completions come whole (never streamed), so whether or not the asker's surface
+        # streams (Slack's do), one that has to wait may join a batch.
+        batchable = batching and info.endpoint == "completions"
         self.reserve = Reserve(
             tokens=prep.prompt_tokens + prep.max_tokens,
             cost=info.cost(Usage(prep.prompt_tokens, prep.max_tokens)),

@@ -1,17 +1,19 @@
 """A chat request made ready to send, before any budget is asked for: its channel's settings,
-a model it may use, and its context trimmed to the model's window and counted."""
+a model it may use, and its context trimmed to the model's window and counted, images included
+(bot.images: a model that cannot see them refuses the question's own, and the thread's older
+ones are left out, as they are first when the context is too long)."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from bot import tokens
+from bot import images, tokens
 from bot.access import Access
 from bot.budget.manager import Budget
 from bot.budget.policy import Who
 from bot.catalog import Catalog, ModelInfo
-from bot.errors import ChannelDisabled, ModelNotAllowed, NotAChatModel, PromptTooLong
+from bot.errors import ChannelDisabled, ModelNotAllowed, NotAChatModel, NoVision, PromptTooLong
 from bot.models import ChatRequest, Message
 from bot.store.channels import ChannelStore
 
@@ -45,8 +47,8 @@ async def prepare(
     catalog: Catalog,
     budget: Budget,
 ) -> Prepared:
-    """Raises ChannelDisabled, NotAChatModel, ModelNotAllowed or PromptTooLong: refusals that
-    cost nothing, since nothing was reserved or sent."""
+    """Raises ChannelDisabled, NotAChatModel, ModelNotAllowed, NoVision or PromptTooLong:
+    refusals that cost nothing, since nothing was reserved or sent."""
     if not access.allows(request.workspace, request.channel):
         raise ChannelDisabled(request.channel)
     ch = await channels.get(request.platform, request.workspace, request.channel)
@@ -61,6 +63,10 @@ async def prepare(
         raise ModelNotAllowed(model=info.name, allowed=allowed, where=where)
     max_tokens = info.completion_limit(request.max_tokens or ch.max_tokens)
     messages = request.messages
+    if not info.vision and any(m.images for m in messages):
+        if messages[-1].images:
+            raise NoVision(model=info.name, vision_models=catalog.vision_models())
+        messages = tuple(replace(m, images=()) for m in messages)
     if not any(m.role == "system" for m in messages) and ch.system_prompt:
         messages = (Message("system", ch.system_prompt), *messages)
     limit = None if info.context_window is None else info.context_window - max_tokens
@@ -84,14 +90,32 @@ async def prepare(
 def _fit(
     info: ModelInfo, messages: tuple[Message, ...], limit: int | None
 ) -> tuple[tuple[Message, ...], int]:
-    """The messages trimmed to ``limit`` tokens (the oldest turns go), and their count."""
+    """The messages trimmed to ``limit`` tokens (older turns' images go first, then the
+    oldest turns), and their count."""
     if limit is not None:
-        messages = tokens.trim_messages(messages, limit=limit, encoding=info.encoding)
+        messages = _without_old_images(info, messages, limit)
+        pictures = images.message_tokens(info, messages)
+        messages = tokens.trim_messages(messages, limit=limit - pictures, encoding=info.encoding)
     return messages, _count_prompt(info, messages)
+
+
+def _without_old_images(
+    info: ModelInfo, messages: tuple[Message, ...], limit: int
+) -> tuple[Message, ...]:
+    """The images of turns before the question left out, oldest first, until it all fits."""
+    out = list(messages)
+    total = _count_prompt(info, messages)
+    for i, m in enumerate(out[:-1]):
+        if total <= limit:
+            break
+        if m.images:
+            total -= images.message_tokens(info, [m])
+            out[i] = replace(m, images=())
+    return tuple(out)
 
 
 def _count_prompt(info: ModelInfo, messages: tuple[Message, ...]) -> int:
     """Tokens of the prompt as the model's endpoint is sent it."""
     if info.endpoint == "completions":
         return tokens.count_text(tokens.render_prompt(messages), info.encoding)
-    return tokens.count_messages(messages, info.encoding)
+    return tokens.count_messages(messages, info.encoding) + images.message_tokens(info, messages)

@@ -8,6 +8,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from sqlalchemy import func, select
+
 from bot.errors import StoreError
 from bot.models import ChannelSettings
 from bot.store.db import DB_ERRORS, Database, describe
@@ -95,10 +97,35 @@ class ChannelStore:
             raise StoreError(
                 f"Could not read settings of channel {channel}: {describe(exc)}"
             ) from exc
-        if row is None:
-            return self.defaults
+        return self.defaults if row is None else self._over_defaults(row)
+
+    def _over_defaults(self, row: ChannelSetting) -> ChannelSettings:
         overrides = {f: getattr(row, f) for f in FIELDS if getattr(row, f) is not None}
         return replace(self.defaults, **overrides)
+
+    async def configured(
+        self, platform: str, workspace: str, *, most: int
+    ) -> tuple[list[tuple[str, ChannelSettings]], int]:
+        """The channels of one workspace with settings of their own, by ID, at most ``most``
+        of them; and how many there are in all (for a page that shows a few)."""
+        where = (ChannelSetting.platform == platform, ChannelSetting.workspace == workspace)
+        try:
+            async with self.db.session() as s:
+                count = await s.scalar(
+                    select(func.count()).select_from(ChannelSetting).where(*where)
+                )
+                rows = (
+                    await s.scalars(
+                        select(ChannelSetting)
+                        .where(*where)
+                        .order_by(ChannelSetting.channel)
+                        .limit(most)
+                    )
+                ).all()
+        except DB_ERRORS as exc:
+            raise StoreError(f"Could not read channel settings: {describe(exc)}") from exc
+        found = [(row.channel, self._over_defaults(row)) for row in rows]
+        return found, int(count or 0)
 
     async def set(
         self, platform: str, workspace: str, channel: str, **values: Any

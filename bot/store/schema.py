@@ -142,6 +142,33 @@ class BudgetLimit(Base):
     )
 
 
+class BudgetRequest(Base):
+    """Someone refused by a cap asked the admins for more; once granted, the cap is that much
+    higher until its window ends (the day or month it was asked in)."""
+
+    __tablename__ = "budget_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    workspace: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(128))
+    requested_by: Mapped[str] = mapped_column(String(128))
+    cap_key: Mapped[str] = mapped_column(String(300), index=True)
+    """The cap's counter (bot.budget.limits.Cap.key): what a grant raises."""
+    label: Mapped[str] = mapped_column(String(200))
+    unit: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[str] = mapped_column(String(64))
+    """Exact decimal text, in the cap's unit (USD, tokens or requests)."""
+    reason: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    """The end of the cap's window when asked: a grant lapses with it, so does a request."""
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    """pending, granted or denied."""
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class SeenEvent(Base):
     """Chat events already taken on: a platform's retry, or a second replica, finds it here.
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from adapters.discord.chain import Post, addressed, conversation, strip_mention
-from adapters.discord.reply import deliver
+from adapters.discord.reply import InteractionReply
 from bot import messages
 from bot.models import Message
 
@@ -68,19 +69,23 @@ class _Recorder:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
 
-    async def edit(self, text: str) -> None:
+    async def edit(self, text: str, message: str | None = None) -> None:
         self.sent.append(("edit", text))
 
-    async def follow_up(self, text: str) -> None:
+    async def follow_up(self, text: str) -> str:
         self.sent.append(("follow_up", text))
+        return str(len(self.sent))
+
+    async def show_embed(self, embed: dict[str, Any]) -> None:
+        self.sent.append(("embed", str(embed)))
 
 
 async def test_pieces_past_the_deadline_become_one_note() -> None:
     out = _Recorder()
     loop = asyncio.get_running_loop()
-    await deliver("one\n\ntwo\n\nthree", out, deadline=loop.time() + 60, limit=5)
+    await InteractionReply(out, deadline=loop.time() + 60, limit=5).finish("one\n\ntwo\n\nthree")
     assert out.sent == [("edit", "one"), ("follow_up", "two"), ("follow_up", "three")]
 
     late = _Recorder()
-    await deliver("one\n\ntwo\n\nthree", late, deadline=loop.time() - 1, limit=5)
+    await InteractionReply(late, deadline=loop.time() - 1, limit=5).finish("one\n\ntwo\n\nthree")
     assert late.sent == [("edit", "one"), ("follow_up", messages.DISCORD_CUT_OFF_REST)]

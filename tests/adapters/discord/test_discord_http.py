@@ -94,6 +94,7 @@ async def rig(
                 admins=frozenset({TRUSTED_USER}),
                 admin_roles=frozenset({ADMIN_ROLE}),
                 files=file_hosts(api.url),  # the fake serves attachments, as Discord's CDN
+                streaming=False,  # these count every call; test_discord_stream.py streams
             )
             endpoint = InteractionsEndpoint(
                 InteractionsConfig(application_id=APPLICATION_ID, public_key=signer.public_key),
@@ -210,8 +211,19 @@ async def test_usage_and_budget_show_are_private(rig: Rig) -> None:
     await rig.runner.drain()
     (shown,) = rig.api.thread(usage["token"])
     assert shown.ephemeral
-    assert "This channel: 1 request," in shown.content
-    assert "This workspace: 1 request," in shown.content
+    (embed,) = shown.embeds  # an embed of the asker's own figures, then the channel's
+    assert embed["title"] == "quotabot usage"
+    text = embed["description"]
+    assert "**Your usage**\nToday (since 00:00 UTC): 1 request," in text
+    assert "This channel: 1 request," in text and "This workspace: 1 request," in text
+    await rig.ask(ask("count me again", user_id=TRUSTED_USER))
+    later = interaction("usage")
+    await rig.post(later)
+    await rig.runner.drain()
+    (again,) = rig.api.thread(later["token"])
+    text = again.embeds[0]["description"]
+    assert "Today (since 00:00 UTC): 1 request," in text  # mine: still one
+    assert "This channel: 2 requests," in text
 
     await rig.app.limits.set(f"channel:{CHANNEL}", "rpm", "7", by="test")
     await rig.app.budget.reload()
@@ -410,6 +422,7 @@ async def test_two_replicas_answer_an_interaction_once(
                     service=app.service,
                     commands=Commands(usage=app.usage, budget=app.budget, limits=app.limits),
                     events=EventLog(app.db),
+                    streaming=False,  # one edit per answer, counted below
                 )
                 endpoint = InteractionsEndpoint(
                     InteractionsConfig(application_id=APPLICATION_ID, public_key=signer.public_key),

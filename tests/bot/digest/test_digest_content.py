@@ -216,3 +216,50 @@ async def test_an_empty_day_is_a_digest_too(db: Database) -> None:
     d = await DigestBuilder(db).build(DigestConfig("discord", "G1", "1"), date(2026, 11, 24))
     assert d.cost == 0 and d.requests == 0 and not d.has_chart_data
     assert "Spend $0" in to_text(d)
+
+
+async def test_grants_made_that_day_are_in_the_digest(db: Database) -> None:
+    """Every grant of more budget is shown in the digest of the day it was made: who asked,
+    who granted, how much, of what and why; not those of another day or workspace."""
+    from bot.store.grants import BudgetRequests
+
+    requests = BudgetRequests(db)
+    day = date.today()
+    until = datetime.now(UTC) + timedelta(hours=3)
+    made = []
+    for workspace, amount in (("T1", "0.5"), ("T2", "9")):
+        made.append(
+            await requests.ask(
+                platform="slack",
+                workspace=workspace,
+                channel="C1",
+                user="U1",
+                cap_key="ch:slack:T1:C1:spend_day",
+                label="this channel's spend per day",
+                unit="usd",
+                amount=Decimal(amount),
+                reason="a customer demo",
+                expires_at=until,
+            )
+        )
+    await requests.decide(made[0].id, grant=True, by="UADMIN")
+    await requests.decide(made[1].id, grant=True, by="UADMIN")
+    budget = Budget(MemoryBackend(), Policy({}))
+    try:
+        d = await DigestBuilder(db, budget).build(
+            DigestConfig("slack", "T1", "C9", "00:00", "UTC"), day
+        )
+        before = await DigestBuilder(db, budget).build(
+            DigestConfig("slack", "T1", "C9", "00:00", "UTC"), day - timedelta(days=1)
+        )
+    finally:
+        await budget.aclose()
+    assert [(g.requested_by, g.decided_by, g.amount) for g in d.grants] == [
+        ("U1", "UADMIN", Decimal("0.5"))
+    ]
+    assert before.grants == []
+    text = to_text(d)
+    assert "Granted on request" in text
+    assert "+$0.50 on this channel's spend per day for U1, by UADMIN: a customer demo" in text
+    blocks, _ = slack_blocks(d)  # Slack mentions the people
+    assert any("for <@U1>, by <@UADMIN>" in b.get("text", {}).get("text", "") for b in blocks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 from bot.catalog import Catalog, ModelOverride
 from bot.models import Message
 from bot.tokens import count_messages, count_text
+from tests.bot.sandbox.conftest import Serve
 
 
 def chat_body(content: str = "hi", model: str = "gpt-4o", **extra: Any) -> dict[str, Any]:
@@ -273,3 +275,21 @@ async def test_request_ids_look_like_openais(client: httpx.AsyncClient) -> None:
     assert re.fullmatch(r"req_[0-9a-f]{32}", r1.headers["x-request-id"])
     assert r1.headers["x-request-id"] != r2.headers["x-request-id"]
     assert int(r1.headers["openai-processing-ms"]) >= 0
+
+
+async def test_a_paced_stream_arrives_over_time_and_a_fixed_length(serve: Serve) -> None:
+    """``chunk_interval`` spaces a stream's chunks as a hosted model's; ``reply_tokens`` fixes
+    the answer's length (what streaming benchmarks measure)."""
+    _, client = await serve(chunk_interval=0.02, reply_tokens=120, rpm=None, tpm=None, rpd=None)
+    request = {**chat_body("pace me"), "stream": True, "stream_options": {"include_usage": True}}
+    arrivals: list[float] = []
+    async with client.stream("POST", "/chat/completions", json=request) as r:
+        async for line in r.aiter_lines():
+            if line.startswith("data: {"):
+                arrivals.append(time.monotonic())
+    assert arrivals[-1] - arrivals[0] >= 0.02 * (len(arrivals) - 1) * 0.9
+    assert len(arrivals) >= 40  # three tokens a chunk
+    started = time.monotonic()
+    plain = (await client.post("/chat/completions", json=chat_body("pace me"))).json()
+    assert time.monotonic() - started >= 0.02 * 40  # a whole answer takes as long to come
+    assert 120 <= plain["usage"]["completion_tokens"] <= 135  # whole sentences

@@ -114,6 +114,7 @@ async def test_stats_endpoint_reports_what_was_served(serve: Any) -> None:
         "rate_limited": 1,
         "failures": 0,
         "audio_seconds": 0,
+        "images": 0,
     }
     assert stats["models"]["davinci-002"]["completion_tokens"] == 6
     assert stats["total"]["requests"] == 3

@@ -70,14 +70,25 @@ async def sandbox() -> AsyncIterator[SandboxServer]:
         yield server
 
 
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
 async def test_waiting_prompts_share_one_call_and_each_gets_its_own_answer(
-    db: Database, sandbox: SandboxServer
+    db: Database, sandbox: SandboxServer, streamed: bool
 ) -> None:
+    """Also where the asker's surface streams (Slack's do): legacy completions come whole
+    anyway, and batching was off for them there."""
+    deltas: list[str] = []
+
+    async def on_delta(text: str) -> None:
+        deltas.append(text)
+
     async with OpenAIClient(base_url=sandbox.base_url, api_key="k") as client:
         service = make_service(db, client)
         await empty_request_bucket(service)
         requests = [ask(f"C{i % 4}", f"question number {i}") for i in range(10)]
-        replies = await asyncio.gather(*(service.handle(r) for r in requests))
+        replies = await asyncio.gather(
+            *(service.handle(r, on_delta=on_delta if streamed else None) for r in requests)
+        )
+        assert deltas == []
 
         served = dataclasses.replace(sandbox.stats.models[MODEL])  # before the checks below
         assert served.requests <= 2  # ten answers from one or two calls, not ten
