@@ -65,15 +65,20 @@ async def _hostile(http: httpx.AsyncClient, server: Served) -> None:
     assert await _signed(http, server, deep, "application/json") == 400
     deeper = ("[" * 2000 + json.dumps(f"{MARK}deeper") + "]" * 2000).encode()
     assert await _signed(http, server, deeper, "application/json") == 400
-    for payload in (
-        {"type": "dialog_submission", "callback_id": "x", "submission": {"a": f"{MARK}typed"}},
-        {"type": "block_suggestion", "action_id": "a", "value": f"{MARK}typing"},
-        {"type": "block_actions", "actions": [{"action_id": "a", "value": f"{MARK}chosen"}]},
-        {"type": "view_submission", "view": {"callback_id": "v", "state": {"x": f"{MARK}v"}}},
-        {"type": f"{MARK}kind"},
+    who = {"user": {"id": "U1"}, "team": {"id": "T1"}, "trigger_id": "1.2.3"}
+    for payload, status in (
+        ({"type": "dialog_submission", "callback_id": "x", "submission": {"a": f"{MARK}t"}}, 200),
+        ({"type": "block_suggestion", "action_id": "a", "value": f"{MARK}typing"}, 200),
+        # Clicks and forms nobody listens to: acknowledged; without a user: refused.
+        ({**who, "type": "block_actions", "actions": [{"action_id": "a", "value": MARK}]}, 200),
+        ({"type": "block_actions", "actions": [{"action_id": "a", "value": f"{MARK}c"}]}, 400),
+        ({**who, "type": "view_submission", "view": {"callback_id": "v", "state": {}}}, 200),
+        ({"type": "view_submission", "view": {"callback_id": "v", "state": {"x": MARK}}}, 400),
+        ({"type": f"{MARK}kind"}, 200),
     ):
         form = urlencode({"payload": json.dumps(payload)}).encode()
-        assert await _signed(http, server, form, "application/x-www-form-urlencoded") == 200
+        got = await _signed(http, server, form, "application/x-www-form-urlencoded")
+        assert got == status, (payload["type"], got)
     # /ask without a user: ignored, its text unlogged.
     form = urlencode({"command": "/ask", "text": f"{MARK}nouser", "channel_id": "C1"}).encode()
     assert await _signed(http, server, form, "application/x-www-form-urlencoded") < 500

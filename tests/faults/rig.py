@@ -39,6 +39,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from adapters.discord.live import MARKER
 from bot.config import async_database_url
 from fakes import slack_events as ev
 from fakes.discord_api import APPLICATION_ID, FakeDiscordAPI, Signer, interaction, option
@@ -492,7 +493,10 @@ class Rig:
     def thread(self, event: Event) -> Thread:
         if event.platform == "discord":
             sent = self.discord.thread(event.payload["token"])
-            given = sum(e.startswith("Sandbox") for m in sent for e in m.edits)
+            # A streamed answer grows by edits ending in the marker; only the finished one counts.
+            given = sum(
+                e.startswith("Sandbox") and not e.endswith(MARKER) for m in sent for e in m.edits
+            )
             return Thread(event, [m.content for m in sent], given)
         bot = DEFAULT_WORKSPACE.bot_id
         messages = [
