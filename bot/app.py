@@ -34,6 +34,7 @@ from bot.store import ChannelStore, Database, UsageStore, migrate
 from bot.store.budgets import BudgetLimitStore
 from bot.store.digests import Claims, DigestSettingsStore, RequestEvents
 from bot.store.events import EventLog
+from bot.store.feedback import Feedback
 from bot.store.grants import BudgetRequests
 from bot.store.journal import Journal
 from bot.store.spool import Spool
@@ -55,6 +56,8 @@ class App:
     limits: BudgetLimitStore
     requests: BudgetRequests
     """Requests for more budget from chat, and the admins' grants."""
+    feedback: Feedback
+    """👍 and 👎 on answers."""
     metrics: Metrics
     sandbox: SandboxServer | None
     """The built-in sandbox, when no provider is configured; None otherwise."""
@@ -74,6 +77,7 @@ class App:
             transcription=self.catalog.get(self.settings.voice.transcription_model),
             catalog=self.catalog,
             requests=self.requests,
+            feedback=self.feedback,
         )
 
     @property
@@ -220,6 +224,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             budget=budget,
             limits=limits,
             requests=requests,
+            feedback=Feedback(db),
             metrics=metrics,
             sandbox=sandbox,
             digests=digests,

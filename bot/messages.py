@@ -42,6 +42,28 @@ INTERNAL = "Something went wrong inside quotabot. The admins can find the detail
 THINKING = "_Thinking…_"
 TRANSCRIBING = "_Transcribing…_"
 EMPTY_ANSWER = "_(empty answer)_"
+STOPPED = "_(stopped)_"
+"""Under an answer its asker stopped while it streamed."""
+STOP_BUTTON = "Stop"
+STOP_ONLY_ASKER = "Only the person who asked can stop this answer."
+STOP_FAILED = "The answer could not be stopped: the database did not answer. Try again."
+RATED = {1: "Thanks: noted as a good answer. 👍", -1: "Thanks: noted as a poor answer. 👎"}
+RATING_FAILED = "Your rating could not be kept: the database did not answer. Try again."
+ANSWERING = "_Answering…_"
+ASSISTANT_THINKING = "is thinking…"
+"""Slack's assistant pane shows it after the app's name: "quotabot is thinking…"."""
+ASSISTANT_UNTITLED = "A question"
+ASSISTANT_GREETING = (
+    "Hi! Ask me anything here. Answers count against your workspace's budgets: "
+    "`/usage` shows what is left today."
+)
+ASSISTANT_PROMPTS = (
+    ("Explain an error", "Explain this error and how to fix it:\n"),
+    ("Summarise a text", "Summarise this in five short bullet points:\n"),
+    ("Draft a reply", "Draft a short, friendly reply to this message:\n"),
+)
+"""Suggested in a new assistant thread: (title, the message it sends)."""
+"""Where the Stop button sits while the answer streams into a message of its own."""
 EMPTY_PROMPT = "Ask me something, e.g. `@quotabot what is a token bucket?`"
 EMPTY_ASK = "Ask a question: `/ask what is a token bucket?`"
 NOT_ADMIN = {
@@ -107,6 +129,12 @@ def queued(info: QueueInfo) -> str:
     """Said at once when a request has to wait for budget."""
     wait = "a moment" if info.wait < 2 else f"about {round(info.wait)} s"
     return f"(queued for {info.model}: position {info.position}, {wait})"
+
+
+def assistant_waiting(info: QueueInfo) -> str:
+    """The assistant thread's status while its question waits for budget."""
+    wait = "a moment" if info.wait < 2 else f"about {round(info.wait)} s"
+    return f"is waiting for budget: position {info.position} for {info.model}, {wait}"
 
 
 def queued_notice(info: QueueInfo) -> str:

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple, Self
 
 from aiohttp import web
 
-from fakes import slack_views  # noqa: F401  # registers the views.* methods in METHODS
+from fakes import slack_assistant, slack_views  # noqa: F401  # register their methods in METHODS
 from fakes.slack_methods import METHODS, Context, SlackError
 from fakes.slack_socket import FakeSocketMode
 from fakes.slack_state import JSON, Ephemeral, FakeMessage, SlackState, Upload

@@ -6,6 +6,7 @@ adapters.slack.voice    recordings, "Transcribe"      adapters.slack.reply   one
 adapters.slack.threads  the thread read back          adapters.slack.digest  digests, alerts
 adapters.slack.oauth    installs, per-workspace clients
 adapters.slack.home     the App Home tab and its forms (adapters.slack.modals, .blocks)
+adapters.slack.more     "Request more" budget     adapters.slack.controls Stop, 👍 / 👎
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.slack import oauth, screen
 from adapters.slack import voice as slack_voice
+from adapters.slack.assistant import assistant
 from adapters.slack.commands import ASK, SlackCommands
 from adapters.slack.config import PLATFORM, SlackConfig
+from adapters.slack.controls import SlackControls
 from adapters.slack.digest import SlackDigestPoster
 from adapters.slack.events import MESSAGE, SlackEvents
 from adapters.slack.home import SlackHome
@@ -107,11 +110,14 @@ class SlackAdapter:
             hosts=slack_voice.file_hosts(config.api_url),
             token=config.bot_token,
         )
-        self.message_events = SlackEvents(self.chat, replies, self.voice)
+        self.message_events = SlackEvents(
+            self.chat, replies, self.voice, assistant=config.assistant
+        )
         self.commands = SlackCommands(self.chat, replies, admins=config.admins)
         self.digests = SlackDigestPoster(self.app)
         self.home = SlackHome(self.chat, is_admin=self.commands._is_admin)
         self.more = SlackMore(self.chat, is_admin=self.commands._is_admin, admins=config.admins)
+        self.controls = SlackControls(self.chat)
         self.socket: SocketMode | None = None
         self._register()
 
@@ -154,6 +160,7 @@ class SlackAdapter:
                 app_token=_secret(s.slack.app_token),
                 api_url=s.slack.api_url,
                 admins=frozenset(s.access.admin_users),
+                assistant=s.slack.assistant,
             ),
             service=app.service,
             commands=app.commands(),
@@ -164,6 +171,9 @@ class SlackAdapter:
     def _register(self) -> None:
         app = self.app
         app.use(self.message_events.claim)
+        if self.config.assistant:
+            # After the claim: the pane's messages are claimed as every message is.
+            app.use(assistant(self.message_events.on_event))
         # Each kind here is in adapters.slack.screen too: other kinds never reach bolt.
         for kind in screen.EVENTS:
             app.event(kind)(self.message_events.on_event)
@@ -171,6 +181,7 @@ class SlackAdapter:
         app.message_shortcut("transcribe")(self.voice.on_shortcut)
         self.home.register(app)
         self.more.register(app)
+        self.controls.register(app)
         app.error(self._on_error)
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ BOT_SCOPES = (
     "files:read",
     "files:write",
     "users:read",
+    "assistant:write",
 )
 """What deploy/slack-app-manifest.yaml asks for; OAuth installs ask for the same (a test holds
 the two lists equal): files:write uploads the digest's chart."""
@@ -41,6 +42,8 @@ class SlackConfig:
     api_url: str | None = None
     admins: frozenset[str] = frozenset()
     """User IDs allowed to change budgets, besides the workspace's admins and owners."""
+    assistant: bool = True
+    """Messages in the app's DM threads answered as Slack's assistant pane's."""
     update_interval: float = 1.0
     """Seconds between edits of a streamed answer: chat.update allows about one a second."""
     socket_check: float = 30.0

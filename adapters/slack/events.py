@@ -2,8 +2,8 @@
 
     event -> route (mention / im / thread / none) -> claimed with the event, as the ack goes
           -> the thread read back -> a recording? transcribed (adapters.slack.voice)
-          -> Chat.answer, in the thread (adapters.slack.reply), with the message's images
-             (adapters.slack.images)
+          -> Chat.answer, in the thread (adapters.slack.reply; in the assistant pane,
+             adapters.slack.assistant), with the message's images (adapters.slack.images)
 
 Bolt acknowledges every event before our listener runs, so the ack never waits for the
 provider. Each message is answered once: the event log makes Slack's retries (same event,
@@ -25,9 +25,10 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import threads
+from adapters.slack.assistant import AssistantReply, in_assistant_thread
 from adapters.slack.config import PLATFORM
 from adapters.slack.images import image_files
-from adapters.slack.reply import Replies
+from adapters.slack.reply import Replies, SlackReply
 from adapters.slack.voice import SlackVoice
 from bot import voice
 from bot.chat.answers import Chat
@@ -45,8 +46,11 @@ _OPTIONAL_IDS = ("thread_ts", "team", "channel_type")
 
 
 class SlackEvents:
-    def __init__(self, chat: Chat, replies: Replies, voice: SlackVoice):
+    def __init__(self, chat: Chat, replies: Replies, voice: SlackVoice, *, assistant: bool = True):
+        """``assistant``: messages in DM threads are answered as the assistant pane's
+        (adapters.slack.assistant)."""
         self.chat, self.replies, self.voice = chat, replies, voice
+        self.assistant = assistant
 
     async def claim(
         self,
@@ -143,9 +147,25 @@ class SlackEvents:
             messages=(*history, Message("user", text)),
         )
         left = await threads.leftovers(client, channel, thread_ts, ts, bot_user) if resumed else []
-        reply = self.replies.in_thread(
-            client, channel, thread_ts, team=team, user=user, leftovers=left
-        )
+        reply: SlackReply
+        if self.assistant and in_assistant_thread(event):
+            reply = AssistantReply(
+                client,
+                channel,
+                thread_ts,
+                team=team,
+                user=user,
+                streams=self.replies.streams,
+                statuses=self.replies.statuses,
+                interval=self.replies.interval,
+                leftovers=left,
+            )
+            if not any(m.role == "user" for m in history):
+                await reply.title(text)
+        else:
+            reply = self.replies.in_thread(
+                client, channel, thread_ts, team=team, user=user, leftovers=left
+            )
         await self.chat.answer(request, reply, pictures=pictures)
 
 

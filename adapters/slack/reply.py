@@ -2,10 +2,12 @@
 
 placeholder -> "_Thinking…_" posted in the thread (or a stopped process's, reused)
 queued      -> the placeholder edited: position and expected wait
-delta       -> chat.startStream/appendStream where the workspace has them, else the
-               placeholder edited, no faster than chat.update allows
+delta       -> chat.startStream/appendStream where the workspace has them (the placeholder
+               says "Answering…" over a Stop button), else the placeholder edited, no
+               faster than chat.update allows, with the Stop button under it
 finish      -> the stream stopped (and the placeholder removed), or the placeholder edited
-               into the answer's first piece, the rest posted after it
+               into the answer's first piece, the rest posted after it; 👍 / 👎 under the
+               answer's last message (adapters.slack.controls)
 fail        -> ":warning: sentence" in the same place
 """
 
@@ -20,7 +22,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import more
+from adapters.slack import controls, more
+from adapters.slack.blocks import Block
 from adapters.slack.mrkdwn import to_mrkdwn
 from bot import messages
 from bot.budget.tickets import QueueInfo
@@ -62,6 +65,11 @@ class SlackReply:
         self._tried_stream = False
         self._last_edit = 0.0
         self._editing: asyncio.Task[None] | None = None
+        self.answer: str | None = None
+        """The answer's id once the chat layer gave it: its messages get Stop, 👍 and 👎."""
+
+    def controls(self, answer: str) -> None:
+        self.answer = answer
 
     streaming = True
     """The answer shows as it is generated: streamed, or edited into the placeholder."""
@@ -99,6 +107,9 @@ class SlackReply:
                 recipient_team_id=self.team,
                 recipient_user_id=self.user,
             )
+            if self._stream is not None and self.answer is not None:
+                # The Stop button stays in the placeholder, above the streaming answer.
+                await self._edit(messages.ANSWERING, self._stop(messages.ANSWERING))
         if self._stream is not None:
             try:
                 await self._stream.append(markdown_text=delta)
@@ -112,7 +123,13 @@ class SlackReply:
             self._last_edit = now
             preview = split(to_mrkdwn(self.text), LIMIT)[0] + " …"
             # Not awaited: the model's stream never waits for Slack.
-            self._editing = asyncio.get_running_loop().create_task(self._edit(preview))
+            edit = self._edit(preview, self._stop(preview))
+            self._editing = asyncio.get_running_loop().create_task(edit)
+
+    def _stop(self, text: str) -> list[Block] | None:
+        if self.answer is None:
+            return None
+        return controls.stop_blocks(text, self.answer, self.user)
 
     def _no_streaming(self, exc: SlackApiError) -> None:
         if self.streams_here:
@@ -121,9 +138,13 @@ class SlackReply:
         self._stream = None
 
     async def finish(self, text: str) -> None:
+        rating = controls.rating_blocks(self.answer) if self.answer is not None else None
         if self._stream is not None:
             try:
-                await self._stream.stop()
+                if text.endswith(messages.STOPPED):  # the answer so far is shown already
+                    await self._stream.stop(markdown_text=f"\n\n{messages.STOPPED}", blocks=rating)
+                else:
+                    await self._stream.stop(blocks=rating)
             except SlackApiError as exc:
                 self._no_streaming(exc)
             else:
@@ -132,10 +153,16 @@ class SlackReply:
         if self._editing is not None:
             await asyncio.gather(self._editing, return_exceptions=True)
         first, *rest = split(to_mrkdwn(text), LIMIT)
-        await self._edit(first or messages.EMPTY_ANSWER)
+        first = first or messages.EMPTY_ANSWER
+        last = rest[-1] if rest else first
+        blocks = None if rating is None else [*controls.text_blocks(last), *rating]
+        await self._edit(first, [] if rest and self.answer else blocks)
         for piece in rest:
             await self.client.chat_postMessage(
-                channel=self.channel, thread_ts=self.thread_ts, text=piece
+                channel=self.channel,
+                thread_ts=self.thread_ts,
+                text=piece,
+                blocks=blocks if piece is last else None,
             )
 
     async def fail(self, text: str) -> None:
@@ -149,7 +176,7 @@ class SlackReply:
                 self._no_streaming(exc)
         if self._editing is not None:
             await asyncio.gather(self._editing, return_exceptions=True)
-        await self._edit(text)
+        await self._edit(text, [] if self.answer is not None else None)
 
     async def offer_more(self, offer: MoreBudget) -> None:
         """Under a refusal for a cap: the "Request more" button (adapters.slack.more)."""
@@ -168,17 +195,19 @@ class SlackReply:
         except SlackApiError as exc:
             log.warning("could not remove the placeholder in %s: %s", self.channel, exc)
 
-    async def _edit(self, text: str) -> None:
-        """Edit the placeholder; before there is one (a shutdown while waiting for a turn),
-        post the text as a message of its own."""
+    async def _edit(self, text: str, blocks: list[Block] | None = None) -> None:
+        """Edit the placeholder (``blocks``: its buttons; [] removes them); before there is
+        one (a shutdown while waiting for a turn), post the text as a message of its own."""
         try:
             if self.ts is None:
                 posted = await self.client.chat_postMessage(
-                    channel=self.channel, thread_ts=self.thread_ts, text=text
+                    channel=self.channel, thread_ts=self.thread_ts, text=text, blocks=blocks
                 )
                 self.ts = str(posted["ts"])
             else:
-                await self.client.chat_update(channel=self.channel, ts=self.ts, text=text)
+                await self.client.chat_update(
+                    channel=self.channel, ts=self.ts, text=text, blocks=blocks
+                )
         except SlackApiError as exc:
             log.warning("could not edit the answer in %s: %s", self.channel, exc)
 
@@ -190,6 +219,8 @@ class Replies:
     def __init__(self, interval: float):
         self.interval = interval
         self.streams: dict[str, bool] = {}
+        self.statuses: dict[str, bool] = {}
+        """Per workspace, whether assistant threads' statuses work (adapters.slack.assistant)."""
 
     def in_thread(
         self,

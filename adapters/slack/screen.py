@@ -17,17 +17,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from adapters.slack import modals, more
+from adapters.slack import controls, modals, more
 from bot.ids import usable_id
 from bot.web import MAX_DEPTH, too_deep
 
 EVENTS = ("app_mention", "message")
 """The Events API events quotabot answers messages of."""
+ASSISTANT_EVENTS = ("assistant_thread_started", "assistant_thread_context_changed")
+"""Slack's assistant pane's (adapters.slack.assistant)."""
 HOME_EVENTS = ("app_home_opened",)
 """The App Home tab's (adapters.slack.home); its buttons and forms are these:"""
 HOME_ACTIONS, HOME_VIEWS = modals.ACTIONS, modals.VIEWS
-ACTIONS, VIEWS = HOME_ACTIONS + more.ACTIONS, HOME_VIEWS + more.VIEWS
-"""Every button and form quotabot listens to (the Home tab's; asking for more budget's)."""
+ACTIONS = HOME_ACTIONS + more.ACTIONS + controls.ACTIONS
+VIEWS = HOME_VIEWS + more.VIEWS
+"""Every button and form quotabot listens to (the Home tab's; asking for more budget's; Stop,
+👍 and 👎 on answers)."""
 COMMANDS = ("/ask", "/usage", "/budget", "/digest")
 SHORTCUTS = ("transcribe",)
 """Message shortcuts, by callback_id."""
@@ -104,7 +108,8 @@ def unhandled(body: dict[str, Any]) -> str | None:
     kind = body.get("type")
     if kind == "event_callback":
         event = body["event"]["type"]
-        return None if event in EVENTS + HOME_EVENTS else f"{_short(event)} event"
+        known = EVENTS + HOME_EVENTS + ASSISTANT_EVENTS
+        return None if event in known else f"{_short(event)} event"
     if kind == "message_action" and body.get("callback_id") in SHORTCUTS:
         return None
     if kind == "block_actions" and all(a["action_id"] in ACTIONS for a in body["actions"]):

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,7 +30,8 @@ from bot.catalog import ModelInfo
 from bot.chat.claims import Claims
 from bot.chat.commands import BUDGET_HELP, Commands
 from bot.chat.digest import ChannelParser
-from bot.chat.surface import MoreBudget, OffersMore, Surface
+from bot.chat.stops import Stops
+from bot.chat.surface import MoreBudget, OffersMore, ShowsControls, Surface
 from bot.errors import BudgetExceeded, NoVision, QuotabotError, StoreError
 from bot.lifecycle import finish
 from bot.models import ChatRequest, Message, Transcript
@@ -58,6 +60,7 @@ class Chat:
         self.service = service
         self.commands = commands
         self.claims = Claims(events)
+        self.stops = Stops(events)
         self.tasks: set[asyncio.Task[Any]] = set()
         """Answers under way, for a shutdown to wait for."""
 
@@ -83,6 +86,7 @@ class Chat:
         """Let answers under way finish; stop those still going after ``grace`` seconds (each
         tells its asker to ask again)."""
         await finish(self.tasks, grace, f"{self.platform} answers")
+        await self.stops.aclose()
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
@@ -122,22 +126,31 @@ class Chat:
         """Answer ``request`` on ``surface``, showing the model ``pictures`` (attached to the
         question) as well."""
         self.track()
+        stoppable = False
+        if isinstance(surface, ShowsControls):
+            surface.controls(request.request_id)
+            stoppable = surface.streaming
 
         async def work() -> str:
             turn = await self.service.admission.acquire(
                 (request.platform, request.workspace, request.channel)
             )
+            watching = self.stops.watch(request.request_id) if stoppable else nullcontext()
             try:
                 await _shown(surface.placeholder(messages.THINKING))
                 asked = await self._with_images(request, pictures)
-                reply = await self.service.handle(
-                    asked,
-                    on_delta=surface.delta if surface.streaming else None,
-                    on_queued=surface.queued,
-                    turn=turn,
-                )
+                with watching as stop:
+                    reply = await self.service.handle(
+                        asked,
+                        on_delta=surface.delta if surface.streaming else None,
+                        on_queued=surface.queued,
+                        turn=turn,
+                        stop=stop,
+                    )
             finally:
                 turn.release()
+            if reply.finish_reason == "stopped":
+                return f"{reply.text}\n\n{messages.STOPPED}"
             return reply.text
 
         who = Who(request.platform, request.workspace, request.channel, request.user)
@@ -245,6 +258,26 @@ class Chat:
             await surface.finish(text)
             return True
         return False
+
+    # -- controls on an answer ------------------------------------------------------------------
+
+    async def stop(self, answer: str) -> None:
+        """The asker's Stop (the adapter checked it is theirs): the answer ends where it is,
+        on whichever replica streams it. Raises StoreError if that cannot be passed on."""
+        await self.stops.stop(answer)
+
+    async def rate(self, answer: str, rating: int, who: Who) -> None:
+        """``who``'s 👍 (1) or 👎 (-1) on ``answer``, for the digest. Raises StoreError."""
+        if self.commands.feedback is None:
+            return
+        await self.commands.feedback.rate(
+            answer=answer,
+            platform=who.platform,
+            workspace=who.workspace,
+            channel=who.channel,
+            user=who.user,
+            rating=rating,
+        )
 
     # -- more budget, asked for from chat --------------------------------------------------------
 

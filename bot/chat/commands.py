@@ -18,6 +18,7 @@ from bot.chat.digest import DigestCommands
 from bot.digest.render import minutes
 from bot.messages import format_cost, quantity, used_of
 from bot.store.budgets import BudgetLimitStore, model_names
+from bot.store.feedback import Feedback
 from bot.store.grants import BudgetRequests
 from bot.store.usage import ReportLine, UsageStore
 
@@ -40,7 +41,10 @@ class Commands:
         transcription: ModelInfo | None = None,
         catalog: Catalog | None = None,
         requests: BudgetRequests | None = None,
+        feedback: Feedback | None = None,
     ):
+        self.feedback = feedback
+        """👍 and 👎 on answers; None where not wired (some tests)."""
         self.requests = requests
         """Requests for more budget and their grants; None where not wired (some tests)."""
         self.usage = usage

@@ -60,3 +60,12 @@ class OffersMore(Protocol):
     """A surface that can put a "Request more" button under a refusal for a cap."""
 
     async def offer_more(self, offer: MoreBudget) -> None: ...
+
+
+@runtime_checkable
+class ShowsControls(Protocol):
+    """A surface that puts controls on an answer: a Stop button while it streams (its asker's
+    click reaches ``Chat.stop``), 👍 and 👎 once it is finished (``Chat.rate``)."""
+
+    def controls(self, answer: str) -> None:
+        """The answer's id, for its buttons to carry; called before ``placeholder``."""

@@ -220,6 +220,8 @@ class SlackSettings:
     client_id: str | None = setting("slack_client_id")
     client_secret: SecretStr | None = setting("slack_client_secret")
     redirect_uri: str | None = setting("slack_redirect_uri")
+    assistant: bool = setting("slack_assistant")
+    """DM threads answered as the assistant pane's (adapters.slack.assistant)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     """Discord role IDs that may change budgets, besides members with Manage Server."""
     discord_message_content: bool = False
     """Ask Discord for the privileged Message Content intent (gateway mode)."""
+    slack_assistant: bool = True
+    """Answer messages in the app's DM threads as Slack's assistant pane: status, title,
+    suggested prompts; off: as classic direct messages."""
     discord_streaming: bool = True
     """Edit Discord answers in as they are generated; off: each answer at once, when done."""
     discord_edit_interval: float = Field(1.0, ge=0.2)

@@ -21,8 +21,9 @@ from bot.digest.figures import WARN_AT, BudgetUse, Digest, Grant, Line, Provider
 from bot.errors import StoreError
 from bot.store.db import DB_ERRORS, Database, describe
 from bot.store.digests import DigestConfig
+from bot.store.feedback import DOWN, UP
 from bot.store.rollups import MEASURES, raw_source, source
-from bot.store.schema import BudgetRequest, Money, RequestEvent
+from bot.store.schema import AnswerFeedback, BudgetRequest, Money, RequestEvent
 
 CHART_DAYS = 14
 TOP = 5
@@ -90,6 +91,20 @@ class DigestBuilder:
                 ).all()
             )
             by_model = await _lines(s, src, "model")
+            ratings: dict[int, int] = dict(
+                (
+                    await s.execute(
+                        select(AnswerFeedback.rating, func.count())
+                        .where(
+                            AnswerFeedback.platform == cfg.platform,
+                            AnswerFeedback.workspace == cfg.workspace,
+                            AnswerFeedback.rated_at >= start,
+                            AnswerFeedback.rated_at < end,
+                        )
+                        .group_by(AnswerFeedback.rating)
+                    )
+                ).all()
+            )
             grants = [
                 Grant(
                     requested_by=g.requested_by,
@@ -184,6 +199,8 @@ class DigestBuilder:
             audio_seconds=float(audio or 0),
             audio_cost=sum((ln.cost for ln in by_model if ln.audio_seconds), _ZERO),
             grants=grants,
+            thumbs_up=int(ratings.get(UP, 0)),
+            thumbs_down=int(ratings.get(DOWN, 0)),
         )
 
     async def recorded_cost(self, start: datetime, end: datetime) -> Decimal:

@@ -107,6 +107,9 @@ class Digest:
     reasoning_tokens: int = 0
     """Of ``completion_tokens``, reasoning models' hidden reasoning (billed as output)."""
     grants: list[Grant] = field(default_factory=list)
+    thumbs_up: int = 0
+    """👍 given to answers that day (bot.store.feedback)."""
+    thumbs_down: int = 0
 
     @property
     def projection(self) -> Decimal:

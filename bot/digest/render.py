@@ -57,6 +57,11 @@ def layout(d: Digest, *, channel: Mention = str, user: Mention = str) -> Layout:
                 f"answered {d.requests:,} · queued {d.queued:,} · refused by a cap {d.refused:,}",
                 f"provider 429s {d.rate_limited:,} · retries {d.retries:,} · "
                 f"failed calls {d.failed:,}",
+                *(
+                    [f"answers rated 👍 {d.thumbs_up:,} · 👎 {d.thumbs_down:,}"]
+                    if d.thumbs_up or d.thumbs_down
+                    else []
+                ),
             ],
         )
     ]

@@ -13,6 +13,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -148,6 +149,7 @@ class ChatStream:
         self._errors = errors
         self._response: httpx.Response | None = None
         self._deltas: AsyncGenerator[str, None] | None = None
+        self._acc = _Accumulator(model)
         self._started = 0.0
         self.completion = None
 
@@ -202,8 +204,17 @@ class ChatStream:
             self._deltas = self._read(self._response)
         return self._deltas
 
+    def cut(self) -> Completion:
+        """What came before the asker stopped the answer: the text so far, finish reason
+        "stopped", and no usage (a stream reports it at its end): the caller counts it."""
+        if self._response is None:
+            raise RuntimeError("nothing was sent")
+        whole = self._acc.result(self._response.headers, time.monotonic() - self._started)
+        first = whole.choices[0]
+        return replace(whole, choices=(replace(first, finish_reason="stopped"),), usage=None)
+
     async def _read(self, response: httpx.Response) -> AsyncGenerator[str, None]:
-        acc = _Accumulator(self._model)
+        acc = self._acc
         try:
             if response.headers.get("content-type", "").startswith("application/json"):
                 await response.aread()

@@ -64,6 +64,7 @@ class ChatJob:
         batching: bool,
         store_message_text: bool,
         on_delta: OnDelta | None,
+        stop: asyncio.Event | None = None,
     ) -> None:
         self.request = request
         self.prep = prep
@@ -72,6 +73,9 @@ class ChatJob:
         """Told when a model's server mishandles prompt arrays."""
         self.store_message_text = store_message_text
         self.on_delta = on_delta
+        self.stop = stop
+        """Set when the asker stops a streamed answer: the stream ends there, and what came
+        is kept, shown and counted (outcome "stopped")."""
         self.streamed = False
         """Part of the answer reached ``on_delta``: it must not be sent again."""
         info = prep.info
@@ -105,8 +109,9 @@ class ChatJob:
     async def call(self, ticket: Ticket) -> Paid[Reply]:
         prep, answer = self.prep, await self._answer(ticket)
         cost = prep.info.cost(answer.usage)
+        stopped = answer.finish_reason == "stopped"
         row = replace(
-            self.row(answer.call_id, "ok"),
+            self.row(answer.call_id, "stopped" if stopped else "ok"),
             prompt_tokens=answer.usage.prompt_tokens,
             completion_tokens=answer.usage.completion_tokens,
             cached_tokens=answer.usage.cached_tokens,
@@ -169,6 +174,8 @@ class ChatJob:
             async for delta in stream:
                 self.streamed = True
                 await self.on_delta(delta)
+                if self.stop is not None and self.stop.is_set():
+                    return stream.cut()  # leaving the block closes the connection
         assert stream.completion is not None  # set once the stream has ended
         return stream.completion
 

@@ -4,6 +4,7 @@ bot.service.chat.ChatJob or bot.service.transcription.TranscriptionJob."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -83,12 +84,14 @@ class Service:
         on_delta: OnDelta | None = None,
         on_queued: OnQueued | None = None,
         turn: Turn | None = None,
+        stop: asyncio.Event | None = None,
     ) -> Reply:
         """Answer ``request``: wait for budget, call the provider, retry what is worth it.
 
         With ``on_delta`` the answer is streamed to it as it arrives; ``on_queued`` hears the
         queue position and expected wait when the request has to wait for budget. ``turn``
-        (from ``self.admission``) is given back while the request waits for budget.
+        (from ``self.admission``) is given back while the request waits for budget. ``stop``,
+        once set, ends a streamed answer where it is (finish reason "stopped").
         Raises RequestRejected (refused; nothing more was sent) or ProviderError (the last
         failure); both carry a message fit for the user (see bot.messages).
         """
@@ -108,6 +111,7 @@ class Service:
                 batching=self.batching,
                 store_message_text=self.store_message_text,
                 on_delta=on_delta,
+                stop=stop,
             )
             deadline = time.monotonic() + self.deadline
             reply = await self._attempts().run(

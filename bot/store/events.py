@@ -112,6 +112,19 @@ class EventLog:
             self._open.add(key)
         return won
 
+    async def present(self, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` some process has claimed (marks, such as a stopped answer's)."""
+        wanted = {storable(k): k for k in keys}
+        found: set[str] = set()
+        try:
+            async with self.db.session() as s:
+                for chunk in _chunks(wanted):
+                    query = select(_table.c.key).where(_table.c.key.in_(chunk))
+                    found.update(wanted[k] for k in await s.scalars(query))
+        except DB_ERRORS as exc:
+            raise StoreError(f"Could not read events: {describe(exc)}") from exc
+        return found
+
     async def recover(self, prefixes: Sequence[str]) -> list[Orphan]:
         """Events a process that died on this data directory acknowledged but never claimed
         (its journal): claimed now, by this process, to be answered like ``orphans``."""

@@ -30,6 +30,7 @@ from sqlalchemy import (
     union_all,
 )
 
+from bot.store.rows import ANSWERED
 from bot.store.schema import UsageHourly, UsageQuarterModel, UsageRecord
 
 MEASURES = (
@@ -136,7 +137,7 @@ def _raw(
     ranges: Sequence[tuple[datetime, datetime]],
     where: Sequence[tuple[str, str]],
 ) -> Any:
-    ok = UsageRecord.outcome == "ok"
+    ok = UsageRecord.outcome.in_(ANSWERED)
     return select(
         UsageRecord.created_at.label("ts"),
         *(getattr(UsageRecord, k).label(k) for k in keys),

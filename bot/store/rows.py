@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+ANSWERED = ("ok", "stopped")
+"""Outcomes of a call that answered: "stopped" is an answer its asker stopped while it
+streamed (its tokens, counted from the text that came, are spent all the same). Every other
+outcome names the error the call failed with."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UsageRow:

@@ -169,6 +169,24 @@ class BudgetRequest(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class AnswerFeedback(Base):
+    """A person's 👍 (1) or 👎 (-1) on an answer (its request id); one per person and
+    answer, replaced when they change their mind."""
+
+    __tablename__ = "answer_feedback"
+    __table_args__ = (
+        Index("ix_answer_feedback_workspace_rated_at", "platform", "workspace", "rated_at"),
+    )
+
+    answer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user: Mapped[str] = mapped_column(String(128), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    workspace: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(128))
+    rating: Mapped[int] = mapped_column(Integer)
+    rated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class SeenEvent(Base):
     """Chat events already taken on: a platform's retry, or a second replica, finds it here.
 

@@ -5,6 +5,7 @@ What is asserted is what a Slack user would see: the thread, the text, the edits
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -62,11 +63,25 @@ async def rig(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Rig]:
     """Slack without its streaming methods, unless parametrized ``indirect`` with True."""
+    async with open_rig(monkeypatch, streaming=getattr(request, "param", False)) as rig:
+        yield rig
+
+
+@contextlib.asynccontextmanager
+async def open_rig(
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    streaming: bool = False,
+    sandbox: SandboxConfig | None = None,
+    assistant: bool = True,
+) -> AsyncIterator[Rig]:
+    """quotabot on HTTP in front of the fake Slack API (with its streaming methods or not)
+    and the sandbox (``sandbox``: its pace, say)."""
     async with (
-        SandboxServer(SandboxConfig(rpm=None, tpm=None, rpd=None)) as sandbox,
-        FakeSlackAPI(streaming_supported=getattr(request, "param", False)) as api,
+        SandboxServer(sandbox or SandboxConfig(rpm=None, tpm=None, rpd=None)) as model,
+        FakeSlackAPI(streaming_supported=streaming) as api,
     ):
-        monkeypatch.setenv("OPENAI_BASE_URL", sandbox.base_url)
+        monkeypatch.setenv("OPENAI_BASE_URL", model.base_url)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         async with open_app(load_settings()) as app:
             adapter = SlackAdapter(
@@ -76,6 +91,7 @@ async def rig(
                     api_url=api.url,
                     admins=frozenset({"UADMIN0001"}),
                     update_interval=0.05,
+                    assistant=assistant,
                 ),
                 service=app.service,
                 commands=app.commands(),
@@ -84,7 +100,7 @@ async def rig(
             server = WebServer(adapter.routes(), host="127.0.0.1", port=0)
             await server.start()
             async with httpx.AsyncClient(timeout=10) as http:
-                yield Rig(app, api, sandbox, http, f"{server.url}/slack/events", adapter)
+                yield Rig(app, api, model, http, f"{server.url}/slack/events", adapter)
             await server.aclose()
             await adapter.aclose()
 
