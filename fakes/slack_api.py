@@ -215,6 +215,13 @@ class FakeSlackAPI:
         """Remember the message an ``event_callback`` carries (as Slack would have it), so
         ``reactions.add`` and ``conversations.replies`` find it; returns the payload."""
         event = payload.get("event", {})
+        thread = event.get("assistant_thread")
+        if event.get("type") == "assistant_thread_started" and isinstance(thread, dict):
+            # The pane's thread hangs under a message Slack posts (subtype
+            # assistant_app_thread), with no text of its own.
+            channel, ts = thread["channel_id"], thread["thread_ts"]
+            if self.state.find(channel, ts) is None:
+                self.state.add_message(channel, "", user=None, ts=ts)
         if (
             event.get("type") in ("message", "app_mention")
             and "subtype" not in event

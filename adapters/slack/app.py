@@ -174,6 +174,9 @@ class SlackAdapter:
         if self.config.assistant:
             # After the claim: the pane's messages are claimed as every message is.
             app.use(assistant(self.message_events.on_event))
+        else:
+            for kind in screen.ASSISTANT_EVENTS:  # acknowledged, nothing more
+                app.event(kind)(_ignore)
         # Each kind here is in adapters.slack.screen too: other kinds never reach bolt.
         for kind in screen.EVENTS:
             app.event(kind)(self.message_events.on_event)
@@ -272,6 +275,10 @@ class SlackAdapter:
 
     async def post_alert(self, workspace: str, channel: str, text: str) -> str:
         return await self.digests.post_alert(workspace, channel, text)
+
+
+async def _ignore() -> None:
+    pass
 
 
 def _secret(value: SecretStr | None) -> str | None:

@@ -58,6 +58,14 @@ def problem(body: Any) -> str | None:
         return "an event that is not an object"
     if kind == "event_callback" and not isinstance((event or {}).get("type"), str):
         return "an event_callback without an event and its type"
+    if (event or {}).get("type") in ASSISTANT_EVENTS:
+        thread = event.get("assistant_thread")  # type: ignore[union-attr]
+        if not (
+            isinstance(thread, dict)
+            and usable_id(thread.get("channel_id"))
+            and usable_id(thread.get("thread_ts"))
+        ):
+            return "an assistant thread event without a usable channel_id and thread_ts"
     for key in ("team_id", "api_app_id", "event_id"):
         if key in body and not usable_id(body[key]):
             return f"an unusable {key}"

@@ -25,6 +25,10 @@ def without_mentions(text: str) -> str:
     return _MENTION.sub("", text).strip()
 
 
+_NOT_SAID = (messages.THINKING, messages.TRANSCRIBING, messages.ASSISTANT_GREETING)
+"""The bot's messages that are not part of the conversation the model is shown."""
+
+
 async def history(
     client: AsyncWebClient, channel: str, thread_ts: str, ts: str, bot_user: str | None
 ) -> tuple[Message, ...]:
@@ -33,7 +37,7 @@ async def history(
         return ()
     out: list[Message] = []
     for m in await _replies(client, channel, thread_ts):
-        if not m.get("text") or m.get("text") in (messages.THINKING, messages.TRANSCRIBING):
+        if not m.get("text") or m.get("text") in _NOT_SAID:
             continue
         if ts_order(m.get("ts")) >= ts_order(ts):
             continue  # the message itself, and what came after it (a takeover's leftovers)
