@@ -17,9 +17,10 @@ times the model's multiplier. quotabot sends detail "high", so the estimate is w
 from __future__ import annotations
 
 import io
+import logging
 import math
 import warnings
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import IO
@@ -32,10 +33,13 @@ from bot.errors import (
     AudioDownloadFailed,
     AudioTooLarge,
     ImageDownloadFailed,
+    ImageRejected,
     ImageTooLarge,
     ImageUnsupported,
 )
 from bot.models import Detail, Image, Message
+
+log = logging.getLogger(__name__)
 
 MAX_BYTES = 20 * 1024 * 1024
 """OpenAI's limit per image."""
@@ -154,13 +158,42 @@ def read(name: str, data: bytes) -> Image:
     return Image(media_type=FORMATS[kind], data=data, width=width, height=height)
 
 
-async def attach(messages: tuple[Message, ...], files: Sequence[ImageFile]) -> tuple[Message, ...]:
-    """``messages`` with ``files`` fetched onto the last one (the question). Every file is
-    checked before the first is fetched."""
+THREAD_MOST = 4
+"""Images from earlier in a conversation shown again with a question: the latest ones. Each is
+sent (and billed) anew with every question, so a long thread of screenshots stays affordable."""
+
+
+async def attach(
+    messages: tuple[Message, ...],
+    files: Sequence[ImageFile],
+    *,
+    earlier: Mapping[int, Sequence[ImageFile]] | None = None,
+) -> tuple[Message, ...]:
+    """``messages`` with ``files`` fetched onto the last one (the question), and the latest
+    :data:`THREAD_MOST` of ``earlier`` (per index into ``messages``) onto theirs. Every file of
+    the question is checked before the first is fetched, and refuses the question if it fails;
+    an earlier one that fails is left out (logged): the question did not bring it."""
     for f in files:
         check(f)
-    if not files or not messages:
+    if not messages:
         return messages
-    images = tuple([await load(f) for f in files])
-    last = messages[-1]
-    return (*messages[:-1], replace(last, images=last.images + images))
+    out = list(messages)
+    for index, image in await _earlier(earlier or {}, len(messages) - 1):
+        out[index] = replace(out[index], images=(*out[index].images, image))
+    if files:
+        loaded = tuple([await load(f) for f in files])
+        out[-1] = replace(out[-1], images=out[-1].images + loaded)
+    return tuple(out)
+
+
+async def _earlier(
+    earlier: Mapping[int, Sequence[ImageFile]], before: int
+) -> list[tuple[int, Image]]:
+    latest = [(i, f) for i in sorted(earlier) if i < before for f in earlier[i]][-THREAD_MOST:]
+    out = []
+    for index, file in latest:
+        try:
+            out.append((index, await load(file)))
+        except ImageRejected as exc:
+            log.info("an image earlier in the conversation was left out: %s", exc)
+    return out

@@ -224,7 +224,7 @@ class FakeSlackAPI:
                 self.state.add_message(channel, "", user=None, ts=ts)
         if (
             event.get("type") in ("message", "app_mention")
-            and "subtype" not in event
+            and event.get("subtype") in (None, "file_share")
             and self.state.find(event["channel"], event["ts"]) is None
         ):
             self.state.add_message(
@@ -235,6 +235,7 @@ class FakeSlackAPI:
                 thread_ts=event.get("thread_ts"),
                 bot_id=event.get("bot_id"),
                 blocks=event.get("blocks"),
+                files=event.get("files"),
             )
         return payload
 

@@ -35,6 +35,8 @@ class FakeMessage:
     streaming: bool = False
     edited_ts: str | None = None
     reactions: dict[str, list[str]] = field(default_factory=dict)
+    files: list[JSON] | None = None
+    """File objects shared in the message (as in its ``file_share`` event)."""
 
     @property
     def is_reply(self) -> bool:
@@ -65,6 +67,9 @@ class FakeMessage:
             out["blocks"] = self.blocks
         if self.metadata is not None:
             out["metadata"] = self.metadata
+        if self.files:
+            out["files"] = self.files
+            out["upload"] = False
         if bot_profile is not None:
             out["bot_profile"] = bot_profile
         if self.thread_ts is not None:

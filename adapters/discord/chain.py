@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from adapters.discord.invocation import File
 from bot.models import Message
 
 MAX_DEPTH = 25
@@ -27,6 +29,8 @@ class Post:
     reply_to_author: str | None = None
     direct: bool = False
     """In a direct message channel."""
+    attachments: tuple[File, ...] = ()
+    """Its image attachments: shown again with later questions."""
 
 
 def addressed(post: Post, bot: str) -> bool:
@@ -45,13 +49,19 @@ def strip_mention(text: str, bot: str) -> str:
 Fetch = Callable[[str], Awaitable[Post | None]]
 
 
-async def conversation(
-    post: Post, bot: str, fetch: Fetch, *, depth: int = MAX_DEPTH
-) -> tuple[tuple[Message, ...], str]:
-    """The reply chain above ``post``, oldest first, as the model should see it, and the id
-    of the chain's first message (the conversation's id). A message that cannot be fetched,
-    or the depth limit, ends the chain."""
-    chain: list[Message] = []
+class Chain(NamedTuple):
+    messages: tuple[Message, ...]
+    """The reply chain above a message, oldest first, as the model should see it."""
+    root: str
+    """The id of the chain's first message: the conversation's id."""
+    attachments: dict[int, tuple[File, ...]]
+    """Per index into ``messages``: the images people attached to that message."""
+
+
+async def conversation(post: Post, bot: str, fetch: Fetch, *, depth: int = MAX_DEPTH) -> Chain:
+    """The reply chain above ``post``. A message that cannot be fetched, or the depth limit,
+    ends the chain."""
+    chain: list[tuple[Message, tuple[File, ...]]] = []
     root = post.id
     seen = {post.id}
     parent = post.reply_to
@@ -62,8 +72,11 @@ async def conversation(
             break
         root = found.id
         text = strip_mention(found.content, bot)
-        if text:
-            chain.append(Message("assistant" if found.author == bot else "user", text))
+        mine = found.author == bot
+        if text or (found.attachments and not mine):
+            said = Message("assistant" if mine else "user", text)
+            chain.append((said, () if mine else found.attachments))
         parent = found.reply_to
     chain.reverse()
-    return tuple(chain), root
+    attachments = {i: a for i, (_, a) in enumerate(chain) if a}
+    return Chain(tuple(m for m, _ in chain), root, attachments)

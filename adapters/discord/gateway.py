@@ -154,7 +154,7 @@ class DiscordGateway(discord.Client):
                     message.id,
                 )
             return
-        history, root = await conversation(post, bot, self._fetcher(message))
+        history, root, earlier = await conversation(post, bot, self._fetcher(message))
         runner = self.runner
         reply = MessageReply(
             message,
@@ -181,7 +181,11 @@ class DiscordGateway(discord.Client):
         )
         async with httpx.AsyncClient(timeout=60.0) as http:
             files = [file_of(p).image(http, self.runner.files) for p in pictures]
-            await chat.answer(request, reply, pictures=files)
+            before = {
+                i: [f.image(http, self.runner.files) for f in attached]
+                for i, attached in earlier.items()
+            }
+            await chat.answer(request, reply, pictures=files, earlier=before)
 
     def _fetcher(self, message: discord.Message) -> Fetch:
         """How the chain above ``message`` is read: what discord.py already holds, else REST."""
@@ -218,6 +222,9 @@ def to_post(message: discord.Message) -> Post:
         reply_to=str(ref.message_id) if ref and ref.message_id else None,
         reply_to_author=str(resolved.author.id) if isinstance(resolved, discord.Message) else None,
         direct=isinstance(message.channel, discord.DMChannel),
+        attachments=tuple(
+            file_of(a) for a in message.attachments if images.is_image(a.content_type)
+        ),
     )
 
 

@@ -34,6 +34,7 @@ from bot import voice
 from bot.chat.answers import Chat
 from bot.chat.claims import Kind
 from bot.ids import usable_id
+from bot.images import ImageFile
 from bot.models import ChatRequest, Message
 from bot.store.events import Orphan
 
@@ -117,17 +118,23 @@ class SlackEvents:
     ) -> None:
         channel, ts, user = event["channel"], event["ts"], event["user"]
         thread_ts = event.get("thread_ts") or ts
-        history = await threads.history(client, channel, thread_ts, ts, bot_user)
+        thread = await threads.history(client, channel, thread_ts, ts, bot_user)
+        history = thread.messages
         if only_if_bot_in_thread and not any(m.role == "assistant" for m in history):
             return
         text = threads.without_mentions(event.get("text", ""))
         recordings = await self.voice.recordings(event.get("files"), client)
-        pictures = image_files(
-            event.get("files"),
-            http=self.voice.downloads,
-            token=client.token or self.voice.token,
-            hosts=self.voice.hosts,
-        )
+
+        def files(attached: list[dict[str, Any]] | None) -> list[ImageFile]:
+            return image_files(
+                attached,
+                http=self.voice.downloads,
+                token=client.token or self.voice.token,
+                hosts=self.voice.hosts,
+            )
+
+        pictures = files(event.get("files"))
+        earlier = {i: files(f) for i, f in thread.files.items()}
         if not recordings and not pictures and not text and event.get("files"):
             return  # a file without words, and not audio or an image: nothing to answer
         if not await self.chat.enabled(team, channel):
@@ -166,7 +173,7 @@ class SlackEvents:
             reply = self.replies.in_thread(
                 client, channel, thread_ts, team=team, user=user, leftovers=left
             )
-        await self.chat.answer(request, reply, pictures=pictures)
+        await self.chat.answer(request, reply, pictures=pictures, earlier=earlier)
 
 
 def route(event: dict[str, Any], bot_user: str | None) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -29,21 +29,34 @@ _NOT_SAID = (messages.THINKING, messages.TRANSCRIBING, messages.ASSISTANT_GREETI
 """The bot's messages that are not part of the conversation the model is shown."""
 
 
+class Thread(NamedTuple):
+    messages: tuple[Message, ...]
+    """The conversation so far, as the model should see it."""
+    files: dict[int, list[dict[str, Any]]]
+    """Per index into ``messages``: the files people attached to that message."""
+
+
 async def history(
     client: AsyncWebClient, channel: str, thread_ts: str, ts: str, bot_user: str | None
-) -> tuple[Message, ...]:
-    """The thread so far (without the message being answered), as the model should see it."""
+) -> Thread:
+    """The thread so far (without the message being answered), and its files."""
     if thread_ts == ts:
-        return ()
+        return Thread((), {})
     out: list[Message] = []
+    files: dict[int, list[dict[str, Any]]] = {}
     for m in await _replies(client, channel, thread_ts):
-        if not m.get("text") or m.get("text") in _NOT_SAID:
+        attached = [f for f in m.get("files") or [] if isinstance(f, dict)]
+        if (not m.get("text") and not attached) or m.get("text") in _NOT_SAID:
             continue
         if ts_order(m.get("ts")) >= ts_order(ts):
             continue  # the message itself, and what came after it (a takeover's leftovers)
         mine = posted_by_bot(m, bot_user)
-        out.append(Message("assistant" if mine else "user", without_mentions(m["text"])))
-    return tuple(out)
+        if attached and not mine:
+            files[len(out)] = attached
+        out.append(
+            Message("assistant" if mine else "user", without_mentions(str(m.get("text") or "")))
+        )
+    return Thread(tuple(out), files)
 
 
 async def leftovers(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
@@ -122,9 +122,11 @@ class Chat:
         *,
         deadline: Deadline | None = None,
         pictures: Sequence[images.ImageFile] = (),
+        earlier: Mapping[int, Sequence[images.ImageFile]] | None = None,
     ) -> None:
         """Answer ``request`` on ``surface``, showing the model ``pictures`` (attached to the
-        question) as well."""
+        question) as well, and the latest of ``earlier`` (images attached to earlier messages
+        of the conversation, per index into ``request.messages``) where it can see them."""
         self.track()
         stoppable = False
         if isinstance(surface, ShowsControls):
@@ -138,7 +140,7 @@ class Chat:
             watching = self.stops.watch(request.request_id) if stoppable else nullcontext()
             try:
                 await _shown(surface.placeholder(messages.THINKING))
-                asked = await self._with_images(request, pictures)
+                asked = await self._with_images(request, pictures, earlier or {})
                 with watching as stop:
                     reply = await self.service.handle(
                         asked,
@@ -159,19 +161,26 @@ class Chat:
         )
 
     async def _with_images(
-        self, request: ChatRequest, pictures: Sequence[images.ImageFile]
+        self,
+        request: ChatRequest,
+        pictures: Sequence[images.ImageFile],
+        earlier: Mapping[int, Sequence[images.ImageFile]],
     ) -> ChatRequest:
-        """``request`` with ``pictures`` fetched onto its question; refused before any
-        download when its model cannot see them (Service.handle checks again)."""
-        if not pictures:
+        """``request`` with ``pictures`` fetched onto its question (refused before any
+        download when its model cannot see them; Service.handle checks again) and the
+        conversation's ``earlier`` images onto theirs (left out for a model that cannot)."""
+        if not pictures and not any(earlier.values()):
             return request
         where = (request.platform, request.workspace, request.channel)
         info = self.service.catalog.get(
             request.model or (await self.service.channels.get(*where)).model
         )
         if not info.vision:
+            if not pictures:
+                return request  # the earlier images were for another model: text only
             raise NoVision(model=info.name, vision_models=self.service.catalog.vision_models())
-        return replace(request, messages=await images.attach(request.messages, pictures))
+        attached = await images.attach(request.messages, pictures, earlier=earlier)
+        return replace(request, messages=attached)
 
     async def transcribe(
         self,

@@ -50,7 +50,7 @@ async def test_the_chain_goes_oldest_first_with_roles() -> None:
         fetched.append(pid)
         return store.get(pid)
 
-    history, root = await conversation(post("5", "ok, another?", reply_to="4"), BOT, fetch)
+    history, root, _ = await conversation(post("5", "ok, another?", reply_to="4"), BOT, fetch)
     assert history == (
         Message("user", "name a colour"),
         Message("assistant", "Teal."),
@@ -59,9 +59,9 @@ async def test_the_chain_goes_oldest_first_with_roles() -> None:
     )
     assert root == "1" and fetched == ["4", "3", "2", "1"]
 
-    short, _ = await conversation(post("5", "x", reply_to="4"), BOT, fetch, depth=2)
+    short, _, _ = await conversation(post("5", "x", reply_to="4"), BOT, fetch, depth=2)
     assert [m.content for m in short] == ["why?", "Because."]  # the newest part
-    gone, root = await conversation(post("6", "x", reply_to="404"), BOT, fetch)
+    gone, root, _ = await conversation(post("6", "x", reply_to="404"), BOT, fetch)
     assert gone == () and root == "6"  # a deleted parent ends the chain
 
 

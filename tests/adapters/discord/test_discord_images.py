@@ -89,3 +89,18 @@ async def test_slash_ask_with_an_image_through_the_command_tree(
     (said,) = gateway.api.thread(payload["token"])
     assert said.content.startswith("Sandbox answer")
     assert gateway.sandbox.stats.model("gpt-4o").images == 1
+
+
+async def test_images_up_the_reply_chain_go_with_a_follow_up(
+    gateway: gateway_tests.Rig,
+) -> None:
+    await gateway.app.channels.set("discord", GUILD, CHANNEL, model="gpt-4.1-mini")
+    shot = gateway.api.add_attachment(png(64, 64), "chart.png", "image/png")
+    asked = message(f"<@{BOT_ID}> what is this chart?", mentions=[BOT], attachments=[shot])
+    await gateway.message(asked)
+    bot_reply = gateway.api.stored[gateway.api.channels[CHANNEL][0].id]
+    (said,) = await gateway.message(message("and its trend?", reply_to=bot_reply))
+    assert said.startswith("Sandbox answer")
+    # The chart went with the question that brought it, and again with the follow-up.
+    assert gateway.sandbox.stats.model("gpt-4.1-mini").images == 2
+    assert gateway.api.downloads == [shot["id"], shot["id"]]

@@ -114,3 +114,33 @@ async def test_an_image_over_20_mb_or_of_another_format_is_refused_unread(rig: R
     assert "logo.svg is not an image the model can read" in other
     assert rig.api.downloads == []
     assert rig.sandbox.stats.total.requests == 0
+
+
+async def test_images_earlier_in_the_thread_are_shown_with_a_follow_up(rig: Rig) -> None:
+    """The latest images of the thread go with each question (the question's own too), on
+    the messages they came with; a model that cannot see answers from the text alone."""
+    await rig.app.channels.set("slack", rig.api.workspace.team_id, DEFAULT_CHANNEL, model="gpt-4o")
+    shots = [rig.api.add_file(png(64, 64), f"shot{n}.png", "image/png") for n in range(6)]
+    first = rig.api.seed_event(ev.with_files(ev.app_mention("what is on them?"), shots[:5]))
+    root = first["event"]["ts"]
+    await rig.post(first)
+    await wait_for(lambda: answered(rig, DEFAULT_CHANNEL, root))
+    assert rig.sandbox.stats.model("gpt-4o").images == 5  # the question's own: all of them
+
+    follow = ev.with_files(ev.thread_reply("and this one?", thread_ts=root), shots[5:])
+    await rig.post(rig.api.seed_event(follow))
+    await wait_for(lambda: len(answered(rig, DEFAULT_CHANNEL, root)) == 2)
+    # Its own image, and the latest 4 of the 5 before it.
+    assert rig.sandbox.stats.model("gpt-4o").images == 5 + 1 + 4
+    assert sorted(rig.api.downloads) == sorted(
+        [s["id"] for s in shots[:5]] + [s["id"] for s in shots[1:6]]
+    )
+
+    await rig.app.channels.set(
+        "slack", rig.api.workspace.team_id, DEFAULT_CHANNEL, model="gpt-3.5-turbo"
+    )
+    text_only = ev.thread_reply("summarise, please", thread_ts=root)
+    await rig.post(rig.api.seed_event(text_only))
+    await wait_for(lambda: len(answered(rig, DEFAULT_CHANNEL, root)) == 3)
+    assert rig.sandbox.stats.model("gpt-3.5-turbo").requests == 1
+    assert len(rig.api.downloads) == 10  # nothing fetched for a model that cannot see
