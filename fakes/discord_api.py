@@ -715,8 +715,11 @@ class FakeDiscordAPI:
                 raise _DiscordError(404, 10008, "Unknown Message")
             sent.content = body.get("content", sent.content)
             sent.edits.append(sent.content)
-            self.stored[message_id] = {**self.stored[message_id], "content": sent.content}
-            return self.stored[message_id]
+            stored = {**self.stored[message_id], "content": sent.content}
+            if "components" in body:
+                sent.components = stored["components"] = list(body["components"] or [])
+            self.stored[message_id] = stored
+            return stored
 
         return await self._handle(request, "messages", channel, answer)
 

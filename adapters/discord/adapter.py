@@ -97,6 +97,7 @@ class Discord:
                 ),
                 runner=self.runner,
                 service=app.service,
+                rest=bot_rest,
             )
 
     @classmethod

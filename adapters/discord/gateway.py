@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import aiohttp
 import discord
@@ -25,7 +26,9 @@ import httpx
 from adapters.discord.chain import Fetch, Post, addressed, conversation, strip_mention
 from adapters.discord.commands import CommandRunner
 from adapters.discord.invocation import DM_WORKSPACE, MESSAGE, PLATFORM
+from adapters.discord.more import MoreBudgetFlow, is_ours
 from adapters.discord.reply import MessageReply
+from adapters.discord.rest import DiscordAPIError, DiscordREST
 from adapters.discord.tree import GatewayConfig, build_tree, file_of
 from bot import images, messages, voice
 from bot.audio import looks_like_audio
@@ -51,7 +54,16 @@ def intents(*, message_content: bool = False) -> discord.Intents:
 
 
 class DiscordGateway(discord.Client):
-    def __init__(self, config: GatewayConfig, *, runner: CommandRunner, service: Service):
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        runner: CommandRunner,
+        service: Service,
+        rest: DiscordREST | None = None,
+    ):
+        """``rest``: a client with the bot token, for the "Request more" flow (its buttons,
+        the admins' channel); without it refusals carry no button."""
         if config.api_url:
             discord.http.Route.BASE = config.api_url.rstrip("/")
         super().__init__(
@@ -61,7 +73,11 @@ class DiscordGateway(discord.Client):
         self.config = config
         self.runner = runner
         self.service = service
-        self.tree = build_tree(self, runner, config)
+        self.rest = rest
+        self.more = MoreBudgetFlow(runner, rest=rest)
+        if rest is not None and runner.offers is None:
+            runner.offers = self.more.offer
+        self.tree = build_tree(self, runner, config, rest=rest)
         self._connection_task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -91,6 +107,27 @@ class DiscordGateway(discord.Client):
     @property
     def bot_id(self) -> str | None:
         return str(self.user.id) if self.user else None
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """A "Request more", Grant or Deny button clicked, or the request's form sent: the
+        same flow as over HTTP (adapters.discord.more), answered at the same callback.
+        Slash commands are the command tree's."""
+        kinds = (discord.InteractionType.component, discord.InteractionType.modal_submit)
+        if self._stopping or self.rest is None or interaction.type not in kinds:
+            return
+        if not is_ours(interaction.data):
+            return  # another app's view, or a button of discord.py's own
+        answer = await self.more.handle(raw_interaction(interaction))
+        try:
+            await self.rest.request(
+                "POST",
+                "/interactions/{interaction_id}/{interaction_token}/callback",
+                json=answer,
+                interaction_id=str(interaction.id),
+                interaction_token=interaction.token,
+            )
+        except DiscordAPIError as exc:
+            log.warning("could not answer a click on %s: %s", interaction.id, exc)
 
     async def on_message(self, message: discord.Message) -> None:
         bot = self.bot_id
@@ -161,6 +198,8 @@ class DiscordGateway(discord.Client):
             limit=runner.piece_limit,
             interval=runner.edit_interval,
             streaming=runner.streaming,
+            more=runner.offers,
+            rest=self.rest,
         )
         user = str(message.author.id)
         if recordings:
@@ -226,6 +265,30 @@ def to_post(message: discord.Message) -> Post:
             file_of(a) for a in message.attachments if images.is_image(a.content_type)
         ),
     )
+
+
+def raw_interaction(interaction: discord.Interaction[Any]) -> dict[str, Any]:
+    """A component or modal interaction as Discord sent it, in the fields the "Request more"
+    flow reads (discord.py keeps ``data`` raw, the rest as objects)."""
+    payload: dict[str, Any] = {
+        "id": str(interaction.id),
+        "type": interaction.type.value,
+        "data": dict(interaction.data or {}),
+        "channel_id": str(interaction.channel_id or ""),
+    }
+    if interaction.guild_id is not None:
+        member = interaction.user
+        payload["guild_id"] = str(interaction.guild_id)
+        payload["member"] = {
+            "user": {"id": str(member.id)},
+            "permissions": str(interaction.permissions.value),
+            "roles": [str(r.id) for r in getattr(member, "roles", ())],
+        }
+    else:
+        payload["user"] = {"id": str(interaction.user.id)}
+    if interaction.message is not None:
+        payload["message"] = {"content": interaction.message.content}
+    return payload
 
 
 def guild_id(message: discord.Message) -> str | None:

@@ -227,6 +227,12 @@ class MoreBudgetFlow:
         return True
 
 
+def is_ours(data: Any) -> bool:
+    """Whether an interaction's data names one of this flow's buttons or its form."""
+    custom_id = data.get("custom_id") if isinstance(data, dict) else None
+    return isinstance(custom_id, str) and custom_id.split(":")[0] in ("more", "grant", "deny")
+
+
 def _decision(request: Request) -> str:
     """What the asker (and the admins' message) is told of a decision."""
     said = messages.MORE_GRANTED if request.status == "granted" else messages.MORE_DENIED

@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 import discord
 
 from adapters.discord.live import Live
+from adapters.discord.rest import DiscordREST
 from adapters.discord.texts import from_core, warn
 from bot import messages
 from bot.budget.tickets import QueueInfo
@@ -123,9 +124,14 @@ class MessageReply:
         limit: int = LIMIT,
         interval: float = 1.0,
         streaming: bool = True,
+        more: Offering | None = None,
+        rest: DiscordREST | None = None,
     ):
-        """``interval``: seconds between two edits of one message while the answer streams."""
+        """``interval``: seconds between two edits of one message while the answer streams.
+        ``more`` and ``rest``: the "Request more" button under a refusal (plain components,
+        which discord.py's Message.edit does not take)."""
         self.message, self.limit = message, limit
+        self.more, self.rest = more, rest
         self.streaming = streaming
         self.sent: list[discord.Message] = []
         """The bot's replies so far (a queue notice first), edited into the answer."""
@@ -157,6 +163,18 @@ class MessageReply:
 
     async def fail(self, text: str) -> None:
         await self.finish(f":warning: {text}")
+
+    async def offer_more(self, offer: MoreBudget) -> None:
+        """The "Request more" button, on the refusal."""
+        if self.more is None or self.rest is None or not self.sent:
+            return
+        await self.rest.request(
+            "PATCH",
+            "/channels/{channel_id}/messages/{message_id}",
+            json={"components": await self.more(offer)},
+            channel_id=str(self.message.channel.id),
+            message_id=str(self.sent[-1].id),
+        )
 
     async def show(self, index: int, text: str) -> None:
         """Each piece a reply to the one before, so that the chain continues."""

@@ -15,6 +15,7 @@ from discord import app_commands
 
 from adapters.discord.commands import CommandRunner
 from adapters.discord.invocation import TOKEN_TTL, File, Invocation, deadline_for
+from adapters.discord.rest import DiscordREST
 from adapters.discord.spec import COMMANDS
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,19 @@ def _descriptions(*path: str) -> dict[str, str]:
 
 
 class _InteractionReply:
-    def __init__(self, interaction: discord.Interaction[Any], *, ephemeral: bool):
+    def __init__(
+        self,
+        interaction: discord.Interaction[Any],
+        *,
+        ephemeral: bool,
+        rest: DiscordREST | None = None,
+    ):
+        """``rest``: for message components, which discord.py sends only as its own Views
+        (kept in its memory, lost on restart): quotabot's buttons are plain JSON, and any
+        replica answers their clicks (adapters.discord.more)."""
         self.interaction = interaction
         self.ephemeral = ephemeral
+        self.rest = rest
 
     async def edit(self, text: str, message: str | None = None) -> None:
         if message is None:
@@ -68,6 +79,17 @@ class _InteractionReply:
             content=None, embed=discord.Embed.from_dict(embed)
         )
 
+    async def show_buttons(self, components: list[dict[str, Any]]) -> None:
+        if self.rest is None:
+            return
+        await self.rest.request(
+            "PATCH",
+            "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
+            json={"components": components},
+            webhook_id=str(self.interaction.application_id),
+            webhook_token=self.interaction.token,
+        )
+
     async def follow_up(self, text: str) -> str:
         sent = await self.interaction.followup.send(
             text,
@@ -79,7 +101,11 @@ class _InteractionReply:
 
 
 def build_tree(
-    client: discord.Client, runner: CommandRunner, config: GatewayConfig
+    client: discord.Client,
+    runner: CommandRunner,
+    config: GatewayConfig,
+    *,
+    rest: DiscordREST | None = None,
 ) -> app_commands.CommandTree[Any]:
     tree: app_commands.CommandTree[Any] = app_commands.CommandTree(client)
 
@@ -93,7 +119,7 @@ def build_tree(
         if not await runner.first(inv.dedupe_key):
             return
         await interaction.response.defer(ephemeral=inv.private, thinking=True)
-        await runner.run(inv, _InteractionReply(interaction, ephemeral=inv.private))
+        await runner.run(inv, _InteractionReply(interaction, ephemeral=inv.private, rest=rest))
 
     @tree.command(name="ask", description=_doc("ask"))
     @app_commands.describe(**_descriptions("ask"))
@@ -158,7 +184,7 @@ def build_tree(
         if not await runner.first(inv.dedupe_key):
             return
         await interaction.response.defer(ephemeral=inv.private, thinking=True)
-        await runner.run(inv, _InteractionReply(interaction, ephemeral=inv.private))
+        await runner.run(inv, _InteractionReply(interaction, ephemeral=inv.private, rest=rest))
 
     tree.on_error = _on_tree_error  # type: ignore[method-assign]
     return tree
