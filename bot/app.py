@@ -21,6 +21,7 @@ from bot.catalog import Catalog
 from bot.chat.commands import Commands
 from bot.chat.digest import DigestCommands
 from bot.config import Settings
+from bot.dashboard.links import links_for
 from bot.digest.content import DigestBuilder
 from bot.digest.costs import OrganizationCosts, provider_cost
 from bot.digest.send import Digests
@@ -78,6 +79,7 @@ class App:
             catalog=self.catalog,
             requests=self.requests,
             feedback=self.feedback,
+            dashboard=links_for(self.settings),
         )
 
     @property

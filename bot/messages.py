@@ -66,6 +66,12 @@ ASSISTANT_PROMPTS = (
 """Where the Stop button sits while the answer streams into a message of its own."""
 EMPTY_PROMPT = "Ask me something, e.g. `@quotabot what is a token bucket?`"
 EMPTY_ASK = "Ask a question: `/ask what is a token bucket?`"
+DASHBOARD_LINK = (
+    "Your sign-in link to this workspace's dashboard, valid for {minutes} minutes (it signs "
+    "in whoever opens it: keep it to yourself): {url}"
+)
+NO_DASHBOARD = "The dashboard is not served by this quotabot."
+DASHBOARD_NOT_ADMIN = "Only admins (those who may change budgets) get a dashboard link."
 NOT_ADMIN = {
     "slack": "Only workspace admins (or quotabot's configured admins) can change budgets.",
     "discord": (

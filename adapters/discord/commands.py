@@ -127,7 +127,7 @@ class CommandRunner:
                 await self._ask(inv, reply)
             elif inv.name == "transcribe":
                 await self._transcribe(inv, reply)
-            elif inv.name == "usage":
+            elif inv.name == "usage" and not inv.options.get("dashboard"):
                 await out.show_embed(await self._usage(inv))
             elif (words := _words(inv)) is not None:
                 name, args = words
@@ -224,7 +224,7 @@ def _words(inv: Invocation) -> tuple[str, list[str]] | None:
     """``/usage``, ``/budget`` and ``/digest`` as the words the chat layer reads; None for a
     command quotabot does not know."""
     if inv.name == "usage":
-        return "usage", []
+        return "usage", ["dashboard"] if inv.options.get("dashboard") else []
     if inv.name == "budget show":
         return "budget", ["show"]
     if inv.name == "budget set":

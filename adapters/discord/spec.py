@@ -50,6 +50,14 @@ COMMANDS: list[dict[str, Any]] = [
         "name": "usage",
         "type": 1,
         "description": "Today's usage and spend here, and the budgets left (only you see it)",
+        "options": [
+            {
+                "type": _BOOLEAN,
+                "name": "dashboard",
+                "description": "A sign-in link to the web dashboard instead (admins)",
+                "required": False,
+            }
+        ],
     },
     {
         "name": "budget",

@@ -145,8 +145,9 @@ def build_tree(
         return [app_commands.Choice(name=n, value=n) for n in names]
 
     @tree.command(name="usage", description=_doc("usage"))
-    async def usage(interaction: discord.Interaction[Any]) -> None:
-        await run(interaction, "usage", {})
+    @app_commands.describe(**_descriptions("usage"))
+    async def usage(interaction: discord.Interaction[Any], dashboard: bool = False) -> None:
+        await run(interaction, "usage", {"dashboard": dashboard} if dashboard else {})
 
     budget = app_commands.Group(name="budget", description=_doc("budget"))
 

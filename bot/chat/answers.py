@@ -32,6 +32,7 @@ from bot.chat.commands import BUDGET_HELP, Commands
 from bot.chat.digest import ChannelParser
 from bot.chat.stops import Stops
 from bot.chat.surface import MoreBudget, OffersMore, ShowsControls, Surface
+from bot.dashboard.links import Scope
 from bot.errors import BudgetExceeded, NoVision, QuotabotError, StoreError
 from bot.lifecycle import finish
 from bot.models import ChatRequest, Message, Transcript
@@ -344,6 +345,16 @@ class Chat:
 
     # -- commands ------------------------------------------------------------------------------
 
+    async def dashboard_link(self, who: Who, is_admin: IsAdmin) -> str:
+        """``/usage dashboard``: for an admin, a sign-in link to this workspace's dashboard."""
+        links = self.commands.dashboard
+        if links is None:
+            return messages.NO_DASHBOARD
+        if not await is_admin():
+            return f":warning: {messages.DASHBOARD_NOT_ADMIN}"
+        url = links.url(Scope(who.platform, who.workspace))
+        return messages.DASHBOARD_LINK.format(minutes=round(links.ttl / 60), url=url)
+
     async def command(
         self,
         name: str,
@@ -357,6 +368,8 @@ class Chat:
         answer (Markdown) for the asker only. ``channel_id`` reads a channel as the platform
         writes it (``<#C0123|general>``, ``<#123…>``)."""
         if name == "usage":
+            if words == ["dashboard"]:
+                return await self.dashboard_link(who, is_admin)
             return await self.commands.usage_today(who, await self.model_here(who))
         if name == "budget":
             if not words or words == ["show"]:

@@ -15,6 +15,7 @@ from bot.budget.policy import LIMIT_KINDS, MODELS, SCOPES, Who
 from bot.budget.tickets import Standing
 from bot.catalog import Catalog, ModelInfo
 from bot.chat.digest import DigestCommands
+from bot.dashboard.links import Links
 from bot.digest.render import minutes
 from bot.messages import format_cost, quantity, used_of
 from bot.store.budgets import BudgetLimitStore, model_names
@@ -42,7 +43,10 @@ class Commands:
         catalog: Catalog | None = None,
         requests: BudgetRequests | None = None,
         feedback: Feedback | None = None,
+        dashboard: Links | None = None,
     ):
+        self.dashboard = dashboard
+        """Makes dashboard sign-in links (``/usage dashboard``); None where not wired."""
         self.feedback = feedback
         """👍 and 👎 on answers; None where not wired (some tests)."""
         self.requests = requests

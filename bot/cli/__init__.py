@@ -6,6 +6,7 @@ handler (``HELP``, ``add_arguments``, ``run``).
     db       the database schema                      usage    usage and cost report
     budget   show or change budget limits             channel  per-channel settings
     discord  register Discord's slash commands        config   the settings in effect; checks
+    dashboard-link   a sign-in link to the web dashboard
 """
 
 from __future__ import annotations
@@ -17,7 +18,19 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from bot import __version__, logs
-from bot.cli import budget, channel, chat, config, db, digest, discord, sandbox, serve, usage
+from bot.cli import (
+    budget,
+    channel,
+    chat,
+    config,
+    dashboard_link,
+    db,
+    digest,
+    discord,
+    sandbox,
+    serve,
+    usage,
+)
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError, QuotabotError
 
@@ -43,6 +56,7 @@ COMMANDS: dict[str, Command] = {
     "discord": discord,
     "channel": channel,
     "config": config,
+    "dashboard-link": dashboard_link,
 }
 
 

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
 
+from bot import dashboard
 from bot.app import App, open_app
 from bot.budget.memory import MemoryBackend
 from bot.chat.adapter import ChatAdapter
@@ -63,7 +64,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         AsyncExitStack() as stack,
     ):
         adapters = await _start_adapters(settings, app, args, stack)
-        routes = [route for a in adapters for route in a.routes()]
+        routes = [route for a in adapters for route in a.routes()] + dashboard.routes(settings, app)
         for adapter in adapters:
             for kind, resume in adapter.resumers().items():
                 takeover.on(kind.prefix, resume)

@@ -188,7 +188,7 @@ class DigestsSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WebSettings:
-    """The HTTP server of the web endpoints (Slack, Discord, health, metrics)."""
+    """The HTTP server of the web endpoints (Slack, Discord, health, metrics, the dashboard)."""
 
     TITLE: ClassVar[str] = "Web endpoints"
 
@@ -196,6 +196,10 @@ class WebSettings:
     port: int = setting("http_port")
     keepalive_timeout: float = setting("http_keepalive_timeout")
     read_timeout: float = setting("http_read_timeout")
+    public_url: str | None = setting("public_url")
+    dashboard_link_ttl: float = setting("dashboard_link_ttl")
+    dashboard_secret: SecretStr | None = setting("dashboard_secret")
+    admin_token: SecretStr | None = setting("admin_token")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

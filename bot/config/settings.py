@@ -83,6 +83,17 @@ class Settings(BaseSettings):
     proxy's idle timeout."""
     http_read_timeout: float = Field(10.0, gt=0)
     """Seconds a client has to send a request's body once its headers are in (then 408)."""
+    public_url: str | None = None
+    """Where people reach ``quotabot serve`` (https://quotabot.example.com): dashboard links
+    point there. Unset: http://HOST:PORT of the web endpoints."""
+    dashboard_link_ttl: float = Field(3600.0, ge=60, le=7 * 86400)
+    """Seconds a dashboard sign-in link (and the session it opens) stays valid."""
+    dashboard_secret: SecretStr | None = None
+    """Signs dashboard links. Unset: a random one kept in the data directory (replicas
+    behind one address must share one: set it)."""
+    admin_token: SecretStr | None = None
+    """A static token for operators: ``Authorization: Bearer ...`` on /api/v1/ and the
+    dashboard, every workspace."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     """json: one JSON object per line, with the chat request's id (for log pipelines)."""

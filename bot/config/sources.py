@@ -22,6 +22,8 @@ SECRETS = frozenset(
         "slack_client_secret",
         "discord_token",
         "openai_admin_key",
+        "dashboard_secret",
+        "admin_token",
     }
 )
 

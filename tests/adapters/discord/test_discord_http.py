@@ -20,6 +20,7 @@ from adapters.discord.invocation import file_hosts
 from bot.app import App, open_app
 from bot.chat.commands import Commands
 from bot.config import load_settings
+from bot.dashboard.links import links_for
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store.events import EventLog
 from bot.store.schema import SeenEvent
@@ -89,7 +90,12 @@ async def rig(
         async with open_app(load_settings()) as app, DiscordREST(base_url=api.url) as rest:
             runner = CommandRunner(
                 service=app.service,
-                commands=Commands(usage=app.usage, budget=app.budget, limits=app.limits),
+                commands=Commands(
+                    usage=app.usage,
+                    budget=app.budget,
+                    limits=app.limits,
+                    dashboard=links_for(app.settings),
+                ),
                 events=EventLog(app.db),
                 admins=frozenset({TRUSTED_USER}),
                 admin_roles=frozenset({ADMIN_ROLE}),
@@ -529,3 +535,16 @@ async def test_a_token_that_is_a_dot_segment_is_not_sent_at_all(rig: Rig, token:
     assert (await rig.post(payload)).json()["type"] == 5
     await rig.runner.drain()
     assert rig.api.calls == []
+
+
+async def test_usage_dashboard_gives_an_admin_a_private_link(rig: Rig) -> None:
+    wanted = [option("dashboard", True, 5)]
+    (refused,) = await rig.ask(interaction("usage", wanted))
+    assert "Only admins" in refused
+    payload = interaction("usage", wanted, permissions=MANAGE_GUILD)
+    (told,) = await rig.ask(payload)
+    (sent,) = rig.api.thread(payload["token"])
+    assert sent.ephemeral and "/dashboard?t=" in told
+    token = told.split("t=")[1].split()[0].strip(">)")
+    scope, _ = links_for(rig.app.settings).read(token)
+    assert (scope.platform, scope.workspace) == ("discord", GUILD)

@@ -19,6 +19,7 @@ from bot import messages, takeover
 from bot.admission import Admission
 from bot.app import App, open_app
 from bot.config import load_settings
+from bot.dashboard.links import links_for
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store.events import EventLog
 from bot.store.schema import SeenEvent, UsageRecord
@@ -493,3 +494,21 @@ async def test_an_ask_left_by_a_process_that_died_is_answered_by_another(
     replies = [m.text for m in rig.api.history(DEFAULT_CHANNEL, asked.ts) if m.ts != asked.ts]
     assert len(replies) == 1 and replies[0].startswith("Sandbox answer"), replies
     assert len(await usage_rows(rig, 1)) == 1
+
+
+async def test_usage_dashboard_gives_an_admin_a_link_to_their_workspace(rig: Rig) -> None:
+    await rig.command(
+        ev.slash_command("/usage", "dashboard", response_url=rig.api.response_url("no"))
+    )
+    (refused,) = await rig.api.wait_for_responses("no")
+    assert refused["response_type"] == "ephemeral" and "Only admins" in refused["text"]
+
+    rig.api.add_user("U0BOSS0001", is_admin=True)
+    asked = ev.slash_command("/usage", "dashboard", user_id="U0BOSS0001")
+    await rig.command({**asked, "response_url": rig.api.response_url("yes")})
+    (told,) = await rig.api.wait_for_responses("yes")
+    assert told["response_type"] == "ephemeral"
+    url = told["text"].split(": ")[-1].strip("<>")
+    assert "/dashboard?t=" in url
+    scope, _ = links_for(rig.app.settings).read(url.split("t=")[1])
+    assert (scope.platform, scope.workspace) == ("slack", DEFAULT_WORKSPACE.team_id)
