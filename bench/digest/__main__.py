@@ -16,7 +16,11 @@ rows):
   ``DigestBuilder`` with ``rollups=True`` and with ``rollups=False`` (every query over the raw
   rows, indexed by time, as before rollups);
 * ``/usage`` (today by channel in W0, UTC) through ``UsageStore.report``, and the same GROUP BY
-  over the raw rows.
+  over the raw rows;
+* the dashboard's heaviest view: W0's page for the last 30 days, per day and stacked by user
+  (500 users), with its tables (top users, channels, models, the filters' choices, failures),
+  rendered by ``DashboardPage.render`` from the rollups and from the raw rows; and its
+  failures table alone (failed calls by error, read from the raw rows).
 
 Each is run once to warm up, then ``--repeat`` times; the median is reported. The two ways must
 give the same figures: the benchmark checks it and says so.
@@ -40,6 +44,10 @@ from sqlalchemy import func, select, text, type_coerce
 from bench.common.postgres import create_database, drop_database
 from bench.common.stats import percentile_or_zero
 from bench.common.tables import markdown_table, write_results
+from bot.dashboard.access import Access
+from bot.dashboard.links import Links, Scope
+from bot.dashboard.page import DashboardPage
+from bot.dashboard.queries import Queries, View
 from bot.digest.content import Digest, DigestBuilder
 from bot.digest.window import local_today
 from bot.store import Database, UsageStore, migrate
@@ -84,6 +92,9 @@ class Result:
     digest_kolkata_rollups_ms: float
     usage_raw_ms: float
     usage_rollups_ms: float
+    dashboard_raw_ms: float
+    dashboard_rollups_ms: float
+    dashboard_failures_ms: float
     same_figures: bool
 
 
@@ -180,6 +191,24 @@ async def run_size(admin_url: str, rows: int, repeat: int) -> Result:
                 (r.key, r.calls, r.failed, r.prompt_tokens, r.completion_tokens, r.cost)
                 for r in rolled
             ) == sorted((k, c, f, p, q, cost or 0) for k, c, f, p, q, cost, _ in raw)
+            view = View(
+                since=today.date() - timedelta(days=29),
+                until=today.date() + timedelta(days=1),
+                every="day",
+                stack="user",
+                where=_W0,
+            )
+            scope = Scope("slack", "W0")
+            access = Access(Links(b"bench-secret-0123456789", ttl=60, base_url=""), None)
+            series = []
+            for label, roll in (("raw", False), ("rollups", True)):
+                queries = Queries(db, None, DigestBuilder(db), rollups=roll)
+                page = DashboardPage(queries, access)
+                ms, _ = await timed(lambda p=page: p.render(view, scope), repeat)
+                out[f"dashboard_{label}_ms"] = ms
+                series.append(await queries.series(view))
+            same &= series[0] == series[1]
+            out["dashboard_failures_ms"], _ = await timed(lambda: queries.failures(view), repeat)
             return Result(
                 rows=rows,
                 fill_s=round(fill, 1),
@@ -203,6 +232,9 @@ def table(results: list[Result]) -> str:
         "digest Kolkata rollups",
         "/usage raw",
         "/usage rollups",
+        "dashboard raw",
+        "dashboard rollups",
+        "its failures table",
         "same figures",
     ]
     rows = [
@@ -215,6 +247,9 @@ def table(results: list[Result]) -> str:
             f"{r.digest_kolkata_rollups_ms:,.1f} ms",
             f"{r.usage_raw_ms:,.1f} ms",
             f"{r.usage_rollups_ms:,.1f} ms",
+            f"{r.dashboard_raw_ms:,.1f} ms",
+            f"{r.dashboard_rollups_ms:,.1f} ms",
+            f"{r.dashboard_failures_ms:,.1f} ms",
             "yes" if r.same_figures else "NO",
         ]
         for r in results
@@ -250,6 +285,8 @@ async def main(argv: list[str] | None = None) -> int:
     )
     met = all(r.digest_ny_rollups_ms < 100 and r.digest_kolkata_rollups_ms < 100 for r in results)
     print(f"target (digest under 100 ms at every size): {'met' if met else 'NOT met'}")
+    met = all(r.dashboard_rollups_ms < 100 for r in results)
+    print(f"target (dashboard's heaviest view under 100 ms): {'met' if met else 'NOT met'}")
     print(f"total {time.perf_counter() - started:.0f} s")
     return 0 if all(r.same_figures for r in results) else 1
 

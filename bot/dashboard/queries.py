@@ -127,12 +127,21 @@ def default_range(today: date | None = None) -> tuple[date, date]:
 
 
 class Queries:
-    def __init__(self, db: Database, budget: Budget, builder: DigestBuilder):
+    def __init__(
+        self, db: Database, budget: Budget | None, builder: DigestBuilder, *, rollups: bool = True
+    ):
+        """``rollups=False`` reads the raw usage rows instead: the benchmark's baseline."""
         self.db, self.budget, self.builder = db, budget, builder
+        self.rollups = rollups
+
+    def _src(self, view: View) -> Any:
+        if self.rollups:
+            return rollups.source(view.start, view.end, fine=True, where=view.where)
+        return rollups.raw_source(view.start, view.end, fine=True, where=view.where)
 
     async def series(self, view: View) -> list[Point]:
         """Usage per period and key, periods in order, keys by cost within each."""
-        src = rollups.source(view.start, view.end, fine=True, where=view.where)
+        src = self._src(view)
         day = _day(self.db.dialect, src.c.ts)
         key = src.c[view.stack]
         stmt = select(day, key, *_sums(src)).group_by(day, key)
@@ -147,7 +156,7 @@ class Queries:
 
     async def totals(self, view: View, by: Key) -> list[tuple[str, Figures]]:
         """Sums per ``by`` over the view's range, most expensive first."""
-        src = rollups.source(view.start, view.end, fine=True, where=view.where)
+        src = self._src(view)
         key = src.c[by]
         rows = await self._all(select(key, *_sums(src)).group_by(key))
         lines = [(str(k), _figures(sums)) for k, *sums in rows]
@@ -200,6 +209,8 @@ class Queries:
 
     def queue(self) -> list[tuple[str, int]]:
         """Requests waiting for budget now, per model, in this process."""
+        if self.budget is None:
+            return []
         return [(m, int(n)) for m, n in sorted(self.budget.queue_depths()) if n]
 
     async def _all(self, stmt: Any) -> list[tuple[Any, ...]]:
