@@ -9,6 +9,7 @@ filters are a plain form, so the page works in any browser and a screen reader r
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import replace
 from decimal import Decimal
@@ -26,6 +27,7 @@ from bot.dashboard.queries import (
     BudgetLine,
     Failure,
     Figures,
+    Key,
     Point,
     Queries,
     View,
@@ -77,19 +79,27 @@ class DashboardPage:
         return web.Response(text=body, content_type="text/html", headers=HEADERS)
 
     async def render(self, view: View, scope: Scope) -> str:
-        series = await self.queries.series(view)
-        by_user = await self.queries.totals(view, "user")
-        by_channel = await self.queries.totals(view, "channel")
-        by_model = await self.queries.totals(view, "model")
+        q = self.queries
         # The filters offer what there is without them (a chosen model hides no other).
-        unfiltered = replace(
-            view, where=tuple((k, v) for k, v in view.where if k in ("platform", "workspace"))
+        base = tuple((k, v) for k, v in view.where if k in ("platform", "workspace"))
+        unfiltered = replace(view, where=base)
+        # Each on a connection of its own: the database works on them at once.
+        keys: tuple[Key, ...] = ("model", "channel", "user")
+        filtered = view.where != base
+        (series, by_user, by_channel, by_model, failures), offered = await asyncio.gather(
+            asyncio.gather(
+                q.series(view),
+                q.totals(view, "user"),
+                q.totals(view, "channel"),
+                q.totals(view, "model"),
+                q.failure_counts(view),
+            ),
+            asyncio.gather(*(q.totals(unfiltered, k) for k in keys)) if filtered else _none(),
         )
-        choices = {
-            key: [k for k, _ in await self.queries.totals(unfiltered, key)]
-            for key in ("model", "channel", "user")
+        lists = offered or [by_model, by_channel, by_user]
+        choices: dict[str, list[str]] = {
+            key: [k for k, _ in lines] for key, lines in zip(keys, lists, strict=True)
         }
-        failures = await self.queries.failures(view)
         where = dict(view.where)
         budgets = []
         if "platform" in where and "workspace" in where:
@@ -120,6 +130,10 @@ class DashboardPage:
             "</main></body></html>",
         ]
         return "\n".join(parts)
+
+
+async def _none() -> list[list[tuple[str, Figures]]]:
+    return []
 
 
 def _head(scope: Scope) -> str:
@@ -293,8 +307,14 @@ def _failures(failures: list[Failure]) -> str:
         f"<tr><td>{escape(f.reason)}</td><td>{escape(f.model)}</td><td>{f.count:,}</td></tr>"
         for f in failures
     )
-    return _table(
-        "Failed and refused requests", "failures", ["reason", "model", "count"], rows or _empty(3)
+    return (
+        _table(
+            "Failed and refused requests",
+            "failures",
+            ["reason", "model", "count"],
+            rows or _empty(3),
+        )
+        + "<p>By the error each call failed with: the failures export below.</p>"
     )
 
 

@@ -194,6 +194,7 @@ async def test_the_page_escapes_what_people_named_and_leaks_no_token(
     assert "<script>x</script>" not in page.text and "&lt;script&gt;" in page.text
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert "<svg" in page.text and "<rect" in page.text
+    assert "<td>RateLimited</td><td>gpt-4o-mini</td><td>1</td>" in page.text
     assert token not in page.text
     # quotabot's own logs (the test's HTTP client logs its URLs: not the server's doing).
     ours = [r for r in caplog.records if r.name.split(".")[0] in ("bot", "adapters", "aiohttp")]
