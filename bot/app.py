@@ -67,6 +67,8 @@ class App:
     digest_commands: DigestCommands
     events: EventLog
     """Chat events taken on (answer once), with the leases that let a process take over."""
+    costs: OrganizationCosts | None = None
+    """The provider's own reported cost (with OPENAI_ADMIN_KEY): digests and the dashboard."""
 
     def commands(self) -> Commands:
         """What ``/usage``, ``/budget`` and ``/digest`` do, for the chat adapters."""
@@ -183,6 +185,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         metrics.events_waiting.set_function(lambda: float(admission.waiting))
         builder = DigestBuilder(db, budget)
         digests = Digests(builder=builder, settings=DigestSettingsStore(db), claims=Claims(db))
+        costs = None
         if provider_settings.admin_key is not None:
             costs = OrganizationCosts(
                 base_url=sandbox.base_url if sandbox else provider_settings.base_url,
@@ -237,4 +240,5 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
                 ack_wait=CLAIM_WAIT if settings.events.ack_after_claim else 0.0,
                 journal=journal,
             ),
+            costs=costs,
         )

@@ -28,5 +28,5 @@ def routes(settings: Settings, app: App) -> list[web.RouteDef]:
     """The dashboard's and the API's routes, for ``quotabot serve``."""
     token = settings.web.admin_token
     access = Access(links_for(settings), token.get_secret_value() if token else None)
-    queries = Queries(app.db, app.budget, app.digests.builder)
+    queries = Queries(app.db, app.budget, app.digests.builder, costs=app.costs)
     return DashboardAPI(queries, access).routes() + DashboardPage(queries, access).routes()

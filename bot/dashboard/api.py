@@ -6,6 +6,8 @@ dashboard's sign-in (``bot.dashboard.access``).
     GET /api/v1/budgets[?platform=&workspace=]  every cap, used, limit, when it resets
     GET /api/v1/queue                     requests waiting for budget now, per model
     GET /api/v1/failures                  failed calls and refused requests, by reason
+    GET /api/v1/provider_cost             the provider's billed USD beside quotabot's (every
+                                          workspace; OPENAI_ADMIN_KEY)
 
 Every one takes ``since`` and ``until`` (UTC days, ``until`` not included; the last 30 days
 by default) and filters ``platform``, ``workspace``, ``channel``, ``user``, ``model``. A link
@@ -27,7 +29,7 @@ from aiohttp import web
 from bot.dashboard.access import Access
 from bot.dashboard.links import Scope, Unauthorized
 from bot.dashboard.queries import EVERY, FILTERS, KEYS, Figures, Queries, View, default_range
-from bot.errors import StoreError
+from bot.errors import DigestError, StoreError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MOST_DAYS = 3 * 366
@@ -79,6 +81,7 @@ class DashboardAPI:
             web.get("/api/v1/budgets", self._guarded(self.budgets)),
             web.get("/api/v1/queue", self._guarded(self.queue)),
             web.get("/api/v1/failures", self._guarded(self.failures)),
+            web.get("/api/v1/provider_cost", self._guarded(self.provider_cost)),
         ]
 
     def _guarded(
@@ -152,6 +155,21 @@ class DashboardAPI:
             for f in await self.queries.failures(view)
         ]
         return _table(request, rows, ["reason", "model", "count"], "failures", view)
+
+    async def provider_cost(self, request: web.Request, scope: Scope) -> web.StreamResponse:
+        if not scope.everything:
+            raise Forbidden(
+                "The provider bills the whole organization: sign in for every workspace."
+            )
+        view = view_of(request.query, scope)
+        try:
+            cost = await self.queries.provider_cost(view)
+        except DigestError as exc:
+            return _error(502, str(exc))
+        if cost is None:
+            return _error(404, "Set OPENAI_ADMIN_KEY (an admin key of the organization).")
+        row = {"provider_usd": str(cost.amount), "quotabot_usd": str(cost.ours)}
+        return _table(request, [row], list(row), "provider-cost", view)
 
 
 FIGURES = ("calls", "failed", "prompt_tokens", "completion_tokens", "cost_usd")

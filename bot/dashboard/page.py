@@ -32,7 +32,7 @@ from bot.dashboard.queries import (
     Queries,
     View,
 )
-from bot.errors import StoreError
+from bot.errors import DigestError, StoreError
 from bot.messages import format_cost
 
 TOP = 10
@@ -100,6 +100,7 @@ class DashboardPage:
         choices: dict[str, list[str]] = {
             key: [k for k, _ in lines] for key, lines in zip(keys, lists, strict=True)
         }
+        provider = await _provider(q, view) if scope.everything and not view.where else None
         where = dict(view.where)
         budgets = []
         if "platform" in where and "workspace" in where:
@@ -118,6 +119,7 @@ class DashboardPage:
             _head(scope),
             _filters(view, scope, choices),
             _totals(total, view),
+            provider or "",
             _chart(view, series),
             _series_table(view, series),
             _tops("Top users", "user", by_user),
@@ -200,6 +202,26 @@ def _totals(total: Figures, view: View) -> str:
         f'<strong data-total="tokens">{total.tokens:,}</strong> tokens '
         f"({total.prompt_tokens:,} in, {total.completion_tokens:,} out)</p></section>"
     )
+
+
+async def _provider(q: Queries, view: View) -> str | None:
+    """The provider's own figure beside quotabot's, for every workspace (the provider bills
+    the organization): with OPENAI_ADMIN_KEY, and a view of everything."""
+    try:
+        cost = await q.provider_cost(view)
+    except DigestError as exc:
+        return _section("provider", "The provider's own figure", f"<p>{escape(str(exc))}</p>")
+    if cost is None:
+        return None
+    gap = cost.amount - cost.ours
+    said = (
+        f'<p>The provider reports <strong data-total="provider">'
+        f"{escape(format_cost(cost.amount))}</strong> for these days; quotabot recorded "
+        f"{escape(format_cost(cost.ours))}: a difference of {escape(format_cost(abs(gap)))}"
+        f"{' more at the provider' if gap > 0 else ' less at the provider' if gap < 0 else ''}"
+        ". Calls quotabot never saw (other tools on the same account) show up here.</p>"
+    )
+    return _section("provider", "The provider's own figure", said)
 
 
 def _chart(view: View, series: list[Point]) -> str:

@@ -17,6 +17,8 @@ from sqlalchemy import func, select, text, type_coerce
 
 from bot.budget.manager import Budget
 from bot.digest.content import DigestBuilder
+from bot.digest.costs import OrganizationCosts
+from bot.digest.figures import ProviderCost
 from bot.errors import StoreError
 from bot.store import rollups
 from bot.store.db import DB_ERRORS, Database, describe
@@ -129,11 +131,19 @@ def default_range(today: date | None = None) -> tuple[date, date]:
 
 class Queries:
     def __init__(
-        self, db: Database, budget: Budget | None, builder: DigestBuilder, *, rollups: bool = True
+        self,
+        db: Database,
+        budget: Budget | None,
+        builder: DigestBuilder,
+        *,
+        rollups: bool = True,
+        costs: OrganizationCosts | None = None,
     ):
-        """``rollups=False`` reads the raw usage rows instead: the benchmark's baseline."""
+        """``rollups=False`` reads the raw usage rows instead: the benchmark's baseline.
+        ``costs``: the provider's own figures (OPENAI_ADMIN_KEY), shown beside quotabot's."""
         self.db, self.budget, self.builder = db, budget, builder
         self.rollups = rollups
+        self.costs = costs
 
     def _src(self, view: View) -> Any:
         if self.rollups:
@@ -210,6 +220,18 @@ class Queries:
             .group_by(RequestEvent.kind, RequestEvent.model)
         )
         return [Failure(str(r), str(m), int(n)) for r, m, n in await self._all(events)]
+
+    async def provider_cost(self, view: View) -> ProviderCost | None:
+        """What the provider bills for the view's days, beside what quotabot recorded over
+        every workspace (the provider bills the organization). None without an admin key.
+        Raises DigestError when the provider does not say."""
+        if self.costs is None:
+            return None
+        return ProviderCost(
+            amount=await self.costs.total(view.start, view.end),
+            ours=await self.builder.recorded_cost(view.start, view.end),
+            window=f"UTC days {view.since.isoformat()} to {view.until.isoformat()} (excluded)",
+        )
 
     async def budgets(self, platform: str, workspace: str) -> list[BudgetLine]:
         """Every cap of the workspace with what is used of it now, and when it resets."""

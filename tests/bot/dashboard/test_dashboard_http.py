@@ -20,6 +20,8 @@ from bot import dashboard
 from bot.app import App, open_app
 from bot.config import Settings, load_settings
 from bot.dashboard.links import Scope, links_for
+from bot.models import ChatRequest, Message
+from bot.sandbox import SandboxConfig, SandboxServer
 from bot.store import Database, UsageRow
 from bot.web import WebServer
 
@@ -199,3 +201,51 @@ async def test_the_page_escapes_what_people_named_and_leaks_no_token(
     # quotabot's own logs (the test's HTTP client logs its URLs: not the server's doing).
     ours = [r for r in caplog.records if r.name.split(".")[0] in ("bot", "adapters", "aiohttp")]
     assert all(token not in r.getMessage() for r in ours)
+
+
+async def test_the_providers_own_figure_sits_beside_quotabots(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With OPENAI_ADMIN_KEY, the sandbox's organization costs endpoint: what it billed,
+    including a call quotabot never saw, beside what quotabot recorded."""
+    async with SandboxServer(SandboxConfig(rpm=None, tpm=None, rpd=None)) as sandbox:
+        monkeypatch.setenv("OPENAI_BASE_URL", sandbox.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-test")
+        monkeypatch.setenv("QUOTABOT_ADMIN_TOKEN", ADMIN_TOKEN)
+        settings = load_settings()
+        async with open_app(settings) as app:
+            asked = ChatRequest(
+                platform="slack",
+                workspace="T1",
+                channel="C1",
+                user="U1",
+                model="gpt-4o",
+                messages=(Message("user", "how much is this?"),),
+            )
+            ours = (await app.service.handle(asked)).cost
+            async with httpx.AsyncClient() as http:  # another tool, same account
+                await http.post(
+                    f"{sandbox.base_url}/chat/completions",
+                    headers={"Authorization": "Bearer sk-other"},
+                    json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+                )
+            await app.usage.aclose()
+            app.usage.start()
+            server = WebServer(dashboard.routes(settings, app), host="127.0.0.1", port=0)
+            await server.start()
+            auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+                (row,) = (await http.get("/api/v1/provider_cost", headers=auth)).json()["rows"]
+                links = links_for(settings)
+                link = links.url(Scope()).replace(links.base_url, server.url)
+                await http.get(link)
+                page = await http.get("/dashboard")
+                one = links.token(Scope("slack", "T1"))
+                mine = {"Authorization": f"Bearer {one}"}
+                refused = await http.get("/api/v1/provider_cost", headers=mine)
+            await server.aclose()
+    assert Decimal(row["quotabot_usd"]) == ours
+    assert Decimal(row["provider_usd"]) > Decimal(row["quotabot_usd"])  # the call it missed
+    assert "The provider reports" in page.text and "more at the provider" in page.text
+    assert refused.status_code == 403
