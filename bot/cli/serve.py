@@ -11,11 +11,11 @@ import sys
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
 
-from bot import dashboard
 from bot.app import App, open_app
 from bot.budget.memory import MemoryBackend
 from bot.chat.adapter import ChatAdapter
 from bot.config import Settings
+from bot.dashboard import routes as dashboard
 from bot.digest.alerts import BudgetAlerts
 from bot.scheduler import DigestScheduler, Retention
 from bot.takeover import Takeover

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import dashboard
 from bot.app import open_app
 from bot.config import load_settings
+from bot.dashboard import routes as dashboard
 from bot.dashboard.links import Scope, links_for
 from bot.messages import format_cost
 from bot.web import WebServer

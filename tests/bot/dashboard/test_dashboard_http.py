@@ -16,9 +16,9 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from bot import dashboard
 from bot.app import App, open_app
 from bot.config import Settings, load_settings
+from bot.dashboard import routes as dashboard
 from bot.dashboard.links import Scope, links_for
 from bot.models import ChatRequest, Message
 from bot.sandbox import SandboxConfig, SandboxServer
