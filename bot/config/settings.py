@@ -241,6 +241,21 @@ class Settings(BaseSettings):
             )
         return url
 
+    @field_validator("dashboard_secret", "admin_token")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # Guessable or short keys would let anyone sign in; the value is never repeated.
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("use at least 16 random characters, e.g. from `openssl rand -hex 32`")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("write the address people open, e.g. https://quotabot.example.com")
+        return url
+
     @field_validator("redis_url")
     @classmethod
     def _redis(cls, url: str | None) -> str | None:

@@ -114,6 +114,10 @@ def test_secrets_can_come_from_files(tmp_path: Path, monkeypatch: pytest.MonkeyP
         ("QUOTABOT_DATABASE_URL", "mysql://me:pw@db/q", "SQLite or PostgreSQL, not mysql"),
         ("QUOTABOT_DATABASE_URL", "notaurl", "not a database URL"),
         ("QUOTABOT_REDIS_URL", "http://cache:6379", "write redis://host:6379/0"),
+        ("QUOTABOT_DASHBOARD_SECRET", "pw@short", "at least 16 random characters"),
+        ("QUOTABOT_ADMIN_TOKEN", "pw@admin", "at least 16 random characters"),
+        ("QUOTABOT_PUBLIC_URL", "quotabot.example.com", "https://quotabot.example.com"),
+        ("QUOTABOT_DASHBOARD_LINK_TTL", "5", "greater than or equal to 60"),
     ],
 )
 def test_a_wrong_setting_is_named_with_what_to_write(
@@ -124,7 +128,7 @@ def test_a_wrong_setting_is_named_with_what_to_write(
         load_settings()
     message = str(refused.value)
     assert f"{variable}: " in message and said in message
-    assert "pw@" not in message  # a URL's password is never repeated
+    assert "pw@" not in message  # a URL's password, or a secret, is never repeated
 
 
 def test_id_lists_may_be_comma_separated_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
