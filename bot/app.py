@@ -33,7 +33,7 @@ from bot.sandbox import SandboxConfig, SandboxServer
 from bot.service import Service
 from bot.store import ChannelStore, Database, UsageStore, migrate
 from bot.store.budgets import BudgetLimitStore
-from bot.store.digests import Claims, DigestSettingsStore, RequestEvents
+from bot.store.digests import Claims, DigestSettingsStore, ReportSettingsStore, RequestEvents
 from bot.store.events import EventLog
 from bot.store.feedback import Feedback
 from bot.store.grants import BudgetRequests
@@ -184,7 +184,12 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         admission = Admission(settings.events.concurrent_answers or provider_settings.connections)
         metrics.events_waiting.set_function(lambda: float(admission.waiting))
         builder = DigestBuilder(db, budget)
-        digests = Digests(builder=builder, settings=DigestSettingsStore(db), claims=Claims(db))
+        digests = Digests(
+            builder=builder,
+            settings=DigestSettingsStore(db),
+            claims=Claims(db),
+            reports=ReportSettingsStore(db),
+        )
         costs = None
         if provider_settings.admin_key is not None:
             costs = OrganizationCosts(

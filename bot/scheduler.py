@@ -31,14 +31,17 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.config import sync_database_url
+from bot.digest.figures import Period
 from bot.digest.send import Digests
+from bot.digest.window import previous_period
 from bot.lifecycle import AsyncResource
-from bot.store.digests import DigestConfig
+from bot.store.digests import DigestConfig, ReportConfig
 from bot.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
 JOB_PREFIX = "digest:"
+REPORT_PREFIX = "report:"
 _OWNER: contextvars.ContextVar[DigestScheduler] = contextvars.ContextVar("digest_scheduler")
 
 
@@ -46,6 +49,11 @@ async def run_digest_job(platform: str, workspace: str) -> None:
     """The job's function, stored by reference (``bot.scheduler:run_digest_job``) in the job
     table; it runs for whichever scheduler's executor started it."""
     await _OWNER.get().run(platform, workspace)
+
+
+async def run_report_job(platform: str, workspace: str, period: Period) -> None:
+    """A weekly or monthly report's job (``bot.scheduler:run_report_job``)."""
+    await _OWNER.get().run_report(platform, workspace, period)
 
 
 class _Executor(AsyncIOExecutor):  # type: ignore[misc]  # APScheduler 3 is untyped
@@ -153,6 +161,59 @@ class DigestScheduler(AsyncResource):
             log.info(
                 "digest for %s %s scheduled daily at %s", cfg.platform, cfg.workspace, _spec(cfg)
             )
+        await self.sync_reports()
+
+    async def sync_reports(self) -> None:
+        """One job per enabled weekly or monthly report, like the daily digests'."""
+        assert self.scheduler is not None
+        if self.digests.reports is None:
+            return
+        wanted = {report_id(r): r for r in await self.digests.reports.all() if r.enabled}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith(REPORT_PREFIX) and job.id not in wanted:
+                self.scheduler.remove_job(job.id)
+        for jid, cfg in wanted.items():
+            job = self.scheduler.get_job(jid)
+            if job is not None and job.name == _report_spec(cfg):
+                continue
+            day = {"day_of_week": cfg.weekday} if cfg.period == "week" else {"day": 1}
+            self.scheduler.add_job(
+                run_report_job,
+                CronTrigger(hour=cfg.hour, minute=cfg.minute, timezone=cfg.zone, **day),
+                args=[cfg.platform, cfg.workspace, cfg.period],
+                id=jid,
+                name=_report_spec(cfg),
+                replace_existing=True,
+            )
+            log.info(
+                "%sly report for %s %s scheduled %s",
+                cfg.period,
+                cfg.platform,
+                cfg.workspace,
+                cfg.when(),
+            )
+
+    async def run_report(self, platform: str, workspace: str, period: Period) -> None:
+        """One firing: the last whole week or month before it, in the workspace's zone."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if self.digests.reports is None:
+            return
+        cfg = await self.digests.reports.get(platform, workspace, period)
+        if cfg is None:
+            return
+        first = scheduled_period(cfg, datetime.now(UTC))
+        jid = f"{REPORT_PREFIX}{period}:{platform}:{workspace}"
+        try:
+            outcome = await self.digests.send_scheduled(platform, workspace, first, period)
+        except Exception as exc:
+            self.runs.append((jid, first, f"failed: {exc}"))
+            log.exception("the report %s for %s failed; it will be retried", jid, first)
+            self._retry_later(platform, workspace, first, period=period)
+            return
+        self.runs.append((jid, first, outcome))
 
     async def run(self, platform: str, workspace: str) -> None:
         """One firing: the digest of the day before the scheduled time, in the workspace's
@@ -175,13 +236,21 @@ class DigestScheduler(AsyncResource):
             return
         self.runs.append((jid, day, outcome))
 
-    def _retry_later(self, platform: str, workspace: str, day: date, delay: float = 300) -> None:
+    def _retry_later(
+        self,
+        platform: str,
+        workspace: str,
+        day: date,
+        delay: float = 300,
+        *,
+        period: Period = "day",
+    ) -> None:
         """A failed send (Slack down, say) is tried again in a few minutes, in this process."""
 
         async def again() -> None:
             await asyncio.sleep(delay)
             try:
-                outcome = await self.digests.send_scheduled(platform, workspace, day)
+                outcome = await self.digests.send_scheduled(platform, workspace, day, period)
                 self.runs.append((f"{JOB_PREFIX}{platform}:{workspace}", day, outcome))
             except Exception:
                 log.exception(
@@ -244,6 +313,24 @@ class Retention:
         if deleted:
             log.info("pruned %d usage rows older than %d days (rollups kept)", deleted, self.days)
         return deleted
+
+
+def report_id(cfg: ReportConfig) -> str:
+    return f"{REPORT_PREFIX}{cfg.period}:{cfg.platform}:{cfg.workspace}"
+
+
+def _report_spec(cfg: ReportConfig) -> str:
+    return f"{cfg.weekday} {cfg.at} {cfg.tz}"
+
+
+def scheduled_period(cfg: ReportConfig, now: datetime) -> date:
+    """The first day of what a run at ``now`` reports: the last whole week (from Monday) or
+    month before the day it was due."""
+    local = now.astimezone(cfg.zone)
+    fired = local.date()
+    if (local.hour, local.minute) < (cfg.hour, cfg.minute):
+        fired -= timedelta(days=1)
+    return previous_period(fired, cfg.period)
 
 
 def job_id(cfg: DigestConfig) -> str:

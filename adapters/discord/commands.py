@@ -232,6 +232,12 @@ def _words(inv: Invocation) -> tuple[str, list[str]] | None:
             "set",
             *(str(inv.options.get(k, "")) for k in ("scope", "limit", "value")),
         ]
+    if inv.name == "digest report":
+        period, o = str(inv.options.get("period", "")), inv.options
+        if o.get("switch"):
+            return "digest", [period, str(o["switch"])]
+        day = [str(o.get("day", ""))] if period == "weekly" else []
+        return "digest", ["set", period, *day, str(o.get("time", "")), str(o.get("timezone", ""))]
     if inv.name.startswith("digest "):
         verb = inv.name.split(" ", 1)[1]
         rest = ("channel", "time", "timezone") if verb == "set" else ()

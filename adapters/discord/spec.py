@@ -9,6 +9,7 @@ from adapters.discord.rest import DiscordREST
 from bot.budget.policy import LIMIT_KINDS, MODELS
 
 _STRING, _BOOLEAN, _SUBCOMMAND, _CHANNEL, _ATTACHMENT = 3, 5, 1, 7, 11
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MAX_CHOICES = 25
 """Discord shows at most 25 autocomplete choices."""
 _SCOPE_HELP = "model, workspace, channel or user; or one by ID, e.g. channel:123"
@@ -140,6 +141,49 @@ DIGEST_COMMAND: dict[str, Any] = {
         },
         {"type": _SUBCOMMAND, "name": "on", "description": "Switch the daily digest on"},
         {"type": _SUBCOMMAND, "name": "off", "description": "Switch the daily digest off"},
+        {
+            "type": _SUBCOMMAND,
+            "name": "report",
+            "description": "A weekly or monthly report in the digest channel (admins)",
+            "options": [
+                {
+                    "type": _STRING,
+                    "name": "period",
+                    "description": "Weekly (the week before) or monthly (the month before)",
+                    "required": True,
+                    "choices": [
+                        {"name": "weekly", "value": "weekly"},
+                        {"name": "monthly", "value": "monthly"},
+                    ],
+                },
+                {
+                    "type": _STRING,
+                    "name": "time",
+                    "description": "Local time of day, HH:MM, e.g. 09:00",
+                    "required": False,
+                },
+                {
+                    "type": _STRING,
+                    "name": "timezone",
+                    "description": "IANA time zone, e.g. Europe/Paris or UTC",
+                    "required": False,
+                },
+                {
+                    "type": _STRING,
+                    "name": "day",
+                    "description": "The weekly report's day",
+                    "required": False,
+                    "choices": [{"name": d, "value": d} for d in _WEEKDAYS],
+                },
+                {
+                    "type": _STRING,
+                    "name": "switch",
+                    "description": "Switch it on or off instead",
+                    "required": False,
+                    "choices": [{"name": "on", "value": "on"}, {"name": "off", "value": "off"}],
+                },
+            ],
+        },
     ],
 }
 COMMANDS.append(DIGEST_COMMAND)

@@ -221,6 +221,31 @@ def _digest_group(
 
     for name in ("now", "on", "off"):
         simple(name)
+
+    def choices(*path: str) -> list[app_commands.Choice[str]]:
+        return [
+            app_commands.Choice(name=c["name"], value=c["value"]) for c in spec(*path)["choices"]
+        ]
+
+    @digest.command(name="report", description=_doc("digest", "report"))
+    @app_commands.describe(**_descriptions("digest", "report"))
+    @app_commands.choices(
+        period=choices("digest", "report", "period"),
+        day=choices("digest", "report", "day"),
+        switch=choices("digest", "report", "switch"),
+    )
+    async def report(
+        interaction: discord.Interaction[Any],
+        period: str,
+        time: str | None = None,
+        timezone: str | None = None,
+        day: str | None = None,
+        switch: str | None = None,
+    ) -> None:
+        given = {"time": time, "timezone": timezone, "day": day, "switch": switch}
+        options = {"period": period, **{k: v for k, v in given.items() if v}}
+        await run(interaction, "digest report", options)
+
     return digest
 
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from bot.digest.send import Digests
 from bot.errors import DigestError, QuotabotError
 from bot.messages import explain
+from bot.store.digests import parse_weekday
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,9 @@ DIGEST_HELP = (
     "Usage: `/digest` shows where and when the daily digest is posted; admins can "
     "`/digest set <channel> <HH:MM> <time zone>` (e.g. `/digest set #finance 09:00 "
     "Europe/Berlin`; `here` means this channel), `/digest now` to post today's so far, and "
-    "`/digest off` or `/digest on`."
+    "`/digest off` or `/digest on`. Weekly and monthly reports go to the same channel: "
+    "`/digest set weekly monday 09:00 Europe/Paris`, `/digest set monthly 09:00 UTC`, "
+    "`/digest weekly off` (or `on`, and the same for `monthly`)."
 )
 NOT_ADMIN = "Only admins can change the digest or post one."
 OnChange = Callable[[], Awaitable[None]]
@@ -63,10 +66,18 @@ class DigestCommands:
         try:
             if verb == "show":
                 return await self.show(platform, workspace)
-            if verb not in ("set", "now", "on", "off"):
+            if verb not in ("set", "now", "on", "off", "weekly", "monthly"):
                 return DIGEST_HELP
             if not await is_admin():
                 return NOT_ADMIN
+            if verb in ("weekly", "monthly"):
+                if len(words) != 2 or words[1].lower() not in ("on", "off"):
+                    return DIGEST_HELP
+                return await self.switch_report(
+                    platform, workspace, _PERIODS[verb], words[1].lower() == "on", user
+                )
+            if verb == "set" and len(words) > 1 and words[1].lower() in _PERIODS:
+                return await self.set_report(platform, workspace, words[1:], user)
             if verb == "set":
                 if len(words) != 4:
                     return DIGEST_HELP
@@ -96,10 +107,20 @@ class DigestCommands:
         if cfg is None:
             return "No daily digest is set up here yet.\n" + DIGEST_HELP
         state = "on" if cfg.enabled else "off"
-        return (
+        lines = [
             f"The daily digest is {state}: posted in {_mention(cfg.channel)} at "
             f"{cfg.at} {cfg.tz}, for the day before (budget alerts go there too)."
-        )
+        ]
+        for period in ("week", "month"):
+            report = (
+                await self.digests.reports.get(platform, workspace, period)
+                if self.digests.reports is not None
+                else None
+            )
+            if report is not None:
+                on = "on" if report.enabled else "off"
+                lines.append(f"The {period}ly report is {on}: {report.when()}.")
+        return "\n".join(lines)
 
     async def set(
         self, platform: str, workspace: str, channel: str, at: str, tz: str, by: str
@@ -112,6 +133,47 @@ class DigestCommands:
             f"Done: the daily digest goes to {_mention(cfg.channel)} at {cfg.at} "
             f"{cfg.tz}, with yesterday's figures. `/digest now` shows one at once."
         )
+
+    async def set_report(self, platform: str, workspace: str, words: list[str], by: str) -> str:
+        """``weekly <day> <HH:MM> <zone>`` or ``monthly <HH:MM> <zone>``."""
+        period = _PERIODS[words[0].lower()]
+        wanted = 4 if period == "week" else 3
+        if len(words) != wanted:
+            raise ValueError(
+                "Write `/digest set weekly <day> <HH:MM> <time zone>` or "
+                "`/digest set monthly <HH:MM> <time zone>`."
+            )
+        if await self.digests.settings.get(platform, workspace) is None:
+            raise ValueError(
+                "Reports go to the digest channel: `/digest set <channel> <HH:MM> <time zone>` "
+                "first."
+            )
+        if self.digests.reports is None:
+            raise ValueError("Reports are not available in this quotabot.")
+        weekday = parse_weekday(words[1]) if period == "week" else None
+        cfg = await self.digests.reports.set(
+            platform,
+            workspace,
+            period,
+            weekday=weekday,
+            at=words[-2],
+            tz=words[-1],
+            enabled=True,
+            by=by,
+        )
+        await self._changed()
+        covers = "the week before (Monday to Sunday)" if period == "week" else "the month before"
+        return f"Done: the {period}ly report goes out {cfg.when()}, with {covers}."
+
+    async def switch_report(
+        self, platform: str, workspace: str, period: str, on: bool, by: str
+    ) -> str:
+        reports = self.digests.reports
+        if reports is None or await reports.get(platform, workspace, period) is None:
+            raise ValueError(f"No {period}ly report is set up here yet.")
+        await reports.set(platform, workspace, period, enabled=on, by=by)
+        await self._changed()
+        return f"The {period}ly report is {'on' if on else 'off'}."
 
     async def switch(self, platform: str, workspace: str, on: bool, by: str) -> str:
         await self.digests.settings.set(platform, workspace, enabled=on, by=by)
@@ -131,6 +193,9 @@ class DigestCommands:
                 await self.on_change()
             except Exception:  # the other replicas' sweep will pick it up anyway
                 log.exception("could not reschedule the digests after a change")
+
+
+_PERIODS = {"weekly": "week", "monthly": "month"}
 
 
 def _mention(channel: str) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy import Select, Subquery, case, func, literal, select, type_coerc
 from bot.budget.manager import Budget
 from bot.budget.policy import ScopeKind
 from bot.digest import window
-from bot.digest.figures import WARN_AT, BudgetUse, Digest, Grant, Line, ProviderCost
+from bot.digest.figures import WARN_AT, BudgetUse, Digest, Grant, Line, Period, ProviderCost
 from bot.errors import StoreError
 from bot.store.db import DB_ERRORS, Database, describe
 from bot.store.digests import DigestConfig
@@ -63,15 +63,17 @@ class DigestBuilder:
             return source(start, end, fine=fine, cuts=cuts, where=where)
         return raw_source(start, end, fine=fine, where=where)
 
-    async def build(self, cfg: DigestConfig, day: date) -> Digest:
+    async def build(self, cfg: DigestConfig, day: date, period: Period = "day") -> Digest:
+        """The digest of the local ``day``, or of the week or month that starts on it."""
         try:
-            return await self._build(cfg, day)
+            return await self._build(cfg, day, period)
         except DB_ERRORS as exc:
             raise StoreError(f"Could not read usage for the digest: {describe(exc)}") from exc
 
-    async def _build(self, cfg: DigestConfig, day: date) -> Digest:
+    async def _build(self, cfg: DigestConfig, day: date, period: Period) -> Digest:
         zone = cfg.zone
-        start, end = window.day_range(day, zone)
+        length = window.period_days(day, period)
+        start, end = window.midnight(day, zone), window.midnight(day + timedelta(days=length), zone)
         ws = (("platform", cfg.platform), ("workspace", cfg.workspace))
         async with self.db.session() as s:
             src = self._src(start, end, fine=False, where=ws)
@@ -130,8 +132,10 @@ class DigestBuilder:
             by_channel = await _lines(s, fine, "channel")
             by_user = await _lines(s, fine, "user")
 
-            first = day - timedelta(days=CHART_DAYS - 1)
-            bounds = window.day_bounds(first, CHART_DAYS, zone)
+            # A day's digest charts the 14 days up to it; a report, its own days.
+            shown = CHART_DAYS if period == "day" else length
+            first = day - timedelta(days=CHART_DAYS - 1) if period == "day" else day
+            bounds = window.day_bounds(first, shown, zone)
             chart = self._src(bounds[0], bounds[-1], fine=False, where=ws, cuts=bounds[1:-1])
             idx = case(
                 *((chart.c.ts < b, n) for n, b in enumerate(bounds[1:])),
@@ -147,15 +151,24 @@ class DigestBuilder:
             m_start = window.midnight(window.month_start(day), zone)
             month = self._src(m_start, end, fine=False, where=ws)
             mtd = (await s.execute(select(_sum(month, "cost")))).scalar()
-            budgets = await self._budgets(s, cfg, start, end, by_channel, by_user, by_model)
+            before = None
+            if period == "day":
+                budgets = await self._budgets(s, cfg, start, end, by_channel, by_user, by_model)
+            else:  # caps have their own windows: the daily digest shows them
+                budgets = []
+                first_before = window.period_start(day - timedelta(days=1), period)
+                earlier = self._src(
+                    window.midnight(first_before, zone), start, fine=False, where=ws
+                )
+                before = Decimal((await s.execute(select(_sum(earlier, "cost")))).scalar() or 0)
 
-        series_days = [first + timedelta(days=n) for n in range(CHART_DAYS)]
+        series_days = [first + timedelta(days=n) for n in range(shown)]
         series: dict[str, list[Decimal]] = {}
         for n, model, cost in rows:
             if n is None:
                 continue
-            series.setdefault(model, [_ZERO] * CHART_DAYS)[int(n)] = Decimal(cost or 0)
-        per_day = [sum((v[n] for v in series.values()), _ZERO) for n in range(CHART_DAYS)]
+            series.setdefault(model, [_ZERO] * shown)[int(n)] = Decimal(cost or 0)
+        per_day = [sum((v[n] for v in series.values()), _ZERO) for n in range(shown)]
         month_cap = None
         if self.budget is not None:
             cap = self.budget.policy.value("workspace", cfg.workspace, "spend_month")
@@ -189,8 +202,10 @@ class DigestBuilder:
             top_users=by_user[:TOP],
             series_days=series_days,
             series=dict(sorted(series.items(), key=lambda kv: -sum(kv[1], _ZERO))),
-            previous_day=per_day[-2],
-            week_average=(sum(per_day[-8:-1], _ZERO) / 7).quantize(Decimal("0.0000000001")),
+            previous_day=per_day[-2] if before is None else before,
+            week_average=(sum(per_day[-8:-1], _ZERO) / 7).quantize(Decimal("0.0000000001"))
+            if period == "day"
+            else _ZERO,
             month_to_date=mtd or _ZERO,
             month_days=window.days_in_month(day),
             days_elapsed=day.day,
@@ -199,6 +214,8 @@ class DigestBuilder:
             audio_seconds=float(audio or 0),
             audio_cost=sum((ln.cost for ln in by_model if ln.audio_seconds), _ZERO),
             grants=grants,
+            period=period,
+            days=length,
             thumbs_up=int(ratings.get(UP, 0)),
             thumbs_down=int(ratings.get(DOWN, 0)),
         )

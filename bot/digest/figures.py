@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Literal
 
 WARN_AT = 0.8
 """A budget used this much (or more) is marked as a warning; past 1, as over."""
@@ -62,6 +63,10 @@ class ProviderCost:
     window: str
 
 
+Period = Literal["day", "week", "month"]
+"""What a digest covers: a local day; a week from Monday; a calendar month."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Digest:
     platform: str
@@ -91,7 +96,9 @@ class Digest:
     series: dict[str, list[Decimal]]
     """Per model, the spend of each of ``series_days`` (the last ``CHART_DAYS`` days)."""
     previous_day: Decimal
+    """The spend of the period before (the day, week or month)."""
     week_average: Decimal
+    """A day's digest only (0 for a week or a month)."""
     """The average of the 7 days before the digest's day."""
     month_to_date: Decimal
     month_days: int
@@ -107,6 +114,9 @@ class Digest:
     reasoning_tokens: int = 0
     """Of ``completion_tokens``, reasoning models' hidden reasoning (billed as output)."""
     grants: list[Grant] = field(default_factory=list)
+    period: Period = "day"
+    days: int = 1
+    """Local days the digest covers, from ``day``."""
     thumbs_up: int = 0
     """👍 given to answers that day (bot.store.feedback)."""
     thumbs_down: int = 0

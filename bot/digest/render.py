@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from bot.digest.figures import WARN_AT, BudgetUse, Digest, Line, ProviderCost
@@ -34,7 +35,7 @@ class Layout:
 
 
 def layout(d: Digest, *, channel: Mention = str, user: Mention = str) -> Layout:
-    title = f"quotabot digest: {d.day:%a %d %b %Y} ({d.tz})"
+    title = f"quotabot {_title(d)} ({d.tz})"
     cached = f" ({d.cached_tokens:,} cached)" if d.cached_tokens else ""
     reasoning = f" ({d.reasoning_tokens:,} reasoning)" if d.reasoning_tokens else ""
     tokens = f"{d.prompt_tokens:,} in{cached} / {d.completion_tokens:,} out{reasoning} tokens"
@@ -44,11 +45,13 @@ def layout(d: Digest, *, channel: Mention = str, user: Mention = str) -> Layout:
         if d.audio_seconds
         else ""
     )
+    compared = f"vs the {d.period} before: {_change(d.cost, d.previous_day)}"
+    if d.period == "day":
+        compared += f" · vs the 7-day average: {_change(d.cost, d.week_average)}"
     summary = [
         f"Spend {spend} · {quantity(d.requests, 'requests')} answered · {tokens}{audio}",
-        f"vs the day before: {_change(d.cost, d.previous_day)} · "
-        f"vs the 7-day average: {_change(d.cost, d.week_average)}",
-        _month(d),
+        compared,
+        *([_month(d)] if d.period == "day" else []),
     ]
     sections = [
         Section(
@@ -117,6 +120,15 @@ def _line(ln: Line, total: Decimal, name: Mention) -> str:
     if ln.audio_seconds:
         tokens += f" · {minutes(ln.audio_seconds)} audio"
     return f"{name(ln.key)}: {format_cost(ln.cost)}{share} · {ln.requests:,} req · {tokens}"
+
+
+def _title(d: Digest) -> str:
+    if d.period == "week":
+        last = d.day + timedelta(days=d.days - 1)
+        return f"weekly report: {d.day:%a %d %b} to {last:%a %d %b %Y}"
+    if d.period == "month":
+        return f"monthly report: {d.day:%B %Y}"
+    return f"digest: {d.day:%a %d %b %Y}"
 
 
 def _change(now: Decimal, before: Decimal) -> str:

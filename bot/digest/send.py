@@ -18,11 +18,11 @@ from typing import Protocol
 
 from bot.digest.chart import render_chart
 from bot.digest.content import DigestBuilder
-from bot.digest.figures import Digest, ProviderCost
+from bot.digest.figures import Digest, Period, ProviderCost
 from bot.digest.render import to_text
 from bot.digest.window import local_today
 from bot.errors import DigestError
-from bot.store.digests import Claims, DigestConfig, DigestSettingsStore
+from bot.store.digests import Claims, DigestConfig, DigestSettingsStore, ReportSettingsStore
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ class Digests:
         posters: dict[str, DigestPoster] | None = None,
         provider_cost: Callable[[Digest], Awaitable[ProviderCost | None]] | None = None,
         lease: timedelta = DEFAULT_LEASE,
+        reports: ReportSettingsStore | None = None,
     ):
         self.builder = builder
         self.settings = settings
@@ -80,10 +81,12 @@ class Digests:
         self.posters: dict[str, DigestPoster] = dict(posters or {})
         self.provider_cost = provider_cost
         self.lease = lease
+        self.reports = reports
+        """Weekly and monthly reports; None where not wired (some tests)."""
 
-    async def compose(self, cfg: DigestConfig, day: date) -> DigestMessage:
-        digest = await self.builder.build(cfg, day)
-        if self.provider_cost is not None:
+    async def compose(self, cfg: DigestConfig, day: date, period: Period = "day") -> DigestMessage:
+        digest = await self.builder.build(cfg, day, period)
+        if self.provider_cost is not None and period == "day":
             try:
                 digest = replace(digest, provider_cost=await self.provider_cost(digest))
             except Exception as exc:  # the digest goes out without it, and the log says why
@@ -102,18 +105,27 @@ class Digests:
         message = await self.compose(cfg, local_today(cfg.zone))
         return await self._poster(cfg.platform).post_digest(cfg.workspace, cfg.channel, message)
 
-    async def send_scheduled(self, platform: str, workspace: str, day: date) -> str:
-        """The digest of ``day``, unless another replica or an earlier run has it. Returns
-        what happened, for the log. Raises if the send failed (the claim is given back)."""
+    async def send_scheduled(
+        self, platform: str, workspace: str, day: date, period: Period = "day"
+    ) -> str:
+        """The digest of ``day`` (or the week or month from it), unless another replica or an
+        earlier run has it. Returns what happened, for the log. Raises if the send failed
+        (the claim is given back)."""
         cfg = await self.settings.get(platform, workspace)
-        if cfg is None or not cfg.enabled:
+        if cfg is None:
             return "off"
-        key = claim_key(platform, workspace, day)
+        if period == "day" and not cfg.enabled:
+            return "off"
+        if period != "day":
+            report = await self.reports.get(platform, workspace, period) if self.reports else None
+            if report is None or not report.enabled:
+                return "off"
+        key = claim_key(platform, workspace, day, period)
         attempt = await self.claims.claim(key, lease=self.lease)
         if not attempt:
             return "sent or being sent by another process"
         try:
-            message = await self.compose(cfg, day)
+            message = await self.compose(cfg, day, period)
             poster = self._poster(platform)
             if attempt > 1 and (
                 ref := await poster.find_digest(workspace, cfg.channel, message, key)
@@ -135,8 +147,7 @@ class Digests:
         process (the claim's conditional take-over decides). Too old ones are given up."""
         done = []
         for key in await self.claims.stale("digest:", lease=self.lease):
-            _, platform, workspace, day_text = key.split(":", 3)
-            day = date.fromisoformat(day_text)
+            platform, workspace, period, day = parse_claim_key(key)
             if datetime.now(UTC).date() - day > GIVE_UP_AFTER:
                 await self.claims.done(key, "given up: too old to send")
                 log.warning("digest %s was never sent and is now too old: given up", key)
@@ -144,7 +155,7 @@ class Digests:
             if platform not in self.posters:
                 continue  # another replica, with that platform configured, will take it
             log.warning("digest %s was claimed but not sent (its process died?): retrying", key)
-            done.append(await self.send_scheduled(platform, workspace, day))
+            done.append(await self.send_scheduled(platform, workspace, day, period))
         return done
 
     def _poster(self, platform: str) -> DigestPoster:
@@ -157,5 +168,13 @@ class Digests:
             ) from None
 
 
-def claim_key(platform: str, workspace: str, day: date) -> str:
-    return f"digest:{platform}:{workspace}:{day.isoformat()}"
+def claim_key(platform: str, workspace: str, day: date, period: Period = "day") -> str:
+    """``digest:slack:T1:2026-11-24``; a report's: ``digest:slack:T1:week:2026-11-23``."""
+    within = "" if period == "day" else f"{period}:"
+    return f"digest:{platform}:{workspace}:{within}{day.isoformat()}"
+
+
+def parse_claim_key(key: str) -> tuple[str, str, Period, date]:
+    _, platform, workspace, *rest = key.split(":")
+    period: Period = "week" if rest[0] == "week" else "month" if rest[0] == "month" else "day"
+    return platform, workspace, period, date.fromisoformat(rest[-1])

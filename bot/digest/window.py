@@ -51,3 +51,22 @@ def utc_month_of(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     first = datetime(mid.year, mid.month, 1, tzinfo=UTC)
     following = datetime(mid.year + mid.month // 12, mid.month % 12 + 1, 1, tzinfo=UTC)
     return first, following
+
+
+def period_start(day: date, period: str) -> date:
+    """The first day of the day, week (from Monday) or month that holds ``day``."""
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    return day
+
+
+def period_days(first: date, period: str) -> int:
+    return {"day": 1, "week": 7}.get(period) or days_in_month(first)
+
+
+def previous_period(now_local: date, period: str) -> date:
+    """The first day of the last whole period before ``now_local``: yesterday, last week, last
+    month (what a report sent on ``now_local`` covers)."""
+    return period_start(period_start(now_local, period) - timedelta(days=1), period)

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from bot.errors import StoreError
 from bot.store.db import DB_ERRORS, Database, describe
 from bot.store.group import GroupWriter
-from bot.store.schema import Claim, DigestSetting, RequestEvent
+from bot.store.schema import Claim, DigestReport, DigestSetting, RequestEvent
 
 DEFAULT_AT = "09:00"
 DEFAULT_TZ = "UTC"
@@ -146,6 +146,124 @@ class DigestSettingsStore:
                 return _config(row)
         except DB_ERRORS as exc:
             raise StoreError(f"Could not store the digest settings: {describe(exc)}") from exc
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True, slots=True)
+class ReportConfig:
+    """When a weekly or monthly report goes out (to the workspace's digest channel)."""
+
+    platform: str
+    workspace: str
+    period: str
+    """``week`` or ``month``."""
+    weekday: int = 0
+    at: str = DEFAULT_AT
+    tz: str = DEFAULT_TZ
+    enabled: bool = True
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+    @property
+    def hour(self) -> int:
+        return int(self.at[:2])
+
+    @property
+    def minute(self) -> int:
+        return int(self.at[3:])
+
+    def when(self) -> str:
+        day = (
+            f"every {WEEKDAYS[self.weekday].capitalize()}"
+            if self.period == "week"
+            else ("on the 1st of every month")
+        )
+        return f"{day} at {self.at} {self.tz}"
+
+
+def parse_weekday(value: str) -> int:
+    """``monday`` (or ``mon``) -> 0; raises ValueError with a message for the admin."""
+    name = value.strip().lower()
+    for n, day in enumerate(WEEKDAYS):
+        if len(name) >= 3 and day.startswith(name):
+            return n
+    raise ValueError(f"{value!r} is not a day of the week: write monday, tuesday... sunday.")
+
+
+class ReportSettingsStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    async def get(self, platform: str, workspace: str, period: str) -> ReportConfig | None:
+        try:
+            async with self.db.session() as s:
+                row = await s.get(DigestReport, (platform, workspace, period))
+        except DB_ERRORS as exc:
+            raise StoreError(f"Could not read the report settings: {describe(exc)}") from exc
+        return _report(row) if row else None
+
+    async def all(self) -> list[ReportConfig]:
+        try:
+            async with self.db.session() as s:
+                rows = (await s.scalars(select(DigestReport))).all()
+        except DB_ERRORS as exc:
+            raise StoreError(f"Could not read the report settings: {describe(exc)}") from exc
+        return [_report(r) for r in rows]
+
+    async def set(
+        self,
+        platform: str,
+        workspace: str,
+        period: str,
+        *,
+        weekday: int | None = None,
+        at: str | None = None,
+        tz: str | None = None,
+        enabled: bool | None = None,
+        by: str | None = None,
+    ) -> ReportConfig:
+        if period not in ("week", "month"):
+            raise ValueError(f"a report is weekly or monthly, not {period!r}")
+        at = parse_time(at) if at is not None else None
+        tz = parse_zone(tz) if tz is not None else None
+        try:
+            async with self.db.session() as s, s.begin():
+                row = await s.get(DigestReport, (platform, workspace, period))
+                if row is None:
+                    row = DigestReport(
+                        platform=platform,
+                        workspace=workspace,
+                        period=period,
+                        weekday=0,
+                        at=DEFAULT_AT,
+                        tz=DEFAULT_TZ,
+                        enabled=True,
+                    )
+                    s.add(row)
+                for name, value in (
+                    ("weekday", weekday),
+                    ("at", at),
+                    ("tz", tz),
+                    ("enabled", enabled),
+                ):
+                    if value is not None:
+                        setattr(row, name, value)
+                row.updated_by = by
+                row.updated_at = datetime.now(UTC)
+                await s.flush()
+                return _report(row)
+        except DB_ERRORS as exc:
+            raise StoreError(f"Could not store the report settings: {describe(exc)}") from exc
+
+
+def _report(row: DigestReport) -> ReportConfig:
+    return ReportConfig(
+        row.platform, row.workspace, row.period, row.weekday, row.at, row.tz, row.enabled
+    )
 
 
 def _config(row: DigestSetting) -> DigestConfig:

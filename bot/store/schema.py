@@ -265,6 +265,26 @@ class DigestSetting(Base):
     )
 
 
+class DigestReport(Base):
+    """A workspace's weekly or monthly report: posted in its digest channel (DigestSetting)."""
+
+    __tablename__ = "digest_reports"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(128), primary_key=True)
+    period: Mapped[str] = mapped_column(String(8), primary_key=True)
+    """``week`` or ``month``."""
+    weekday: Mapped[int] = mapped_column(Integer, default=0)
+    """A weekly report's day, Monday 0 to Sunday 6; a monthly one goes out on the 1st."""
+    at: Mapped[str] = mapped_column(String(5), default="09:00")
+    tz: Mapped[str] = mapped_column(String(64), default="UTC")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_by: Mapped[str | None] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC)
+    )
+
+
 class Claim(Base):
     """Who sends a digest or an alert: the first to insert its key. ``done_at`` is set once it
     is sent; a claim left without it past its lease (its sender died) may be taken over."""

@@ -155,3 +155,25 @@ async def test_admins_set_the_digest_and_it_is_posted_as_an_embed_with_its_chart
     posted = await rig.digest("now", permissions=MANAGE_GUILD)
     assert f"Posted today's digest so far in <#{DIGEST_CHANNEL}>" in posted
     assert len(rig.api.channels[DIGEST_CHANNEL]) == 2
+
+
+async def test_admins_set_a_weekly_report_with_the_report_subcommand(rig: Rig) -> None:
+    report = [option("period", "weekly"), option("day", "friday"), option("time", "17:00")]
+    await rig.digest(
+        "set", *set_options(DIGEST_CHANNEL, "08:00", "Europe/Berlin"), permissions=MANAGE_GUILD
+    )
+    nope = await rig.digest("report", *report, option("timezone", "Europe/Paris"))
+    assert "Only admins" in nope
+    bad = await rig.digest(
+        "report", *report, option("timezone", "Mars/Base"), permissions=MANAGE_GUILD
+    )
+    assert "not a time zone" in bad
+    done = await rig.digest(
+        "report", *report, option("timezone", "Europe/Paris"), permissions=MANAGE_GUILD
+    )
+    assert "every Friday at 17:00 Europe/Paris" in done
+    off = await rig.digest(
+        "report", option("period", "weekly"), option("switch", "off"), permissions=MANAGE_GUILD
+    )
+    assert off == "The weekly report is off."
+    assert "The weekly report is off: every Friday at 17:00" in await rig.digest("show")
