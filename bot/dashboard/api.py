@@ -62,12 +62,24 @@ def view_of(query: Any, scope: Scope) -> View:
         raise BadQuery(f"every is one of {', '.join(EVERY)}")
     if stack not in KEYS:
         raise BadQuery(f"stack is one of {', '.join(KEYS)}")
-    where = dict((k, str(query[k])) for k in FILTERS if query.get(k))
+    where = {k: filter_value(k, query[k]) for k in FILTERS if query.get(k)}
     for key, value in scope.where():
         if where.get(key, value) != value:
             raise Forbidden(f"This sign-in shows {scope.describe()} only.")
         where[key] = value
     return View(since=since, until=until, every=every, stack=stack, where=tuple(where.items()))
+
+
+MOST_CHARS = 200
+"""A filter longer than any stored name (the widest column holds 128) matches nothing."""
+
+
+def filter_value(name: str, value: str) -> str:
+    """A filter as typed; one no stored name can be (a NUL, which PostgreSQL refuses in
+    text, or thousands of characters) is the asker's mistake: 400, not a database error."""
+    if "\x00" in value or len(value) > MOST_CHARS:
+        raise BadQuery(f"{name} is not a name quotabot stores")
+    return value
 
 
 class DashboardAPI:
@@ -120,8 +132,13 @@ class DashboardAPI:
         return _table(request, rows, [view.every, view.stack, *FIGURES], name, view)
 
     async def budgets(self, request: web.Request, scope: Scope) -> web.StreamResponse:
-        platform = scope.platform or request.query.get("platform")
-        workspace = scope.workspace or request.query.get("workspace")
+        q = request.query
+        platform = scope.platform or (
+            filter_value("platform", q["platform"]) if q.get("platform") else None
+        )
+        workspace = scope.workspace or (
+            filter_value("workspace", q["workspace"]) if q.get("workspace") else None
+        )
         if scope.everything and not (platform and workspace):
             raise BadQuery("name the workspace: ?platform=slack&workspace=T0123")
         if not scope.everything and (

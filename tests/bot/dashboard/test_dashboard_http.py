@@ -249,3 +249,21 @@ async def test_the_providers_own_figure_sits_beside_quotabots(
     assert Decimal(row["provider_usd"]) > Decimal(row["quotabot_usd"])  # the call it missed
     assert "The provider reports" in page.text and "more at the provider" in page.text
     assert refused.status_code == 403
+
+
+async def test_a_filter_no_stored_name_can_be_is_refused_not_a_database_error(
+    site: Site,
+) -> None:
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    for path, query in (
+        ("/api/v1/usage", "model=%00x"),
+        ("/api/v1/failures", "user=" + "x" * 5000),
+        ("/api/v1/series", "platform=a%00&workspace=T1"),
+        ("/api/v1/budgets", "platform=a%00&workspace=T1"),
+    ):
+        got = await site.http.get(f"{path}?{query}", headers=auth)
+        assert got.status_code == 400, (path, query, got.text[:200])
+        assert "not a name quotabot stores" in got.json()["error"]
+    async with site.signed_in(Scope()) as client:
+        page = await client.get("/dashboard?model=%00x")
+    assert page.status_code == 400 and "not a name" in page.text
