@@ -4,13 +4,13 @@
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import Any
 
 import httpx
 
+from adapters.slack.voice import file_fetcher
 from bot import images
-from bot.downloads import FileHosts, download
-from bot.errors import AudioDownloadFailed
+from bot.downloads import FileHosts
 
 
 def image_files(
@@ -26,35 +26,14 @@ def image_files(
         if not images.is_image(f.get("mimetype")):
             continue
         name = str(f.get("name") or f.get("title") or "image")
-        url = str(f.get("url_private_download") or f.get("url_private") or "")
         out.append(
             images.ImageFile(
                 name=name,
                 media_type=f.get("mimetype"),
                 size=f.get("size") if isinstance(f.get("size"), int) else None,
-                fetch=_fetcher(url, name, http=http, token=token, hosts=hosts),
+                fetch=file_fetcher(
+                    f, name, http=http, token=token, hosts=hosts, limit=images.MAX_BYTES
+                ),
             )
         )
     return out
-
-
-def _fetcher(
-    url: str, name: str, *, http: httpx.AsyncClient, token: str | None, hosts: FileHosts
-) -> images.Fetch:
-    async def fetch(into: IO[bytes]) -> int:
-        # bot.images tells these as an image's failures.
-        if not url:
-            raise AudioDownloadFailed(name=name, why="Slack sent no download link")
-        if not token:
-            raise AudioDownloadFailed(name=name, why="quotabot has no Slack token to read it")
-        return await download(
-            http,
-            url,
-            into,
-            name=name,
-            hosts=hosts,
-            limit=images.MAX_BYTES,
-            headers={"Authorization": f"Bearer {token}"},
-        )
-
-    return fetch

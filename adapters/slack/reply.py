@@ -152,18 +152,19 @@ class SlackReply:
                 return
         if self._editing is not None:
             await asyncio.gather(self._editing, return_exceptions=True)
-        first, *rest = split(to_mrkdwn(text), LIMIT)
-        first = first or messages.EMPTY_ANSWER
-        last = rest[-1] if rest else first
-        blocks = None if rating is None else [*controls.text_blocks(last), *rating]
-        await self._edit(first, [] if rest and self.answer else blocks)
-        for piece in rest:
-            await self.client.chat_postMessage(
-                channel=self.channel,
-                thread_ts=self.thread_ts,
-                text=piece,
-                blocks=blocks if piece is last else None,
-            )
+        pieces = split(to_mrkdwn(text), LIMIT)
+        pieces[0] = pieces[0] or messages.EMPTY_ANSWER
+        # Ratings under the last message (a message with blocks shows them, not its text).
+        blocks = [] if rating is None else [*controls.text_blocks(pieces[-1]), *rating]
+        last = len(pieces) - 1
+        for n, piece in enumerate(pieces):
+            mine = blocks if n == last else []
+            if n == 0:  # the placeholder, its Stop button gone
+                await self._edit(piece, mine if self.answer is not None else None)
+            else:
+                await self.client.chat_postMessage(
+                    channel=self.channel, thread_ts=self.thread_ts, text=piece, blocks=mine or None
+                )
 
     async def fail(self, text: str) -> None:
         text = f":warning: {text}"

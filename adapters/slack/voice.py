@@ -61,7 +61,7 @@ def attachments(
             name=name,
             media_type=f.get("mimetype"),
             size=f.get("size") if isinstance(f.get("size"), int) else None,
-            fetch=_fetcher(f, name, http=http, token=token, hosts=hosts),
+            fetch=file_fetcher(f, name, http=http, token=token, hosts=hosts, limit=audio.MAX_BYTES),
             seconds=duration_ms / 1000 if isinstance(duration_ms, int | float) else None,
         )
         if voice.audio_attachments([found]):
@@ -69,9 +69,17 @@ def attachments(
     return out
 
 
-def _fetcher(
-    f: dict[str, Any], name: str, *, http: httpx.AsyncClient, token: str | None, hosts: FileHosts
+def file_fetcher(
+    f: dict[str, Any],
+    name: str,
+    *,
+    http: httpx.AsyncClient,
+    token: str | None,
+    hosts: FileHosts,
+    limit: int,
 ) -> voice.Fetch:
+    """How a Slack file (a recording, an image) is read: from its private URL on Slack's
+    file hosts, with the bot token, at most ``limit`` bytes."""
     url = str(f.get("url_private_download") or f.get("url_private") or "")
 
     async def fetch(into: IO[bytes]) -> int:
@@ -85,7 +93,7 @@ def _fetcher(
             into,
             name=name,
             hosts=hosts,
-            limit=audio.MAX_BYTES,
+            limit=limit,
             headers={"Authorization": f"Bearer {token}"},
         )
 
