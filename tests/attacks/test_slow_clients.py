@@ -103,7 +103,10 @@ async def test_a_thousand_trickled_bodies_neither_pin_memory_nor_starve_honest_r
     assert counts.get("408", 0) >= 16, counts
     assert peak - before < 50, (before, peak)
     assert after - before < 50, (before, after)
-    assert len(acks) >= 3 and max(acks) < 1.0, acks
+    # Within Slack's 3 s, past which it retries: an honest event is never lost or doubled.
+    # (A tighter bound measured the machine: the first ack, while the thousand connections
+    # open, once took 1.06 s on a busy 2-core CI machine.)
+    assert len(acks) >= 3 and max(acks) < 3.0, acks
     assert answered == rows == len(acks) + 1  # each honest mention answered once, and recorded
 
 

@@ -91,7 +91,10 @@ async def test_a_refused_user_asks_and_an_admin_grants_more(rig: Rig) -> None:
         dm.visible_text
     )
     assert "a demo at 3pm" in dm.visible_text
-    assert any(e.text.startswith("Your request for 2 requests") for e in rig.api.ephemerals())
+    # The asker hears it after the admins do: wait for it too.
+    await wait_for(
+        lambda: any(e.text.startswith("Your request for 2 requests") for e in rig.api.ephemerals())
+    )
     (request,) = [b for b in dm.blocks or [] if b.get("type") == "actions"]
     grant = request["elements"][0]
     assert grant["action_id"] == more.GRANT
