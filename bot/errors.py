@@ -47,6 +47,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from bot.budget.limits import reset_text
+
 if TYPE_CHECKING:
     from bot.ratelimits import RateLimitInfo
 
@@ -101,7 +103,7 @@ class BudgetExceeded(RequestRejected):
         left = max(0, int((resets_at - now).total_seconds()))
         super().__init__(
             f"This request would go over {label}: {used} of {limit} used. "
-            f"It resets at {resets_at:%H:%M} UTC on {resets_at:%b %d} "
+            f"It resets at {reset_text(resets_at)} "
             f"(in {_duration(left)})."
         )
 

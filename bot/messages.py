@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from bot import errors
+from bot.budget.limits import reset_text
 from bot.budget.tickets import QueueInfo
 from bot.models import Reply
 
@@ -187,12 +188,12 @@ def usage_line(reply: Reply) -> str:
 HOME_TITLE = "quotabot"
 USAGE_TITLE = "quotabot usage"
 HOME_USAGE = (
-    "**Your usage**\nToday (since 00:00 UTC): {today}\nThis month (since the 1st, UTC): {month}"
+    "**Your usage**\nToday (since {since}): {today}\nThis month (since the 1st, {zone}): {month}"
 )
 HOME_BUDGETS = "**Your budgets for {model}{what}**"
 HOME_NO_BUDGETS = "No budget limits apply to you for {model}{what}."
 HOME_VOICE = " (voice messages)"
-HOME_CAP_LEFT = "• {label}: {left} left of {limit}, resets {at:%Y-%m-%d %H:%M} UTC"
+HOME_CAP_LEFT = "• {label}: {left} left of {limit}, resets {at:%Y-%m-%d} {time}"
 HOME_RATE_LEFT = "• {label}: {left} left of {limit}, refills continuously"
 HOME_WAITING = "**Waiting:** your question is number {place} in line for {model}."
 HOME_ADMIN = "For admins"
@@ -217,7 +218,10 @@ MODAL_MODEL, MODAL_PROMPT, MODAL_ENABLED = "Model", "System prompt", "Answer in 
 MODAL_PROMPT_HINT = "Leave it empty for no system prompt."
 MODAL_SCOPE, MODAL_KIND, MODAL_VALUE = "Scope", "Limit", "Value"
 MODAL_SCOPE_HINT = "workspace, channel or user (every one), model, or one by ID: channel:C0123"
-MODAL_VALUE_HINT = "A number ($ for spend), model names for models, or off to remove the limit."
+MODAL_VALUE_HINT = (
+    "A number ($ for spend), model names for models, a zone such as Europe/Paris for "
+    "timezone, or off to remove the limit."
+)
 MODAL_REQUIRED = "Choose or type a value here."
 MODEL_NOT_ALLOWED_HERE = "{model} is not among the models this channel may use: {allowed}"
 PROMPT_TOO_LONG = "The system prompt may have at most {most:,} characters; this one has {length:,}."
@@ -260,5 +264,5 @@ def grant_line(g: Request) -> str:
     """One grant in force, for /budget: what, how much, for whom, by whom, until when."""
     return (
         f"+{amount_text(g.amount, g.unit)} on {g.label} for <@{g.requested_by}>, granted by "
-        f"<@{g.decided_by}>, until {g.expires_at:%H:%M} UTC {g.expires_at:%b %d}"
+        f"<@{g.decided_by}>, until {reset_text(g.expires_at)}"
     )

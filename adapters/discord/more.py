@@ -24,6 +24,7 @@ from adapters.discord.invocation import DM_WORKSPACE, EPHEMERAL, PLATFORM, Invoc
 from adapters.discord.rest import DiscordAPIError, DiscordREST
 from adapters.discord.texts import from_core, warn
 from bot import messages
+from bot.budget.limits import reset_text
 from bot.chat.surface import MoreBudget
 from bot.store.grants import REASON_MOST, AlreadyDecided, BudgetRequests, Request
 
@@ -251,7 +252,7 @@ def _more_id(offer_id: int, ends: datetime) -> str:
 
 
 def _when(at: datetime) -> str:
-    return f"{at:%H:%M} UTC {at:%b %d}"
+    return reset_text(at)
 
 
 def _user(payload: JSON) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.discord.rest import DiscordREST
-from bot.budget.policy import LIMIT_KINDS, MODELS
+from bot.budget.policy import SETTINGS
 
 _STRING, _BOOLEAN, _SUBCOMMAND, _CHANNEL, _ATTACHMENT = 3, 5, 1, 7, 11
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -86,12 +86,15 @@ COMMANDS: list[dict[str, Any]] = [
                         "name": "limit",
                         "description": "Which limit",
                         "required": True,
-                        "choices": [{"name": k, "value": k} for k in (*LIMIT_KINDS, MODELS)],
+                        "choices": [{"name": k, "value": k} for k in SETTINGS],
                     },
                     {
                         "type": _STRING,
                         "name": "value",
-                        "description": "A number, off to remove it, or for models: their names",
+                        "description": (
+                            "A number, off to remove it; models: their names; "
+                            "timezone: e.g. Europe/Paris"
+                        ),
                         "required": True,
                     },
                 ],

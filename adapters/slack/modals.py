@@ -15,7 +15,7 @@ from typing import Any
 
 from adapters.slack import blocks as bk
 from bot import messages
-from bot.budget.policy import LIMIT_KINDS, MODELS
+from bot.budget.policy import SETTINGS
 from bot.models import ChannelSettings
 
 EDIT_CHANNEL = "quotabot_home_edit_channel"
@@ -70,7 +70,7 @@ def channel_form(channel: str, shown: str, now: ChannelSettings, models: list[st
 
 
 def limit_form() -> bk.Block:
-    kinds = [bk.option(k, k) for k in (*LIMIT_KINDS, MODELS)]
+    kinds = [bk.option(k, k) for k in SETTINGS]
     return _modal(
         LIMIT,
         messages.MODAL_BUDGET_TITLE,
@@ -118,7 +118,7 @@ def enabled(view: dict[str, Any]) -> bool | None:
 def limit_field(error: str) -> str:
     """The field a ``/budget set`` refusal is about, by its words (bot.store.budgets.check,
     bot.chat.commands.check_models): the scope's, the limit's, else the value's."""
-    if error.startswith(("unknown scope", "models are chosen")):
+    if error.startswith(("unknown scope", "models are chosen", "a time zone is set per")):
         return SCOPE
     return KIND if error.startswith("unknown limit") else VALUE
 

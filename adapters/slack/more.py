@@ -26,6 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks as bk
 from bot import messages
+from bot.budget.limits import reset_text, zone_info, zone_of
 from bot.chat.answers import Chat
 from bot.chat.surface import MoreBudget
 from bot.store.grants import AlreadyDecided, Request
@@ -63,6 +64,7 @@ def _encode(offer: MoreBudget) -> str:
         "l": offer.label,
         "n": offer.unit,
         "r": offer.resets_at.isoformat(),
+        "z": zone_of(offer.resets_at),
     }
     return json.dumps(fields, separators=(",", ":"))
 
@@ -78,7 +80,9 @@ def _decode(value: str) -> MoreBudget | None:
             cap_key=str(f["k"]),
             label=str(f["l"]),
             unit=str(f["n"]),
-            resets_at=datetime.fromisoformat(str(f["r"])),
+            resets_at=datetime.fromisoformat(str(f["r"])).astimezone(
+                zone_info(str(f.get("z", "UTC")))
+            ),
         )
     except (ValueError, KeyError, TypeError):
         return None
@@ -128,7 +132,7 @@ class SlackMore:
             user=f"<@{request.requested_by}>",
             amount=messages.amount_text(request.amount, request.unit),
             label=request.label,
-            resets=f"{request.expires_at:%H:%M} UTC {request.expires_at:%b %d}",
+            resets=reset_text(request.expires_at),
             reason=request.reason,
         )
         for where in [*sorted(self.admins), await self._digest_channel(offer)]:
@@ -200,7 +204,7 @@ def form(offer: MoreBudget) -> bk.Block:
         "private_metadata": _encode(offer),
         "blocks": [
             bk.section(
-                bk.clip(f"*{offer.label}* is used up until {offer.resets_at:%H:%M} UTC.", 3000)
+                bk.clip(f"*{offer.label}* is used up until {reset_text(offer.resets_at)}.", 3000)
             ),
             _input(_AMOUNT, messages.MORE_AMOUNT.format(unit=unit), multiline=False),
             _input(_REASON, messages.MORE_REASON, multiline=True),
@@ -228,7 +232,7 @@ def _decided(r: Request) -> str:
         user=f"<@{r.requested_by}>",
         amount=messages.amount_text(r.amount, r.unit),
         label=r.label,
-        resets=f"{r.expires_at:%H:%M} UTC {r.expires_at:%b %d}",
+        resets=reset_text(r.expires_at),
     )
 
 

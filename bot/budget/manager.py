@@ -169,6 +169,11 @@ class Budget(AsyncResource):
             if state.used + amount > state.limit:
                 raise refusal(Refused(cap, state.used, state.resets_at))
 
+    async def zone(self, workspace: str) -> str:
+        """The time zone whose days, weeks and months ``workspace``'s caps count."""
+        await self._refresh()
+        return self.policy.zone("workspace", workspace)
+
     async def allowed_models(self, who: Who) -> tuple[frozenset[str] | None, ScopeKind]:
         """The models ``who`` may use (None: any), and the scope whose list says so."""
         await self._refresh()
@@ -193,11 +198,11 @@ class Budget(AsyncResource):
             return
         now = datetime.now(UTC)
         for cap, _ in ask.caps:
-            w = window(cap.period, now)
+            w = window(cap.period, now, cap.zone)
             if (cap.key, w) in self._seeded:
                 continue
             self._seeded.add((cap.key, w))
-            used = await self._seed(cap, window_start(cap.period, now))
+            used = await self._seed(cap, window_start(cap.period, now, cap.zone))
             if used:
                 await self.backend.adjust([], [(cap, w, used)])
 

@@ -70,10 +70,10 @@ class MemoryBackend(AsyncResource):
         now, wall = self._clock(), self._wallclock()
         windows = []
         for cap, amount in ask.caps:
-            w = window(cap.period, wall)
+            w = window(cap.period, wall, cap.zone)
             used = self._used.get((cap.key, w), 0)
             if used + amount > cap.limit:
-                return Refused(cap, used, window_end(cap.period, wall))
+                return Refused(cap, used, window_end(cap.period, wall, cap.zone))
             windows.append(w)
         longest: Wait | None = None
         for rate, amount in ask.rates:
@@ -133,8 +133,8 @@ class MemoryBackend(AsyncResource):
 
     async def cap_state(self, cap: Cap) -> CapState:
         wall = self._wallclock()
-        used = self._used.get((cap.key, window(cap.period, wall)), 0)
-        return CapState(cap.limit, used, window_end(cap.period, wall))
+        used = self._used.get((cap.key, window(cap.period, wall, cap.zone)), 0)
+        return CapState(cap.limit, used, window_end(cap.period, wall, cap.zone))
 
     async def aclose(self) -> None:
         pass

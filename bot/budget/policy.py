@@ -1,9 +1,13 @@
 """Which limits a request must fit, from the catalog, the config file and admins' changes.
 
 Scopes, from the widest: the provider account per model, the workspace (or guild), the
-channel, the user. Per-minute limits are rates (a request waits for room); per-day and
-per-month totals are caps (a request is refused, with the time they reset). The account's RPD
-is a rate, as the provider's own limiter treats it.
+channel, the user. Per-minute limits are rates (a request waits for room); per-day, per-week
+and per-month totals are caps (a request is refused, with the time they reset). The account's
+RPD is a rate, as the provider's own limiter treats it.
+
+Caps count the days, weeks and months of a time zone: a workspace's ``timezone`` for its own,
+its channels' and its users' caps; the ``model`` scope's for the models' (the provider
+account's, shared by every workspace). UTC where none is set.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, get_args
 
 from bot.budget.limits import Ask, Cap, Period, Rate, Unit, usd_units
 from bot.catalog import ModelInfo
@@ -19,38 +23,53 @@ from bot.catalog import ModelInfo
 ScopeKind = Literal["model", "workspace", "channel", "user"]
 SCOPES: tuple[ScopeKind, ...] = ("model", "workspace", "channel", "user")
 LimitKind = Literal[
-    "rpm", "tpm", "rpd", "tokens_day", "tokens_month", "spend_day", "spend_month", "weight"
-]
-LIMIT_KINDS: tuple[LimitKind, ...] = (
     "rpm",
     "tpm",
     "rpd",
     "tokens_day",
+    "tokens_week",
     "tokens_month",
     "spend_day",
+    "spend_week",
     "spend_month",
     "weight",
-)
+]
+LIMIT_KINDS: tuple[LimitKind, ...] = get_args(LimitKind)
 MODELS = "models"
 """Not a limit but set like one: the models a workspace or channel may use."""
 MODEL_SCOPES: tuple[ScopeKind, ...] = ("workspace", "channel")
+TIMEZONE = "timezone"
+"""Not a limit either: the zone whose days, weeks and months the caps count."""
+ZONE_SCOPES: tuple[ScopeKind, ...] = ("model", "workspace")
+SETTINGS: tuple[str, ...] = (*LIMIT_KINDS, MODELS, TIMEZONE)
+"""Everything ``/budget set`` sets."""
 
 _LABELS: dict[str, str] = {
     "rpm": "requests per minute",
     "tpm": "tokens per minute",
     "rpd": "requests per day",
     "tokens_day": "tokens per day",
+    "tokens_week": "tokens per week",
     "tokens_month": "tokens per month",
     "spend_day": "spend per day",
+    "spend_week": "spend per week",
     "spend_month": "spend per month",
 }
-_CAPS: dict[str, tuple[Period, Unit]] = {
+CAPS: dict[str, tuple[Period, Unit]] = {
     "rpd": ("day", "requests"),
     "tokens_day": ("day", "tokens"),
+    "tokens_week": ("week", "tokens"),
     "tokens_month": ("month", "tokens"),
     "spend_day": ("day", "usd"),
+    "spend_week": ("week", "usd"),
     "spend_month": ("month", "usd"),
 }
+"""Every cap kind, its window and unit."""
+
+
+def cap_label(kind: str) -> str:
+    """``spend_week`` -> "spend per week"."""
+    return _LABELS[kind]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +113,10 @@ class Who:
         return self.key("channel", "")
 
 
-Value = Decimal | int | float | tuple[str, ...] | list[str] | None
+Value = Decimal | int | float | str | tuple[str, ...] | list[str] | None
 Limits = Mapping[str, Mapping[str, Value]]
-"""``{"channel": {"rpm": 10}, "channel:C123": {"rpm": 30, "models": ("gpt-4o-mini",)}}``"""
+"""``{"channel": {"rpm": 10}, "channel:C123": {"rpm": 30, "models": ("gpt-4o-mini",)},
+"workspace": {"timezone": "Europe/Paris"}}``"""
 
 
 class Policy:
@@ -114,7 +134,18 @@ class Policy:
         self, scope: ScopeKind, instance: str, kind: LimitKind
     ) -> Decimal | int | float | None:
         found = self._find(scope, instance, kind)
-        return None if isinstance(found, tuple | list) else found
+        return None if isinstance(found, tuple | list | str) else found
+
+    def zone(self, scope: ScopeKind, instance: str, workspace: str = "") -> str:
+        """The time zone of a cap of ``scope``: the model scope's own for a model; else the
+        workspace's (``workspace``), which its channels and users share."""
+        if scope == "model":
+            found = self._find("model", instance, TIMEZONE)
+        else:
+            found = self._find(
+                "workspace", instance if scope == "workspace" else workspace, TIMEZONE
+            )
+        return found if isinstance(found, str) else "UTC"
 
     def _find(self, scope: ScopeKind, instance: str, kind: str) -> Value:
         for name in (f"{scope}:{instance}", scope):
@@ -190,7 +221,8 @@ class Policy:
                             f"{name}'s {_LABELS[kind]}",
                         )
                         rates.append((rate, tokens if unit == "tokens" else 1))
-            for kind, (period, unit) in _CAPS.items():
+            zone = self.zone(scope, instance, who.workspace)
+            for kind, (period, unit) in CAPS.items():
                 if kind == "rpd" and scope == "model":
                     continue  # the account's RPD: a rate (model_rates)
                 limit = self.value(scope, instance, kind)  # type: ignore[arg-type]
@@ -208,7 +240,7 @@ class Policy:
                 if extra := self.grants.get(f"{base}:{kind}"):
                     units += usd_units(extra) if unit == "usd" else int(extra)
                 cap = Cap(
-                    f"{base}:{kind}", units, period, unit, label, who.where(scope, model.name)
+                    f"{base}:{kind}", units, period, unit, label, who.where(scope, model.name), zone
                 )
                 caps.append((cap, amount))
         return Ask(tuple(rates), tuple(caps))

@@ -40,6 +40,8 @@ from bot.budget.limits import (
     RateState,
     Refused,
     Wait,
+    windows_around,
+    zone_info,
 )
 from bot.budget.share import LocalShare
 from bot.lifecycle import AsyncResource
@@ -212,8 +214,8 @@ class RedisBackend(AsyncResource):
 
     async def cap_state(self, cap: Cap) -> CapState:
         async def remote() -> CapState:
-            used, ends = await self._cap_state(keys=[self._cap_stem(cap)], args=[cap.period])
-            return CapState(cap.limit, int(used), _utc(ends))
+            used, ends = await self._cap_state(keys=[self._cap_stem(cap)], args=_windows(cap))
+            return CapState(cap.limit, int(used), _local(ends, cap))
 
         return await self._run(remote, lambda: self._local.cap_state(cap))
 
@@ -258,14 +260,15 @@ class RedisBackend(AsyncResource):
         for rate, amount in ask.rates:
             args += [rate.limit, rate.period, amount]
         for cap, amount in ask.caps:
-            args += [cap.limit, cap.period, amount]
+            args += [cap.limit, cap.period, amount, *_windows(cap)]
         reply = await self._acquire(keys=keys, args=args)
         kind = _text(reply[0])
         if kind == "granted":
             return Granted(tuple(_text(w) for w in reply[1:]))
         if kind == "wait":
             return Wait(float(_text(reply[2])), ask.rates[int(reply[1]) - 1][0])
-        return Refused(ask.caps[int(reply[1]) - 1][0], int(reply[2]), _utc(reply[3]))
+        cap = ask.caps[int(reply[1]) - 1][0]
+        return Refused(cap, int(reply[2]), _local(reply[3], cap))
 
     async def _adjust_remote(
         self, rates: Sequence[tuple[Rate, int]], caps: Sequence[tuple[Cap, str, int]]
@@ -387,8 +390,15 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _utc(unix_seconds: object) -> datetime:
-    return datetime.fromtimestamp(int(_text(unix_seconds)), UTC)
+def _local(unix_seconds: object, cap: Cap) -> datetime:
+    """A window's end from the script, in the cap's zone."""
+    return datetime.fromtimestamp(int(_text(unix_seconds)), zone_info(cap.zone))
+
+
+def _windows(cap: Cap) -> list[str | int]:
+    """The windows around now, by this process's clock, for the script to choose from by the
+    server's."""
+    return [x for w in windows_around(cap.period, datetime.now(UTC), cap.zone) for x in w]
 
 
 def _name(exc: BaseException) -> str:

@@ -25,47 +25,22 @@ local function int(x)
   return string.format('%d', x)
 end
 
--- Howard Hinnant's civil_from_days and days_from_civil (proleptic Gregorian, UTC).
-local function civil_from_days(z)
-  z = z + 719468
-  local era = math.floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
-    - math.floor(doe / 146096)) / 365)
-  local y = yoe + era * 400
-  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-  local mp = math.floor((5 * doy + 2) / 153)
-  local d = doy - math.floor((153 * mp + 2) / 5) + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  if m <= 2 then y = y + 1 end
-  return y, m, d
-end
-
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = math.floor(y / 400)
-  local yoe = y - era * 400
-  local mp = m > 2 and m - 3 or m + 9
-  local doy = math.floor((153 * mp + 2) / 5) + d - 1
-  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
-
--- The calendar window of a cap at `now` ("YYYY-MM-DD" or "YYYY-MM") and its end (unix s).
-local function cap_window(period, now)
-  local days = math.floor(now / 86400)
-  local y, m, d = civil_from_days(days)
-  if period == 'day' then
-    return string.format('%04d-%02d-%02d', y, m, d), (days + 1) * 86400
+-- The window of a cap at `now` out of the three the caller computed around its own clock
+-- (ARGV[a], ARGV[a + 1]: name and end in Unix seconds, then the next two): the first one not
+-- over by the server's clock. The caller knows the zone's rules; Lua does not need them.
+local function pick_window(a, now)
+  for k = 0, 2 do
+    local ends = tonumber(ARGV[a + 2 * k + 1])
+    if now < ends or k == 2 then
+      return ARGV[a + 2 * k], ends
+    end
   end
-  local ny, nm = y, m + 1
-  if nm > 12 then ny, nm = y + 1, 1 end
-  return string.format('%04d-%02d', y, m), days_from_civil(ny, nm, 1) * 86400
 end
 
--- A little longer than the window, so a refund just after midnight still finds its counter.
+-- A little longer than the window, so a refund just after it ends still finds its counter.
 local function cap_ttl(period)
   if period == 'day' then return int(2 * 86400) end
+  if period == 'week' then return int(8 * 86400) end
   return int(32 * 86400)
 end
 
@@ -111,16 +86,18 @@ ACQUIRE = (
     _PRELUDE
     + r"""
 -- KEYS: n bucket hashes, then one key stem per cap (completed here with the window).
--- ARGV: n, then (limit, period, amount) per rate, then (limit, period, amount) per cap.
+-- ARGV: n, then (limit, period, amount) per rate, then per cap (limit, period, amount, and
+-- three windows as name, end).
+local CAP_ARGS = 9
 local now = server_now()
 local n = tonumber(ARGV[1])
 local m = #KEYS - n
 
 local windows = {}
 for j = 1, m do
-  local a = 1 + 3 * n + 3 * (j - 1)
-  local limit, period, amount = tonumber(ARGV[a + 1]), ARGV[a + 2], tonumber(ARGV[a + 3])
-  local w, ends = cap_window(period, now)
+  local a = 1 + 3 * n + CAP_ARGS * (j - 1)
+  local limit, amount = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 3])
+  local w, ends = pick_window(a + 4, now)
   local used = tonumber(redis.call('GET', KEYS[n + j] .. w) or '0')
   if used + amount > limit then
     return {'refused', j, used, ends}
@@ -156,7 +133,7 @@ for key, b in pairs(cache) do
   save_bucket(key, b, now)
 end
 for j = 1, m do
-  local a = 1 + 3 * n + 3 * (j - 1)
+  local a = 1 + 3 * n + CAP_ARGS * (j - 1)
   local key = KEYS[n + j] .. windows[j]
   redis.call('INCRBY', key, ARGV[a + 3])
   redis.call('EXPIRE', key, cap_ttl(ARGV[a + 2]))
@@ -241,8 +218,8 @@ return {lim, num(b.level), num(math.max(0, b.blocked - now))}
 CAP_STATE = (
     _PRELUDE
     + r"""
--- KEYS: the cap's key stem. ARGV: period.
-local w, ends = cap_window(ARGV[1], server_now())
+-- KEYS: the cap's key stem. ARGV: three windows as name, end.
+local w, ends = pick_window(1, server_now())
 return {tonumber(redis.call('GET', KEYS[1] .. w) or '0'), ends}
 """
 )

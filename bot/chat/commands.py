@@ -6,19 +6,20 @@ here (Markdown; each adapter converts it to its platform's format).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from bot import messages
+from bot.budget.limits import local_time, reset_text, window_start
 from bot.budget.manager import Budget
-from bot.budget.policy import LIMIT_KINDS, MODELS, SCOPES, Who
+from bot.budget.policy import LIMIT_KINDS, MODELS, SCOPES, TIMEZONE, Who
 from bot.budget.tickets import Standing
 from bot.catalog import Catalog, ModelInfo
 from bot.chat.digest import DigestCommands
 from bot.dashboard.links import Links
 from bot.digest.render import minutes
 from bot.messages import format_cost, quantity, used_of
-from bot.store.budgets import BudgetLimitStore, model_names
+from bot.store.budgets import REMOVED, BudgetLimitStore, model_names
 from bot.store.feedback import Feedback
 from bot.store.grants import BudgetRequests
 from bot.store.usage import ReportLine, UsageStore
@@ -27,7 +28,8 @@ BUDGET_HELP = (
     "Usage: `budget` shows the limits here; `budget set <scope> <limit> <value>` changes one "
     f"(admins only). Scopes: {', '.join(SCOPES)} (or one by ID, e.g. `channel:C0123`). "
     f"Limits: {', '.join(LIMIT_KINDS)}; `{MODELS}` takes the names of the models allowed "
-    "(workspace and channel scopes)."
+    f"(workspace and channel scopes); `{TIMEZONE}` the zone whose days, weeks and months the "
+    "caps count (workspace and model scopes, e.g. `budget set workspace timezone Europe/Paris`)."
 )
 
 
@@ -62,21 +64,26 @@ class Commands:
         """To check the names an admin allows; None: any name (some tests)."""
 
     async def usage_today(self, who: Who, model: ModelInfo) -> str:
-        """This channel's and this workspace's usage today (UTC), and the budgets left."""
-        now = datetime.now(UTC)
-        since = datetime(now.year, now.month, now.day, tzinfo=UTC)
+        """This channel's and this workspace's usage today (in the workspace's zone, as its
+        daily caps count), and the budgets left."""
+        since = await self.today(who)
         ws = _workspace(who)
         here = (*ws, ("channel", who.channel))
         channel = await self.usage.report(by="model", since=since, where=here)
         workspace = await self.usage.report(by="model", since=since, where=ws)
         lines = [
-            "*Today (since 00:00 UTC)*",
+            f"*Today (since {local_time(since)})*",
             f"This channel: {usage_total(channel)}",
             f"This workspace: {usage_total(workspace)}",
             "",
             await self.budget_text(who, model),
         ]
         return "\n".join(lines)
+
+    async def today(self, who: Who) -> datetime:
+        """When today began in ``who``'s workspace zone (its daily caps' day)."""
+        zone = await self.budget.zone(who.workspace)
+        return window_start("day", datetime.now(UTC), zone)
 
     async def budget_text(self, who: Who, model: ModelInfo) -> str:
         """The budgets left for the channel's model and, if set, the transcription model;
@@ -111,12 +118,12 @@ class Commands:
     async def budget_set(self, scope: str, kind: str, value: str, *, by: str, who: Who) -> str:
         """Raises ValueError (with a message for the admin) for a bad scope, limit or value."""
         scope = _resolve(scope, who)
-        removed = value in ("-", "none", "off")
+        removed = value in REMOVED
         if kind == MODELS and not removed and self.catalog is not None:
             check_models(self.catalog, value)
         await self.limits.set(scope, kind, None if removed else value, by=by)
         await self.budget.reload()
-        shown = "removed" if value in ("-", "none", "off") else f"set to {value}"
+        shown = "removed" if removed else f"set to {value}"
         return f"Budget `{scope}` `{kind}` {shown}. Every replica applies it within seconds."
 
 
@@ -172,8 +179,15 @@ def usage_total(rows: list[ReportLine]) -> str:
     return text
 
 
+def _reset(at: datetime) -> str:
+    """A day's reset by its time; a week's or month's with its date too."""
+    if at - datetime.now(UTC) <= timedelta(days=1):
+        return local_time(at)
+    return reset_text(at)
+
+
 def _standing(s: Standing) -> str:
     amounts = used_of(s.used, s.limit, s.unit)
     warn = " :warning:" if s.share >= 0.8 else ""
-    resets = f", resets {s.resets_at:%H:%M} UTC" if s.resets_at else ""
+    resets = f", resets {_reset(s.resets_at)}" if s.resets_at else ""
     return f"• {s.label}: {amounts} ({s.share:.0%}{resets}){warn}"

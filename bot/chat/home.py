@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot import messages
+from bot.budget.limits import local_time, window_start
 from bot.budget.policy import ScopeKind, Who
 from bot.budget.tickets import Standing
 from bot.chat.answers import Chat
@@ -49,15 +50,18 @@ class Home:
         return Who(self.platform, workspace, channel, user)
 
     async def usage(self, who: Who) -> str:
-        """``who``'s own requests, tokens and spend today and this month (UTC), everywhere in
-        the workspace."""
+        """``who``'s own requests, tokens and spend today and this month (in the workspace's
+        zone, as its caps count), everywhere in the workspace."""
+        zone = await self.chat.commands.budget.zone(who.workspace)
         now = datetime.now(UTC)
-        day = datetime(now.year, now.month, now.day, tzinfo=UTC)
+        day, month_start = window_start("day", now, zone), window_start("month", now, zone)
         mine = (("platform", who.platform), ("workspace", who.workspace), ("user", who.user))
         report = self.chat.commands.usage.report
         today = await report(by="model", since=day, where=mine)
-        month = await report(by="model", since=day.replace(day=1), where=mine)
-        return messages.HOME_USAGE.format(today=usage_total(today), month=usage_total(month))
+        month = await report(by="model", since=month_start, where=mine)
+        return messages.HOME_USAGE.format(
+            since=local_time(day), zone=zone, today=usage_total(today), month=usage_total(month)
+        )
 
     async def budgets(self, who: Who) -> list[str]:
         """The limits ``who`` is under with no channel in question (the model's, the
@@ -146,7 +150,7 @@ def _left(s: Standing) -> str:
     amounts["limit"] = messages.quantity(s.limit, s.unit)
     if s.resets_at is None:
         return messages.HOME_RATE_LEFT.format(**amounts)
-    return messages.HOME_CAP_LEFT.format(at=s.resets_at, **amounts)
+    return messages.HOME_CAP_LEFT.format(at=s.resets_at, time=local_time(s.resets_at), **amounts)
 
 
 def _shown(value: object) -> str:

@@ -7,10 +7,12 @@ import getpass
 import sys
 
 from bot.app import open_app
+from bot.budget.limits import local_time
 from bot.budget.policy import MODELS, Limits, Who
 from bot.chat.commands import check_models
 from bot.config import Settings
 from bot.messages import used_of
+from bot.store.budgets import REMOVED
 
 HELP = "budget limits: show them, change them at run time"
 
@@ -29,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     bset = budsub.add_parser("set", help="set a limit for every replica, over the config file's")
     bset.add_argument("scope", help="model, workspace, channel or user, or one by ID: channel:C1")
     bset.add_argument(
-        "kind", help="rpm, tpm, rpd, tokens_day, tokens_month, spend_day, ..., or models"
+        "kind", help="rpm, tpm, rpd, tokens_day, tokens_week, spend_day, ..., models or timezone"
     )
     bset.add_argument("value", help="a number, or for models their names: gpt-4o-mini,gpt-5-mini")
     budsub.add_parser("list", help="every limit set with `budget set`, and the config file's")
@@ -44,6 +46,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             return _list(settings.budget.limit_values(), await app.limits.all())
         if args.budget_command in ("set", "unset"):
             value = args.value if args.budget_command == "set" else None
+            value = None if value in REMOVED else value
             try:
                 if args.kind == MODELS and value is not None:
                     check_models(app.catalog, value)
@@ -57,7 +60,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         who = Who(args.platform, args.workspace, args.channel, args.user or getpass.getuser())
         model = app.catalog.get(args.model or settings.defaults.model)
         for line in await app.budget.status(who, model):
-            resets = f"  (resets {line.resets_at:%Y-%m-%d %H:%M} UTC)" if line.resets_at else ""
+            at = line.resets_at
+            resets = f"  (resets {at:%Y-%m-%d} {local_time(at)})" if at else ""
             print(
                 f"{line.label}: {used_of(line.used, line.limit, line.unit)} "
                 f"({line.share:.0%}){resets}"

@@ -280,6 +280,11 @@ class Settings(BaseSettings):
                     f"[budgets.{name!r}]: models are chosen per workspace or channel, "
                     f"not per {scope}"
                 )
+            if budgets[name].timezone is not None and scope not in ("workspace", "model"):
+                raise ValueError(
+                    f"[budgets.{name!r}]: a time zone is set per workspace (its channels and "
+                    f"users count its days) or per model, not per {scope}"
+                )
         return budgets
 
     # The groups: built on each read (cheap), so that a ``model_copy(update=...)`` shows too.

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_settings import NoDecode
 
 from bot.models import Endpoint
@@ -26,6 +27,21 @@ def _id_list(value: object) -> object:
                 ) from None
         return [v for v in text.replace(",", " ").split() if v]
     return value
+
+
+def zone_name(value: str) -> str:
+    """An IANA zone name (``Europe/Berlin``, ``UTC``); raises ValueError with a message."""
+    name = value.strip()
+    try:
+        if not name or name.startswith(("/", ".")) or ".." in name:
+            raise ZoneInfoNotFoundError(name)
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{value!r} is not a time zone quotabot knows: use an IANA name such as "
+            "Europe/Berlin, America/New_York, Asia/Kolkata or UTC."
+        ) from None
+    return name
 
 
 IdList = Annotated[list[str], NoDecode, BeforeValidator(_id_list)]
@@ -75,10 +91,17 @@ class LimitsConfig(BaseModel):
     tpm: int | None = Field(None, gt=0, description="tokens per minute")
     rpd: int | None = Field(None, gt=0, description="requests per day")
     tokens_day: int | None = Field(None, gt=0)
+    tokens_week: int | None = Field(None, gt=0, description="Monday to Sunday")
     tokens_month: int | None = Field(None, gt=0)
     spend_day: Decimal | None = Field(None, ge=0, description="USD")
+    spend_week: Decimal | None = Field(None, ge=0, description="USD, Monday to Sunday")
     spend_month: Decimal | None = Field(None, ge=0, description="USD")
     weight: float | None = Field(None, gt=0, description="share of the queue (channels)")
     models: list[str] | None = Field(
         None, min_length=1, description="the models allowed (workspace and channel scopes)"
+    )
+    timezone: Annotated[str, AfterValidator(zone_name)] | None = Field(
+        None,
+        description="IANA zone whose days, weeks and months the caps count (workspace and "
+        "model scopes; UTC by default)",
     )

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from bot.budget.limits import local_time
 from bot.dashboard.access import Access
 from bot.dashboard.api import BadQuery, Forbidden, view_of
 from bot.dashboard.links import Scope, Unauthorized
@@ -311,7 +312,7 @@ def _budgets(budgets: list[BudgetLine], scope: Scope) -> str:
         f"<tr><td>{escape(b.label)}</td><td>{escape(str(b.used))} {escape(b.unit)}</td>"
         f"<td>{escape(str(b.limit))} {escape(b.unit)}</td>"
         f"<td>{float(b.used / b.limit) if b.limit else 0:.0%}</td>"
-        f"<td>{b.resets_at:%Y-%m-%d %H:%M} UTC</td></tr>"
+        f"<td>{b.resets_at:%Y-%m-%d} {escape(local_time(b.resets_at))}</td></tr>"
         for b in budgets
     )
     return _table("Budgets", "budgets", ["budget", "used", "limit", "share", "resets"], rows)

@@ -238,18 +238,8 @@ class Queries:
         now = datetime.now(UTC)
         cfg = DigestConfig(platform=platform, workspace=workspace, channel="")
         uses = await self.builder.current_budgets(cfg, now)
-        tomorrow = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
-        next_month = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
         return [
-            BudgetLine(
-                u.label,
-                u.unit,
-                u.used,
-                u.limit,
-                u.window,
-                next_month if "month" in u.window else tomorrow,
-            )
-            for u in uses
+            BudgetLine(u.label, u.unit, u.used, u.limit, u.window, u.resets_at or now) for u in uses
         ]
 
     def queue(self) -> list[tuple[str, int]]:

@@ -1,8 +1,8 @@
 """What a digest says, computed in SQL from the usage rows, exactly (``Decimal``).
 
 Every figure is for one local day of the workspace's time zone, [local midnight, next local
-midnight) in UTC (see :mod:`bot.digest.window`), except the budgets: caps count UTC days and
-months, so each cap is shown for the UTC day (month) that overlaps the digest's day most.
+midnight) in UTC (see :mod:`bot.digest.window`), except the budgets: each cap is shown for its
+own window (day, week or month in its zone) that holds the middle of the digest's day.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from typing import Any
 
 from sqlalchemy import Select, Subquery, case, func, literal, select, type_coerce
 
+from bot.budget.limits import window as cap_window
+from bot.budget.limits import window_end, window_start
 from bot.budget.manager import Budget
-from bot.budget.policy import ScopeKind
+from bot.budget.policy import CAPS, ScopeKind, cap_label
 from bot.digest import window
 from bot.digest.figures import WARN_AT, BudgetUse, Digest, Grant, Line, Period, ProviderCost
 from bot.errors import StoreError
@@ -230,12 +232,12 @@ class DigestBuilder:
             raise StoreError(f"Could not read usage: {describe(exc)}") from exc
 
     async def current_budgets(self, cfg: DigestConfig, now: datetime) -> list[BudgetUse]:
-        """Every cap of the workspace and what is active in it today (UTC), used so far in
-        its current window: for budget alerts."""
+        """Every cap of the workspace and what is active in it today (in its zone), used so
+        far in the cap's current window: for budget alerts and the dashboard."""
         if self.budget is None:
             return []
-        start = datetime(now.year, now.month, now.day, tzinfo=now.tzinfo)
-        end = start + timedelta(days=1)
+        zone = await self.budget.zone(cfg.workspace)
+        start, end = window_start("day", now, zone), window_end("day", now, zone)
         ws = (("platform", cfg.platform), ("workspace", cfg.workspace))
         try:
             async with self.db.session() as s:
@@ -248,6 +250,7 @@ class DigestBuilder:
                     await _lines(s, fine, "channel"),
                     await _lines(s, fine, "user"),
                     await _lines(s, self._src(start, end, fine=False, where=ws), "model"),
+                    at=now,
                 )
         except DB_ERRORS as exc:
             raise StoreError(
@@ -263,13 +266,17 @@ class DigestBuilder:
         channels: list[Line],
         users: list[Line],
         models: list[Line],
+        *,
+        at: datetime | None = None,
     ) -> list[BudgetUse]:
         """Every cap on this workspace, its active channels and users, and the models used,
-        with its use in the cap's own UTC window."""
+        with its use in the cap's own window: the one holding ``at`` (by default the middle
+        of [start, end)), in the cap's zone, up to ``end`` for a week or month."""
         if self.budget is None:
             return []
         await self.budget.reload()
         policy = self.budget.policy
+        at = at or start + (end - start) / 2
         wanted: list[tuple[ScopeKind, str, str]] = []
         for scope, instances in (
             ("workspace", [cfg.workspace]),
@@ -278,20 +285,18 @@ class DigestBuilder:
             ("model", [m.key for m in models]),
         ):
             for instance in instances:
-                for kind in ("spend_day", "spend_month", "tokens_day", "tokens_month", "rpd"):
+                for kind in CAPS:
                     if policy.value(scope, instance, kind) is not None:  # type: ignore[arg-type]
                         wanted.append((scope, instance, kind))  # type: ignore[arg-type]
         if not wanted:
             return []
-        day_w = window.utc_day_of(start, end)
-        month_w = window.utc_month_of(start, end)
-        month_w = (month_w[0], min(month_w[1], max(end, day_w[1])))
         ws = (("platform", cfg.platform), ("workspace", cfg.workspace))
-        cache: dict[tuple[str, bool], dict[str, tuple[int, int, Decimal]]] = {}
+        cache: dict[tuple[str, datetime, datetime], dict[str, tuple[int, int, Decimal]]] = {}
 
-        async def use(scope: str, monthly: bool) -> dict[str, tuple[int, int, Decimal]]:
-            if (scope, monthly) not in cache:
-                lo, hi = month_w if monthly else day_w
+        async def use(
+            scope: str, lo: datetime, hi: datetime
+        ) -> dict[str, tuple[int, int, Decimal]]:
+            if (scope, lo, hi) not in cache:
                 src = self._src(
                     lo,
                     hi,
@@ -310,34 +315,29 @@ class DigestBuilder:
                     _sum(src, "prompt_tokens") + _sum(src, "completion_tokens"),
                     _sum(src, "cost"),
                 ).group_by(key)
-                cache[(scope, monthly)] = {
+                cache[(scope, lo, hi)] = {
                     str(k): (int(n), int(t), Decimal(c or 0))
                     for k, n, t, c in (await s.execute(stmt)).all()
                 }
-            return cache[(scope, monthly)]
+            return cache[(scope, lo, hi)]
 
         out = []
         for scope, instance, kind in wanted:
-            monthly = kind.endswith("month")
-            requests, tokens, cost = (await use(scope, monthly)).get(instance, (0, 0, _ZERO))
+            period, unit = CAPS[kind]
+            zone = policy.zone(scope, instance, cfg.workspace)
+            lo, ends = window_start(period, at, zone), window_end(period, at, zone)
+            hi = ends if period == "day" else max(lo, min(ends, end))
+            requests, tokens, cost = (await use(scope, lo, hi)).get(instance, (0, 0, _ZERO))
             limit = Decimal(str(policy.value(scope, instance, kind)))  # type: ignore[arg-type]
-            unit = "usd" if kind.startswith("spend") else "requests" if kind == "rpd" else "tokens"
             used = cost if unit == "usd" else Decimal(requests if unit == "requests" else tokens)
-            lo = (month_w if monthly else day_w)[0]
             label = _label(scope, instance, kind)
-            span = f"UTC month {lo:%Y-%m}" if monthly else f"UTC day {lo:%Y-%m-%d}"
-            out.append(BudgetUse(label, unit, used, limit, span))
+            span = f"{zone} {period} {cap_window(period, at, zone)}"
+            out.append(BudgetUse(label, unit, used, limit, span, ends))
         return sorted(out, key=lambda b: -b.share)
 
 
 def _label(scope: str, instance: str, kind: str) -> str:
-    what = {
-        "spend_day": "spend per day",
-        "spend_month": "spend per month",
-        "tokens_day": "tokens per day",
-        "tokens_month": "tokens per month",
-        "rpd": "requests per day",
-    }[kind]
+    what = cap_label(kind)
     if scope == "workspace":
         return f"workspace {what}"
     if scope == "model":

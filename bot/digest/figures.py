@@ -45,7 +45,10 @@ class BudgetUse:
     used: Decimal
     limit: Decimal
     window: str
-    """The cap's own window: ``UTC day 2026-11-24`` or ``UTC month 2026-11``."""
+    """The cap's own window: ``UTC day 2026-11-24``, ``Europe/Paris week 2026-W48`` or
+    ``UTC month 2026-11``."""
+    resets_at: datetime | None = None
+    """When that window ends, in the cap's zone."""
 
     @property
     def share(self) -> float:

@@ -40,17 +40,10 @@ def local_today(zone: ZoneInfo, now: datetime | None = None) -> date:
 
 
 def utc_day_of(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    """The UTC calendar day that overlaps [start, end) the most (budget caps count UTC days)."""
+    """The UTC calendar day that overlaps [start, end) the most (the provider bills UTC days)."""
     mid = start + (end - start) / 2
     first = datetime(mid.year, mid.month, mid.day, tzinfo=UTC)
     return first, first + timedelta(days=1)
-
-
-def utc_month_of(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    mid = start + (end - start) / 2
-    first = datetime(mid.year, mid.month, 1, tzinfo=UTC)
-    following = datetime(mid.year + mid.month // 12, mid.month % 12 + 1, 1, tzinfo=UTC)
-    return first, following
 
 
 def period_start(day: date, period: str) -> date:

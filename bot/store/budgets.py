@@ -7,10 +7,22 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import delete, select
 
-from bot.budget.policy import LIMIT_KINDS, MODEL_SCOPES, MODELS, SCOPES, Value
+from bot.budget.policy import (
+    LIMIT_KINDS,
+    MODEL_SCOPES,
+    MODELS,
+    SCOPES,
+    TIMEZONE,
+    ZONE_SCOPES,
+    Value,
+)
+from bot.config.tables import zone_name
 from bot.errors import StoreError
 from bot.store.db import DB_ERRORS, Database, describe
 from bot.store.schema import BudgetLimit
+
+REMOVED = ("-", "none", "off")
+"""What an admin types as a value to remove a limit (the config file's applies again)."""
 
 
 def model_names(value: str) -> tuple[str, ...]:
@@ -21,9 +33,10 @@ def model_names(value: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def check(scope: str, kind: str, value: str | None) -> Decimal | None:
+def check(scope: str, kind: str, value: str | None) -> Decimal | str | None:
     """Validate an admin's input; raises ValueError with a message for that admin. A number
-    for a limit; None for ``models`` (checked by :func:`model_names`) and for a removal."""
+    for a limit, a zone name for ``timezone``; None for ``models`` (checked by
+    :func:`model_names`) and for a removal."""
     name, colon, instance = scope.partition(":")
     if name not in SCOPES or (colon and not instance):
         raise ValueError(
@@ -34,9 +47,16 @@ def check(scope: str, kind: str, value: str | None) -> Decimal | None:
         if name not in MODEL_SCOPES:
             raise ValueError(f"models are chosen per {' or '.join(MODEL_SCOPES)}, not per {name}")
         return None
+    if kind == TIMEZONE:
+        if name not in ZONE_SCOPES:
+            raise ValueError(
+                f"a time zone is set per workspace (its channels and users count its days) or "
+                f"per model, not per {name}"
+            )
+        return None if value is None else zone_name(value)
     if kind not in LIMIT_KINDS:
         raise ValueError(
-            f"unknown limit {kind!r}: use one of {', '.join(LIMIT_KINDS)}, or {MODELS}"
+            f"unknown limit {kind!r}: use one of {', '.join(LIMIT_KINDS)}, {MODELS} or {TIMEZONE}"
         )
     if value is None:
         return None
@@ -69,6 +89,8 @@ class BudgetLimitStore:
         for row in rows:
             if row.kind == MODELS:
                 out[row.scope][row.kind] = model_names(row.value)
+            elif row.kind == TIMEZONE:
+                out[row.scope][row.kind] = row.value
             else:
                 out[row.scope][row.kind] = Decimal(row.value)
         return dict(out)

@@ -13,11 +13,12 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from bot.config.tables import zone_name
 from bot.errors import StoreError
 from bot.store.db import DB_ERRORS, Database, describe
 from bot.store.group import GroupWriter
@@ -66,17 +67,7 @@ def parse_time(value: str) -> str:
 
 def parse_zone(value: str) -> str:
     """An IANA zone name (``Europe/Berlin``, ``UTC``); raises ValueError with a message."""
-    name = value.strip()
-    try:
-        if not name or name.startswith(("/", ".")):
-            raise ZoneInfoNotFoundError(name)
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"{value!r} is not a time zone quotabot knows: use an IANA name such as "
-            "Europe/Berlin, America/New_York, Asia/Kolkata or UTC."
-        ) from None
-    return name
+    return zone_name(value)
 
 
 class DigestSettingsStore:

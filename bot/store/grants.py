@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import delete, select, update
 
+from bot.budget.limits import zone_info, zone_of
 from bot.errors import StoreError
 from bot.store.db import DB_ERRORS, Database, describe
 from bot.store.schema import BudgetRequest
@@ -93,6 +94,7 @@ class BudgetRequests:
             amount=str(amount),
             reason=reason.strip()[:REASON_MOST],
             expires_at=expires_at,
+            tz=zone_of(expires_at),
             status="pending",
             requested_at=datetime.now(UTC),
         )
@@ -133,6 +135,7 @@ class BudgetRequests:
             amount="0",
             reason="",
             expires_at=expires_at,
+            tz=zone_of(expires_at),
             status="offered",
             requested_at=now,
         )
@@ -244,7 +247,7 @@ def _request(row: BudgetRequest) -> Request:
         unit=row.unit,
         amount=Decimal(row.amount),
         reason=row.reason,
-        expires_at=row.expires_at,
+        expires_at=row.expires_at.astimezone(zone_info(row.tz)),
         status=row.status,
         decided_by=row.decided_by,
         requested_at=row.requested_at,

@@ -172,6 +172,8 @@ class BudgetRequest(Base):
     reason: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     """The end of the cap's window when asked: a grant lapses with it, so does a request."""
+    tz: Mapped[str] = mapped_column(String(64), default="UTC", server_default=text("'UTC'"))
+    """The cap's time zone, in which ``expires_at`` is shown."""
     status: Mapped[str] = mapped_column(String(16), default="pending")
     """pending, granted or denied."""
     decided_by: Mapped[str | None] = mapped_column(String(128))

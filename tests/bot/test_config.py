@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.budget.policy import Policy
 from bot.config import GROUPS, Settings, load_settings
 from bot.config.groups import flat_names
 from bot.errors import ConfigError
@@ -67,6 +68,9 @@ def test_a_secret_in_the_file_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
         ("colour = 'blue'", "unknown settings: colour"),
         ("[models.x]\nprice = 1", "models.x.price"),
         ("not toml at all [", "not valid TOML"),
+        ("[budgets.workspace]\ntimezone = 'CET+1'", "not a time zone quotabot knows"),
+        ("[budgets.channel]\ntimezone = 'Europe/Paris'", "a time zone is set per workspace"),
+        ("[budgets.user]\nspend_fortnight = 3", "budgets.user.spend_fortnight"),
     ],
 )
 def test_bad_files_say_what_is_wrong(
@@ -77,6 +81,23 @@ def test_bad_files_say_what_is_wrong(
     monkeypatch.setenv("QUOTABOT_CONFIG", str(cfg))
     with pytest.raises(ConfigError, match=message):
         load_settings()
+
+
+def test_budget_windows_and_zones_come_from_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "quotabot.toml"
+    cfg.write_text(
+        '[budgets.workspace]\ntimezone = "Europe/Paris"\nspend_week = 25\n'
+        '[budgets."workspace:T0123"]\ntimezone = "America/New_York"\n'
+        "[budgets.user]\ntokens_week = 200000\n"
+    )
+    monkeypatch.setenv("QUOTABOT_CONFIG", str(cfg))
+    policy = Policy(load_settings().budget.limit_values())
+    assert policy.zone("workspace", "T9") == "Europe/Paris"
+    assert policy.zone("channel", "C1", workspace="T0123") == "America/New_York"
+    assert policy.zone("model", "gpt-4o") == "UTC"
+    assert policy.value("user", "U1", "tokens_week") == 200_000
 
 
 def test_plain_database_urls_get_an_async_driver(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -148,6 +148,13 @@ def test_budget_commands_set_show_and_enforce_limits() -> None:
     assert "this user's tokens per day" in later.stderr
     assert "resets at 00:00 UTC" in later.stderr
 
+    # In the workspace's zone (UTC+13:45), the day began elsewhere; what was used is still in it.
+    assert quotabot("budget", "set", "workspace", "timezone", "Pacific/Chatham").returncode == 0
+    later = quotabot("chat", "--user", "ada", stdin="three\n")
+    assert later.returncode == 1
+    assert "resets at 00:00 Pacific/Chatham" in later.stderr
+    assert quotabot("budget", "set", "workspace", "timezone", "off").returncode == 0
+
     assert quotabot("budget", "unset", "user", "tokens_day").returncode == 0
     assert quotabot("chat", "--user", "ada", stdin="five\n").returncode == 0
 

@@ -9,6 +9,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from adapters.slack import SlackAdapter, SlackConfig
 from bot import messages, takeover
 from bot.admission import Admission
 from bot.app import App, open_app
+from bot.budget.limits import window_end
 from bot.config import load_settings
 from bot.dashboard.links import links_for
 from bot.sandbox import SandboxConfig, SandboxServer
@@ -309,6 +311,42 @@ async def test_ask_usage_and_budget_commands(rig: Rig) -> None:
     await rig.command(ev.slash_command("/budget", response_url=rig.api.response_url("show")))
     (shown,) = await rig.api.wait_for_responses("show")
     assert "this channel's requests per minute" in shown["text"]
+
+
+async def test_caps_count_the_workspace_s_zone_and_say_when_they_reset_there(rig: Rig) -> None:
+    boss = "U0BOSS0001"
+    rig.api.add_user(boss, is_admin=True)
+    for n, line in enumerate(
+        ("set workspace timezone Asia/Kolkata", "set user:* spend_week 0.00001")
+    ):
+        url = rig.api.response_url(f"set{n}")
+        await rig.command(ev.slash_command("/budget", line, user_id=boss, response_url=url))
+        (done,) = await rig.api.wait_for_responses(f"set{n}")
+        assert "set to" in done["text"], done["text"]
+    await rig.command(ev.slash_command("/budget", response_url=rig.api.response_url("show")))
+    (shown,) = await rig.api.wait_for_responses("show")
+    monday = window_end("week", datetime.now(UTC), "Asia/Kolkata")
+    assert monday.weekday() == 0
+    line = next(x for x in shown["text"].splitlines() if "spend per week" in x)
+    assert f"resets 00:00 Asia/Kolkata on {monday:%b %d})" in line, line
+
+    await rig.command(ev.slash_command("/usage", response_url=rig.api.response_url("u")))
+    (usage,) = await rig.api.wait_for_responses("u")
+    assert "Today (since 00:00 Asia/Kolkata)" in usage["text"]
+
+    payload = rig.api.seed_event(ev.app_mention("an expensive question"))
+    await rig.post(payload)
+    ts = payload["event"]["ts"]  # type: ignore[index]
+    await wait_for(lambda: any("resets at" in t for t in rig.api.messages(DEFAULT_CHANNEL, ts)))
+    (refused,) = [t for t in rig.api.messages(DEFAULT_CHANNEL, ts) if "resets at" in t]
+    assert f"It resets at 00:00 Asia/Kolkata on {monday:%b %d}" in refused
+    assert rig.sandbox.stats.total.requests == 0
+
+    url = rig.api.response_url("bad")
+    line = "set channel timezone Europe/Paris"
+    await rig.command(ev.slash_command("/budget", line, user_id=boss, response_url=url))
+    (bad,) = await rig.api.wait_for_responses("bad")
+    assert "a time zone is set per workspace" in bad["text"]
 
 
 @pytest.mark.parametrize("rig", [True], indirect=True)

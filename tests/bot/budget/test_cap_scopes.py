@@ -1,6 +1,6 @@
-"""Each daily and monthly cap counts its own scope's usage only: after requests by A, B's first
-request is judged by B's usage alone, for every scope and cap kind, after a restart (the
-in-process counters rebuilt from the usage store) and across two processes sharing Redis.
+"""Each daily, weekly and monthly cap counts its own scope's usage only: after requests by A,
+B's first request is judged by B's usage alone, for every scope and cap kind, after a restart
+(the in-process counters rebuilt from the usage store) and across two processes sharing Redis.
 
 Drives the real service against the sandbox, on SQLite and PostgreSQL.
 """
@@ -19,7 +19,7 @@ from bot.budget.backend import BudgetBackend
 from bot.budget.limits import window_start
 from bot.budget.manager import Budget
 from bot.budget.memory import MemoryBackend
-from bot.budget.policy import Policy, Who
+from bot.budget.policy import CAPS, Policy, Who, cap_label
 from bot.catalog import Catalog
 from bot.errors import BudgetExceeded
 from bot.models import ChannelSettings, ChatRequest, Message
@@ -27,7 +27,9 @@ from bot.provider import OpenAIClient
 from bot.service import Service
 from bot.store import ChannelStore, Database, UsageStore
 
-KINDS = ("rpd", "tokens_day", "tokens_month", "spend_day", "spend_month")
+KINDS = CAPS
+ZONE = "Asia/Kolkata"
+"""Every workspace's: its caps count Kolkata's days, weeks and months (UTC+05:30)."""
 PEERS: dict[str, tuple[Who, Who]] = {
     # scope: (A, B), two askers apart in that scope only
     "workspace": (Who("slack", "T1", "C1", "U1"), Who("slack", "T2", "C1", "U1")),
@@ -51,9 +53,8 @@ def ask(who: Who, text: str) -> ChatRequest:
 
 
 async def used(usage: UsageStore, who: Who, scope: str, kind: str) -> Decimal | int:
-    unit = {"rpd": "requests", "tokens": "tokens", "spend": "usd"}[kind.split("_")[0]]
-    period = "month" if kind.endswith("month") else "day"
-    since = window_start(period, datetime.now(UTC))
+    period, unit = CAPS[kind]
+    since = window_start(period, datetime.now(UTC), ZONE)
     return await usage.total(unit=unit, where=who.where(scope, "gpt-4o-mini"), since=since)  # type: ignore[arg-type]
 
 
@@ -72,6 +73,7 @@ async def test_a_cap_counts_only_its_own_scope(
     channels = ChannelStore(db, DEFAULTS)
     catalog = Catalog.build()
     limits: dict[str, dict[str, object]] = {scope: {kind: 10**6}}
+    limits.setdefault("workspace", {})["timezone"] = ZONE
     new_backend: Callable[[], BudgetBackend]
     if shared == "redis":
         from bot.budget.redis import RedisBackend
@@ -124,13 +126,5 @@ async def test_a_cap_counts_only_its_own_scope(
 
 def _kind(label: str) -> str:
     """The cap kind a /budget line speaks of ("this user's tokens per day" -> tokens_day)."""
-    for words, kind in (
-        ("requests per day", "rpd"),
-        ("tokens per day", "tokens_day"),
-        ("tokens per month", "tokens_month"),
-        ("spend per day", "spend_day"),
-        ("spend per month", "spend_month"),
-    ):
-        if label.endswith(words):
-            return kind
-    return ""
+    (kind,) = [k for k in CAPS if label.endswith(cap_label(k))]
+    return kind

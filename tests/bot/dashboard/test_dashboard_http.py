@@ -182,6 +182,20 @@ async def test_budgets_say_what_is_used_and_when_each_resets(site: Site) -> None
     tomorrow = (NOW + timedelta(days=1)).date().isoformat()
     assert line["resets_at"].startswith(tomorrow)
 
+    # In the workspace's zone, a week's cap: it resets on Monday at local midnight.
+    await site.app.limits.set("workspace:T1", "timezone", "Asia/Kolkata", by="test")
+    await site.app.limits.set("workspace:T1", "spend_day", None, by="test")
+    await site.app.limits.set("workspace:T1", "tokens_week", "100000", by="test")
+    await site.app.budget.reload()
+    async with site.signed_in(Scope("slack", "T1")) as client:
+        (line,) = (await client.get("/api/v1/budgets")).json()["rows"]
+        page = (await client.get("/dashboard")).text
+    resets = datetime.fromisoformat(line["resets_at"])
+    assert resets.utcoffset() == timedelta(hours=5, minutes=30)
+    assert (resets.weekday(), resets.hour, resets.minute) == (0, 0, 0)
+    assert line["window"].startswith("Asia/Kolkata week ")
+    assert f"{resets:%Y-%m-%d} 00:00 Asia/Kolkata" in page
+
 
 async def test_the_page_escapes_what_people_named_and_leaks_no_token(
     site: Site, caplog: pytest.LogCaptureFixture

@@ -212,6 +212,34 @@ async def test_queued_and_refused_counts_and_budgets(db: Database) -> None:
     assert len(embed["title"]) <= 256 and all(len(f["value"]) <= 1024 for f in embed["fields"])
 
 
+async def test_week_caps_are_shown_for_the_workspace_s_own_week(db: Database) -> None:
+    """A weekly cap in Berlin counts from Monday 00:00 Berlin up to the digest's day, and says
+    when it resets: the next Monday, Berlin time."""
+    berlin = ZoneInfo("Europe/Berlin")
+    rows = make_rows(datetime(2026, 11, 21, tzinfo=berlin).astimezone(UTC), 24 * 6, 400, seed=3)
+    await store_rows(db, rows)
+    day = date(2026, 11, 25)  # a Wednesday; its week began on Monday the 23rd
+    week = [
+        r for r in rows if r.workspace == "T1" and date(2026, 11, 23) <= local_day(r, berlin) <= day
+    ]
+    assert week and len(week) < len([r for r in rows if r.workspace == "T1"])
+    budget = Budget(
+        MemoryBackend(),
+        Policy({"workspace": {"timezone": "Europe/Berlin", "spend_week": Decimal(1000)}}),
+    )
+    try:
+        d = await DigestBuilder(db, budget).build(
+            DigestConfig("slack", "T1", "C9", "09:00", "Europe/Berlin"), day
+        )
+    finally:
+        await budget.aclose()
+    (use,) = d.budgets
+    assert use.label == "workspace spend per week"
+    assert use.used == spend([r for r in week if r.outcome == "ok"])
+    assert use.window == "Europe/Berlin week 2026-W48"
+    assert use.resets_at == datetime(2026, 11, 30, tzinfo=berlin)
+
+
 async def test_an_empty_day_is_a_digest_too(db: Database) -> None:
     d = await DigestBuilder(db).build(DigestConfig("discord", "G1", "1"), date(2026, 11, 24))
     assert d.cost == 0 and d.requests == 0 and not d.has_chart_data

@@ -38,9 +38,28 @@ async def test_admins_limits_are_stored_validated_and_removed(db: Database) -> N
         ("channel", "rpm", "0", "at least 1 .or off to remove it."),  # 0 would read as none
         ("user", "tokens_day", "0", "at least 1"),
         ("user", "models", "gpt-4o", "per workspace or channel"),
+        ("channel", "timezone", "Europe/Paris", "per workspace .* or per model, not per channel"),
+        ("workspace", "timezone", "Paris", "not a time zone quotabot knows"),
+        ("workspace", "timezone", "../../etc/passwd", "not a time zone quotabot knows"),
     ]:
         with pytest.raises(ValueError, match=message):
             await store.set(scope, kind, value)
+
+
+async def test_a_workspace_s_time_zone_is_kept_and_applies_to_its_caps(db: Database) -> None:
+    store = BudgetLimitStore(db)
+    await store.set("workspace:T1", "timezone", " Asia/Kolkata ", by="admin")
+    await store.set("workspace:T1", "spend_week", "5")
+    assert await store.all() == {
+        "workspace:T1": {"timezone": "Asia/Kolkata", "spend_week": Decimal(5)}
+    }
+    budget = Budget(MemoryBackend(), Policy({}), overrides=store.all, refresh=0.0)
+    assert await budget.zone("T1") == "Asia/Kolkata"
+    assert await budget.zone("T2") == "UTC"
+    (cap,) = budget.policy.ask(
+        Who("slack", "T1", "C1", "U1"), Catalog.build().get("gpt-4o"), tokens=1, cost=None
+    ).caps
+    assert (cap[0].period, cap[0].zone) == ("week", "Asia/Kolkata")
 
 
 async def test_a_run_time_limit_applies_without_a_restart(db: Database) -> None:
