@@ -4,12 +4,15 @@ recorded and applied, the asker told. The fake Slack API records every call."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from adapters.slack import blocks as bk
 from adapters.slack import more
 from bot import messages
+from bot.budget.limits import local_time, window_end
+from bot.chat.surface import MoreBudget
 from fakes import slack_events as ev
 from fakes import slack_views as views
 from fakes.slack_workspace import DEFAULT_CHANNEL, DEFAULT_USER
@@ -121,3 +124,21 @@ async def test_a_refused_user_asks_and_an_admin_grants_more(rig: Rig) -> None:
     (shown,) = await rig.api.wait_for_responses("b")
     assert "Granted on request" in shown["text"]
     assert f"+2 requests on this channel's requests per day for <@{DEFAULT_USER}>" in shown["text"]
+
+
+def test_an_offer_keeps_its_cap_s_zone_through_the_form() -> None:
+    """The form carries the offer in its private_metadata; the reset is still told in the
+    cap's zone when the form comes back."""
+    ends = window_end("day", datetime.now(UTC), "Europe/Paris")
+    offer = MoreBudget(
+        platform="slack",
+        workspace="T1",
+        channel="C1",
+        user="U1",
+        cap_key="ws:slack:T1:spend_day",
+        label="this workspace's spend per day",
+        unit="usd",
+        resets_at=ends,
+    )
+    back = more._decode(more._encode(offer))
+    assert back == offer and local_time(back.resets_at) == "00:00 Europe/Paris"

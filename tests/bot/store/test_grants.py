@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot import messages
+from bot.budget.limits import window_end
 from bot.store.db import Database
 from bot.store.grants import AlreadyDecided, BudgetRequests
 
@@ -45,3 +48,14 @@ async def test_an_offer_is_kept_grants_nothing_and_lapses(db: Database) -> None:
     asked = await requests.ask(**cap(soon), amount=Decimal(2), reason="a demo")
     await requests.decide(asked.id, grant=True, by="UADMIN")
     assert await requests.in_force() == {"ch:discord:G1:C1:rpd": Decimal(2)}
+
+
+async def test_a_request_says_when_it_lapses_in_its_cap_s_zone(db: Database) -> None:
+    requests = BudgetRequests(db)
+    kolkata = ZoneInfo("Asia/Kolkata")
+    ends = window_end("week", datetime.now(UTC), "Asia/Kolkata")
+    asked = await requests.ask(**cap(ends), amount=Decimal(1), reason="a deadline")
+    await requests.decide(asked.id, grant=True, by="UADMIN")
+    (kept,) = await requests.active("discord", "G1")
+    assert kept.expires_at == ends and kept.expires_at.tzinfo == kolkata
+    assert f"until 00:00 Asia/Kolkata on {ends:%b %d}" in messages.grant_line(kept)
