@@ -84,6 +84,15 @@ class ModelInfo:
             return self.audio_price is not None
         return self.input_price is not None and self.output_price is not None
 
+    @property
+    def free(self) -> bool:
+        """Priced at nothing (a self-hosted model declared with prices "0"): no spend cap
+        applies to it, however spent the budget is."""
+        if self.endpoint == "transcriptions":
+            return self.audio_price == 0
+        cached = self.cached_input_price or 0
+        return self.input_price == 0 and self.output_price == 0 and cached == 0
+
     def completion_limit(self, max_tokens: int) -> int:
         """The most completion tokens one answer of ``max_tokens`` visible tokens may take."""
         return max_tokens + (self.reasoning_budget if self.reasoning else 0)

@@ -226,8 +226,8 @@ class Policy:
                 if kind == "rpd" and scope == "model":
                     continue  # the account's RPD: a rate (model_rates)
                 limit = self.value(scope, instance, kind)  # type: ignore[arg-type]
-                if limit is None:
-                    continue
+                if limit is None or (unit == "usd" and model.free):
+                    continue  # a free model spends nothing: a spent budget must not stop it
                 if unit == "usd":
                     amount, units = usd_units(cost or Decimal(0)), usd_units(Decimal(limit))
                 elif unit == "requests":
