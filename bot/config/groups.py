@@ -124,15 +124,26 @@ class ProviderSettings:
     def specs(self, *, default_url: str | None = None) -> dict[str, ProviderSpec]:
         """Every provider, the default first (at ``default_url`` when given: the sandbox),
         keys read from the environment. Raises ConfigError for a key that is not set."""
-        key = self.api_key if default_url is None else SecretStr("sandbox")
-        url = default_url or self.base_url
-        default = ProviderSpec(
+        return {
+            DEFAULT_PROVIDER: self._default(default_url),
+            **resolve(self.providers, self.models),
+        }
+
+    def spec(self, name: str) -> ProviderSpec:
+        """One provider as :meth:`specs` has it (only its own key is read)."""
+        if name == DEFAULT_PROVIDER:
+            return self._default(None)
+        return resolve({name: self.providers[name]}, self.models)[name]
+
+    def _default(self, url: str | None) -> ProviderSpec:
+        key = self.api_key if url is None else SecretStr("sandbox")
+        url = url or self.base_url
+        return ProviderSpec(
             name=DEFAULT_PROVIDER,
             kind="openai" if url == OPENAI_DEFAULT_BASE_URL else "openai-compatible",
             base_url=url,
             api_key=key,
         )
-        return {DEFAULT_PROVIDER: default, **resolve(self.providers, self.models)}
 
     def catalog(self) -> Catalog:
         overrides = {
