@@ -146,13 +146,19 @@ def channel_defaults(settings: Settings) -> ChannelSettings:
 
 
 @asynccontextmanager
-async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> AsyncIterator[App]:
-    """Open the store (migrating it; by default only SQLite is migrated automatically), the
-    provider client, or the built-in sandbox when no provider is configured."""
+async def open_app(
+    settings: Settings, *, auto_migrate: bool | None = None, provider_keys: bool = True
+) -> AsyncIterator[App]:
+    """Open the store (migrating it; by default only SQLite is migrated automatically), a
+    client per provider, or the built-in sandbox when no provider is configured.
+
+    A provider's key that is not set stops it with a ConfigError before anything opens,
+    unless ``provider_keys`` is False: commands that call no model (usage, budget) run
+    without the keys."""
     provider_settings, store, budget_settings = settings.provider, settings.store, settings.budget
     catalog = provider_settings.catalog()
     # Before anything opens: a provider's key that is not set stops the start here.
-    specs = provider_settings.specs()
+    specs = provider_settings.specs(keys=provider_keys)
     async with AsyncExitStack() as stack:
         db = Database(store.sqlalchemy_url)
         stack.push_async_callback(db.aclose)
@@ -161,7 +167,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         sandbox = None
         if not provider_settings.configured:
             sandbox = await stack.enter_async_context(SandboxServer(SandboxConfig(catalog=catalog)))
-            specs = provider_settings.specs(default_url=sandbox.base_url)
+            specs = provider_settings.specs(default_url=sandbox.base_url, keys=provider_keys)
         providers = Providers(
             {name: provider_client(spec, settings) for name, spec in specs.items()},
             routes=provider_settings.routes(),

@@ -121,13 +121,14 @@ class ProviderSettings:
         default provider)."""
         return routes(self.models)
 
-    def specs(self, *, default_url: str | None = None) -> dict[str, ProviderSpec]:
+    def specs(
+        self, *, default_url: str | None = None, keys: bool = True
+    ) -> dict[str, ProviderSpec]:
         """Every provider, the default first (at ``default_url`` when given: the sandbox),
-        keys read from the environment. Raises ConfigError for a key that is not set."""
-        return {
-            DEFAULT_PROVIDER: self._default(default_url),
-            **resolve(self.providers, self.models),
-        }
+        keys read from the environment. Raises ConfigError for a key that is not set, unless
+        ``keys`` is False (commands that call no model): then that key is None."""
+        named = resolve(self.providers, self.models, keys=keys)
+        return {DEFAULT_PROVIDER: self._default(default_url), **named}
 
     def spec(self, name: str) -> ProviderSpec:
         """One provider as :meth:`specs` has it (only its own key is read)."""

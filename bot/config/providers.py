@@ -180,17 +180,23 @@ def resolve(
     tables: Mapping[str, ProviderConfig],
     models: Mapping[str, ModelConfig],
     *,
+    keys: bool = True,
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, ProviderSpec]:
     """Each declared provider with its key read from the environment (or ``<VARIABLE>_FILE``,
     as secrets are mounted); ConfigError, naming the table and the variable but never a
-    value, for a key that is not set."""
+    value, for a key that is not set. ``keys=False``: a key that is not there is None (for
+    commands that call no model)."""
     env = os.environ if environ is None else environ
     specs = {}
     for name, table in tables.items():
         key = None
         if table.api_key_env is not None:
-            key = _read_key(name, table.api_key_env, env)
+            try:
+                key = _read_key(name, table.api_key_env, env)
+            except ConfigError:
+                if keys:
+                    raise
         specs[name] = ProviderSpec(
             name=name,
             kind=table.kind,

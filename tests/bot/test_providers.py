@@ -153,6 +153,9 @@ async def test_a_key_that_is_not_set_stops_the_start_before_anything_opens(
         '[providers."azure"] reads its key from AZURE_OPENAI_API_KEY, which is not set'
     )
     assert not settings.store.data_dir.exists()  # no database was created
+    # Commands that call no model (usage, budget, channel, digest) run without the key.
+    async with open_app(settings, provider_keys=False) as app:
+        assert list(app.providers) == ["default", "azure", "local"]
 
 
 async def scrape(url: str) -> dict[str, float]:
