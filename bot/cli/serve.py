@@ -27,7 +27,8 @@ HELP = "run the chat adapters and the web endpoints"
 NO_PROVIDER = (
     "quotabot: no provider is set, so serve would answer real users from the built-in sandbox "
     "(made-up text). Set OPENAI_API_KEY (and OPENAI_BASE_URL for a server other than "
-    "OpenAI's), or run `quotabot serve --sandbox` for a demo."
+    'OpenAI\'s) or declare [providers."NAME"] in the config file, or run '
+    "`quotabot serve --sandbox` for a demo."
 )
 
 
