@@ -24,6 +24,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -84,7 +85,9 @@ class ProviderConfig(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _url(cls, url: str | None) -> str | None:
-        if url is not None and not url.startswith(("http://", "https://")):
+        if url is not None and (
+            not url.startswith(("http://", "https://")) or not urlsplit(url).hostname
+        ):
             raise ValueError(
                 "base_url must be an http:// or https:// URL, e.g. http://localhost:11434/v1"
             )

@@ -159,6 +159,10 @@ def test_a_key_that_is_not_there_stops_the_start_with_what_to_set(
             "base_url must be an http:// or https:// URL",
         ),
         (
+            '[providers.local]\nkind = "openai-compatible"\nbase_url = "http:///v1"\n',
+            "base_url must be an http:// or https:// URL",
+        ),
+        (
             '[providers.local]\nkind = "openai-compatible"\nbase_url = "http://x/v1"\n'
             'headers = { Authorization = "Bearer sk-secret-in-file" }\n',
             "name the variable that holds the key with api_key_env",
