@@ -20,14 +20,14 @@ from bot.budget.policy import Policy
 from bot.catalog import Catalog
 from bot.chat.commands import Commands
 from bot.chat.digest import DigestCommands
-from bot.config import Settings
+from bot.config import ProviderSpec, Settings
 from bot.dashboard.links import links_for
 from bot.digest.content import DigestBuilder
 from bot.digest.costs import OrganizationCosts, provider_cost
 from bot.digest.send import Digests
 from bot.metrics import Metrics
 from bot.models import ChannelSettings
-from bot.provider import OpenAIClient
+from bot.provider import AzureWire, Health, OpenAIClient, OpenAIWire, Providers, Wire
 from bot.retry import RetryPolicy
 from bot.sandbox import SandboxConfig, SandboxServer
 from bot.service import Service
@@ -51,7 +51,9 @@ class App:
     db: Database
     usage: UsageStore
     channels: ChannelStore
-    provider: OpenAIClient
+    providers: Providers
+    """Each provider's client (the default one: OPENAI_BASE_URL, or the sandbox), and which
+    serves each model."""
     service: Service
     budget: Budget
     limits: BudgetLimitStore
@@ -86,7 +88,33 @@ class App:
 
     @property
     def provider_url(self) -> str:
+        """Where the default provider is."""
         return self.sandbox.base_url if self.sandbox else self.settings.provider.base_url
+
+    def describe_providers(self) -> str:
+        """For start-up lines: the default provider's address, and the others' names."""
+        others = [name for name in self.providers if name != self.providers.default]
+        more = f"; also {', '.join(others)}" if others else ""
+        return f"{self.provider_url}{more}"
+
+
+def provider_client(spec: ProviderSpec, settings: Settings) -> OpenAIClient:
+    """The client of one provider, speaking its kind's wire format."""
+    options = settings.provider
+    wire: Wire = OpenAIWire()
+    if spec.kind == "azure":
+        assert spec.api_version is not None  # the settings refuse an Azure table without one
+        wire = AzureWire(api_version=spec.api_version, deployments=spec.deployments)
+    return OpenAIClient(
+        base_url=spec.base_url,
+        api_key=spec.api_key.get_secret_value() if spec.api_key else None,
+        timeout=options.timeout,
+        max_connections=options.connections,
+        wire=wire,
+        headers=spec.headers,
+        health=Health(spec.name, after=options.down_after, down_for=options.down_for),
+        key_name=spec.key_name,
+    )
 
 
 def budget_backend(settings: Settings) -> BudgetBackend:
@@ -118,31 +146,33 @@ def channel_defaults(settings: Settings) -> ChannelSettings:
 
 
 @asynccontextmanager
-async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> AsyncIterator[App]:
-    """Open the store (migrating it; by default only SQLite is migrated automatically), the
-    provider client, or the built-in sandbox when no provider is configured."""
+async def open_app(
+    settings: Settings, *, auto_migrate: bool | None = None, provider_keys: bool = True
+) -> AsyncIterator[App]:
+    """Open the store (migrating it; by default only SQLite is migrated automatically), a
+    client per provider, or the built-in sandbox when no provider is configured.
+
+    A provider's key that is not set stops it with a ConfigError before anything opens,
+    unless ``provider_keys`` is False: commands that call no model (usage, budget) run
+    without the keys."""
     provider_settings, store, budget_settings = settings.provider, settings.store, settings.budget
     catalog = provider_settings.catalog()
+    # Before anything opens: a provider's key that is not set stops the start here.
+    specs = provider_settings.specs(keys=provider_keys)
     async with AsyncExitStack() as stack:
         db = Database(store.sqlalchemy_url)
         stack.push_async_callback(db.aclose)
         await migrate.ensure_schema(db, migrate=auto_migrate)
 
         sandbox = None
-        if provider_settings.configured:
-            base_url = provider_settings.base_url
-            api_key = provider_settings.api_key
-            key = api_key.get_secret_value() if api_key else None
-        else:
+        if not provider_settings.configured:
             sandbox = await stack.enter_async_context(SandboxServer(SandboxConfig(catalog=catalog)))
-            base_url, key = sandbox.base_url, "sandbox"
-        provider = OpenAIClient(
-            base_url=base_url,
-            api_key=key,
-            timeout=provider_settings.timeout,
-            max_connections=provider_settings.connections,
+            specs = provider_settings.specs(default_url=sandbox.base_url, keys=provider_keys)
+        providers = Providers(
+            {name: provider_client(spec, settings) for name, spec in specs.items()},
+            routes=provider_settings.routes(),
         )
-        stack.push_async_callback(provider.aclose)
+        stack.push_async_callback(providers.aclose)
 
         backend = budget_backend(settings)
         await backend.start()
@@ -179,6 +209,12 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
         metrics.watch(
             "quotabot_queue_depth", "Requests waiting for budget, by model.", budget.queue_depths
         )
+        metrics.watch(
+            "quotabot_provider_up",
+            "1 while the provider answers, 0 while it is marked down after failed calls.",
+            lambda: ((name, float(up)) for name, up in providers.states().items()),
+            label="provider",
+        )
         metrics.budget_fallback.set_function(lambda: float(backend.degraded))
         metrics.usage_quarantined.set_function(lambda: float(usage.quarantined))
         admission = Admission(settings.events.concurrent_answers or provider_settings.connections)
@@ -199,7 +235,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             stack.push_async_callback(costs.aclose)
             digests.provider_cost = provider_cost(costs, builder)
         service = Service(
-            provider=provider,
+            provider=providers,
             catalog=catalog,
             usage=usage,
             channels=channels,
@@ -229,7 +265,7 @@ async def open_app(settings: Settings, *, auto_migrate: bool | None = None) -> A
             db=db,
             usage=usage,
             channels=channels,
-            provider=provider,
+            providers=providers,
             service=service,
             budget=budget,
             limits=limits,

@@ -1,8 +1,8 @@
 """Prometheus metrics for ``GET /metrics``: what an operator watches on a dashboard.
 
 One registry per process (not prometheus_client's global one, so that tests and several apps
-in one process do not share counters). Label values are bounded: platforms, outcomes and
-model names, never users or channels (those are in the usage store and its reports).
+in one process do not share counters). Label values are bounded: platforms, outcomes, model
+and provider names, never users or channels (those are in the usage store and its reports).
 """
 
 from __future__ import annotations
@@ -90,9 +90,17 @@ class Metrics:
             registry=r,
         )
 
-    def watch(self, name: str, help: str, read: Callable[[], Iterable[tuple[str, float]]]) -> None:
-        """A gauge by model read when scraped (queue depth, budget use): always current."""
-        self.registry.register(_Read(name, help, read))
+    def watch(
+        self,
+        name: str,
+        help: str,
+        read: Callable[[], Iterable[tuple[str, float]]],
+        *,
+        label: str = "model",
+    ) -> None:
+        """A gauge by model (or by ``label``) read when scraped (queue depth, budget use, a
+        provider's health): always current."""
+        self.registry.register(_Read(name, help, read, label))
 
     def answered(self, model: str, prompt: int, completion: int, cost: Decimal | None) -> None:
         self.tokens.labels(model, "prompt").inc(prompt)
@@ -105,11 +113,17 @@ class Metrics:
 
 
 class _Read(Collector):
-    def __init__(self, name: str, help: str, read: Callable[[], Iterable[tuple[str, float]]]):
-        self.name, self.help, self.read = name, help, read
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        read: Callable[[], Iterable[tuple[str, float]]],
+        label: str = "model",
+    ):
+        self.name, self.help, self.read, self.label = name, help, read, label
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        family = GaugeMetricFamily(self.name, self.help, labels=["model"])
-        for model, value in self.read():
-            family.add_metric([model], value)
+        family = GaugeMetricFamily(self.name, self.help, labels=[self.label])
+        for value_of, value in self.read():
+            family.add_metric([value_of], value)
         yield family

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 Check = Callable[[], Awaitable[bool | None]]
 """One readiness check: True ready, False not, None not applicable (left out)."""
+States = Callable[[], Mapping[str, str]]
+"""What /readyz lists beside its checks, e.g. each provider: ``{"azure": "down"}``."""
 CHECK_TIMEOUT = 2.0
 
 MAX_BODY = 1024 * 1024
@@ -83,7 +85,8 @@ class BodyPools:
 
 class WebServer(AsyncResource):
     """``/healthz``: the process is up. ``/readyz``: every check passes (503 and which one
-    fails otherwise), for load balancers and Kubernetes readiness probes."""
+    fails otherwise), for load balancers and Kubernetes readiness probes; it also lists the
+    ``states`` (each provider's), which say more than a check but decide nothing."""
 
     def __init__(
         self,
@@ -92,10 +95,12 @@ class WebServer(AsyncResource):
         host: str,
         port: int,
         checks: Mapping[str, Check] | None = None,
+        states: Mapping[str, States] | None = None,
         keepalive_timeout: float = KEEPALIVE_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
     ):
         self.checks = dict(checks or {})
+        self.states = dict(states or {})
         self.keepalive_timeout, self.read_timeout = keepalive_timeout, read_timeout
         self.pools = BodyPools()
         self.app = web.Application(client_max_size=MAX_BODY, middlewares=[self._read_body])
@@ -124,10 +129,9 @@ class WebServer(AsyncResource):
             if ok is not None:
                 results[name] = "ok" if ok else "failing"
         ready = all(v == "ok" for v in results.values())
-        return web.json_response(
-            {"status": "ready" if ready else "not ready", "checks": results},
-            status=200 if ready else 503,
-        )
+        body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": results}
+        body |= {name: dict(read()) for name, read in self.states.items()}
+        return web.json_response(body, status=200 if ready else 503)
 
     @web.middleware
     async def _read_body(self, request: web.Request, handler: Handler) -> web.StreamResponse:

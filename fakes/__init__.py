@@ -7,6 +7,9 @@ and the benchmarks (``bench/``); not part of the installed package.
 - ``slack_workspace.SlackWorkspace``: the IDs both share, so an event's ``authorizations`` match
   what ``auth.test`` answers.
 - ``discord_api.FakeDiscordAPI``: a local Discord REST API, and ``Signer`` for signed interactions.
+- ``openai_api.FakeOpenAI`` and ``FakeAzureOpenAI``: OpenAI's API and an Azure OpenAI resource
+  (deployment URLs, ``api-version``, ``api-key``), each checking the key and naming itself in
+  its answers, for tests of routing between providers and of their health.
 - ``recordings``: real audio files (wav; mp3, m4a, ogg, webm through PyAV) for voice tests.
 - ``ports.free_port``: a free TCP port on 127.0.0.1, for servers started by hand.
 

@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    async with open_app(settings) as app:
+    async with open_app(settings, provider_keys=False) as app:
         if args.budget_command == "list":
             return _list(settings.budget.limit_values(), await app.limits.all())
         if args.budget_command in ("set", "unset"):

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     fields = ("model", "system_prompt", "max_tokens", "temperature", "enabled")
-    async with open_app(settings) as app:
+    async with open_app(settings, provider_keys=False) as app:
         if args.reset:
             current = await app.channels.set(
                 args.platform, args.workspace, args.channel, **{f: None for f in fields}

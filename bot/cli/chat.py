@@ -28,7 +28,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         else:
-            print(f"quotabot: using the provider at {app.provider_url}", file=sys.stderr)
+            print(f"quotabot: using the provider at {app.describe_providers()}", file=sys.stderr)
         chat = TerminalChat(
             app.service,
             stdin=sys.stdin,

@@ -1,6 +1,6 @@
 """``quotabot config``: the settings in effect (secrets masked) and where each came from, under
 the headings of their groups, then one line per thing quotabot talks to: the database, Redis,
-the provider, Slack and Discord."""
+each provider, Slack and Discord."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import httpx
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
-from bot.config import GROUPS, SECRETS, Settings, env_name
+from bot.config import DEFAULT_PROVIDER, GROUPS, SECRETS, ProviderSpec, Settings, env_name
 from bot.config.groups import flat_names
 from bot.store import Database, migrate
 
@@ -124,23 +124,15 @@ def _checks(settings: Settings) -> list[tuple[str, Check]]:
             await client.aclose()
         return "answers"
 
-    async def provider() -> str:
-        provider_settings = settings.provider
-        if not provider_settings.configured:
-            return "none set: `chat` uses the built-in sandbox, `serve` refuses to start"
-        key, base_url = provider_settings.api_key, provider_settings.base_url
-        headers = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
-        url = f"{base_url}/models"
-        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
-            try:
-                response = await http.get(url, headers=headers)
-            except httpx.HTTPError as exc:
-                raise RuntimeError(f"cannot reach {base_url}: {exc!r}") from exc
-        if response.status_code in (401, 403):
-            raise RuntimeError(f"{base_url} refused the key ({response.status_code})")
-        if response.status_code >= 400:
-            raise RuntimeError(f"GET {url} answered {response.status_code}")
-        return f"{base_url} answers and takes the key"
+    def provider(name: str) -> Check:
+        async def check() -> str:
+            provider_settings = settings.provider
+            if name == DEFAULT_PROVIDER and not provider_settings.configured:
+                return "none set: `chat` uses the built-in sandbox, `serve` refuses to start"
+            spec = provider_settings.spec(name)  # a key that is not set: FAIL, with what to set
+            return await _provider_answers(spec)
+
+        return check
 
     async def slack() -> str | None:
         slack_settings = settings.slack
@@ -173,13 +165,39 @@ def _checks(settings: Settings) -> list[tuple[str, Check]]:
             raise RuntimeError(f"DISCORD_TOKEN refused ({response.status_code})")
         return f"DISCORD_TOKEN is the bot {response.json().get('username', '?')}"
 
+    named = [(f"provider {name}", provider(name)) for name in settings.provider.providers]
     return [
         ("database", database),
         ("redis", redis),
-        ("provider", provider),
+        ("provider", provider(DEFAULT_PROVIDER)),
+        *named,
         ("slack", slack),
         ("discord", discord),
     ]
+
+
+async def _provider_answers(spec: ProviderSpec) -> str:
+    """Lists the provider's models with its key: the address answers, and takes the key."""
+    base_url, headers = spec.base_url, dict(spec.headers)
+    if spec.kind == "azure":
+        url = f"{base_url.removesuffix('/openai')}/openai/models"
+        params = {"api-version": spec.api_version or ""}
+        if spec.api_key is not None:
+            headers["api-key"] = spec.api_key.get_secret_value()
+    else:
+        url, params = f"{base_url}/models", {}
+        if spec.api_key is not None:
+            headers["Authorization"] = f"Bearer {spec.api_key.get_secret_value()}"
+    async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+        try:
+            response = await http.get(url, params=params, headers=headers)
+        except httpx.HTTPError as exc:
+            raise RuntimeError(f"cannot reach {base_url}: {exc!r}") from exc
+    if response.status_code in (401, 403):
+        raise RuntimeError(f"{base_url} refused the key ({response.status_code})")
+    if response.status_code >= 400:
+        raise RuntimeError(f"GET {url} answered {response.status_code}")
+    return f"{base_url} answers and takes the key"
 
 
 def _reason(exc: Exception) -> str:

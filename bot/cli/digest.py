@@ -53,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.verb is not None:
         return await _settings(settings, args)
-    async with open_app(settings) as app, AsyncExitStack() as stack:
+    async with open_app(settings, provider_keys=False) as app, AsyncExitStack() as stack:
         stored = await app.digests.settings.all()
         if not args.send and not any(c.platform == TERMINAL.platform for c in stored):
             stored.append(TERMINAL)
@@ -122,7 +122,7 @@ async def _settings(settings: Settings, args: argparse.Namespace) -> int:
     """``digest show|set|on|off``: what /digest does in chat, for an operator (no admin check:
     whoever runs quotabot's command line is one)."""
     platform, workspace = args.platform or "terminal", args.workspace or "local"
-    async with open_app(settings) as app:
+    async with open_app(settings, provider_keys=False) as app:
         commands = app.digest_commands
         try:
             if args.verb == "show":

@@ -27,7 +27,8 @@ HELP = "run the chat adapters and the web endpoints"
 NO_PROVIDER = (
     "quotabot: no provider is set, so serve would answer real users from the built-in sandbox "
     "(made-up text). Set OPENAI_API_KEY (and OPENAI_BASE_URL for a server other than "
-    "OpenAI's), or run `quotabot serve --sandbox` for a demo."
+    'OpenAI\'s) or declare [providers."NAME"] in the config file, or run '
+    "`quotabot serve --sandbox` for a demo."
 )
 
 
@@ -90,6 +91,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             host=args.host or settings.web.host,
             port=args.port or settings.web.port,
             checks=readiness(app, adapters),
+            states={"providers": lambda: provider_states(app)},
             keepalive_timeout=settings.web.keepalive_timeout,
             read_timeout=settings.web.read_timeout,
         )
@@ -105,7 +107,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         # Said once SIGTERM is handled: whoever waits for this line may stop it at once.
-        provider = f"the sandbox at {app.provider_url}" if app.sandbox else app.provider_url
+        provider = f"the sandbox at {app.provider_url}" if app.sandbox else app.describe_providers()
         on = {a.platform: a.describe() for a in adapters}
         print(
             f"quotabot serving on {server.url} (provider: {provider}, "
@@ -147,12 +149,17 @@ async def _start_adapters(
 
 
 def readiness(app: App, adapters: Iterable[ChatAdapter] = ()) -> dict[str, Check]:
-    """What /readyz checks: the database, Redis (when configured: not on the fallback), and
-    each long-lived connection that is on (Slack Socket Mode, the Discord gateway)."""
+    """What /readyz checks: the database, Redis (when configured: not on the fallback), the
+    providers (failing only when every one is marked down: a bot with one of three down still
+    answers), and each long-lived connection that is on (Slack Socket Mode, the Discord
+    gateway)."""
 
     async def redis() -> bool | None:
         backend = app.budget.backend
         return None if isinstance(backend, MemoryBackend) else not backend.degraded
+
+    async def providers() -> bool:
+        return any(app.providers.states().values())
 
     async def off() -> None:
         return None
@@ -160,9 +167,15 @@ def readiness(app: App, adapters: Iterable[ChatAdapter] = ()) -> dict[str, Check
     checks: dict[str, Check] = {
         "database": app.db.ping,
         "redis": redis,
+        "providers": providers,
         "slack_socket_mode": off,
         "discord_gateway": off,
     }
     for adapter in adapters:
         checks |= adapter.checks()
     return checks
+
+
+def provider_states(app: App) -> dict[str, str]:
+    """Each provider, ``up`` or ``down`` (see bot.provider.health), for /readyz."""
+    return {name: "up" if up else "down" for name, up in app.providers.states().items()}

@@ -27,7 +27,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.since and args.until and args.since >= args.until:
         print("quotabot: --since must be a day before --until", file=sys.stderr)
         return 2
-    async with open_app(settings) as app:
+    async with open_app(settings, provider_keys=False) as app:
         lines = await app.usage.report(by=args.by, since=args.since, until=args.until)
     if args.json:
         print(json.dumps([_line_json(line) for line in lines], indent=2))

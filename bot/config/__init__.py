@@ -5,6 +5,7 @@ settings.py  the flat fields, named as they are set (``SLACK_BOT_TOKEN``, ``max_
 groups.py    the same settings by subject, as code reads them: ``settings.slack.bot_token``
 sources.py   the TOML file and ``<VARIABLE>_FILE`` secrets
 tables.py    the TOML file's ``[models."NAME"]`` and ``[budgets."SCOPE"]`` tables
+providers.py its ``[providers."NAME"]`` tables, and each provider with its key read
 urls.py      a database URL with an asyncio or a blocking driver
 """
 
@@ -24,12 +25,14 @@ from bot.config.groups import (
     VoiceSettings,
     WebSettings,
 )
+from bot.config.providers import DEFAULT_PROVIDER, ProviderConfig, ProviderKind, ProviderSpec
 from bot.config.settings import DEFAULT_SYSTEM_PROMPT, Settings, load_settings
 from bot.config.sources import SECRETS, env_name
 from bot.config.tables import IdList, LimitsConfig, ModelConfig
 from bot.config.urls import async_database_url, sync_database_url
 
 __all__ = [
+    "DEFAULT_PROVIDER",
     "DEFAULT_SYSTEM_PROMPT",
     "GROUPS",
     "OPENAI_DEFAULT_BASE_URL",
@@ -44,7 +47,10 @@ __all__ = [
     "LimitsConfig",
     "LogsSettings",
     "ModelConfig",
+    "ProviderConfig",
+    "ProviderKind",
     "ProviderSettings",
+    "ProviderSpec",
     "Settings",
     "SlackSettings",
     "StoreSettings",

@@ -18,6 +18,13 @@ from pydantic import SecretStr
 
 from bot.budget.policy import Value
 from bot.catalog import Catalog, ModelOverride, Tier
+from bot.config.providers import (
+    DEFAULT_PROVIDER,
+    ProviderConfig,
+    ProviderSpec,
+    resolve,
+    routes,
+)
 from bot.config.tables import LimitsConfig, ModelConfig
 from bot.config.urls import async_database_url
 
@@ -92,18 +99,58 @@ class ProviderSettings:
     retry_base: float = setting("retry_base")
     retry_max: float = setting("retry_max")
     models: Mapping[str, ModelConfig] = setting("models")
+    providers: Mapping[str, ProviderConfig] = setting("providers")
+    """The ``[providers."NAME"]`` tables, besides the default provider (see
+    bot.config.providers)."""
+    down_after: int = setting("provider_down_after")
+    """Failed calls in a row (5xx, timeouts, no connection) that mark a provider down."""
+    down_for: float = setting("provider_down_for")
+    """Seconds a provider stays marked down after its last failure (unless a call succeeds)."""
 
     @property
     def configured(self) -> bool:
         """False means: nothing says where a model lives, so the built-in sandbox answers."""
-        return self.api_key is not None or self.url is not None
+        return self.api_key is not None or self.url is not None or bool(self.providers)
 
     @property
     def base_url(self) -> str:
         return (self.url or OPENAI_DEFAULT_BASE_URL).rstrip("/")
 
+    def routes(self) -> dict[str, str]:
+        """Model -> its provider's name, for the models that name one (the others: the
+        default provider)."""
+        return routes(self.models)
+
+    def specs(
+        self, *, default_url: str | None = None, keys: bool = True
+    ) -> dict[str, ProviderSpec]:
+        """Every provider, the default first (at ``default_url`` when given: the sandbox),
+        keys read from the environment. Raises ConfigError for a key that is not set, unless
+        ``keys`` is False (commands that call no model): then that key is None."""
+        named = resolve(self.providers, self.models, keys=keys)
+        return {DEFAULT_PROVIDER: self._default(default_url), **named}
+
+    def spec(self, name: str) -> ProviderSpec:
+        """One provider as :meth:`specs` has it (only its own key is read)."""
+        if name == DEFAULT_PROVIDER:
+            return self._default(None)
+        return resolve({name: self.providers[name]}, self.models)[name]
+
+    def _default(self, url: str | None) -> ProviderSpec:
+        key = self.api_key if url is None else SecretStr("sandbox")
+        url = url or self.base_url
+        return ProviderSpec(
+            name=DEFAULT_PROVIDER,
+            kind="openai" if url == OPENAI_DEFAULT_BASE_URL else "openai-compatible",
+            base_url=url,
+            api_key=key,
+        )
+
     def catalog(self) -> Catalog:
-        overrides = {name: ModelOverride(**m.model_dump()) for name, m in self.models.items()}
+        overrides = {
+            name: ModelOverride(**m.model_dump(exclude={"provider", "deployment"}))
+            for name, m in self.models.items()
+        }
         return Catalog.build(tier=self.tier, overrides=overrides)
 
 

@@ -14,7 +14,14 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -41,6 +48,7 @@ from bot.config.groups import (
     WebSettings,
     view,
 )
+from bot.config.providers import ProviderConfig, check_models, check_names
 from bot.config.sources import SecretFileSource, TomlSource, env_name
 from bot.config.tables import IdList, LimitsConfig, ModelConfig
 from bot.errors import ConfigError
@@ -107,7 +115,13 @@ class Settings(BaseSettings):
     provider_tier: Tier = "free"
     request_timeout: float = Field(60.0, gt=0)
     store_message_text: bool = False
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    """The ``[providers."NAME"]`` tables; declared before ``models``, which name them."""
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    provider_down_after: int = Field(3, ge=1)
+    """Failed calls in a row (5xx, timeouts, no connection) that mark a provider down."""
+    provider_down_for: float = Field(30.0, gt=0)
+    """Seconds a provider stays marked down after its last failure, unless a call succeeds."""
     allowed_workspaces: IdList = Field(default_factory=list)
     """Slack workspace / Discord server IDs quotabot answers in; empty: all."""
     allowed_channels: IdList = Field(default_factory=list)
@@ -264,6 +278,22 @@ class Settings(BaseSettings):
                 "write redis://host:6379/0 (or rediss:// for TLS, unix:// for a socket)"
             )
         return url
+
+    @field_validator("providers")
+    @classmethod
+    def _provider_names(cls, providers: dict[str, ProviderConfig]) -> dict[str, ProviderConfig]:
+        check_names(providers)
+        return providers
+
+    @field_validator("models")
+    @classmethod
+    def _model_providers(
+        cls, models: dict[str, ModelConfig], info: ValidationInfo
+    ) -> dict[str, ModelConfig]:
+        # Only when the providers themselves were valid: their own errors are reported then.
+        if "providers" in info.data:
+            check_models(models, info.data["providers"])
+        return models
 
     @field_validator("budgets")
     @classmethod

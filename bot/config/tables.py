@@ -78,6 +78,12 @@ class ModelConfig(BaseModel):
     image_patch_multiplier: Decimal | None = Field(
         None, gt=0, description="tokens per 32 px patch (patch-counting models)"
     )
+    provider: str | None = Field(
+        None, description='the [providers."NAME"] that serves it; unset: the default provider'
+    )
+    deployment: str | None = Field(
+        None, min_length=1, description="Azure: the deployment's name; unset: the model's name"
+    )
 
 
 class LimitsConfig(BaseModel):

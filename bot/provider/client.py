@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 import httpx
@@ -13,6 +13,7 @@ from bot.errors import ConfigError
 from bot.lifecycle import AsyncResource
 from bot.models import Message
 from bot.provider.failures import ErrorMapper, describe_body, status_cause
+from bot.provider.health import Health
 from bot.provider.results import (
     BadBody,
     Completion,
@@ -22,6 +23,7 @@ from bot.provider.results import (
     parse_transcription,
 )
 from bot.provider.stream import ChatStream
+from bot.provider.wire import OpenAIWire, Wire
 
 
 def _body(model: str, **fields: Any) -> dict[str, Any]:
@@ -37,7 +39,12 @@ when rate-limit headers came back."""
 
 
 class OpenAIClient(AsyncResource):
-    """Calls one OpenAI-compatible server, one attempt per call; an async context manager."""
+    """Calls one OpenAI-compatible server, one attempt per call; an async context manager.
+
+    ``wire`` says how that kind of server is addressed (OpenAI's URLs and bearer key by
+    default; ``bot.provider.azure.AzureWire`` for Azure OpenAI); ``headers`` go with every
+    call; ``health`` hears how each call went; ``key_name`` is where the key comes from, for
+    the messages that ask an operator to check it."""
 
     def __init__(
         self,
@@ -48,6 +55,10 @@ class OpenAIClient(AsyncResource):
         timeout: float = 60.0,
         connect_timeout: float = 10.0,
         max_connections: int = 100,
+        wire: Wire | None = None,
+        headers: Mapping[str, str] | None = None,
+        health: Health | None = None,
+        key_name: str = "OPENAI_API_KEY",
     ) -> None:
         try:
             url = httpx.URL(base_url)
@@ -62,6 +73,10 @@ class OpenAIClient(AsyncResource):
         where = host if url.port is None else f"{host}:{url.port}"
         self._base_url = url
         self._api_key = api_key
+        self.wire = wire or OpenAIWire()
+        self.health = health or Health()
+        """Whether the server answers, from this client's calls."""
+        self._headers = {**(headers or {}), **(self.wire.auth(api_key) if api_key else {})}
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._owns_http = http is None
         if http is None:
@@ -79,7 +94,14 @@ class OpenAIClient(AsyncResource):
         # O(queued x connections) per request: a burst of 500 calls took seconds of CPU
         # (bench.budgets).
         self._slots = asyncio.Semaphore(max_connections)
-        self._errors = ErrorMapper(where, api_key is not None, timeout, connect_timeout)
+        self._errors = ErrorMapper(
+            where,
+            api_key is not None,
+            timeout,
+            connect_timeout,
+            key_name=key_name,
+            not_found=self.wire.not_found,
+        )
 
     def __repr__(self) -> str:
         shown = self._base_url.copy_with(username=None, password=None)
@@ -133,7 +155,7 @@ class OpenAIClient(AsyncResource):
             stream=True,
             stream_options={"include_usage": True},
         )
-        request = self._request("/chat/completions", body, accept="text/event-stream")
+        request = self._request("/chat/completions", body, model=model, accept="text/event-stream")
         return ChatStream(
             self._http,
             request,
@@ -141,6 +163,7 @@ class OpenAIClient(AsyncResource):
             errors=self._errors,
             slots=self._slots,
             on_send=on_send,
+            health=self.health,
         )
 
     async def complete(
@@ -181,7 +204,12 @@ class OpenAIClient(AsyncResource):
         if language:
             fields["language"] = language
         request = self._request(
-            "/audio/transcriptions", None, accept="application/json", data=fields, files=file
+            "/audio/transcriptions",
+            None,
+            model=model,
+            accept="application/json",
+            data=fields,
+            files=file,
         )
         payload, response, latency = await self._json(request, model=model, on_send=on_send)
         try:
@@ -196,15 +224,13 @@ class OpenAIClient(AsyncResource):
         path: str,
         body: dict[str, Any] | None,
         *,
+        model: str,
         accept: str,
         data: dict[str, str] | None = None,
         files: tuple[str, bytes | IO[bytes], str] | None = None,
     ) -> httpx.Request:
-        headers = {"Accept": accept}
-        if self._api_key is not None:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        # copy_with keeps a query in base_url (Azure's ?api-version=...) after the new path.
-        url = self._base_url.copy_with(path=self._base_url.path.rstrip("/") + path)
+        headers = {"Accept": accept, **self._headers}
+        url = self.wire.url(self._base_url, path, model)
         if files is not None:
             return self._http.build_request(
                 "POST",
@@ -228,7 +254,9 @@ class OpenAIClient(AsyncResource):
                     on_send()
                 response = await self._http.send(request)
         except httpx.RequestError as exc:
+            self.health.unanswered(exc)
             raise self._errors.transport(exc) from exc
+        self.health.answered(response.status_code)
         return response, time.monotonic() - started
 
     async def _json(
@@ -253,7 +281,7 @@ class OpenAIClient(AsyncResource):
         model: str,
         on_send: OnSend | None,
     ) -> Completion:
-        request = self._request(path, body, accept="application/json")
+        request = self._request(path, body, model=model, accept="application/json")
         payload, response, latency = await self._json(request, model=model, on_send=on_send)
         try:
             return parse_completion(

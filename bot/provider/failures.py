@@ -154,6 +154,11 @@ class ErrorMapper:
     has_key: bool
     timeout: float
     connect_timeout: float
+    key_name: str = "OPENAI_API_KEY"
+    """Where the key comes from: what an operator is asked to set or check."""
+    not_found: str = (
+        "Check the model name, and that base_url is the API root (it usually ends in /v1)."
+    )
 
     def status(self, response: httpx.Response, *, model: str) -> ProviderError:
         """The error for a non-2xx answer; it carries ``rate_limits`` from the headers."""
@@ -208,22 +213,21 @@ class ErrorMapper:
         if status in (401, 403) and not self.has_key:
             return AuthenticationFailed, (
                 f"{at} wants an API key ({status}) and none is configured: {detail} "
-                "Set OPENAI_API_KEY."
+                f"Set {self.key_name}."
             )
         if status == 401:
             return AuthenticationFailed, (
-                f"{at} refused the API key (401): {detail} Check OPENAI_API_KEY."
+                f"{at} refused the API key (401): {detail} Check {self.key_name}."
             )
         if status == 403:
             return AuthenticationFailed, (
-                f"{at} refused access (403): {detail} Check OPENAI_API_KEY and what the "
+                f"{at} refused access (403): {detail} Check {self.key_name} and what the "
                 "account may use."
             )
         if status == 404:
             return ModelNotFound, (
                 f"{at} does not serve model {model!r} at {response.request.url.path} (404): "
-                f"{detail} Check the model name, and that base_url is the API root "
-                "(it usually ends in /v1)."
+                f"{detail} {self.not_found}"
             )
         if status in (400, 409, 413, 422):
             return BadRequest, f"{at} rejected the request for {model} ({status}): {detail}"

@@ -22,6 +22,7 @@ import httpx
 from bot.errors import ProviderError
 from bot.models import Usage
 from bot.provider.failures import ErrorMapper, describe_body, sentence, snippet, status_cause
+from bot.provider.health import Health
 from bot.provider.results import (
     BadBody,
     Choice,
@@ -139,8 +140,10 @@ class ChatStream:
         errors: ErrorMapper,
         slots: asyncio.Semaphore | None = None,
         on_send: Callable[[], object] | None = None,
+        health: Health | None = None,
     ) -> None:
         self._http = http
+        self._health = health or Health()
         self._slots = slots or asyncio.Semaphore(1_000_000)
         self._holding = False
         self._on_send = on_send
@@ -163,7 +166,9 @@ class ChatStream:
             try:
                 response = await self._http.send(self._request, stream=True)
             except httpx.RequestError as exc:
+                self._health.unanswered(exc)
                 raise self._errors.transport(exc) from exc
+            self._health.answered(response.status_code)
             if not response.is_success:
                 try:
                     await response.aread()
@@ -227,6 +232,7 @@ class ChatStream:
                     for text in acc.add(self._chunk(response, payload)):
                         yield text
         except httpx.RequestError as exc:
+            self._health.unanswered(exc)
             raise self._errors.transport(exc) from exc
         self.completion = acc.result(response.headers, time.monotonic() - self._started)
 

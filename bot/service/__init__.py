@@ -1,6 +1,6 @@
 """The core: one chat request in, one reply out, with its usage recorded.
 
-    adapter -> Service.handle(request) -> budget -> provider -> usage store -> Reply
+    adapter -> Service.handle(request) -> budget -> the model's provider -> usage store -> Reply
     adapter -> Service.transcribe(request) -> the same budget, provider and store -> Transcript
 
 Adapters call :class:`Service`; they never talk to the provider or the store directly.

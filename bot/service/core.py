@@ -23,7 +23,7 @@ from bot.errors import AudioOverBudget, BudgetExceeded, RequestRejected
 from bot.messages import format_cost
 from bot.metrics import Metrics
 from bot.models import ChatRequest, Reply, Transcript, TranscriptionRequest
-from bot.provider import OpenAIClient
+from bot.provider import OpenAIClient, Providers
 from bot.retry import RetryPolicy
 from bot.service import transcription
 from bot.service.attempts import Attempts
@@ -38,10 +38,13 @@ log = logging.getLogger(__name__)
 
 
 class Service:
+    """``provider``: the one client every model is sent to, or the Providers that give each
+    model its provider's client."""
+
     def __init__(
         self,
         *,
-        provider: OpenAIClient,
+        provider: OpenAIClient | Providers,
         catalog: Catalog,
         usage: UsageStore,
         channels: ChannelStore,
@@ -57,7 +60,8 @@ class Service:
         admission: Admission | None = None,
         transcription_model: str = "whisper-1",
     ):
-        self.provider = provider
+        self.providers = provider if isinstance(provider, Providers) else Providers.one(provider)
+        """Each model's provider: a request's calls go to the client of its model's."""
         self.catalog = catalog
         self.usage = usage
         self.channels = channels
@@ -106,7 +110,7 @@ class Service:
             job = ChatJob(
                 request,
                 prep,
-                provider=self.provider,
+                provider=self.providers.client(prep.info.name),
                 budget=self.budget,
                 batching=self.batching,
                 store_message_text=self.store_message_text,
@@ -139,7 +143,7 @@ class Service:
             job = TranscriptionJob(
                 request,
                 info,
-                provider=self.provider,
+                provider=self.providers.client(info.name),
                 store_message_text=self.store_message_text,
             )
             deadline = time.monotonic() + self.deadline

@@ -27,7 +27,7 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 MANIFESTS = sorted((DEPLOY / "k8s").glob("*.yaml"))
 
 
-TABLES = {"budgets", "models"}
+TABLES = {"budgets", "models", "providers"}
 """Settings written as tables of the config file (the README documents them there)."""
 
 
