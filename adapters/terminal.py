@@ -168,6 +168,8 @@ class TerminalChat:
         self.stdout.flush()
 
     def _report(self, reply: Reply) -> None:
+        if reply.fallback:
+            self._status(reply.fallback)
         self._status(messages.usage_line(reply))
 
     def _status(self, text: str) -> None:

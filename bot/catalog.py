@@ -77,6 +77,9 @@ class ModelInfo:
     image_tokens: ImageTokens = TILES
     known: bool = True
     """False for a model that is neither built in nor configured (a self-hosted one, say)."""
+    provider: str = "default"
+    """The ``[providers."NAME"]`` that serves it (bot.provider.router), "default" for
+    OPENAI_BASE_URL: its limits are that provider account's."""
 
     @property
     def priced(self) -> bool:
@@ -278,6 +281,7 @@ class ModelOverride:
     image_base_tokens: int | None = None
     image_tile_tokens: int | None = None
     image_patch_multiplier: Decimal | None = None
+    provider: str | None = None
 
 
 def builtin_models(tier: Tier) -> dict[str, ModelInfo]:
@@ -368,6 +372,7 @@ class Catalog:
                 vision=_pick(o.vision, base.vision),
                 image_tokens=_image_tokens(o, base.image_tokens),
                 known=True,
+                provider=o.provider or base.provider,
             )
         return cls(models)
 

@@ -172,6 +172,17 @@ def format_cost(cost: Decimal | None) -> str:
     return f"${cost:.4f}" if cost < 1 else f"${cost:,.2f}"
 
 
+FALLBACK = "answered by {model} instead of {asked}: {why}"
+FALLBACK_CAP = "{label} is used up until {at}"
+FALLBACK_WAIT = "its queue would have kept you waiting too long"
+FALLBACK_DOWN = "its provider is not answering"
+
+
+def with_fallback(text: str, reply: Reply) -> str:
+    """An answer's text, with the line that says another model answered (in italics)."""
+    return f"{text}\n\n_{reply.fallback}_" if reply.fallback else text
+
+
 def usage_line(reply: Reply) -> str:
     """The short line after an answer: tokens in/out, cost, model."""
     u = reply.usage

@@ -59,6 +59,13 @@ class Metrics:
         self.retries = Counter(
             "quotabot_retries", "Provider calls retried, by model.", ["model"], registry=r
         )
+        self.fallbacks = Counter(
+            "quotabot_fallbacks",
+            "Requests answered by a fallback model, by the model asked for and the one that "
+            "answered.",
+            ["asked", "answered"],
+            registry=r,
+        )
         self.queue_wait = Histogram(
             "quotabot_queue_wait_seconds",
             "Time a request waited for budget before it was sent.",

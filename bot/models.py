@@ -110,6 +110,10 @@ class Reply:
     request_id: str
     usage_estimated: bool = False
     """True when the provider reported no usage and the counts are quotabot's own."""
+    fallback: str = ""
+    """The line that says another model than the one asked for answered, and why ("answered
+    by gpt-4o-mini instead of gpt-4o: this channel's spend per day is used up until 00:00
+    UTC"); empty when the one asked for did."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,10 @@ MODEL_SCOPES: tuple[ScopeKind, ...] = ("workspace", "channel")
 TIMEZONE = "timezone"
 """Not a limit either: the zone whose days, weeks and months the caps count."""
 ZONE_SCOPES: tuple[ScopeKind, ...] = ("model", "workspace")
-SETTINGS: tuple[str, ...] = (*LIMIT_KINDS, MODELS, TIMEZONE)
+FALLBACKS = "fallbacks"
+"""Nor this: the models to answer with instead, in order, when a cap, an outage or a long
+wait would stop the one asked for (workspace and channel scopes, as ``models``)."""
+SETTINGS: tuple[str, ...] = (*LIMIT_KINDS, MODELS, FALLBACKS, TIMEZONE)
 """Everything ``/budget set`` sets."""
 
 _LABELS: dict[str, str] = {
@@ -167,9 +170,26 @@ class Policy:
                 where = scope
         return allowed, where
 
+    def fallbacks(self, who: Who, model: str) -> tuple[str, ...]:
+        """The models to try after ``model``, in order: from the narrowest list that applies
+        (the channel's, else the workspace's). A list is a chain: a model on it falls back to
+        those after it, any other model to all of it."""
+        for scope in ("channel", "workspace"):
+            names = self._find(scope, who.instance(scope, ""), FALLBACKS)
+            if isinstance(names, tuple | list):
+                chain = list(names)
+                after = chain[chain.index(model) + 1 :] if model in chain else chain
+                return tuple(n for n in after if n != model)
+        return ()
+
     def model_rates(self, model: ModelInfo) -> tuple[Rate, ...]:
         """The provider account's buckets for ``model``: what its headers and 429s speak of."""
         catalog = {"rpm": model.limits.rpm, "tpm": model.limits.tpm, "rpd": model.limits.rpd}
+        # One bucket per provider account: a model served by two providers (under two names,
+        # one per provider) has two. The default provider's keep their names from before.
+        account = f"model:{model.name}"
+        if model.provider != "default":
+            account = f"model:{model.provider}/{model.name}"
         rates = []
         for kind, period, unit in (
             ("rpm", 60.0, "requests"),
@@ -180,7 +200,7 @@ class Policy:
             if limit:
                 rates.append(
                     Rate(
-                        key=f"model:{model.name}:{kind}",
+                        key=f"{account}:{kind}",
                         limit=int(limit),
                         period=period,
                         unit=unit,  # type: ignore[arg-type]

@@ -152,9 +152,10 @@ class Chat:
                     )
             finally:
                 turn.release()
+            text = reply.text
             if reply.finish_reason == "stopped":
-                return f"{reply.text}\n\n{messages.STOPPED}"
-            return reply.text
+                text = f"{text}\n\n{messages.STOPPED}"
+            return messages.with_fallback(text, reply)
 
         who = Who(request.platform, request.workspace, request.channel, request.user)
         await self._told(
@@ -211,7 +212,7 @@ class Chat:
                 reply = await voice.answer(
                     self.service, transcript[0], question, where, history=history
                 )
-                text += "\n\n" + reply.text
+                text += "\n\n" + messages.with_fallback(reply.text, reply)
             return text
 
         who = Who(where.platform, where.workspace, where.channel, where.user)

@@ -12,7 +12,7 @@ from decimal import Decimal
 from bot import messages
 from bot.budget.limits import local_time, reset_text, window_start
 from bot.budget.manager import Budget
-from bot.budget.policy import LIMIT_KINDS, MODELS, SCOPES, TIMEZONE, Who
+from bot.budget.policy import FALLBACKS, LIMIT_KINDS, MODELS, SCOPES, TIMEZONE, Who
 from bot.budget.tickets import Standing
 from bot.catalog import Catalog, ModelInfo
 from bot.chat.digest import DigestCommands
@@ -28,8 +28,10 @@ BUDGET_HELP = (
     "Usage: `budget` shows the limits here; `budget set <scope> <limit> <value>` changes one "
     f"(admins only). Scopes: {', '.join(SCOPES)} (or one by ID, e.g. `channel:C0123`). "
     f"Limits: {', '.join(LIMIT_KINDS)}; `{MODELS}` takes the names of the models allowed "
-    f"(workspace and channel scopes); `{TIMEZONE}` the zone whose days, weeks and months the "
-    "caps count (workspace and model scopes, e.g. `budget set workspace timezone Europe/Paris`)."
+    f"(workspace and channel scopes), `{FALLBACKS}` those to answer with instead, in order, "
+    "when a cap, an outage or a long wait stops the one asked for; "
+    f"`{TIMEZONE}` the zone whose days, weeks and months the caps count (workspace and model "
+    "scopes, e.g. `budget set workspace timezone Europe/Paris`)."
 )
 
 
@@ -119,7 +121,7 @@ class Commands:
         """Raises ValueError (with a message for the admin) for a bad scope, limit or value."""
         scope = _resolve(scope, who)
         removed = value in REMOVED
-        if kind == MODELS and not removed and self.catalog is not None:
+        if kind in (MODELS, FALLBACKS) and not removed and self.catalog is not None:
             check_models(self.catalog, value)
         await self.limits.set(scope, kind, None if removed else value, by=by)
         await self.budget.reload()

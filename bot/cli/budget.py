@@ -8,7 +8,7 @@ import sys
 
 from bot.app import open_app
 from bot.budget.limits import local_time
-from bot.budget.policy import MODELS, Limits, Who
+from bot.budget.policy import FALLBACKS, MODELS, Limits, Who
 from bot.chat.commands import check_models
 from bot.config import Settings
 from bot.messages import used_of
@@ -48,7 +48,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             value = args.value if args.budget_command == "set" else None
             value = None if value in REMOVED else value
             try:
-                if args.kind == MODELS and value is not None:
+                if args.kind in (MODELS, FALLBACKS) and value is not None:
                     check_models(app.catalog, value)
                 await app.limits.set(args.scope, args.kind, value, by=getpass.getuser())
             except ValueError as exc:

@@ -148,7 +148,7 @@ class ProviderSettings:
 
     def catalog(self) -> Catalog:
         overrides = {
-            name: ModelOverride(**m.model_dump(exclude={"provider", "deployment"}))
+            name: ModelOverride(**m.model_dump(exclude={"deployment"}))
             for name, m in self.models.items()
         }
         return Catalog.build(tier=self.tier, overrides=overrides)

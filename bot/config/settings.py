@@ -310,6 +310,11 @@ class Settings(BaseSettings):
                     f"[budgets.{name!r}]: models are chosen per workspace or channel, "
                     f"not per {scope}"
                 )
+            if budgets[name].fallbacks is not None and scope not in ("workspace", "channel"):
+                raise ValueError(
+                    f"[budgets.{name!r}]: fallbacks are chosen per workspace or channel, "
+                    f"not per {scope}"
+                )
             if budgets[name].timezone is not None and scope not in ("workspace", "model"):
                 raise ValueError(
                     f"[budgets.{name!r}]: a time zone is set per workspace (its channels and "

@@ -106,6 +106,12 @@ class LimitsConfig(BaseModel):
     models: list[str] | None = Field(
         None, min_length=1, description="the models allowed (workspace and channel scopes)"
     )
+    fallbacks: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="the models to answer with instead, in order, when a cap, an outage or a "
+        "long wait stops the one asked for (workspace and channel scopes)",
+    )
     timezone: Annotated[str, AfterValidator(zone_name)] | None = Field(
         None,
         description="IANA zone whose days, weeks and months the caps count (workspace and "

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Generic, Protocol, TypeVar
@@ -130,9 +130,12 @@ class Attempts:
         deadline: float,
         turn: Turn | None,
         on_queued: OnQueued | None,
+        give_up: Callable[[], bool] | None = None,
     ) -> R:
-        """Call until a call is answered, the retry policy gives up or ``deadline`` (on the
-        monotonic clock) would pass. Raises RequestRejected or the last ProviderError."""
+        """Call until a call is answered, the retry policy gives up, ``deadline`` (on the
+        monotonic clock) would pass or, after a failure, ``give_up()`` says another model
+        would do better (its provider is down and there is a fallback). Raises
+        RequestRejected or the last ProviderError."""
         model, reserve = job.model, job.reserve
         queued = self.queued(who, model, turn, on_queued)
         attempt = 0
@@ -178,6 +181,8 @@ class Attempts:
                 )
                 delay = self.retry.delay(exc, attempt) if job.retryable else None
                 await self._after_failure(model, exc, ticket)
+                if give_up is not None and give_up():
+                    raise
                 if delay is None or time.monotonic() + delay > deadline:
                     raise
                 log.info("retrying %s after %s in %.2f s", failed.request_id, exc, delay)

@@ -8,18 +8,32 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from typing import NoReturn
 
-from bot import logs
+from bot import logs, messages
 from bot.access import Access
 from bot.admission import Admission, Turn
 from bot.alerts import Alerts
+from bot.budget.limits import local_time
 from bot.budget.manager import Budget
 from bot.budget.policy import Who
 from bot.budget.tickets import OnQueued
 from bot.catalog import Catalog
-from bot.errors import AudioOverBudget, BudgetExceeded, RequestRejected
+from bot.errors import (
+    AudioOverBudget,
+    BudgetExceeded,
+    ProviderDown,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnreachable,
+    QueueFull,
+    RequestRejected,
+    ServerError,
+    WaitTooLong,
+)
 from bot.messages import format_cost
 from bot.metrics import Metrics
 from bot.models import ChatRequest, Reply, Transcript, TranscriptionRequest
@@ -28,7 +42,7 @@ from bot.retry import RetryPolicy
 from bot.service import transcription
 from bot.service.attempts import Attempts
 from bot.service.chat import ChatJob, OnDelta
-from bot.service.prepare import prepare
+from bot.service.prepare import Prepared, prepare
 from bot.service.transcription import TranscriptionJob
 from bot.store.channels import ChannelStore
 from bot.store.digests import RequestEvents
@@ -100,29 +114,85 @@ class Service:
         failure); both carry a message fit for the user (see bot.messages).
         """
         with self._measured(request):
-            prep = await prepare(
-                request,
-                access=self.access,
-                channels=self.channels,
-                catalog=self.catalog,
-                budget=self.budget,
-            )
-            job = ChatJob(
-                request,
-                prep,
-                provider=self.providers.client(prep.info.name),
-                budget=self.budget,
-                batching=self.batching,
-                store_message_text=self.store_message_text,
-                on_delta=on_delta,
-                stop=stop,
-            )
+            who = _who(request)
+            prep = await self._prepare(request)
             deadline = time.monotonic() + self.deadline
-            reply = await self._attempts().run(
-                job, _who(request), deadline=deadline, turn=turn, on_queued=on_queued
-            )
-            self._warn_if_unpriced(reply)
-            return reply
+            chain_start = prep.info.name
+            chain = await self._fallbacks(who, chain_start)
+            first: RequestRejected | ProviderError | None = None
+            why = ""
+            for n, name in enumerate((prep.info.name, *chain)):
+                last = n == len(chain)
+                if n:
+                    try:
+                        prep = await self._prepare(replace(request, model=name))
+                    except RequestRejected as exc:  # cannot see the images, too long for it...
+                        log.info("fallback %s cannot take this request: %s", name, exc)
+                        continue
+                client = self.providers.client(prep.info.name)
+                if not last and not client.health.up:
+                    first = first or ProviderDown(messages.PROVIDER_DOWN)  # kept if all fail
+                    why = why or messages.FALLBACK_DOWN
+                    continue
+                job = ChatJob(
+                    request,
+                    prep,
+                    provider=client,
+                    budget=self.budget,
+                    batching=self.batching,
+                    store_message_text=self.store_message_text,
+                    on_delta=on_delta,
+                    stop=stop,
+                )
+                try:
+                    reply = await self._attempts().run(
+                        job,
+                        who,
+                        deadline=deadline,
+                        turn=turn,
+                        on_queued=on_queued,
+                        give_up=None if last else _down(client),
+                    )
+                except (BudgetExceeded, WaitTooLong, QueueFull) as exc:
+                    if last:
+                        _reraise(first, exc)
+                    first, why = first or exc, why or _why(exc)
+                    continue
+                except (ServerError, ProviderTimeout, ProviderUnreachable) as exc:
+                    if last or not job.retryable:  # shown in part: sent again, shown twice
+                        _reraise(first, exc)
+                    first, why = first or exc, why or messages.FALLBACK_DOWN
+                    continue
+                self._warn_if_unpriced(reply)
+                if n:
+                    asked = chain_start
+                    line = messages.FALLBACK.format(model=reply.model, asked=asked, why=why)
+                    log.info("%s", line)
+                    self.metrics.fallbacks.labels(asked, reply.model).inc()
+                    reply = replace(reply, fallback=line)
+                return reply
+            # Every fallback declined the request before asking for budget.
+            raise first or RuntimeError("no model was tried")
+
+    async def _prepare(self, request: ChatRequest) -> Prepared:
+        return await prepare(
+            request,
+            access=self.access,
+            channels=self.channels,
+            catalog=self.catalog,
+            budget=self.budget,
+        )
+
+    async def _fallbacks(self, who: Who, model: str) -> tuple[str, ...]:
+        """The models to try after ``model`` here, in order: those of the fallback list that
+        quotabot knows and this channel may use."""
+        await self.budget.allowed_models(who)  # picks up admins' changes
+        names = self.budget.policy.fallbacks(who, model)
+        allowed, _ = self.budget.policy.allowed_models(who)
+        base = self.catalog.base_name
+        return tuple(
+            n for n in names if n in self.catalog and (allowed is None or {n, base(n)} & allowed)
+        )
 
     async def transcribe(
         self,
@@ -217,6 +287,25 @@ class Service:
             reply.model,
             reply.model,
         )
+
+
+def _reraise(first: Exception | None, exc: Exception) -> NoReturn:
+    """When the last model fails too: the asked model's own reason (its cap, with the way to
+    ask for more), else this one."""
+    if first is None:
+        raise exc
+    raise first from exc
+
+
+def _down(client: OpenAIClient) -> Callable[[], bool]:
+    return lambda: not client.health.up
+
+
+def _why(exc: RequestRejected) -> str:
+    """Why the model asked for did not answer, in a few words for the line under the answer."""
+    if isinstance(exc, BudgetExceeded):
+        return messages.FALLBACK_CAP.format(label=exc.label, at=local_time(exc.resets_at))
+    return messages.FALLBACK_WAIT
 
 
 def _who(request: ChatRequest | TranscriptionRequest) -> Who:

@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import delete, select
 
 from bot.budget.policy import (
+    FALLBACKS,
     LIMIT_KINDS,
     MODEL_SCOPES,
     MODELS,
@@ -43,9 +44,9 @@ def check(scope: str, kind: str, value: str | None) -> Decimal | str | None:
             f"unknown scope {scope!r}: use {', '.join(SCOPES)}, optionally with an ID "
             "(channel:C0123)"
         )
-    if kind == MODELS:
+    if kind in (MODELS, FALLBACKS):
         if name not in MODEL_SCOPES:
-            raise ValueError(f"models are chosen per {' or '.join(MODEL_SCOPES)}, not per {name}")
+            raise ValueError(f"{kind} are chosen per {' or '.join(MODEL_SCOPES)}, not per {name}")
         return None
     if kind == TIMEZONE:
         if name not in ZONE_SCOPES:
@@ -56,7 +57,8 @@ def check(scope: str, kind: str, value: str | None) -> Decimal | str | None:
         return None if value is None else zone_name(value)
     if kind not in LIMIT_KINDS:
         raise ValueError(
-            f"unknown limit {kind!r}: use one of {', '.join(LIMIT_KINDS)}, {MODELS} or {TIMEZONE}"
+            f"unknown limit {kind!r}: use one of {', '.join(LIMIT_KINDS)}, {MODELS}, "
+            f"{FALLBACKS} or {TIMEZONE}"
         )
     if value is None:
         return None
@@ -87,7 +89,7 @@ class BudgetLimitStore:
             raise StoreError(f"Could not read budget limits: {describe(exc)}") from exc
         out: dict[str, dict[str, Value]] = defaultdict(dict)
         for row in rows:
-            if row.kind == MODELS:
+            if row.kind in (MODELS, FALLBACKS):
                 out[row.scope][row.kind] = model_names(row.value)
             elif row.kind == TIMEZONE:
                 out[row.scope][row.kind] = row.value
@@ -99,7 +101,7 @@ class BudgetLimitStore:
         """Set one limit; None removes it (the config file's, if any, applies again)."""
         number = check(scope, kind, value)
         text = str(number)
-        if kind == MODELS and value is not None:
+        if kind in (MODELS, FALLBACKS) and value is not None:
             text = ",".join(model_names(value))
         try:
             async with self.db.session() as s, s.begin():
