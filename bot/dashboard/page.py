@@ -87,12 +87,16 @@ class DashboardPage:
         # Each on a connection of its own: the database works on them at once.
         keys: tuple[Key, ...] = ("model", "channel", "user")
         filtered = view.where != base
-        (series, by_user, by_channel, by_model, failures), offered = await asyncio.gather(
+        (
+            (series, by_user, by_channel, by_model, by_provider, failures),
+            offered,
+        ) = await asyncio.gather(
             asyncio.gather(
                 q.series(view),
                 q.totals(view, "user"),
                 q.totals(view, "channel"),
                 q.totals(view, "model"),
+                q.totals(view, "provider"),
                 q.failure_counts(view),
             ),
             asyncio.gather(*(q.totals(unfiltered, k) for k in keys)) if filtered else _none(),
@@ -126,6 +130,7 @@ class DashboardPage:
             _tops("Top users", "user", by_user),
             _tops("Top channels", "channel", by_channel),
             _tops("By model", "model", by_model),
+            _tops("By provider", "provider", by_provider),
             _budgets(budgets, scope),
             _queue(self.queries.queue()),
             _failures(failures),

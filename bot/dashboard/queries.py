@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import func, select, text, type_coerce
 
@@ -27,9 +27,9 @@ from bot.store.schema import Money, RequestEvent, UsageRecord
 
 Every = Literal["day", "week", "month"]
 EVERY: tuple[Every, ...] = ("day", "week", "month")
-Key = Literal["model", "channel", "user", "workspace", "platform"]
-KEYS: tuple[Key, ...] = ("model", "channel", "user", "workspace", "platform")
-FILTERS = ("platform", "workspace", "channel", "user", "model")
+Key = Literal["model", "channel", "user", "workspace", "platform", "provider"]
+KEYS: tuple[Key, ...] = get_args(Key)
+FILTERS = ("platform", "workspace", "channel", "user", "model", "provider")
 DEFAULT_DAYS = 30
 FAILED = "usage.outcome NOT IN ('ok', 'stopped')"
 """Calls that did not answer (those not in bot.store.rows.ANSWERED), as SQL."""

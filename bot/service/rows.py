@@ -35,6 +35,7 @@ def row(
         thread=request.thread,
         user=request.user,
         model=model.name,
+        provider=model.provider,
         endpoint=model.endpoint,
         prompt_tokens=0,
         completion_tokens=0,

@@ -47,8 +47,8 @@ MEASURES = (
     "cached_tokens",
     "reasoning_tokens",
 )
-_FINE_KEYS = ("platform", "workspace", "channel", "user", "model")
-_COARSE_KEYS = ("platform", "workspace", "model")
+_FINE_KEYS = ("platform", "workspace", "channel", "user", "model", "provider")
+_COARSE_KEYS = ("platform", "workspace", "model", "provider")
 HOUR = timedelta(hours=1)
 QUARTER = timedelta(minutes=15)
 """Every time zone in use is a multiple of 15 minutes off UTC: local days are whole quarters."""

@@ -43,3 +43,5 @@ class UsageRow:
     provider_request_id: str | None = None
     prompt_text: str | None = None
     reply_text: str | None = None
+    provider: str = "default"
+    """The provider that served the call (bot.provider.router)."""

@@ -115,6 +115,8 @@ class UsageRecord(Base):
     thread: Mapped[str | None] = mapped_column(String(128))
     user: Mapped[str] = mapped_column(String(128))
     model: Mapped[str] = mapped_column(String(128))
+    provider: Mapped[str] = mapped_column(String(64), server_default="default")
+    """The ``[providers."NAME"]`` that served the call ("default": OPENAI_BASE_URL's)."""
     endpoint: Mapped[str] = mapped_column(String(16))
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
@@ -352,6 +354,7 @@ class UsageHourly(_Measures, Base):
     channel: Mapped[str] = mapped_column(String(128), primary_key=True)
     user: Mapped[str] = mapped_column(String(128), primary_key=True)
     model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True, server_default="default")
 
 
 class UsageQuarterModel(_Measures, Base):
@@ -365,6 +368,7 @@ class UsageQuarterModel(_Measures, Base):
     workspace: Mapped[str] = mapped_column(String(128), primary_key=True)
     slot: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
     model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True, server_default="default")
 
 
 APSCHEDULER_JOBS = Table(

@@ -8,7 +8,7 @@ import logging
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import ColumnElement, String, delete, func, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,8 +24,8 @@ from bot.store.spool import Spool
 
 log = logging.getLogger(__name__)
 
-GroupBy = Literal["channel", "model", "user", "day", "workspace", "platform"]
-GROUPS: tuple[GroupBy, ...] = ("channel", "model", "user", "day", "workspace", "platform")
+GroupBy = Literal["channel", "model", "user", "day", "workspace", "platform", "provider"]
+GROUPS: tuple[GroupBy, ...] = get_args(GroupBy)
 
 
 @dataclass(frozen=True, slots=True)

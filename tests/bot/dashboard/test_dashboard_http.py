@@ -142,6 +142,9 @@ async def test_series_per_day_week_and_month_add_up_to_the_totals(site: Site) ->
     auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     totals = (await site.http.get("/api/v1/usage?by=model", headers=auth)).json()["rows"]
     cost = sum(Decimal(r["cost_usd"]) for r in totals)
+    providers = (await site.http.get("/api/v1/usage?by=provider", headers=auth)).json()["rows"]
+    assert [r["provider"] for r in providers] == ["default"]  # the one provider, the same sum
+    assert sum(Decimal(r["cost_usd"]) for r in providers) == cost
     for every in ("day", "week", "month"):
         got = await site.http.get(f"/api/v1/series?every={every}&stack=channel", headers=auth)
         rows = got.json()["rows"]

@@ -154,6 +154,9 @@ async def test_an_outage_mid_retry_falls_back_once_the_provider_is_down(rig: Rig
             "answered by gpt-4o-mini instead of gpt-4o: its provider is not answering"
         )
         assert len(rig.azure.calls) == 3  # not the 8 attempts allowed: it was down
+        by_provider = {line.key: line for line in await app.usage.report(by="provider")}
+        assert (by_provider["azure"].calls, by_provider["azure"].failed) == (3, 3)
+        assert (by_provider["default"].calls, by_provider["default"].failed) == (1, 0)
         assert await rows(app) == [
             ("gpt-4o", "ServerError"),
             ("gpt-4o", "ServerError"),

@@ -4,10 +4,11 @@ written, and still answering after the raw rows are pruned."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import MetaData, Table, func, insert, select
+from sqlalchemy import MetaData, Table, func, insert, select, text
 
 from bot.digest.content import DigestBuilder
 from bot.store import Database, UsageStore, migrate
@@ -23,7 +24,7 @@ async def test_the_migration_backfills_rollups_from_existing_rows(db_url: str) -
     async with Database(db_url) as db:
         await migrate.upgrade(db, "0003")
         async with db.session() as s, s.begin():
-            # Rows as 0003 knew them: the later columns came with 0006 and 0008.
+            # Rows as 0003 knew them: the later columns came with 0006, 0008 and 0014.
             old = Table(
                 "usage",
                 MetaData(),
@@ -42,7 +43,7 @@ async def test_the_migration_backfills_rollups_from_existing_rows(db_url: str) -
         assert sum(line.calls for line in rolled) == len(rows)
 
 
-_LATER = ("audio_seconds", "cached_tokens", "reasoning_tokens")
+_LATER = ("audio_seconds", "cached_tokens", "reasoning_tokens", "provider")
 
 
 def _fields(r: object) -> dict[str, object]:
@@ -85,3 +86,32 @@ async def test_retention_prunes_at_most_hourly(db: Database) -> None:
     assert await retention.maybe_prune() == len(rows)
     assert await retention.maybe_prune() == 0  # not again within the hour
     assert sum(line.calls for line in await store.report(by="model")) == len(rows)
+
+
+async def test_usage_is_rolled_up_per_provider_and_merged_again_on_downgrade(
+    db_url: str,
+) -> None:
+    """One model at two providers is two providers' usage; going back to 0013 adds their
+    rollup rows together again, losing nothing."""
+    rows = [
+        replace(r, model="gpt-4o", provider="azure" if n % 2 else "default")
+        for n, r in enumerate(make_rows(START, 3, 40, seed=5))
+    ]
+    async with Database(db_url) as db:
+        await migrate.upgrade(db)
+        store = UsageStore(db)
+        for r in rows:
+            assert await store.record(r)
+        by_provider = {line.key: line.calls for line in await store.report(by="provider")}
+        assert by_provider == {
+            "azure": sum(r.provider == "azure" for r in rows),
+            "default": sum(r.provider == "default" for r in rows),
+        }
+        cost = sum((r.cost or Decimal(0) for r in rows), Decimal(0))
+        await migrate.downgrade(db, "0013")
+        async with db.session() as s:
+            calls = (await s.execute(text("SELECT sum(calls) FROM usage_hourly"))).scalar()
+        assert int(calls) == len(rows)
+        await migrate.upgrade(db)
+        (line,) = await UsageStore(db).report(by="provider")
+        assert (line.key, line.calls, line.cost) == ("default", len(rows), cost)
