@@ -215,10 +215,22 @@ class Lane:
                 self._grant(group, outcome)
             elif isinstance(outcome, Refused):
                 self._fail(head, refusal(outcome))
+                self._refuse_behind(outcome)
             elif math.isinf(outcome.seconds):
                 self._fail(head, too_large(outcome.rate, head.ask))
             else:
                 self.blocked[outcome.rate.key] = now + outcome.seconds
+
+    def _refuse_behind(self, refused: Refused) -> None:
+        """Everyone else waiting whose share of the same cap no longer fits is refused now,
+        not when the rates let them reach the head: a spent cap refuses at once, as it does a
+        newcomer (and a fallback model can take them while its buckets are full)."""
+        room = refused.cap.limit - refused.used
+        for w in list(self.queue):
+            for cap, amount in w.ask.caps:
+                if cap.key == refused.cap.key and amount > room:
+                    self._fail(w, refusal(Refused(cap, refused.used, refused.resets_at)))
+                    break
 
     def _eligible(self, waiter: _Waiter) -> bool:
         return not any(rate.key in self.blocked for rate, _ in waiter.ask.rates)
