@@ -174,6 +174,14 @@ class Budget(AsyncResource):
         await self._refresh()
         return self.policy.zone("workspace", workspace)
 
+    async def fallbacks(
+        self, who: Who, model: str
+    ) -> tuple[tuple[str, ...], frozenset[str] | None]:
+        """The models to try after ``model`` for ``who``, in order, and the models ``who`` may
+        use (None: any), as admins set them now."""
+        await self._refresh()
+        return self.policy.fallbacks(who, model), self.policy.allowed_models(who)[0]
+
     async def allowed_models(self, who: Who) -> tuple[frozenset[str] | None, ScopeKind]:
         """The models ``who`` may use (None: any), and the scope whose list says so."""
         await self._refresh()

@@ -33,12 +33,13 @@ def zone_name(value: str) -> str:
     """An IANA zone name (``Europe/Berlin``, ``UTC``); raises ValueError with a message."""
     name = value.strip()
     try:
-        if not name or name.startswith(("/", ".")) or ".." in name:
+        # IANA names are short; a long one would reach the file system ("name too long").
+        if not name or len(name) > 64 or name.startswith(("/", ".")) or ".." in name:
             raise ZoneInfoNotFoundError(name)
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(
-            f"{value!r} is not a time zone quotabot knows: use an IANA name such as "
+            f"{value[:64]!r} is not a time zone quotabot knows: use an IANA name such as "
             "Europe/Berlin, America/New_York, Asia/Kolkata or UTC."
         ) from None
     return name

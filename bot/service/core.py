@@ -186,9 +186,7 @@ class Service:
     async def _fallbacks(self, who: Who, model: str) -> tuple[str, ...]:
         """The models to try after ``model`` here, in order: those of the fallback list that
         quotabot knows and this channel may use."""
-        await self.budget.allowed_models(who)  # picks up admins' changes
-        names = self.budget.policy.fallbacks(who, model)
-        allowed, _ = self.budget.policy.allowed_models(who)
+        names, allowed = await self.budget.fallbacks(who, model)
         base = self.catalog.base_name
         return tuple(
             n for n in names if n in self.catalog and (allowed is None or {n, base(n)} & allowed)

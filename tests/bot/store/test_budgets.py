@@ -41,6 +41,7 @@ async def test_admins_limits_are_stored_validated_and_removed(db: Database) -> N
         ("channel", "timezone", "Europe/Paris", "per workspace .* or per model, not per channel"),
         ("workspace", "timezone", "Paris", "not a time zone quotabot knows"),
         ("workspace", "timezone", "../../etc/passwd", "not a time zone quotabot knows"),
+        ("workspace", "timezone", "a" * 5000, "not a time zone quotabot knows"),  # was OSError
     ]:
         with pytest.raises(ValueError, match=message):
             await store.set(scope, kind, value)
