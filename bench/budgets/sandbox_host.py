@@ -75,6 +75,16 @@ class Sandbox:
             stats.get("requests", 0), stats.get("rate_limited", 0), stats.get("failures", 0)
         )
 
+    async def admitted(self, model: str) -> list[float]:
+        """Unix times at which the sandbox took each call of ``model`` it answered, in order."""
+        if self._server is not None:
+            served = [r.to_json() for r in self._server.stats.responses]
+        else:
+            async with httpx.AsyncClient(timeout=60.0) as client:
+                response = await client.get(f"http://127.0.0.1:{self._port}/sandbox/responses")
+            served = response.json()["data"]
+        return sorted(float(r["admitted_at"]) for r in served if r["model"] == model)
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,

@@ -11,11 +11,21 @@ answer in the window. Twice, in the same run:
 - **fallback** to gpt-4o-mini (``[budgets.channel] fallbacks``), which the sandbox serves
   under its own 600 RPM / 60,000 TPM.
 
-"Allowed" is what the primary answered plus what the fallback's limits let through from its
-first call to the end of the window (its buckets start full then: ``rpm + rpm · t / 60``
-requests, or as many of its answers' mean tokens as ``tpm + tpm · t / 60`` holds, whichever is
-less), never more than the demand. Served /
-allowed is the figure; "failed" counts user requests that got an error or a refusal.
+"Allowed" is what the primary's spend cap allows plus what the fallback's limits allow once
+the primary stopped, never more than the demand:
+
+- the primary's share is its answers scaled to its whole cap (answers / share of the cap
+  spent), so a cap left partly unspent counts against the figure;
+- the fallback's buckets are full when the primary stops, so to the end of the window they
+  let through ``rpm + rpm · t / 60`` requests, or as many of its answers' mean tokens as
+  ``tpm + tpm · t / 60`` holds, whichever is less;
+- the primary stopped when the sandbox took its last call or the fallback's first, whichever
+  came first (the sandbox logs when it takes each call): a system slow to switch loses the
+  time it took. Not when the first request the fallback answered had arrived: that one waited
+  its turn for the primary first, up to 0.8 s in which the fallback was not needed yet.
+
+Served / allowed is the figure; "failed" counts user
+requests that got an error or a refusal.
 """
 
 from __future__ import annotations
@@ -56,8 +66,10 @@ class Run:
     results: list[Result]
     models: dict[int, str] = field(default_factory=dict)
     """Which model answered each request (by index)."""
-    first_fallback: float | None = None
-    """Seconds from the start to the fallback's first call."""
+    primary_spend: Decimal = Decimal(0)
+    """USD the primary's answers cost: how much of its spend cap it used."""
+    admitted: dict[str, list[float]] = field(default_factory=dict)
+    """Seconds from the start to each call the sandbox took and answered, by model."""
     fallback_tokens: list[int] = field(default_factory=list)
     """Each fallback answer's tokens (prompt and answer, as the provider counted them): the
     fallback counts its own tokens, in its own encoding."""
@@ -127,13 +139,15 @@ async def run(workload: Workload, tmp: Path, *, fallback: bool, in_process: bool
             out.models[item.index] = reply.model
             if reply.fallback:
                 out.fallback_tokens.append(reply.usage.total_tokens)
-                sent = time.monotonic() - reply.latency - start
-                if out.first_fallback is None or sent < out.first_fallback:
-                    out.first_fallback = sent
+            elif reply.cost is not None:
+                out.primary_spend += reply.cost
             return reply
 
         async def at_end() -> None:
             out.calls = {m: await sandbox.calls(m) for m in (workload.model, FALLBACK)}
+            epoch = time.time() - (time.monotonic() - start)  # the start, in Unix time
+            for m in (workload.model, FALLBACK):
+                out.admitted[m] = [t - epoch for t in await sandbox.admitted(m)]
 
         with WarningLog() as log:
             out.results = await drive(
@@ -154,19 +168,35 @@ async def _app(config: Settings) -> AsyncIterator[object]:
         yield app
 
 
+def switched_at(workload: Workload, r: Run) -> float | None:
+    """Seconds from the start to the moment the primary stopped: the sandbox took its last call,
+    or the fallback's first if that came sooner; None if the fallback never answered."""
+    fallback = r.admitted.get(FALLBACK)
+    if not fallback:
+        return None
+    return min(max(r.admitted.get(workload.model, [0.0])), min(fallback))
+
+
 def allowed(workload: Workload, r: Run) -> int:
-    """What the primary answered, plus what the fallback's limits allow from its first call."""
+    """What the primary's spend cap allows, plus what the fallback's limits allow once the
+    primary stopped.
+
+    The primary's share is its answers scaled to the whole cap (answers / share of the cap
+    spent): a cap stopped short of its end, as when a cap refused while calls in flight still
+    held reservations they gave back later, counts against the figure."""
     primary = sum(
         1 for x in r.results if x.outcome == "ok" and r.models.get(x.index) == workload.model
     )
-    if r.first_fallback is None:
-        return primary
-    left = max(0.0, workload.window - r.first_fallback)
-    mean_cost = sum(r.fallback_tokens) / len(r.fallback_tokens)
-    scale = 1 + left / 60
-    by_requests = workload.rpm * scale
-    by_tokens = workload.tpm * scale / mean_cost
-    return min(len(workload.items), primary + math.floor(min(by_requests, by_tokens)))
+    used = r.primary_spend / spend_cap(workload)
+    by_primary = primary / float(used) if used else 0.0
+    switch = switched_at(workload, r)
+    by_fallback = 0.0
+    if switch is not None:
+        left = max(0.0, workload.window - switch)
+        mean_cost = sum(r.fallback_tokens) / len(r.fallback_tokens)
+        scale = 1 + left / 60
+        by_fallback = min(workload.rpm * scale, workload.tpm * scale / mean_cost)
+    return min(len(workload.items), math.floor(by_primary + by_fallback))
 
 
 def row(workload: Workload, r: Run) -> dict[str, object]:
@@ -185,7 +215,8 @@ def row(workload: Workload, r: Run) -> dict[str, object]:
         "failed_user_requests": refused + failed,
         "allowed": allow,
         "served_of_allowed": len(ok) / allow if allow else 0.0,
-        "fallback_from_s": r.first_fallback,
+        "fallback_from_s": switched_at(workload, r),
+        "primary_cap_used": float(r.primary_spend / spend_cap(workload)),
         "provider_calls": {m: asdict(c) for m, c in r.calls.items()},
         "warnings": r.warnings,
     }
@@ -196,11 +227,12 @@ def table(rows: list[dict[str, object]]) -> str:
         "system",
         "served",
         "by primary",
+        "primary's cap used",
         "by fallback",
         "failed requests",
         "allowed",
         "served / allowed",
-        "fallback from",
+        "switched at",
     ]
 
     def cells(x: dict[str, object]) -> list[str]:
@@ -209,6 +241,7 @@ def table(rows: list[dict[str, object]]) -> str:
             str(x["system"]),
             f"{x['served']:,}",
             f"{x['by_primary']:,}",
+            f"{float(x['primary_cap_used']):.1%}",  # type: ignore[arg-type]
             f"{x['by_fallback']:,}",
             f"{x['failed_user_requests']:,}",
             f"{x['allowed']:,}",

@@ -43,6 +43,8 @@ class Host(Protocol):
 
     def issue(self, ticket: Ticket) -> Ticket: ...
 
+    def held(self, cap: Cap) -> int: ...
+
     async def release(self, ticket: Ticket) -> None: ...
 
 
@@ -60,10 +62,27 @@ class _Waiter:
     batch_key: Hashable | None
     prompt: str | None
     queued_at: float
+    refused: Refused | None = None
+    """The cap that has no room for it unless calls in flight give some back: what it is
+    refused with if its deadline comes first."""
 
 
 def windows_of(ask: Ask, granted: Granted) -> dict[str, str]:
     return {cap.key: w for (cap, _), w in zip(ask.caps, granted.windows, strict=True)}
+
+
+def _share(waiter: _Waiter, cap: Cap) -> int | None:
+    """What ``waiter`` asks of ``cap``; None if it is not under it."""
+    return next((amount for c, amount in waiter.ask.caps if c.key == cap.key), None)
+
+
+def may_fit(refused: Refused, ask: Ask, spare: int) -> bool:
+    """Could ``ask`` fit ``refused``'s cap once calls in flight that hold ``spare`` of it
+    settle? They reserved prompt and max_tokens at full price and give back what they did
+    not use, so a cap that looks spent may not be: then the request waits for them rather
+    than being refused."""
+    share = sum(amount for cap, amount in ask.caps if cap.key == refused.cap.key)
+    return spare > 0 and refused.used + share <= refused.cap.limit + spare
 
 
 def refusal(outcome: Refused) -> BudgetExceeded:
@@ -214,26 +233,41 @@ class Lane:
                 self.pacer.take(ask)
                 self._grant(group, outcome)
             elif isinstance(outcome, Refused):
-                self._fail(head, refusal(outcome))
-                self._refuse_behind(outcome)
+                if may_fit(outcome, head.ask, b.held(outcome.cap)):
+                    head.refused = outcome
+                    self.blocked[outcome.cap.key] = now + _MAX_NAP  # or until a call settles
+                    self._refuse_behind(outcome, kept=head)
+                else:
+                    self._fail(head, refusal(outcome))
+                    self._refuse_behind(outcome)
             elif math.isinf(outcome.seconds):
                 self._fail(head, too_large(outcome.rate, head.ask))
             else:
                 self.blocked[outcome.rate.key] = now + outcome.seconds
 
-    def _refuse_behind(self, refused: Refused) -> None:
-        """Everyone else waiting whose share of the same cap no longer fits is refused now,
-        not when the rates let them reach the head: a spent cap refuses at once, as it does a
-        newcomer (and a fallback model can take them while its buckets are full)."""
-        room = refused.cap.limit - refused.used
+    def _refuse_behind(self, refused: Refused, *, kept: _Waiter | None = None) -> None:
+        """Everyone else waiting whose share of the same cap cannot fit is refused now, not
+        when the rates let them reach the head: a spent cap refuses at once, as it does a
+        newcomer (and a fallback model can take them while its buckets are full). Those that
+        might fit, in the order they would be served, wait: as many as the cap's room plus
+        what the calls in flight could give back would hold."""
+        room = refused.cap.limit - refused.used + self.budget.held(refused.cap)
+        if kept is not None:
+            room -= _share(kept, refused.cap) or 0
         for w in list(self.queue):
-            for cap, amount in w.ask.caps:
-                if cap.key == refused.cap.key and amount > room:
-                    self._fail(w, refusal(Refused(cap, refused.used, refused.resets_at)))
-                    break
+            amount = _share(w, refused.cap)
+            if w is kept or amount is None:
+                continue
+            if amount > room:
+                self._fail(w, refusal(Refused(refused.cap, refused.used, refused.resets_at)))
+            else:
+                room -= amount
+                w.refused = refused
 
     def _eligible(self, waiter: _Waiter) -> bool:
-        return not any(rate.key in self.blocked for rate, _ in waiter.ask.rates)
+        return not any(rate.key in self.blocked for rate, _ in waiter.ask.rates) and not any(
+            cap.key in self.blocked for cap, _ in waiter.ask.caps
+        )
 
     async def _nap(self, now: float, *, until: float = math.inf) -> None:
         until = min(until, *self.blocked.values(), now + _MAX_NAP)
@@ -261,6 +295,9 @@ class Lane:
             return
         self._next_expiry_check = now + 0.25  # a scan of the whole queue: not every turn
         for w in [w for w in self.queue if w.deadline <= now]:
+            if w.refused is not None:  # the calls in flight gave back too little in time
+                self._fail(w, refusal(w.refused))
+                continue
             waited = now - w.queued_at
             self._fail(w, WaitTooLong(model=self.model.name, wait=waited, deadline=waited))
 

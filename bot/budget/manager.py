@@ -20,12 +20,12 @@ import logging
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from bot.budget.backend import BudgetBackend
-from bot.budget.lane import Lane, refusal, too_large, windows_of
+from bot.budget.lane import Lane, may_fit, refusal, too_large, windows_of
 from bot.budget.limits import (
     Ask,
     Cap,
@@ -79,6 +79,8 @@ class Budget(AsyncResource):
         self._seeded: set[tuple[str, str]] = set()
         self._unsent: Counter[str] = Counter()
         """What granted calls not sent yet hold of each account-wide bucket."""
+        self._held: Counter[str] = Counter()
+        """What the calls not settled yet hold of each cap, by cap."""
         self._sent: deque[Ticket] = deque()
         """Sent calls in the order they left (settled ones are dropped from the left):
         learning from a header looks only at the few sent after the answering call."""
@@ -149,10 +151,16 @@ class Budget(AsyncResource):
                 return self.issue(Ticket(model, ask, windows_of(ask, outcome)))
             lane.not_at_once(who, ask)
             if isinstance(outcome, Refused):
-                raise refusal(outcome)
-            if math.isinf(outcome.seconds):
+                if not may_fit(outcome, ask, self.held(outcome.cap)):
+                    raise refusal(outcome)
+            elif math.isinf(outcome.seconds):
                 raise too_large(outcome.rate, ask)
         return await lane.wait(who, ask, deadline, on_queued, batch_key, prompt)
+
+    def held(self, cap: Cap) -> int:
+        """What this process's calls not settled yet hold of ``cap`` that settling may give
+        back: tokens and spend, not requests (another replica's calls are its own)."""
+        return max(0, self._held[cap.key])
 
     async def check(self, who: Who, model: ModelInfo, *, cost: Decimal | None) -> None:
         """Raise what :meth:`acquire` would for a call costing ``cost`` if a cap has no room
@@ -256,6 +264,7 @@ class Budget(AsyncResource):
 
     def issue(self, ticket: Ticket) -> Ticket:
         self._unsent.update(dict(ticket.shared()))
+        self._held.update(dict(_refundable(ticket)))
         ticket._on_sent = self._sent_one
         return ticket
 
@@ -269,6 +278,7 @@ class Budget(AsyncResource):
         if ticket.done:
             return False
         ticket.done = True
+        self._held.subtract(dict(_refundable(ticket)))
         if ticket.sent_at is None:
             self._unsent.subtract(dict(ticket.shared()))
         while self._sent and self._sent[0].done:
@@ -344,3 +354,9 @@ class Budget(AsyncResource):
     async def aclose(self) -> None:
         for lane in self._lanes.values():
             await lane.aclose()
+
+
+def _refundable(ticket: Ticket) -> Iterator[tuple[str, int]]:
+    """What ``ticket`` holds of caps that settling adjusts (what the call did not use comes
+    back), by cap."""
+    return ((cap.key, amount) for cap, amount in ticket.ask.caps if cap.unit != "requests")

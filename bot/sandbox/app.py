@@ -162,6 +162,7 @@ class Sandbox:
             stats.rate_limited += 1
             raise errors.rate_limited(model, refusal)
         limits.take(reserved)
+        admitted_at = time.time()
         if job.messages:
             cached = self.prompt_cache.serve(model, job.messages, info.encoding, job.prompt_tokens)
             answer = replace(answer, cached_tokens=cached)
@@ -184,7 +185,7 @@ class Sandbox:
             return await self._stream(request, call, chunks)
         finally:
             limits.refund_tokens(reserved - usage.total_tokens)
-            self.stats.serve(call.request_id, model, usage)
+            self.stats.serve(call.request_id, model, usage, admitted_at=admitted_at)
             stats.images += sum(len(m.images) for m in job.messages)
             self.costs.add(info.cost(usage), model)
 

@@ -52,6 +52,9 @@ class Served:
     completion_tokens: int
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    admitted_at: float = 0.0
+    """Unix time at which its tokens were taken: when the provider took the call, which a
+    benchmark compares with the time its client sent it."""
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -64,7 +67,7 @@ class SandboxStats:
     responses: deque[Served] = field(default_factory=lambda: deque(maxlen=KEEP_RESPONSES))
     """The latest served completions, so fault tests can match each to the bot's usage row."""
 
-    def serve(self, request_id: str, model: str, usage: Usage) -> None:
+    def serve(self, request_id: str, model: str, usage: Usage, *, admitted_at: float) -> None:
         stats = self.model(model)
         stats.requests += 1
         stats.prompt_tokens += usage.prompt_tokens
@@ -79,6 +82,7 @@ class SandboxStats:
                 usage.completion_tokens,
                 usage.cached_tokens,
                 usage.reasoning_tokens,
+                admitted_at,
             )
         )
 

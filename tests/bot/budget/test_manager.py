@@ -81,12 +81,54 @@ async def test_a_failed_call_gives_its_reservation_back(backend: BudgetBackend) 
     m = model(tpm=10_000)
     budget = Budget(backend, Policy({"channel": {"tokens_day": 5_000}}))
     ticket = await budget.acquire(who(), m, tokens=4_000, cost=None, deadline=soon())
-    with pytest.raises(BudgetExceeded):
-        await budget.acquire(who(), m, tokens=2_000, cost=None, deadline=soon())
+    waiting = asyncio.create_task(
+        budget.acquire(who(), m, tokens=2_000, cost=None, deadline=soon())
+    )
+    await asyncio.sleep(0.2)
+    assert not waiting.done()  # no room unless the call in flight gives some back
     await budget.release(ticket)
+    await asyncio.wait_for(waiting, 5)
     _, tpm = budget.policy.model_rates(m)
-    assert await level(budget, tpm) == pytest.approx(10_000, abs=1)
-    await budget.acquire(who(), m, tokens=2_000, cost=None, deadline=soon())
+    assert await level(budget, tpm) == pytest.approx(8_000, abs=1)
+
+
+async def test_a_cap_that_calls_in_flight_may_give_back_to_waits_for_them(
+    backend: BudgetBackend,
+) -> None:
+    """A call reserves its prompt and max_tokens; what it does not use comes back when it
+    settles. So a cap that looks spent while calls are in flight does not refuse at once:
+    the request waits for them, and is refused only if they give back too little."""
+    m = model(tpm=100_000)
+    budget = Budget(backend, Policy({"channel": {"tokens_day": 5_000}}))
+    first = await budget.acquire(who(), m, tokens=4_000, cost=None, deadline=soon())
+    asks = [
+        asyncio.create_task(budget.acquire(who(), m, tokens=2_000, cost=None, deadline=soon()))
+        for _ in range(2)
+    ]
+    await asyncio.sleep(0.2)
+    assert not any(a.done() for a in asks)
+    await budget.settle(first, tokens=2_500, cost=None)  # 1,500 back: room for one
+    second = await asyncio.wait_for(asks[0], 5)
+    await asyncio.sleep(0.2)
+    assert not asks[1].done()  # the one just sent may give back enough
+    await budget.settle(second, tokens=2_000, cost=None)  # it used all it asked for
+    with pytest.raises(BudgetExceeded, match="tokens per day: 4,500 of 5,000 tokens used"):
+        await asyncio.wait_for(asks[1], 5)
+    # Nothing in flight: refused at once, as a request cap always is.
+    with pytest.raises(BudgetExceeded):
+        await asyncio.wait_for(
+            budget.acquire(who(), m, tokens=1_000, cost=None, deadline=soon()), 0.5
+        )
+
+
+async def test_a_wait_for_calls_in_flight_ends_in_the_cap_s_refusal(
+    backend: BudgetBackend,
+) -> None:
+    m = model(tpm=100_000)
+    budget = Budget(backend, Policy({"user": {"spend_day": Decimal("0.01")}}))
+    await budget.acquire(who(), m, tokens=10, cost=Decimal("0.008"), deadline=soon())
+    with pytest.raises(BudgetExceeded, match=r"spend per day: \$0.0080 of \$0.0100 used"):
+        await budget.acquire(who(), m, tokens=10, cost=Decimal("0.004"), deadline=soon(0.3))
 
 
 async def test_caps_refuse_at_once_with_what_was_used_and_when_it_resets(

@@ -179,7 +179,8 @@ async def test_a_workspace_s_week_cap_counts_its_zone_and_says_when_it_resets() 
     policy = Policy({"workspace": {"timezone": "America/New_York"}, "user": {"tokens_week": 1_000}})
     budget = Budget(MemoryBackend(), policy)
     far = 1e12
-    await budget.acquire(who, m, tokens=900, cost=None, deadline=far)
+    ticket = await budget.acquire(who, m, tokens=900, cost=None, deadline=far)
+    await budget.settle(ticket, tokens=900, cost=None)
     with pytest.raises(BudgetExceeded) as refused:
         await budget.acquire(who, m, tokens=200, cost=None, deadline=far)
     monday = window_end("week", datetime.now(UTC), "America/New_York")
