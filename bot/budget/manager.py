@@ -166,16 +166,18 @@ class Budget(AsyncResource):
         """Raise what :meth:`acquire` would for a call costing ``cost`` if a cap has no room
         for it now, or a limit could never hold it; reserve nothing. For work to refuse
         before it starts (downloading a recording): what passes here may still be refused by
-        ``acquire``, since others spend in between. Rates are not looked at: a request waits
-        for them, it is not refused."""
+        ``acquire``, since others spend in between (and a cap that calls in flight may give
+        back room in passes, as ``acquire`` would wait for them). Rates are not looked at: a
+        request waits for them, it is not refused."""
         await self._refresh()
         ask = self.policy.ask(who, model, tokens=0, cost=cost)
         self._check_fits(model, ask)
         await self._seed_caps(ask)
         for cap, amount in ask.caps:
             state = await self.backend.cap_state(cap)
-            if state.used + amount > state.limit:
-                raise refusal(Refused(cap, state.used, state.resets_at))
+            refused = Refused(cap, state.used, state.resets_at)
+            if state.used + amount > state.limit and not may_fit(refused, ask, self.held(cap)):
+                raise refusal(refused)
 
     async def zone(self, workspace: str) -> str:
         """The time zone whose days, weeks and months ``workspace``'s caps count."""

@@ -127,6 +127,9 @@ async def test_a_wait_for_calls_in_flight_ends_in_the_cap_s_refusal(
     m = model(tpm=100_000)
     budget = Budget(backend, Policy({"user": {"spend_day": Decimal("0.01")}}))
     await budget.acquire(who(), m, tokens=10, cost=Decimal("0.008"), deadline=soon())
+    await budget.check(who(), m, cost=Decimal("0.004"))  # as acquire: the call may give back
+    with pytest.raises(BudgetExceeded):
+        await budget.check(who(), m, cost=Decimal("0.011"))  # more than the call could
     with pytest.raises(BudgetExceeded, match=r"spend per day: \$0.0080 of \$0.0100 used"):
         await budget.acquire(who(), m, tokens=10, cost=Decimal("0.004"), deadline=soon(0.3))
 

@@ -125,6 +125,7 @@ async def test_stats_endpoint_reports_what_was_served(serve: Any) -> None:
 async def test_responses_endpoint_lists_each_served_completion_by_request_id(serve: Any) -> None:
     """What fault tests match usage rows against: one entry per 200, none for faults."""
     server, client = await serve(failure_rate=0.5, failures=("500",), seed=3)
+    began = time.time()
     served = []
     for _ in range(8):
         r = await client.post("/chat/completions", json={**BODY, "stream": False})
@@ -150,6 +151,8 @@ async def test_responses_endpoint_lists_each_served_completion_by_request_id(ser
     async with httpx.AsyncClient(trust_env=False) as anonymous:
         got = (await anonymous.get(server.url + "/sandbox/responses")).json()["data"]
     assert len(got) == server.stats.total.requests == len(served)
+    admitted = [entry.pop("admitted_at") for entry in got]
+    assert began <= admitted[0] and admitted == sorted(admitted) and admitted[-1] <= time.time()
     for entry, want in zip(got, served, strict=True):
         if isinstance(want, str):  # the stream: its id in the headers, its tokens counted
             assert entry["request_id"] == want and entry["completion_tokens"] > 0
