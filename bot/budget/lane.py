@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Protocol
 
 from bot.budget.backend import BudgetBackend
@@ -100,8 +101,9 @@ def refusal(outcome: Refused) -> BudgetExceeded:
 
 def _amount(cap: Cap, units: int, scale: int, *, unit: bool = False) -> str:
     """``$0.0060``; ``1`` (used) and ``1 request`` (the limit): "1 of 1 request used"."""
-    if cap.unit == "usd":  # cents, unless the cap itself is under a dollar
-        places = 2 if units_usd(scale) >= 1 else 4
+    if cap.unit == "usd":  # cents, unless the cap itself is under a dollar (or a cent)
+        limit = units_usd(scale)
+        places = 2 if limit >= 1 else 4 if limit >= Decimal("0.01") else 6
         return f"${units_usd(units):,.{places}f}"
     return quantity(units, cap.unit) if unit else f"{units:,}"
 

@@ -81,7 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"quotabot: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.logs.level, settings.logs.format, verbose=args.verbose)
+    level = settings.logs.level
+    if "log_level" not in settings.model_fields_set:
+        level = getattr(COMMANDS[args.command], "LOG_LEVEL", level)
+    logs.configure(level, settings.logs.format, verbose=args.verbose)
     try:
         return asyncio.run(COMMANDS[args.command].run(settings, args))
     except KeyboardInterrupt:

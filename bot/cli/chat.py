@@ -9,6 +9,9 @@ from bot.app import open_app
 from bot.config import Settings
 
 HELP = "talk to the bot as if in a chat channel"
+LOG_LEVEL = "WARNING"
+"""Unless QUOTABOT_LOG_LEVEL says otherwise: the terminal is the conversation, and an INFO line
+(a retry, a fallback the answer already names) would break into the answer being written."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

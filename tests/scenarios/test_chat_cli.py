@@ -86,6 +86,25 @@ def test_refusals_are_explained_and_the_exit_status_says_so() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_fallback_is_said_once_and_no_log_line_breaks_into_the_chat() -> None:
+    """The service logs each fallback at INFO for servers; in the terminal the same line
+    showed twice, the log's copy glued to the end of the answer being written."""
+    spent = quotabot("budget", "set", "model:gpt-3.5-turbo", "spend_day", "0.000001")
+    assert spent.returncode == 0, spent.stderr
+    assert quotabot("budget", "set", "channel:design", "fallbacks", "gpt-4o-mini").returncode == 0
+    result = quotabot("chat", "--channel", "design", stdin="hello\nagain\n")
+    assert result.returncode == 0, result.stderr
+    said = "answered by gpt-4o-mini instead of gpt-3.5-turbo: gpt-3.5-turbo's spend per day"
+    status = result.stderr.splitlines()[1:]
+    assert [line.startswith(said) for line in status] == [True, False, True, False]
+    assert all("gpt-4o-mini]" in line for line in status[1::2])
+    # Asked for, the log lines are there (on stderr, as for `serve`).
+    logged = quotabot(
+        "chat", "--channel", "design", stdin="hello\n", env={"QUOTABOT_LOG_LEVEL": "info"}
+    )
+    assert f"INFO bot.service.core: {said}" in logged.stderr
+
+
 def test_bad_configuration_is_one_clear_line(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text("max_tokens = -5\n")

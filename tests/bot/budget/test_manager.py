@@ -134,6 +134,18 @@ async def test_a_wait_for_calls_in_flight_ends_in_the_cap_s_refusal(
         await budget.acquire(who(), m, tokens=10, cost=Decimal("0.004"), deadline=soon(0.3))
 
 
+async def test_a_cap_under_a_cent_shows_its_amounts_to_the_micro_dollar(
+    backend: BudgetBackend,
+) -> None:
+    """A test cap of $0.00001 read "$0.0000 of $0.0000 used": nothing to act on."""
+    m = model()
+    budget = Budget(backend, Policy({"channel": {"spend_day": Decimal("0.00005")}}))
+    t = await budget.acquire(who(), m, tokens=10, cost=Decimal("0.00004"), deadline=soon())
+    await budget.settle(t, tokens=10, cost=Decimal("0.000012"))
+    with pytest.raises(BudgetExceeded, match=r"spend per day: \$0.000012 of \$0.000050 used"):
+        await budget.acquire(who(), m, tokens=10, cost=Decimal("0.00004"), deadline=soon())
+
+
 async def test_caps_refuse_at_once_with_what_was_used_and_when_it_resets(
     backend: BudgetBackend,
 ) -> None:
