@@ -136,7 +136,7 @@ async def test_refusals_say_the_limit_and_the_files_size_or_length(rig: Rig) -> 
     assert "These work: mp3, m4a, ogg/opus, wav, webm, flac." in unsupported
     assert over is not None
     assert over.startswith(":warning: This recording is 0:30 long and may cost up to $0.003000")
-    assert "this channel's spend per day: $0.0000 of $0.0010 used" in over
+    assert "this channel's spend per day: $0.000000 of $0.001000 used" in over
     assert "It resets at 00:00 UTC" in over
     assert big["id"] not in rig.api.downloads  # refused on its size, never downloaded
     assert rig.sandbox.stats.model("whisper-1").requests == 0

@@ -118,7 +118,7 @@ async def test_a_spend_cap_refuses_a_recording_with_its_length_cost_and_reset(
     assert text.startswith(
         "This recording is 0:30 long and may cost up to $0.003000 with whisper-1."
     )
-    assert "this channel's spend per day: $0.0003 of $0.0005 used" in text
+    assert "this channel's spend per day: $0.000300 of $0.000500 used" in text
     tomorrow = datetime.now(UTC).date().toordinal() + 1
     assert f"It resets at 00:00 UTC on {datetime.fromordinal(tomorrow):%b %d}" in text
     assert sandbox.stats.model("whisper-1").requests == 1
@@ -317,7 +317,7 @@ async def test_a_spent_cap_refuses_a_recording_before_it_is_downloaded(
         await voice.transcribe(service, late.attachment, HERE)
     assert not isinstance(refused.value, AudioOverBudget)
     assert str(refused.value).startswith(
-        "This request would go over this channel's spend per day: $0.0003 of $0.0003 used."
+        "This request would go over this channel's spend per day: $0.000300 of $0.000300 used."
     )
     assert late.files == []
     assert sandbox.stats.model("whisper-1").requests == 1
