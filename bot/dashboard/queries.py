@@ -111,7 +111,8 @@ class BudgetLine:
 class Failure:
     reason: str
     """The error a call failed with (``RateLimited``, ``ProviderDown``...), or ``refused``
-    (a cap had no room) and ``queued`` (waited for budget first)."""
+    (a cap had no room), ``queued`` (waited for budget first) and ``fallback`` (answered by
+    another model than ``model``, the one asked for)."""
     model: str
     count: int
 

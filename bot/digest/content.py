@@ -193,6 +193,7 @@ class DigestBuilder:
             retries=retries,
             queued=int(events.get("queued", 0)),
             refused=int(events.get("refused", 0)),
+            fell_back=int(events.get("fallback", 0)),
             prompt_tokens=int(pt),
             completion_tokens=int(ct),
             cached_tokens=int(cached),

@@ -88,6 +88,9 @@ class Digest:
     """Provider calls that were retries of an earlier failed one."""
     queued: int
     refused: int
+    fell_back: int
+    """Requests answered by a fallback model because the one asked for could not (a cap, a
+    long wait, its provider down); counted in ``requests`` too, not in ``refused``."""
     prompt_tokens: int
     completion_tokens: int
     cost: Decimal

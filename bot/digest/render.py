@@ -57,7 +57,8 @@ def layout(d: Digest, *, channel: Mention = str, user: Mention = str) -> Layout:
         Section(
             "Requests",
             [
-                f"answered {d.requests:,} · queued {d.queued:,} · refused by a cap {d.refused:,}",
+                f"answered {d.requests:,} · queued {d.queued:,} · refused by a cap {d.refused:,}"
+                + (f" · answered by a fallback {d.fell_back:,}" if d.fell_back else ""),
                 f"provider 429s {d.rate_limited:,} · retries {d.retries:,} · "
                 f"failed calls {d.failed:,}",
                 *(

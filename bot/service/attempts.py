@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Generic, Protocol, TypeVar
 
@@ -121,6 +121,8 @@ class Attempts:
     metrics: Metrics
     usage: UsageStore
     events: RequestEvents | None
+    counted: set[str] = field(default_factory=set)
+    """The kinds :meth:`note` has counted: a request counts once, however many models try it."""
 
     async def run(
         self,
@@ -131,11 +133,13 @@ class Attempts:
         turn: Turn | None,
         on_queued: OnQueued | None,
         give_up: Callable[[], bool] | None = None,
+        count_refusal: bool = True,
     ) -> R:
         """Call until a call is answered, the retry policy gives up, ``deadline`` (on the
         monotonic clock) would pass or, after a failure, ``give_up()`` says another model
         would do better (its provider is down and there is a fallback). Raises
-        RequestRejected or the last ProviderError."""
+        RequestRejected or the last ProviderError. ``count_refusal=False``: the caller counts
+        a cap's refusal for the digest, since another model may still answer."""
         model, reserve = job.model, job.reserve
         queued = self.queued(who, model, turn, on_queued)
         attempt = 0
@@ -153,7 +157,8 @@ class Attempts:
                     prompt=reserve.prompt,
                 )
             except BudgetExceeded as exc:
-                await self.note(who, model, "refused")
+                if count_refusal:
+                    await self.note(who, model, "refused")
                 instead = job.refused(exc)
                 if instead is None:
                     raise
@@ -212,24 +217,22 @@ class Attempts:
     ) -> OnQueued:
         """What the budget calls while a request waits: its turn goes back (waiting for budget
         costs nothing: let another event start), the wait is counted once, the asker told."""
-        noted = False
 
         async def queued(queue: QueueInfo) -> None:
-            nonlocal noted
             if turn is not None:
                 turn.release()
-            if not noted:
-                noted = True
-                await self.note(who, model, "queued")
+            await self.note(who, model, "queued")
             if on_queued is not None:
                 await on_queued(queue)
 
         return queued
 
     async def note(self, who: Who, model: ModelInfo, kind: str) -> None:
-        """Count a queued or refused request for the digest; never fails the request itself."""
-        if self.events is None:
+        """Count a queued, refused or fallen-back request for the digest, once; never fails the
+        request itself."""
+        if self.events is None or kind in self.counted:
             return
+        self.counted.add(kind)
         try:
             await self.events.note(
                 platform=who.platform,

@@ -338,8 +338,8 @@ class Claims:
 
 
 class RequestEvents:
-    """Counts what usage rows cannot show: requests that waited, and requests refused by a
-    cap before any provider call."""
+    """Counts what usage rows cannot show: requests that waited, requests refused by a cap
+    before any provider call, and requests another model answered instead."""
 
     def __init__(self, db: Database):
         self.db = db

@@ -318,7 +318,8 @@ class RequestEvent(Base):
     user: Mapped[str] = mapped_column(String(128))
     model: Mapped[str] = mapped_column(String(128))
     kind: Mapped[str] = mapped_column(String(16))
-    """``queued`` (waited for budget) or ``refused`` (a cap had no room)."""
+    """``queued`` (waited for budget), ``refused`` (a cap had no room) or ``fallback`` (another
+    model answered; ``model`` is the one asked for). Each at most once per request."""
 
 
 class _Measures:

@@ -144,7 +144,7 @@ async def test_queued_and_refused_counts_and_budgets(db: Database) -> None:
     rows = make_rows(start, 6, 200, seed=7)
     await store_rows(db, rows)
     events = RequestEvents(db)
-    for kind, n in (("queued", 3), ("refused", 2)):
+    for kind, n in (("queued", 3), ("refused", 2), ("fallback", 4)):
         for _ in range(n):
             await events.note(
                 platform="slack",
@@ -191,7 +191,7 @@ async def test_queued_and_refused_counts_and_budgets(db: Database) -> None:
         )
     finally:
         await budget.aclose()
-    assert (d.queued, d.refused) == (3, 2)
+    assert (d.queued, d.refused, d.fell_back) == (3, 2, 4)
     uses = {b.label: b for b in d.budgets}
     assert uses["channel C1 tokens per day"].used == c1_tokens
     assert uses["channel C1 tokens per day"].share == 1.0
@@ -202,7 +202,7 @@ async def test_queued_and_refused_counts_and_budgets(db: Database) -> None:
     text = to_text(d)
     assert "🛑 channel C1 tokens per day" in text
     assert "⚠️ workspace spend per month" in text
-    assert "refused by a cap 2" in text and "queued 3" in text
+    assert "queued 3 · refused by a cap 2 · answered by a fallback 4" in text
     blocks, fallback = slack_blocks(d)
     assert blocks[0]["type"] == "header" and "2026" in fallback
     assert any("<#C1>" in b.get("text", {}).get("text", "") for b in blocks)

@@ -18,7 +18,7 @@ from bot.config import load_settings
 from bot.errors import BudgetExceeded
 from bot.models import ChatRequest, Message
 from bot.sandbox import SandboxConfig, SandboxServer
-from bot.store.schema import UsageRecord
+from bot.store.schema import RequestEvent, UsageRecord
 from fakes.openai_api import FakeAzureOpenAI, FakeOpenAI
 
 OPENAI_KEY = "sk-openai-fallback-test"
@@ -97,6 +97,13 @@ async def rows(app: App) -> list[tuple[str, str]]:
     return [(r.model, r.outcome) for r in found]
 
 
+async def events(app: App) -> list[tuple[str, str]]:
+    """What the digest counts besides usage rows: (model asked, kind) per request."""
+    async with app.db.session() as s:
+        found = (await s.scalars(select(RequestEvent).order_by(RequestEvent.id))).all()
+    return [(e.model, e.kind) for e in found]
+
+
 async def test_a_spent_cap_sends_the_question_to_the_next_model_that_fits(rig: Rig) -> None:
     rig.write('[budgets."model:gpt-4o"]\nspend_day = "0.000001"')
     async with open_app(load_settings()) as app:
@@ -108,6 +115,8 @@ async def test_a_spent_cap_sends_the_question_to_the_next_model_that_fits(rig: R
         )
         assert await rows(app) == [("gpt-4o-mini", "ok")]  # one call, on the model used
         assert rig.azure.calls == []
+        # For the digest: answered by a fallback, not "refused by a cap" (it was answered).
+        assert await events(app) == [("gpt-4o", "fallback")]
         metric = app.metrics.fallbacks.labels("gpt-4o", "gpt-4o-mini")._value.get()
         assert metric == 1
 
@@ -139,6 +148,7 @@ async def test_when_every_model_is_refused_the_asked_model_s_refusal_is_told(rig
         assert "this workspace's spend per day" in str(refused.value)
         assert refused.value.cap_key  # so that "Request more" is offered for it
         assert await rows(app) == []
+        assert await events(app) == [("gpt-4o", "refused")]  # one request, refused once
 
 
 async def test_an_outage_mid_retry_falls_back_once_the_provider_is_down(rig: Rig) -> None:
