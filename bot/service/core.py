@@ -116,70 +116,86 @@ class Service:
         with self._measured(request):
             who = _who(request)
             prep = await self._prepare(request)
-            asked_info, attempts = prep.info, self._attempts()
+            attempts = self._attempts()
             try:
-                deadline = time.monotonic() + self.deadline
-                chain_start = prep.info.name
-                chain = await self._fallbacks(who, chain_start)
-                first: RequestRejected | ProviderError | None = None
-                why = ""
-                for n, name in enumerate((prep.info.name, *chain)):
-                    last = n == len(chain)
-                    if n:
-                        try:
-                            prep = await self._prepare(replace(request, model=name))
-                        except RequestRejected as exc:  # cannot see the images, too long for it...
-                            log.info("fallback %s cannot take this request: %s", name, exc)
-                            continue
-                    client = self.providers.client(prep.info.name)
-                    if not last and not client.health.up:
-                        first = first or ProviderDown(messages.PROVIDER_DOWN)  # kept if all fail
-                        why = why or messages.FALLBACK_DOWN
-                        continue
-                    job = ChatJob(
-                        request,
-                        prep,
-                        provider=client,
-                        budget=self.budget,
-                        batching=self.batching,
-                        store_message_text=self.store_message_text,
-                        on_delta=on_delta,
-                        stop=stop,
-                    )
-                    try:
-                        reply = await attempts.run(
-                            job,
-                            who,
-                            deadline=deadline,
-                            turn=turn,
-                            on_queued=on_queued,
-                            give_up=None if last else _down(client),
-                            count_refusal=False,
-                        )
-                    except (BudgetExceeded, WaitTooLong, QueueFull) as exc:
-                        if last:
-                            _reraise(first, exc)
-                        first, why = first or exc, why or _why(exc)
-                        continue
-                    except (ServerError, ProviderTimeout, ProviderUnreachable) as exc:
-                        if last or not job.retryable:  # shown in part: sent again, shown twice
-                            _reraise(first, exc)
-                        first, why = first or exc, why or messages.FALLBACK_DOWN
-                        continue
-                    self._warn_if_unpriced(reply)
-                    if n:
-                        asked = chain_start
-                        line = messages.FALLBACK.format(model=reply.model, asked=asked, why=why)
-                        log.info("%s", line)
-                        self.metrics.fallbacks.labels(asked, reply.model).inc()
-                        await attempts.note(who, asked_info, "fallback")
-                        reply = replace(reply, fallback=line)
-                    return reply
-                # Every fallback declined the request before asking for budget.
-                raise first or RuntimeError("no model was tried")
+                return await self._down_the_list(
+                    request, prep, who, attempts, on_delta, on_queued, turn, stop
+                )
             except BudgetExceeded:  # counted once for the digest, on the model asked for
-                await attempts.note(who, asked_info, "refused")
+                await attempts.note(who, prep.info, "refused")
                 raise
+
+    async def _down_the_list(
+        self,
+        request: ChatRequest,
+        prep: Prepared,
+        who: Who,
+        attempts: Attempts,
+        on_delta: OnDelta | None,
+        on_queued: OnQueued | None,
+        turn: Turn | None,
+        stop: asyncio.Event | None,
+    ) -> Reply:
+        """The model asked for, then each fallback that can take the request, until one
+        answers; raises the asked model's reason when none does."""
+        deadline = time.monotonic() + self.deadline
+        asked = prep.info
+        chain = await self._fallbacks(who, asked.name)
+        first: RequestRejected | ProviderError | None = None
+        why = ""
+        for n, name in enumerate((asked.name, *chain)):
+            last = n == len(chain)
+            if n:
+                try:
+                    prep = await self._prepare(replace(request, model=name))
+                except RequestRejected as exc:  # cannot see the images, too long for it...
+                    log.info("fallback %s cannot take this request: %s", name, exc)
+                    continue
+            client = self.providers.client(prep.info.name)
+            if not last and not client.health.up:
+                first = first or ProviderDown(messages.PROVIDER_DOWN)  # kept if all fail
+                why = why or messages.FALLBACK_DOWN
+                continue
+            job = ChatJob(
+                request,
+                prep,
+                provider=client,
+                budget=self.budget,
+                batching=self.batching,
+                store_message_text=self.store_message_text,
+                on_delta=on_delta,
+                stop=stop,
+            )
+            try:
+                reply = await attempts.run(
+                    job,
+                    who,
+                    deadline=deadline,
+                    turn=turn,
+                    on_queued=on_queued,
+                    give_up=None if last else _down(client),
+                    count_refusal=False,
+                )
+            except (BudgetExceeded, WaitTooLong, QueueFull) as exc:
+                if last:
+                    _reraise(first, exc)
+                first, why = first or exc, why or _why(exc)
+                continue
+            except (ServerError, ProviderTimeout, ProviderUnreachable) as exc:
+                if last or not job.retryable:  # shown in part: sent again, shown twice
+                    _reraise(first, exc)
+                first, why = first or exc, why or messages.FALLBACK_DOWN
+                continue
+            self._warn_if_unpriced(reply)
+            if n:
+                line = messages.FALLBACK.format(model=reply.model, asked=asked.name, why=why)
+                log.info("%s", line)
+                self.metrics.fallbacks.labels(asked.name, reply.model).inc()
+                await attempts.note(who, asked, "fallback")
+                reply = replace(reply, fallback=line)
+            return reply
+        # Every fallback declined the request before asking for budget.
+        raise first or RuntimeError("no model was tried")
 
     async def _prepare(self, request: ChatRequest) -> Prepared:
         return await prepare(
